@@ -1,0 +1,141 @@
+"""The ``cifar10`` command. Each subcommand imports its extra lazily and names it when it is missing."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from cifar10.paths import shipped_models_dir
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
+
+EXTRA_OF_MODULE = {
+    "tensorflow": "training", "keras": "training", "tf2onnx": "training", "sklearn": "training",
+    "matplotlib": "training", "PySide6": "app", "superqt": "app", "onnxruntime": "app", "PIL": "app",
+    "streamlit": "web", "gradio": "web",
+}
+
+
+class MissingExtra(SystemExit):
+    pass
+
+
+def _require(import_error: ImportError) -> MissingExtra:
+    module = (import_error.name or "").split(".")[0]
+    extra = EXTRA_OF_MODULE.get(module)
+    if extra is None:
+        raise import_error
+    return MissingExtra(f"cifar10: this command needs the '{extra}' extra ({module} is not installed):\n"
+                        f"    pip install -e '.[{extra}]'")
+
+
+# --- training side ----------------------------------------------------------------------------------
+
+def cmd_train(args) -> int:
+    try:
+        from training.train import TrainSettings, train
+    except ImportError as exc:
+        raise _require(exc) from exc
+    settings = TrainSettings.for_model(
+        args.model, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+        augment=args.augment, early_stopping_patience=args.early_stopping_patience,
+        lr_schedule=args.lr_schedule, seed=args.seed, precision=args.precision,
+        weights=None if args.weights == "none" else args.weights, limit=args.limit)
+    command = "cifar10 " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    train(settings, data_dir=args.data_dir, out=args.out,
+          export_dir=None if args.no_export else args.export_dir, command=command)
+    return 0
+
+
+def cmd_export(args) -> int:
+    try:
+        from training.export import export_run
+    except ImportError as exc:
+        raise _require(exc) from exc
+    export_run(args.run_dir, args.export_dir, data_dir=args.data_dir)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    try:
+        from training.evaluate import evaluate_onnx_file
+    except ImportError as exc:
+        raise _require(exc) from exc
+    evaluate_onnx_file(args.onnx, data_dir=args.data_dir, limit=args.limit)
+    return 0
+
+
+def cmd_report(args) -> int:
+    try:
+        from training.report import write_report
+    except ImportError as exc:
+        raise _require(exc) from exc
+    write_report(args.models_dir, args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cifar10", description="CIFAR-10 classifier studio")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a registered model, evaluate it on the test set, export to ONNX")
+    p.add_argument("--model", default="cnn_adam_m1", help="registered model name (see `cifar10 models`)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
+    p.add_argument("--lr", type=float)
+    p.add_argument("--lr-schedule", choices=["constant", "plateau", "cosine"])
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--early-stopping-patience", type=int, help="epochs without val improvement; 0 = off")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32")
+    p.add_argument("--weights", default="imagenet", help="transfer models: 'imagenet' (download) or 'none'")
+    p.add_argument("--limit", type=int, help="use only the first N images of each split (smoke runs)")
+    p.add_argument("--data-dir", help="CIFAR-10 python batches (default: $CIFAR10_DIR, else download)")
+    p.add_argument("--out", type=Path, default=Path("runs"), help="where run folders go")
+    p.add_argument("--export-dir", type=Path, default=shipped_models_dir())
+    p.add_argument("--no-export", action="store_true", help="train only; export later with `cifar10 export`")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="evaluate a finished run on the test set and export it to ONNX + card")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--export-dir", type=Path, default=shipped_models_dir())
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("evaluate", help="evaluate an ONNX model on the 10,000 CIFAR-10 test images")
+    p.add_argument("onnx", type=Path)
+    p.add_argument("--data-dir")
+    p.add_argument("--limit", type=int)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="markdown leaderboard + plot of the exported models vs the study")
+    p.add_argument("--models-dir", type=Path, default=shipped_models_dir())
+    p.add_argument("--out", type=Path, default=Path("reports"))
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("models", help="list the registered (trainable) models")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def cmd_models(args) -> int:
+    try:
+        from training.models import get_spec, model_names
+    except ImportError as exc:
+        raise _require(exc) from exc
+    for name in model_names():
+        print(f"{name:16s} {get_spec(name).summary}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Keras 3 (TensorFlow backend) training, evaluation and ONNX export. Needs the `training` extra."""

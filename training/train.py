@@ -1,0 +1,154 @@
+"""Train a registered model on CIFAR-10, keep the best epoch on validation, then evaluate and export.
+
+Read top to bottom: settings -> data -> model -> optimiser -> input pipeline -> callbacks -> fit ->
+run record -> test evaluation + ONNX export (training/export.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from training import models
+from training.data import load_cifar10
+from training.plots import plot_history
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    model: str
+    epochs: int
+    batch_size: int
+    optimizer: str
+    lr: float
+    augment: bool
+    early_stopping_patience: int
+    lr_schedule: str
+    seed: int = 0
+    precision: str = "float32"  # or mixed_bfloat16 (fast on CPUs with AVX512-BF16 / AMX)
+    weights: str | None = None  # only for transfer models: "imagenet" or None
+    limit: int | None = None  # keep the first N images of each split (smoke runs, tests)
+
+    @classmethod
+    def for_model(cls, name: str, **overrides) -> "TrainSettings":
+        """The model's study defaults, with every non-None override applied."""
+        defaults = asdict(models.get_spec(name).defaults)
+        settings = cls(model=name, **defaults)
+        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def make_optimizer(name: str, lr) -> keras.optimizers.Optimizer:
+    optimizers = {
+        "adam": lambda: keras.optimizers.Adam(lr),
+        "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=1e-4),
+        "sgd": lambda: keras.optimizers.SGD(lr, momentum=0.9, nesterov=True),
+    }
+    if name not in optimizers:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(optimizers)}")
+    return optimizers[name]()
+
+
+def make_augmenter(seed: int) -> keras.Sequential:
+    """Random horizontal flip + up to 4-pixel translation, applied to whole batches in tf.data."""
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomTranslation(0.125, 0.125, fill_mode="reflect", seed=seed + 1),
+    ], name="augmentation")
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, augmenter=None,
+                 seed: int = 0) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    ds = ds.map(lambda images, labels: (tf.cast(images, tf.float32), labels), num_parallel_calls=AUTOTUNE)
+    if augmenter is not None:
+        ds = ds.map(lambda images, labels: (augmenter(images, training=True), labels),
+                    num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
+def make_callbacks(settings: TrainSettings, run_dir: Path) -> list[keras.callbacks.Callback]:
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(run_dir / "best.keras", monitor="val_accuracy", save_best_only=True),
+        keras.callbacks.CSVLogger(run_dir / "history.csv"),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if settings.early_stopping_patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy",
+                                                       patience=settings.early_stopping_patience))
+    if settings.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3,
+                                                           min_lr=settings.lr / 64))
+    elif settings.lr_schedule == "cosine":
+        total = settings.epochs
+
+        def cosine(epoch, _lr):
+            return float(settings.lr * 0.5 * (1 + np.cos(np.pi * epoch / total)))
+        callbacks.append(keras.callbacks.LearningRateScheduler(cosine))
+    elif settings.lr_schedule != "constant":
+        raise ValueError(f"unknown lr schedule {settings.lr_schedule!r}: constant, plateau or cosine")
+    return callbacks
+
+
+def train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), export_dir: Path | None = None,
+          command: str | None = None) -> Path:
+    """Train, keep the best validation epoch, write the run record; export when export_dir is set."""
+    keras.utils.set_random_seed(settings.seed)
+    keras.mixed_precision.set_global_policy(settings.precision)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(out) / f"{settings.model}-{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    data = load_cifar10(data_dir, limit=settings.limit)
+    print(f"Data: {data.describe()}", file=sys.stderr)
+
+    build_kwargs = {"weights": settings.weights} if settings.model.endswith("_transfer") else {}
+    model = models.create_model(settings.model, **build_kwargs)
+    model.compile(optimizer=make_optimizer(settings.optimizer, settings.lr),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    augmenter = make_augmenter(settings.seed) if settings.augment else None
+    train_ds = make_dataset(data.train.x, data.train.y, settings.batch_size, shuffle=True,
+                            augmenter=augmenter, seed=settings.seed)
+    val_ds = make_dataset(data.val.x, data.val.y, 512, shuffle=False)
+
+    started = time.perf_counter()
+    history = model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs,
+                        callbacks=make_callbacks(settings, run_dir),
+                        verbose=1 if sys.stdout.isatty() else 2)
+    wall_time = time.perf_counter() - started
+
+    epochs_run = len(history.history["loss"])
+    best_epoch = int(np.argmax(history.history["val_accuracy"])) + 1
+    record = {
+        "model": settings.model,
+        "settings": asdict(settings),
+        "command": command or " ".join(sys.argv),
+        "epochs_run": epochs_run,
+        "best_epoch": best_epoch,
+        "best_val_accuracy": float(np.max(history.history["val_accuracy"])),
+        "training_wall_time_s": round(wall_time, 1),
+        "data": data.describe(),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (run_dir / "run.json").write_text(json.dumps(record, indent=2))
+    plot_history(history.history, run_dir / "curves.png", title=settings.model)
+    print(f"Trained {settings.model}: {epochs_run} epochs in {wall_time:.0f} s, best val_accuracy "
+          f"{record['best_val_accuracy']:.4f} at epoch {best_epoch}; run saved in {run_dir}", file=sys.stderr)
+
+    if export_dir is not None:
+        from training.export import export_run
+        export_run(run_dir, export_dir, data=data)
+    return run_dir
