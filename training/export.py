@@ -1,0 +1,139 @@
+"""Export a finished run to the ONNX contract, measure it on the test set, write its model card."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+import onnx
+import tensorflow as tf
+import tf2onnx
+
+from cifar10 import contract
+from training.data import Cifar10, load_cifar10
+from training.evaluate import onnx_probabilities
+from training.metrics import classification_metrics
+from training.models import get_spec
+from training.plots import plot_confusion
+
+OPSET = 17
+PARITY_IMAGES = 1000
+
+
+def to_onnx(model: keras.Model, path: Path, name: str) -> Path:
+    """Convert with tf2onnx; the graph takes raw 0..255 RGB and returns probabilities (the contract)."""
+    spec = (tf.TensorSpec([None, contract.IMAGE_SIZE, contract.IMAGE_SIZE, 3], tf.float32,
+                          name=contract.INPUT_NAME),)
+
+    @tf.function(input_signature=spec)
+    def serve(image):
+        # training=False: dropout off, BatchNorm uses its moving statistics.
+        return {contract.OUTPUT_NAME: tf.cast(model(image, training=False), tf.float32)}
+
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)
+    meta = {
+        contract.META_CLASS_NAMES: json.dumps(list(contract.CLASS_NAMES)),
+        contract.META_MODEL_NAME: name,
+        contract.META_CONTRACT: contract.CONTRACT_VERSION,
+    }
+    for key, value in meta.items():
+        proto.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    proto.producer_name = "cifar10-studio (tf2onnx)"
+    onnx.checker.check_model(proto)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".onnx.part")
+    onnx.save(proto, partial)
+    partial.replace(path)
+    return path
+
+
+def parity(model: keras.Model, onnx_path: Path, images: np.ndarray) -> dict:
+    """Keras vs onnxruntime on the same images: how far apart the probabilities are."""
+    keras_probs = model.predict(images.astype(np.float32), batch_size=500, verbose=0)
+    onnx_probs = onnx_probabilities(onnx_path, images)
+    return {
+        "images": int(len(images)),
+        "max_abs_diff": float(np.abs(keras_probs - onnx_probs).max()),
+        "argmax_agreement": float((keras_probs.argmax(1) == onnx_probs.argmax(1)).mean()),
+    }
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(), "python": platform.python_version()}
+
+
+def library_versions() -> dict:
+    import onnxruntime
+    import sklearn
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "tf2onnx": tf2onnx.__version__,
+            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__}
+
+
+def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, data_dir=None) -> Path:
+    run_dir = Path(run_dir)
+    record = json.loads((run_dir / "run.json").read_text())
+    name = record["model"]
+    spec = get_spec(name)
+    model = keras.models.load_model(run_dir / "best.keras")
+    if data is None:
+        data = load_cifar10(data_dir, limit=record["settings"].get("limit"))
+
+    onnx_path = to_onnx(model, Path(export_dir) / f"{name}.onnx", name)
+    parity_figures = parity(model, onnx_path, data.test.x[:PARITY_IMAGES])
+    # The card's test figures come from the shipped artefact (the ONNX model), on the whole test set.
+    metrics = classification_metrics(data.test.y, onnx_probabilities(onnx_path, data.test.x))
+    plot_confusion(np.array(metrics["confusion_matrix"]), run_dir / "confusion_matrix.png", name)
+
+    card = {
+        "name": name,
+        "summary": spec.summary,
+        "test_accuracy": round(metrics["accuracy"], 4),
+        "training_wall_time_s": record["training_wall_time_s"],
+        "precision_macro": round(metrics["precision_macro"], 4),
+        "recall_macro": round(metrics["recall_macro"], 4),
+        "f1_macro": round(metrics["f1_macro"], 4),
+        "ece": round(metrics["ece"], 4),
+        "parameters": int(model.count_params()),
+        "architecture": architecture_summary(model),
+        "training_command": record["command"],
+        "training": {k: record[k] for k in ("settings", "epochs_run", "best_epoch", "best_val_accuracy",
+                                            "finished")},
+        "data": record["data"],
+        "machine": machine(),
+        "test_metrics": metrics,
+        "onnx": {"file": onnx_path.name, "opset": OPSET, "input": [None, 32, 32, 3], "input_range": "0..255 RGB",
+                 "output": [None, 10], "parity_vs_keras": parity_figures},
+        "study": spec.study,
+        "libraries": library_versions(),
+        "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    card_path = onnx_path.with_suffix(".json")
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    for plot in ("curves.png", "confusion_matrix.png"):
+        if (run_dir / plot).exists():
+            shutil.copy(run_dir / plot, Path(export_dir) / f"{name}.{plot}")
+    print(f"Exported {name}: test accuracy {metrics['accuracy']:.4f} (ONNX, {metrics['n']} images), "
+          f"parity vs Keras {parity_figures}; card {card_path}", file=sys.stderr)
+    return onnx_path
+
+
+def architecture_summary(model: keras.Model) -> list[str]:
+    """One line per layer: name, type, output shape, parameters."""
+    return [f"{layer.name} ({type(layer).__name__}) {tuple(layer.output.shape)} {layer.count_params():,}"
+            for layer in model.layers]
