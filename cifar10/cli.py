@@ -8,6 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from cifar10.errors import UserFacingError
 from cifar10.paths import shipped_models_dir
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
@@ -134,7 +135,11 @@ def cmd_models(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UserFacingError as exc:
+        print(f"cifar10: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

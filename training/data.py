@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar10.errors import UserFacingError
+
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 ARCHIVE_DIR_NAME = "cifar-10-batches-py"
@@ -29,7 +31,7 @@ ENV_VAR = "CIFAR10_DIR"
 VALIDATION_SIZE = 5000  # the last 5,000 training images: early stopping and model selection
 
 
-class DataError(RuntimeError):
+class DataError(UserFacingError, RuntimeError):
     """CIFAR-10 is missing, partial or corrupt; the message says which file and what to do."""
 
 
@@ -54,7 +56,7 @@ class Cifar10:
             "source": str(self.source),
             "train": len(self.train),
             "validation": len(self.val),
-            "validation_rows": f"last {len(self.val)} of the 50,000 training images",
+            "validation_rows": "the last training images (end of data_batch_5), held out from training",
             "test": len(self.test),
         }
 
@@ -163,6 +165,9 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, *, validation_size: 
     x = np.concatenate([b.x for b in batches])
     y = np.concatenate([b.y for b in batches])
     cut = len(y) - validation_size
+    if cut <= 0:
+        raise DataError(f"{path} holds {len(y)} training images: too few to hold out {validation_size} "
+                        "for validation.")
     train, val = Split(x[:cut], y[:cut]), Split(x[cut:], y[cut:])
     test = load_batch(path / TEST_BATCH)
     if limit:

@@ -15,6 +15,11 @@ import keras
 from keras import layers, ops, regularizers
 
 from cifar10.contract import IMAGE_SIZE, NUM_CLASSES
+from cifar10.errors import UserFacingError
+
+
+class UnknownModelError(UserFacingError, KeyError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; known models: {', '.join(model_names())}") from None
+        raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(model_names())}") from None
 
 
 def create_model(name: str, **kwargs) -> keras.Model:

@@ -1,0 +1,56 @@
+"""Smoke tests of the training side of the `cifar10` command."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cifar10 import cli
+from cifar_fixtures import write_dataset
+
+
+def test_models_lists_the_registry(capsys):
+    assert cli.main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ("baseline", "cnn_adam_m1", "cnn_sgd_m1", "vgg16_transfer"):
+        assert name in out
+
+
+def test_missing_extra_names_the_extra():
+    error = ImportError("No module named 'tensorflow'", name="tensorflow")
+    message = str(cli._require(error))
+    assert "'training' extra" in message and "pip install -e '.[training]'" in message
+
+
+def test_train_then_export_then_evaluate_then_report(tmp_path, capsys):
+    data_dir = write_dataset(tmp_path / "cifar", per_batch=1020)
+    runs, models_dir = tmp_path / "runs", tmp_path / "models"
+    assert cli.main(["train", "--model", "baseline", "--epochs", "1", "--limit", "64", "--data-dir", str(data_dir),
+                     "--out", str(runs), "--no-export"]) == 0
+    assert not models_dir.exists()
+    (run_dir,) = runs.iterdir()
+    assert cli.main(["export", str(run_dir), "--export-dir", str(models_dir), "--data-dir", str(data_dir)]) == 0
+    card = json.loads((models_dir / "baseline.json").read_text())
+    assert card["training_command"].startswith("cifar10 ")
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(models_dir / "baseline.onnx"), "--data-dir", str(data_dir),
+                     "--limit", "64"]) == 0
+    out = capsys.readouterr().out
+    assert f"accuracy {card['test_accuracy']:.4f} on 64 test images" in out
+    assert cli.main(["report", "--models-dir", str(models_dir), "--out", str(tmp_path / "report")]) == 0
+    assert "| `baseline` |" in (tmp_path / "report" / "leaderboard.md").read_text()
+    assert (tmp_path / "report" / "leaderboard.png").stat().st_size > 1000
+
+
+def test_bad_data_dir_is_a_clear_error_not_a_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "cifar10.cli", "train", "--data-dir", str(tmp_path / "none"),
+                             "--out", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_model_is_a_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "cifar10.cli", "train", "--model", "nope", "--out", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "unknown model 'nope'" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,113 @@
+"""Real (tiny) Keras training, tf2onnx export and onnxruntime parity. No full training here."""
+
+import json
+
+import keras
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from cifar10 import contract
+from cifar_fixtures import write_dataset
+from training import models
+from training.export import export_run
+from training.train import TrainSettings, train
+
+
+@pytest.fixture(scope="module")
+def tiny_cifar(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("cifar") / "cifar-10-batches-py", per_batch=1100)  # 5,500 train rows: 5,000 held out
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_cifar, tmp_path_factory):
+    """One epoch of cnn_adam_m1 on 400 training images, then the full export path."""
+    out = tmp_path_factory.mktemp("out")
+    settings = TrainSettings.for_model("cnn_adam_m1", epochs=1, limit=400)
+    run_dir = train(settings, data_dir=tiny_cifar, out=out / "runs", export_dir=out / "models",
+                    command="cifar10 train --model cnn_adam_m1 --epochs 1 --limit 400")
+    return run_dir, out / "models"
+
+
+def test_study_parameter_counts():
+    model = models.create_model("cnn_adam_m1")
+    # The study's layer table: 323,946 parameters of which 323,050 trainable.
+    assert model.count_params() == 323_946
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 323_050
+
+
+@pytest.mark.parametrize("name", [n for n in models.model_names() if n != "vgg16_transfer"])
+def test_every_model_maps_raw_pixels_to_probabilities(name):
+    model = models.create_model(name)
+    probs = model.predict(np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32"), verbose=0)
+    assert probs.shape == (3, 10)
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(KeyError, match="known models: baseline"):
+        models.get_spec("resnet9000")
+
+
+def test_settings_take_study_defaults_and_overrides():
+    s = TrainSettings.for_model("baseline")
+    assert (s.epochs, s.batch_size, s.optimizer, s.lr) == (10, 64, "adam", 1e-3)
+    s = TrainSettings.for_model("cnn_sgd_m1", lr=0.05)
+    assert (s.optimizer, s.lr, s.batch_size) == ("sgd", 0.05, 32)
+
+
+def test_vgg16_transfer_builds_without_download_and_fine_tunes_the_head_only():
+    model = models.create_model("vgg16_transfer", weights=None)
+    base = next(layer for layer in model.layers if layer.name == "vgg16")
+    assert not base.trainable
+    frozen_before = [w.numpy().copy() for w in base.weights[:2]]
+    head = model.get_layer("probabilities")
+    head_before = head.kernel.numpy().copy()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+    model.fit(x, np.arange(16) % 10, epochs=1, batch_size=8, verbose=0)
+    assert not np.allclose(head.kernel.numpy(), head_before)
+    for before, w in zip(frozen_before, base.weights[:2]):
+        np.testing.assert_array_equal(before, w.numpy())
+
+
+def test_training_run_records_what_happened(exported):
+    run_dir, _ = exported
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["epochs_run"] == 1 and record["settings"]["limit"] == 400
+    assert record["data"]["train"] == 400
+    assert (run_dir / "best.keras").exists() and (run_dir / "history.csv").exists()
+    assert (run_dir / "curves.png").stat().st_size > 1000
+
+
+def test_export_meets_the_onnx_contract(exported):
+    _, models_dir = exported
+    proto = onnx.load(models_dir / "cnn_adam_m1.onnx")
+    (inp,), (out,) = proto.graph.input, proto.graph.output
+    assert inp.name == contract.INPUT_NAME and out.name == contract.OUTPUT_NAME
+    assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    dims = [d.dim_value or d.dim_param for d in inp.type.tensor_type.shape.dim]
+    assert dims[1:] == [32, 32, 3] and isinstance(dims[0], str)  # dynamic batch
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta[contract.META_CLASS_NAMES]) == list(contract.CLASS_NAMES)
+    assert meta[contract.META_MODEL_NAME] == "cnn_adam_m1"
+    # Raw 0..255 pixels in, probabilities out.
+    session = ort.InferenceSession(str(models_dir / "cnn_adam_m1.onnx"), providers=["CPUExecutionProvider"])
+    probs = session.run(None, {"image": np.full((2, 32, 32, 3), 200, np.float32)})[0]
+    assert probs.shape == (2, 10)
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
+
+
+def test_onnx_matches_keras_and_card_matches_onnx(exported):
+    _, models_dir = exported
+    card = json.loads((models_dir / "cnn_adam_m1.json").read_text())
+    parity = card["onnx"]["parity_vs_keras"]
+    assert parity["images"] == 400 and parity["argmax_agreement"] == 1.0 and parity["max_abs_diff"] < 1e-4
+    assert card["parameters"] == 323_946
+    assert card["training_command"] == "cifar10 train --model cnn_adam_m1 --epochs 1 --limit 400"
+    metrics = card["test_metrics"]
+    assert card["test_accuracy"] == round(metrics["accuracy"], 4)
+    assert np.trace(metrics["confusion_matrix"]) == round(metrics["accuracy"] * metrics["n"])
+    for key in ("training_wall_time_s", "machine", "libraries", "data", "ece", "f1_macro", "architecture"):
+        assert key in card
