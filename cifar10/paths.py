@@ -18,3 +18,16 @@ def project_root() -> Path:
 
 def shipped_models_dir() -> Path:
     return Path(os.environ.get(MODELS_DIR_ENV) or project_root() / "exported_models")
+
+
+def user_models_dir() -> Path:
+    """Per-user folder for extra models (``<name>.onnx`` + ``<name>.json``), e.g.
+    ``~/.local/share/cifar10-studio/models`` on Linux, ``%LOCALAPPDATA%\\cifar10-studio\\models`` on Windows."""
+    from platformdirs import user_data_dir  # the `app` extra; imported here to keep this module light
+
+    return Path(user_data_dir("cifar10-studio", appauthor=False)) / "models"
+
+
+def model_dirs() -> list[Path]:
+    """Where apps look for models, in priority order: shipped (or ``$CIFAR10_MODELS_DIR``), then the user's."""
+    return [shipped_models_dir(), user_models_dir()]

@@ -1,0 +1,261 @@
+"""Run an exported model on images: the inference core shared by the CLI, the desktop app and the web apps.
+
+Only numpy, Pillow and onnxruntime are used (never TensorFlow).
+
+>>> from cifar10.inference import Classifier, classify_files
+>>> clf = Classifier(model_info_or_path)             # provider="auto": CUDA if onnxruntime has it
+>>> for result in classify_files(clf, ["photos/"]):  # folders are scanned recursively
+...     print(result.path, result.label, result.confidence, result.error)
+
+``classify_files`` streams: it decodes ``batch_size`` files at a time on a thread pool (Pillow
+releases the GIL while decoding and resizing), runs one batched inference per chunk, and yields
+the results in input order. At most two chunks of 32x32 images are in memory at once, whatever the
+number of files; a broken file gives a :class:`Result` with ``error`` set and the rest go on.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from cifar10 import contract
+from cifar10.preprocess import ImageError, ImageSource, load_image
+from cifar10.registry import ModelInfo, load_model_info
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+DEFAULT_BATCH_SIZE = 256
+
+# Files a folder scan skips: OS metadata that is never an image a user meant to classify.
+SKIPPED_FILE_NAMES = frozenset({"thumbs.db", "desktop.ini", "ehthumbs.db"})
+
+
+class ProviderError(RuntimeError):
+    """The requested execution provider is not available; the message says what is."""
+
+
+def available_providers() -> list[str]:
+    """onnxruntime's execution providers on this machine, e.g. ``['CUDAExecutionProvider', 'CPUExecutionProvider']``."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+class Classifier:
+    """One onnxruntime session for one model. ``predict`` is thread-safe (onnxruntime's ``run`` is)."""
+
+    def __init__(self, model: ModelInfo | str | os.PathLike, provider: str = "auto", *,
+                 threads: int | None = None):
+        import onnxruntime as ort
+
+        self.model: ModelInfo = model if isinstance(model, ModelInfo) else load_model_info(model)
+        provider = (provider or "auto").lower()
+        if provider not in ("auto", *PROVIDERS):
+            raise ProviderError(f"unknown provider '{provider}': use auto, cpu or cuda")
+        available = available_providers()
+        if provider == "cuda" and PROVIDERS["cuda"] not in available:
+            raise ProviderError("CUDA was requested but this onnxruntime has no CUDAExecutionProvider "
+                                f"(available: {', '.join(available)}). Install onnxruntime-gpu with a "
+                                "matching CUDA/cuDNN, or use --provider cpu.")
+        if provider == "cpu" or (provider == "auto" and PROVIDERS["cuda"] not in available):
+            wanted = [PROVIDERS["cpu"]]
+        else:
+            wanted = [PROVIDERS["cuda"], PROVIDERS["cpu"]]
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only; CUDA fallback warnings are reported below instead
+        if threads:
+            options.intra_op_num_threads = threads
+        self._session = ort.InferenceSession(str(self.model.onnx_path), options, providers=wanted)
+        in_use = self._session.get_providers()
+        if provider == "cuda" and PROVIDERS["cuda"] not in in_use:
+            raise ProviderError("CUDA was requested but onnxruntime could not start it (CUDA or cuDNN "
+                                "libraries missing or mismatched); use --provider cpu.")
+        self.provider_name: str = in_use[0]
+        self.provider: str = next((short for short, full in PROVIDERS.items() if full == in_use[0]), in_use[0])
+
+    def __repr__(self) -> str:
+        return f"Classifier({self.model.name!r}, provider={self.provider!r})"
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities ``[N, 10]`` (float32) for a uint8 or float32 NHWC batch ``[N, 32, 32, 3]`` of raw RGB."""
+        batch = np.asarray(batch)
+        if batch.ndim == 3:
+            batch = batch[None]
+        expected = (contract.IMAGE_SIZE, contract.IMAGE_SIZE, 3)
+        if batch.ndim != 4 or batch.shape[1:] != expected:
+            raise ValueError(f"expected a batch of shape [N, 32, 32, 3], got {list(batch.shape)}")
+        if batch.dtype not in (np.uint8, np.float32):
+            raise ValueError(f"expected uint8 (0..255) or float32 raw RGB, got {batch.dtype}")
+        if len(batch) == 0:
+            return np.zeros((0, contract.NUM_CLASSES), np.float32)
+        feed = np.ascontiguousarray(batch, dtype=np.float32)
+        (probs,) = self._session.run([contract.OUTPUT_NAME], {contract.INPUT_NAME: feed})
+        return np.asarray(probs, dtype=np.float32)
+
+    def predict_image(self, source: ImageSource) -> np.ndarray:
+        """Probabilities ``[10]`` for one image file/bytes (raises :class:`ImageError`)."""
+        return self.predict(load_image(source)[None])[0]
+
+
+@dataclass
+class Result:
+    path: str
+    label: str = ""                            # predicted class name; "" on error
+    confidence: float = float("nan")           # probability of ``label``; nan on error
+    probabilities: np.ndarray | None = None    # [10] in CLASS_NAMES order; None on error
+    error: str = ""                            # "" when it worked
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)  # 32x32 input, if kept
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    def top_k(self, k: int = 3) -> list[tuple[str, float]]:
+        if self.probabilities is None:
+            return []
+        order = np.argsort(-self.probabilities, kind="stable")[:k]
+        return [(contract.CLASS_NAMES[i], float(self.probabilities[i])) for i in order]
+
+    @classmethod
+    def from_probabilities(cls, path: str, probabilities: np.ndarray, image: np.ndarray | None = None) -> "Result":
+        probabilities = np.asarray(probabilities, dtype=np.float32)
+        best = int(np.argmax(probabilities))
+        return cls(path, contract.CLASS_NAMES[best], float(probabilities[best]), probabilities, "", image)
+
+
+def iter_image_files(paths: Iterable[str | os.PathLike]) -> Iterator[str]:
+    """Expand files and folders (recursively, sorted) into file paths, each once, in a stable order.
+
+    Every regular file in a folder is yielded, image or not (non-images become error rows), except
+    hidden ones (name starting with "." or the Windows hidden attribute), hidden folders, and OS
+    metadata such as Thumbs.db: nobody drops a folder to classify its ``.DS_Store``. A path given
+    explicitly is always yielded, even if hidden or missing (it then gets an error row).
+    Symlinked folders are not followed (no cycles); symlinked files are.
+    """
+    seen: set[str] = set()
+
+    def once(path: str) -> bool:
+        key = os.path.normcase(os.path.abspath(path))
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    for given in paths:
+        given = os.fspath(given)
+        if os.path.isdir(given):
+            for path in _walk(given):
+                if once(path):
+                    yield path
+        elif once(given):
+            yield given
+
+
+def _is_hidden(entry: os.DirEntry) -> bool:
+    if entry.name.startswith("."):
+        return True
+    if sys.platform == "win32":
+        try:
+            return bool(entry.stat(follow_symlinks=False).st_file_attributes & stat.FILE_ATTRIBUTE_HIDDEN)
+        except (OSError, AttributeError):
+            return False
+    return False
+
+
+def _walk(folder: str) -> Iterator[str]:
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return  # unreadable folder: nothing to list (the folder itself is not a file row)
+    for entry in entries:
+        if _is_hidden(entry):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _walk(entry.path)
+            elif entry.is_file() and entry.name.lower() not in SKIPPED_FILE_NAMES:
+                yield entry.path
+        except OSError:
+            continue
+
+
+def _decode_one(path: str, stop: Callable[[], bool] | None) -> np.ndarray | str | None:
+    if stop is not None and stop():
+        return None
+    try:
+        return load_image(path)
+    except ImageError as exc:
+        return exc.reason  # the row shows the path already
+    except Exception as exc:  # belt and braces: one odd file must never end a 10,000-file run
+        return f"unexpected error decoding {path}: {type(exc).__name__}: {exc}"
+
+
+def iter_result_batches(classifier: Classifier, paths: Iterable[str | os.PathLike], batch_size: int = DEFAULT_BATCH_SIZE,
+                        on_progress: Callable[[int, int], None] | None = None,
+                        should_stop: Callable[[], bool] | None = None, *, keep_images: bool = False,
+                        workers: int | None = None) -> Iterator[list[Result]]:
+    """Like :func:`classify_files` but yields one list of results per batch (GUIs append these in one go)."""
+    files = list(iter_image_files(paths))  # the paths only (small); images are decoded per batch
+    total = len(files)
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    workers = workers or min(8, (os.cpu_count() or 2))
+    done = 0
+    if on_progress is not None:
+        on_progress(0, total)
+    if total == 0:
+        return
+    chunks = [files[i:i + batch_size] for i in range(0, total, batch_size)]
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cifar10-decode")
+    try:
+        def submit(chunk: list[str]) -> list[Future]:
+            return [pool.submit(_decode_one, path, should_stop) for path in chunk]
+
+        pending = submit(chunks[0])
+        for index, chunk in enumerate(chunks):
+            decoded = [f.result() for f in pending]
+            # Decode the next chunk while this one is being classified (two chunks in memory at most).
+            pending = submit(chunks[index + 1]) if index + 1 < len(chunks) else []
+            if should_stop is not None and should_stop():
+                return
+            good = [i for i, d in enumerate(decoded) if isinstance(d, np.ndarray)]
+            probs = classifier.predict(np.stack([decoded[i] for i in good])) if good else None
+            results: list[Result] = []
+            row = {i: n for n, i in enumerate(good)}
+            for i, path in enumerate(chunk):
+                item = decoded[i]
+                if isinstance(item, np.ndarray):
+                    results.append(Result.from_probabilities(path, probs[row[i]], item if keep_images else None))
+                else:
+                    results.append(Result(path, error=item or "cancelled"))
+            done += len(chunk)
+            if on_progress is not None:
+                on_progress(done, total)
+            yield results
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def classify_files(classifier: Classifier, paths: Iterable[str | os.PathLike], batch_size: int = DEFAULT_BATCH_SIZE,
+                   on_progress: Callable[[int, int], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None, *, keep_images: bool = False,
+                   workers: int | None = None) -> Iterator[Result]:
+    """Classify files and folders (scanned recursively), yielding one :class:`Result` per file, in order.
+
+    ``on_progress(done, total)`` is called after each batch (and once with ``done=0``);
+    ``should_stop()`` is polled before each file is decoded and before each batch is classified:
+    when it returns True the generator ends early (results already yielded stay valid).
+    ``keep_images`` puts the 32x32 model input on each result (3 KB each; the desktop app's thumbnails).
+    """
+    for batch in iter_result_batches(classifier, paths, batch_size, on_progress, should_stop,
+                                     keep_images=keep_images, workers=workers):
+        yield from batch
+

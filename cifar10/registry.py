@@ -1,0 +1,233 @@
+"""Find the exported models and check each one against the ONNX contract before any app uses it.
+
+A model is ``<name>.onnx`` + ``<name>.json`` (its card) in one of the model folders
+(:func:`cifar10.paths.model_dirs`: the shipped ``exported_models/`` or ``$CIFAR10_MODELS_DIR``,
+then the per-user folder). A model that breaks the contract is reported as one readable error
+string and left out; discovery never raises for a bad model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from cifar10 import contract
+
+
+class ModelError(ValueError):
+    """A model file or its card breaks the contract; the message names the file and the problem."""
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    onnx_path: Path
+    card: dict = field(default_factory=dict)
+
+    @property
+    def test_accuracy(self) -> float | None:
+        value = self.card.get("test_accuracy")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    @property
+    def summary(self) -> str:
+        return str(self.card.get("summary") or "")
+
+    @property
+    def card_path(self) -> Path:
+        return self.onnx_path.with_suffix(".json")
+
+    @property
+    def label(self) -> str:
+        """``name — 83.4 % test accuracy``: what pickers show."""
+        acc = self.test_accuracy
+        return f"{self.name} — {acc:.1%} test accuracy" if acc is not None else f"{self.name} — accuracy unknown"
+
+
+def discover_models(dirs: Iterable[str | os.PathLike] | None = None) -> tuple[list[ModelInfo], list[str]]:
+    """All valid models in ``dirs`` (default :func:`cifar10.paths.model_dirs`), best test accuracy first.
+
+    Returns ``(models, errors)``; each error is a sentence naming the file and what is wrong.
+    A name found in an earlier folder wins over the same name in a later one (reported as an error).
+    Folders that do not exist are skipped silently (the user folder usually does not).
+    """
+    if dirs is None:
+        from cifar10.paths import model_dirs
+
+        dirs = model_dirs()
+    models: list[ModelInfo] = []
+    errors: list[str] = []
+    seen: dict[str, Path] = {}
+    for directory in dirs:
+        directory = Path(directory)
+        if not directory.is_dir():
+            continue
+        try:
+            onnx_files = sorted(p for p in directory.iterdir() if p.suffix.lower() == ".onnx" and p.is_file())
+        except OSError as exc:
+            errors.append(f"{directory}: cannot list the models folder ({exc.strerror or exc})")
+            continue
+        for path in onnx_files:
+            try:
+                info = load_model_info(path)
+            except ModelError as exc:
+                errors.append(str(exc))
+                continue
+            if info.name in seen:
+                errors.append(f"{path}: a model named '{info.name}' was already found in {seen[info.name]}; "
+                              "this one is ignored")
+                continue
+            seen[info.name] = path
+            models.append(info)
+    models.sort(key=lambda m: (-(m.test_accuracy if m.test_accuracy is not None else -1.0), m.name))
+    return models, errors
+
+
+def best_model(models: list[ModelInfo]) -> ModelInfo | None:
+    """The model with the highest card test accuracy (models without one come last)."""
+    if not models:
+        return None
+    return min(models, key=lambda m: (-(m.test_accuracy if m.test_accuracy is not None else -1.0), m.name))
+
+
+def find_model(name_or_path: str | os.PathLike, models: list[ModelInfo]) -> ModelInfo:
+    """A discovered model by name, or any ``.onnx`` file by path (validated). Raises :class:`ModelError`."""
+    text = os.fspath(name_or_path)
+    for model in models:
+        if model.name == text:
+            return model
+    path = Path(text)
+    if path.suffix.lower() == ".onnx" or path.exists():
+        return load_model_info(path)
+    known = ", ".join(m.name for m in models) or "none found"
+    raise ModelError(f"no model named '{text}' (available: {known})")
+
+
+def load_model_info(onnx_path: str | os.PathLike) -> ModelInfo:
+    """Read the card and validate the ONNX file against the contract; raise :class:`ModelError` if broken."""
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise ModelError(f"{onnx_path}: model file not found")
+    card = read_card(onnx_path.with_suffix(".json"))
+    validate_onnx(onnx_path)
+    return ModelInfo(name=onnx_path.stem, onnx_path=onnx_path, card=card)
+
+
+def read_card(card_path: Path) -> dict:
+    if not card_path.is_file():
+        raise ModelError(f"{card_path.with_suffix('.onnx')}: its model card {card_path.name} is missing "
+                         "(every model needs <name>.onnx and <name>.json)")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{card_path}: cannot read the model card ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{card_path}: the model card is not valid JSON ({exc})") from None
+    if not isinstance(card, dict):
+        raise ModelError(f"{card_path}: the model card must be a JSON object, not {type(card).__name__}")
+    for key in ("name", "test_accuracy", "summary"):
+        if key not in card:
+            raise ModelError(f"{card_path}: the model card has no '{key}'")
+    acc = card["test_accuracy"]
+    if isinstance(acc, bool) or not isinstance(acc, (int, float)) or not math.isfinite(acc) or not 0 <= acc <= 1:
+        raise ModelError(f"{card_path}: 'test_accuracy' must be a number between 0 and 1, not {acc!r}")
+    return card
+
+
+# Validation opens an onnxruntime session (no graph optimisation: fast) and reads its signature and
+# metadata. Results are cached per (path, size, mtime) so rescanning a folder is cheap.
+_VALIDATED: dict[tuple[str, int, int], str | None] = {}
+
+
+def validate_onnx(onnx_path: Path) -> None:
+    try:
+        stat = onnx_path.stat()
+    except OSError as exc:
+        raise ModelError(f"{onnx_path}: cannot read ({exc.strerror or exc})") from None
+    key = (str(onnx_path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _VALIDATED:
+        _VALIDATED[key] = _contract_problem(onnx_path)
+    problem = _VALIDATED[key]
+    if problem:
+        raise ModelError(f"{onnx_path}: {problem}")
+
+
+def _contract_problem(onnx_path: Path) -> str | None:
+    """None if the model honours the contract, else a description of the first problem."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"not a loadable ONNX model ({first_line})"
+
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1:
+        return f"expected exactly 1 input, found {len(inputs)} ({', '.join(i.name for i in inputs)})"
+    image = inputs[0]
+    if image.name != contract.INPUT_NAME:
+        return f"the input is named '{image.name}', the contract says '{contract.INPUT_NAME}'"
+    if image.type != "tensor(float)":
+        return f"input '{image.name}' is {image.type}, the contract says tensor(float) (float32)"
+    expected_in = ["N", contract.IMAGE_SIZE, contract.IMAGE_SIZE, 3]
+    if not _shape_matches(image.shape, expected_in):
+        return f"input shape is {_fmt_shape(image.shape)}, the contract says [N, 32, 32, 3] (NHWC, any batch size)"
+
+    by_name = {o.name: o for o in outputs}
+    if contract.OUTPUT_NAME not in by_name:
+        return (f"no output named '{contract.OUTPUT_NAME}' (outputs: "
+                f"{', '.join(o.name for o in outputs) or 'none'})")
+    probs = by_name[contract.OUTPUT_NAME]
+    if probs.type != "tensor(float)":
+        return f"output '{probs.name}' is {probs.type}, the contract says tensor(float)"
+    if not _shape_matches(probs.shape, ["N", contract.NUM_CLASSES]):
+        return f"output shape is {_fmt_shape(probs.shape)}, the contract says [N, {contract.NUM_CLASSES}]"
+
+    meta = session.get_modelmeta().custom_metadata_map
+    version = meta.get(contract.META_CONTRACT)
+    if version is None:
+        return (f"metadata '{contract.META_CONTRACT}' is missing: not exported under the cifar10 ONNX contract "
+                "(use `cifar10 export`)")
+    if version != contract.CONTRACT_VERSION:
+        return (f"metadata '{contract.META_CONTRACT}' is {version!r}, expected '{contract.CONTRACT_VERSION}' "
+                "(was it exported by `cifar10 export`?)")
+    raw_names = meta.get(contract.META_CLASS_NAMES)
+    if raw_names is None:
+        return f"metadata '{contract.META_CLASS_NAMES}' is missing"
+    try:
+        names = json.loads(raw_names)
+    except json.JSONDecodeError:
+        return f"metadata '{contract.META_CLASS_NAMES}' is not a JSON list: {raw_names[:80]!r}"
+    if names != list(contract.CLASS_NAMES):
+        return (f"metadata '{contract.META_CLASS_NAMES}' is {names!r}; the contract's classes, in order, are "
+                f"{list(contract.CLASS_NAMES)}")
+    if not meta.get(contract.META_MODEL_NAME):
+        return f"metadata '{contract.META_MODEL_NAME}' is missing"
+    return None
+
+
+def _shape_matches(actual, expected) -> bool:
+    """``expected`` uses "N" for the batch axis, which must be dynamic (a name or None) or at least not fixed."""
+    if actual is None or len(actual) != len(expected):
+        return False
+    for got, want in zip(actual, expected):
+        if want == "N":
+            if isinstance(got, int):  # a fixed batch size would break batched inference
+                return False
+        elif got != want:
+            return False
+    return True
+
+
+def _fmt_shape(shape) -> str:
+    if shape is None:
+        return "unknown"
+    return "[" + ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in shape) + "]"

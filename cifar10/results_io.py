@@ -1,0 +1,130 @@
+"""Write classification results: one writer for the CLI and the desktop app, so their files match.
+
+Columns (CSV header, JSON keys): ``path, label, confidence, error`` then one probability column per
+class, named by the class, in ``CLASS_NAMES`` order. A failed file has an empty label/confidence/
+probabilities (JSON: null) and its message in ``error``. JSON is a list of row objects; each row
+also carries ``top_k``: the k best ``[class, probability]`` pairs (``top_k=0`` leaves it out).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import IO, Iterable
+
+from cifar10.contract import CLASS_NAMES
+from cifar10.inference import Result
+
+COLUMNS = ("path", "label", "confidence", "error", *CLASS_NAMES)
+FORMATS = {".csv": "csv", ".json": "json"}
+
+
+def format_for(path: str | os.PathLike) -> str:
+    """``csv`` or ``json`` from the file suffix; ValueError for anything else."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"cannot tell the output format of '{path}': use a .csv or .json file name")
+    return FORMATS[suffix]
+
+
+def result_row(result: Result) -> dict:
+    """The row for one result: floats rounded to 6 decimals; None where the file failed."""
+    probs = result.probabilities
+    ok = probs is not None and not result.error
+    confidence = result.confidence if ok and not math.isnan(result.confidence) else None
+    row = {"path": str(result.path), "label": result.label if ok else "",
+           "confidence": round(float(confidence), 6) if confidence is not None else None,
+           "error": result.error}
+    for i, name in enumerate(CLASS_NAMES):
+        row[name] = round(float(probs[i]), 6) if ok else None
+    return row
+
+
+class ResultWriter:
+    """Streams rows to a CSV or JSON file as they come (constant memory for any number of files)."""
+
+    def __init__(self, stream: IO[str], fmt: str, *, top_k: int = 3):
+        if fmt not in ("csv", "json"):
+            raise ValueError(f"unknown results format '{fmt}' (csv or json)")
+        self.stream, self.fmt, self.top_k, self.count = stream, fmt, top_k, 0
+        if fmt == "csv":
+            self._csv = csv.DictWriter(stream, fieldnames=COLUMNS, lineterminator="\n")
+            self._csv.writeheader()
+        else:
+            stream.write("[")
+
+    def write(self, result: Result) -> None:
+        row = result_row(result)
+        if self.fmt == "csv":
+            self._csv.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        else:
+            if self.top_k:
+                row["top_k"] = [[label, round(p, 6)] for label, p in result.top_k(self.top_k)]
+            self.stream.write(("\n  " if self.count == 0 else ",\n  ") + json.dumps(row, ensure_ascii=False))
+        self.count += 1
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.stream.write("\n]\n" if self.count else "]\n")
+        self.stream.flush()
+
+
+def write_results(results: Iterable[Result], path: str | os.PathLike, *, fmt: str | None = None,
+                  top_k: int = 3) -> int:
+    """Write ``results`` to ``path`` (format from its suffix unless ``fmt``); returns the row count.
+
+    Written to ``<path>.part`` then renamed, so a cancelled or failed run never leaves half a file
+    under the real name.
+    """
+    path = Path(path)
+    fmt = fmt or format_for(path)
+    partial = path.with_name(path.name + ".part")
+    try:
+        with open(partial, "w", encoding="utf-8", newline="") as stream:
+            writer = ResultWriter(stream, fmt, top_k=top_k)
+            for result in results:
+                writer.write(result)
+            writer.close()
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return writer.count
+
+
+def read_results(path: str | os.PathLike) -> list[dict]:
+    """Read a results file back into row dicts (numbers as floats, missing as None). For tests and tools."""
+    path = Path(path)
+    if format_for(path) == "json":
+        return json.loads(path.read_text(encoding="utf-8"))
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    numeric = ("confidence", *CLASS_NAMES)
+    return [{k: (float(v) if k in numeric and v != "" else (None if k in numeric else v)) for k, v in row.items()}
+            for row in rows]
+
+
+def format_table(results: Iterable[Result], *, top_k: int = 3, stream: IO[str]) -> int:
+    """Print a readable table, one line per file, as results arrive; returns the row count."""
+    count = 0
+    header = f"{'class':<11} {'conf':>6}  {'top ' + str(top_k) if top_k > 1 else '':<{_top_width(top_k)}}  path"
+    stream.write(header.rstrip() + "\n")
+    for result in results:
+        if result.error:
+            line = f"{'ERROR':<11} {'':>6}  {'':<{_top_width(top_k)}}  {result.path}: {result.error}"
+        else:
+            top = "  ".join(f"{label} {p:.0%}" for label, p in result.top_k(top_k)) if top_k > 1 else ""
+            line = f"{result.label:<11} {result.confidence:>6.1%}  {top:<{_top_width(top_k)}}  {result.path}"
+        stream.write(line.rstrip() + "\n")
+        count += 1
+        if count % 64 == 0:
+            stream.flush()
+    stream.flush()
+    return count
+
+
+def _top_width(top_k: int) -> int:
+    return 0 if top_k <= 1 else 16 * top_k

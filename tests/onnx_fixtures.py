@@ -1,0 +1,107 @@
+"""Tiny ONNX models that honour (or deliberately break) the cifar10 ONNX contract, built with onnx.helper.
+
+The "colour" model classifies by mean colour: ``logits = sharpness * mean_rgb/255 @ W`` where W sends
+red, green and blue to the classes in ``mapping``. Two models with different mappings therefore give
+different labels for the same image, which makes "switching the model changes the results" testable.
+``slow_layers`` adds real convolutions whose result is multiplied by 0: same outputs, more compute
+(for cancel tests). Every keyword that breaks the contract is there for the registry tests.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from cifar10 import contract
+
+RED, GREEN, BLUE = (220, 30, 30), (30, 220, 30), (30, 30, 220)
+# Default mappings: model "a" calls red/green/blue airplane/automobile/bird; model "b" horse/ship/truck.
+MAPPING_A = (0, 1, 2)
+MAPPING_B = (7, 8, 9)
+
+
+def build_colour_model(name: str = "colour_a", *, mapping=MAPPING_A, sharpness: float = 12.0,
+                       input_name: str = contract.INPUT_NAME, output_name: str = contract.OUTPUT_NAME,
+                       input_shape=("N", 32, 32, 3), input_type=TensorProto.FLOAT, num_classes: int = 10,
+                       metadata: dict | None = None, slow_layers: int = 0, slow_channels: int = 48) -> onnx.ModelProto:
+    nodes, inits = [], []
+    nchw = list(input_shape[1:]) == [3, 32, 32]
+    x = input_name
+    if input_type != TensorProto.FLOAT:
+        nodes.append(helper.make_node("Cast", [x], ["x_float"], to=TensorProto.FLOAT))
+        x = "x_float"
+    nodes.append(helper.make_node("ReduceMean", [x], ["mean_rgb"], axes=[2, 3] if nchw else [1, 2], keepdims=0))
+    weights = np.zeros((3, num_classes), np.float32)
+    for channel, cls in enumerate(mapping):
+        weights[channel, cls % num_classes] = sharpness / 255.0
+    bias = (-0.001 * np.arange(num_classes)).astype(np.float32)  # ties (grey images) go to class 0
+    inits += [numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias, "b")]
+    nodes += [helper.make_node("MatMul", ["mean_rgb", "W"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["logits"])]
+    logits = "logits"
+    if slow_layers:
+        rng = np.random.default_rng(0)
+        src = x
+        if not nchw:
+            nodes.append(helper.make_node("Transpose", [x], ["x_nchw"], perm=[0, 3, 1, 2]))
+            src = "x_nchw"
+        channels = 3
+        for i in range(slow_layers):
+            w = (rng.standard_normal((slow_channels, channels, 3, 3)) * 0.01).astype(np.float32)
+            inits.append(numpy_helper.from_array(w, f"conv{i}_w"))
+            nodes.append(helper.make_node("Conv", [src, f"conv{i}_w"], [f"conv{i}"], pads=[1, 1, 1, 1]))
+            nodes.append(helper.make_node("Relu", [f"conv{i}"], [f"relu{i}"]))
+            src, channels = f"relu{i}", slow_channels
+        inits.append(numpy_helper.from_array(np.zeros((1, 1), np.float32), "zero"))
+        nodes += [helper.make_node("ReduceMean", [src], ["slow_mean"], axes=[1, 2, 3], keepdims=0),
+                  helper.make_node("Unsqueeze", ["slow_mean", "one_axis"], ["slow_col"]),
+                  helper.make_node("Mul", ["slow_col", "zero"], ["slow_zero"]),
+                  helper.make_node("Add", ["logits", "slow_zero"], ["logits_slow"])]
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), "one_axis"))
+        logits = "logits_slow"
+    nodes.append(helper.make_node("Softmax", [logits], [output_name], axis=1))
+
+    dims = [d if isinstance(d, int) else None for d in input_shape]
+    graph = helper.make_graph(
+        nodes, f"{name}_graph",
+        [helper.make_tensor_value_info(input_name, input_type, [d if d is not None else "N" for d in dims])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["N", num_classes])],
+        initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="cifar10-tests")
+    model.ir_version = 8
+    meta = {contract.META_CLASS_NAMES: json.dumps(list(contract.CLASS_NAMES)),
+            contract.META_MODEL_NAME: name, contract.META_CONTRACT: contract.CONTRACT_VERSION}
+    meta.update(metadata or {})
+    for key, value in meta.items():
+        if value is not None:
+            model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    onnx.checker.check_model(model)
+    return model
+
+
+def write_model(directory: Path, name: str = "colour_a", *, test_accuracy: float | None = 0.5,
+                card: dict | None = None, write_card: bool = True, **build) -> Path:
+    """``<directory>/<name>.onnx`` + its card; returns the .onnx path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.onnx"
+    onnx.save(build_colour_model(name, **build), path)
+    if write_card:
+        content = {"name": name, "test_accuracy": test_accuracy,
+                   "summary": f"test model {name}: classifies by mean colour",
+                   "parameters": 40, "training": {"epochs_run": 0, "settings": {"optimizer": "none"}}}
+        content.update(card or {})
+        path.with_suffix(".json").write_text(json.dumps(content, indent=2))
+    return path
+
+
+def expected_label(rgb, mapping=MAPPING_A) -> str:
+    """What the colour model predicts for a solid colour ``rgb``."""
+    logits = np.zeros(10)
+    for channel, cls in enumerate(mapping):
+        logits[cls] += rgb[channel]
+    logits -= 0.001 * 255 / 12.0 * np.arange(10)
+    return contract.CLASS_NAMES[int(np.argmax(logits))]
