@@ -78,6 +78,24 @@ def cmd_report(args) -> int:
     return 0
 
 
+# --- apps side (onnxruntime + Pillow; no TensorFlow) ----------------------------------------------------
+
+def cmd_classify(args) -> int:
+    try:
+        from cifar10.classify_cmd import run
+    except ImportError as exc:
+        raise _require(exc) from exc
+    return run(args)
+
+
+def cmd_app(args) -> int:
+    try:
+        from desktop_app.app import main as app_main
+    except ImportError as exc:
+        raise _require(exc) from exc
+    return app_main(args.paths, model=args.model, provider=args.provider)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cifar10", description="CIFAR-10 classifier studio")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the registered (trainable) models")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("classify", help="classify image files/folders with an exported ONNX model (CSV/JSON/table)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="image files and/or folders (scanned recursively)")
+    p.add_argument("--model", help="exported model name or path to an .onnx file (default: best test accuracy)")
+    p.add_argument("--output", "-o", type=Path, help="write results.csv or results.json instead of printing a table")
+    p.add_argument("--top-k", type=int, default=3,
+                   help="classes shown per file in the table and JSON 'top_k' (the CSV has every class)")
+    p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="onnxruntime execution provider (auto: CUDA when available)")
+    p.add_argument("--batch-size", type=int, default=256, help="images per inference call")
+    p.add_argument("--list-models", action="store_true", help="list the exported models found, then exit")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("app", help="start the desktop app (drag and drop images to classify them)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files/folders to load at start")
+    p.add_argument("--model", help="exported model name or .onnx path to start with")
+    p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto")
+    p.set_defaults(func=cmd_app)
     return parser
 
 

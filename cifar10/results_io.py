@@ -59,7 +59,7 @@ class ResultWriter:
     def write(self, result: Result) -> None:
         row = result_row(result)
         if self.fmt == "csv":
-            self._csv.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            self._csv.writerow({k: _csv_cell(v) for k, v in row.items()})
         else:
             if self.top_k:
                 row["top_k"] = [[label, round(p, 6)] for label, p in result.top_k(self.top_k)]
@@ -70,6 +70,14 @@ class ResultWriter:
         if self.fmt == "json":
             self.stream.write("\n]\n" if self.count else "]\n")
         self.stream.flush()
+
+
+def _csv_cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6f}"  # fixed notation: spreadsheets and humans read 0.000032 better than 3.2e-05
+    return str(value)
 
 
 def write_results(results: Iterable[Result], path: str | os.PathLike, *, fmt: str | None = None,

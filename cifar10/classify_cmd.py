@@ -1,0 +1,119 @@
+"""``cifar10 classify``: classify files and folders from the command line (on the shared inference core)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from cifar10.errors import UserFacingError
+from cifar10.inference import Classifier, ProviderError, Result, classify_files
+from cifar10.paths import model_dirs
+from cifar10.registry import ModelError, ModelInfo, best_model, discover_models, find_model
+from cifar10.results_io import format_for, format_table, write_results
+
+
+def fail(message: str) -> UserFacingError:
+    """Printed by cli.main as one line ``cifar10: error: ...``, exit status 2."""
+    return UserFacingError(f"classify: {message}")
+
+
+def choose_model(requested: str | None, *, quiet: bool = False) -> ModelInfo:
+    """The ``--model`` (a name or an .onnx path), else the best discovered model; UserFacingError if none."""
+    models, errors = discover_models()
+    if not quiet:
+        for error in errors:
+            print(f"warning: skipped a model: {error}", file=sys.stderr)
+    if requested:
+        try:
+            return find_model(requested, models)
+        except ModelError as exc:
+            raise fail(str(exc)) from None
+    model = best_model(models)
+    if model is None:
+        where = " and ".join(str(d) for d in model_dirs())
+        raise fail(f"no models found in {where}. Train and export one (`cifar10 train`), put a "
+                   "<name>.onnx + <name>.json pair there, or pass --model PATH.onnx.")
+    return model
+
+
+def list_models() -> int:
+    models, errors = discover_models()
+    best = best_model(models)
+    for model in models:
+        mark = "*" if model is best else " "
+        acc = f"{model.test_accuracy:.2%}" if model.test_accuracy is not None else "   ?  "
+        print(f"{mark} {model.name:24s} {acc:>7s}  {model.summary}  [{model.onnx_path}]")
+    for error in errors:
+        print(f"! {error}")
+    if not models:
+        print(f"no models found in {' and '.join(str(d) for d in model_dirs())}")
+    return 0
+
+
+def run(args) -> int:
+    if args.list_models:
+        return list_models()
+    if not args.paths:
+        raise fail("give at least one image file or folder (or --list-models)")
+    missing = [p for p in args.paths if not os.path.exists(p)]
+    if missing:
+        raise fail("no such file or folder: " + ", ".join(missing))
+    if args.output is not None:
+        try:
+            format_for(args.output)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        if not args.output.parent.is_dir():
+            raise fail(f"the folder for --output does not exist: {args.output.parent}")
+    if args.top_k < 1 or args.top_k > 10:
+        raise fail("--top-k must be between 1 and 10")
+
+    model = choose_model(args.model)
+    try:
+        classifier = Classifier(model, provider=args.provider)
+    except ProviderError as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:  # onnxruntime refusing the model on this provider
+        raise fail(f"cannot load {model.onnx_path}: {exc}") from None
+
+    stats = {"done": 0, "total": 0, "failed": 0}
+    start = time.perf_counter()
+    show_progress = args.output is not None and sys.stderr.isatty()
+
+    def on_progress(done: int, total: int) -> None:
+        stats["done"], stats["total"] = done, total
+        if show_progress:
+            rate = done / max(time.perf_counter() - start, 1e-9)
+            print(f"\r{done}/{total} files  {rate:,.0f} files/s", end="", file=sys.stderr, flush=True)
+
+    def counted(results: Iterable[Result]) -> Iterator[Result]:
+        for result in results:
+            stats["failed"] += bool(result.error)
+            yield result
+
+    print(f"model {model.name} ({_pct(model.test_accuracy)} test accuracy), provider {classifier.provider}",
+          file=sys.stderr)
+    results = counted(classify_files(classifier, args.paths, batch_size=args.batch_size, on_progress=on_progress))
+    try:
+        if args.output is not None:
+            count = write_results(results, args.output, top_k=args.top_k)
+        else:
+            count = format_table(results, top_k=args.top_k, stream=sys.stdout)
+    except KeyboardInterrupt:
+        print("\ncancelled", file=sys.stderr)
+        return 130
+    elapsed = time.perf_counter() - start
+    if show_progress:
+        print(file=sys.stderr)
+    where = f"; results in {args.output}" if args.output is not None else ""
+    print(f"{count} files in {elapsed:.1f} s ({count / max(elapsed, 1e-9):,.0f} files/s), "
+          f"{stats['failed']} could not be classified{where}", file=sys.stderr)
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return f"{value:.1%}" if value is not None else "unknown"
+

@@ -1,0 +1,5 @@
+import sys
+
+from desktop_app.app import cli
+
+sys.exit(cli())

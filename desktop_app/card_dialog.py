@@ -1,0 +1,107 @@
+"""The model card, one click from the model picker: headline figures, every field of the card, plots."""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QImage
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, QPushButton, QTabWidget,
+                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from cifar10.registry import ModelInfo
+from desktop_app.widgets import ScaledImageLabel
+
+HEADLINE_KEYS = (("test_accuracy", "Test accuracy"), ("f1_macro", "F1 (macro)"), ("ece", "Calibration error (ECE)"),
+                 ("parameters", "Parameters"), ("training_wall_time_s", "Training time"), ("exported", "Exported"))
+PLOTS = (("curves.png", "Training curves"), ("confusion_matrix.png", "Confusion matrix"))
+
+
+def _fmt(key: str, value) -> str:
+    if key in ("test_accuracy", "f1_macro") and isinstance(value, (int, float)):
+        return f"{value:.2%}"
+    if key == "parameters" and isinstance(value, (int, float)):
+        return f"{int(value):,}"
+    if key == "training_wall_time_s" and isinstance(value, (int, float)):
+        minutes, seconds = divmod(int(round(value)), 60)
+        return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _fill(parent: QTreeWidgetItem | QTreeWidget, value) -> None:
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, child in items:
+        node = QTreeWidgetItem([str(key)])
+        if isinstance(child, (dict, list)) and child and not (
+                isinstance(child, list) and all(not isinstance(c, (dict, list)) for c in child) and len(child) <= 12):
+            node.setText(1, f"{len(child)} items" if isinstance(child, list) else "")
+            _fill(node, child)
+        else:
+            text = json.dumps(child) if isinstance(child, (list, dict)) else _fmt(str(key), child)
+            node.setText(1, text)
+            node.setToolTip(1, text)
+        if isinstance(parent, QTreeWidget):
+            parent.addTopLevelItem(node)
+        else:
+            parent.addChild(node)
+
+
+class ModelCardDialog(QDialog):
+    def __init__(self, model: ModelInfo, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.model = model
+        self.setWindowTitle(f"Model card — {model.name}")
+        self.resize(720, 560)
+
+        summary = QWidget()
+        form = QFormLayout(summary)
+        title = QLabel(f"<h2>{model.name}</h2>")
+        form.addRow(title)
+        if model.summary:
+            text = QLabel(model.summary)
+            text.setWordWrap(True)
+            form.addRow("Summary", text)
+        for key, label in HEADLINE_KEYS:
+            if key in model.card:
+                form.addRow(label, QLabel(_fmt(key, model.card[key])))
+        command = model.card.get("training_command")
+        if command:
+            cmd = QLabel(f"<code>{command}</code>")
+            cmd.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            cmd.setWordWrap(True)
+            form.addRow("Trained with", cmd)
+        path = QLabel(str(model.onnx_path))
+        path.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        path.setWordWrap(True)
+        form.addRow("ONNX file", path)
+
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Field", "Value"])
+        _fill(self.tree, model.card)
+        self.tree.expandToDepth(0)
+        self.tree.resizeColumnToContents(0)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(summary, "Summary")
+        self.tabs.addTab(self.tree, "All details")
+        for suffix, label in PLOTS:
+            plot = model.onnx_path.with_name(f"{model.name}.{suffix}")
+            if plot.is_file():
+                image = QImage(str(plot))
+                if not image.isNull():
+                    view = ScaledImageLabel(smooth=True, minimum=200)
+                    view.set_image(image)
+                    self.tabs.addTab(view, label)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        copy = QPushButton("Copy card JSON")
+        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(json.dumps(model.card, indent=2)))
+        buttons.addButton(copy, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.rejected.connect(self.reject)
+        buttons.accepted.connect(self.accept)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        layout.addWidget(buttons)

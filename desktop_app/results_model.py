@@ -1,0 +1,171 @@
+"""Results table: a QAbstractTableModel over a list of :class:`cifar10.inference.Result` + a filter/sort proxy."""
+
+from __future__ import annotations
+
+import math
+import os
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QColor, QPixmap
+from PySide6.QtWidgets import QApplication, QStyle
+
+from cifar10.inference import Result
+from desktop_app.widgets import array_to_qimage
+
+COL_THUMB, COL_FILE, COL_CLASS, COL_CONFIDENCE, COL_ERROR = range(5)
+HEADERS = ("Image", "File", "Class", "Confidence", "Error")
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+RESULT_ROLE = Qt.ItemDataRole.UserRole + 2
+THUMB_SIZE = 32
+ERRORS_ONLY = "__errors__"
+_PIXMAP_CACHE_LIMIT = 4000  # thumbnails kept as QPixmaps (the rest are re-made from the 3 KB arrays)
+
+
+class ResultsModel(QAbstractTableModel):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._results: list[Result] = []
+        self._pixmaps: dict[int, QPixmap] = {}
+        self._error_icon = None
+
+    # --- data ------------------------------------------------------------------------------------
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self._results)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[section]
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row, col = index.row(), index.column()
+        result = self._results[row]
+        if role == RESULT_ROLE:
+            return result
+        if role == SORT_ROLE:
+            return self._sort_key(result, col)
+        if col == COL_THUMB:
+            if role == Qt.ItemDataRole.DecorationRole:
+                return self._thumbnail(row, result)
+            if role == Qt.ItemDataRole.SizeHintRole:
+                return QSize(THUMB_SIZE + 8, THUMB_SIZE + 4)
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == COL_FILE:
+                return os.path.basename(result.path) or result.path
+            if col == COL_CLASS:
+                return result.label or "—"
+            if col == COL_CONFIDENCE:
+                return "" if result.error or math.isnan(result.confidence) else f"{result.confidence:.1%}"
+            if col == COL_ERROR:
+                return result.error
+        elif role == Qt.ItemDataRole.ToolTipRole:
+            if col == COL_FILE:
+                return result.path
+            if col == COL_ERROR and result.error:
+                return result.error
+            if col == COL_CLASS and result.probabilities is not None:
+                return "\n".join(f"{label}: {p:.1%}" for label, p in result.top_k(3))
+        elif role == Qt.ItemDataRole.TextAlignmentRole and col == COL_CONFIDENCE:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        elif role == Qt.ItemDataRole.ForegroundRole and result.error and col in (COL_CLASS, COL_ERROR):
+            return QColor(190, 40, 40)
+        return None
+
+    @staticmethod
+    def _sort_key(result: Result, col: int):
+        if col in (COL_FILE, COL_THUMB):
+            return os.path.basename(result.path).lower()
+        if col == COL_CLASS:
+            return result.label or "~"  # errors sort last
+        if col == COL_CONFIDENCE:
+            return -1.0 if result.error or math.isnan(result.confidence) else float(result.confidence)
+        return result.error
+
+    def _thumbnail(self, row: int, result: Result):
+        if result.image is None:
+            if result.error:
+                if self._error_icon is None:
+                    self._error_icon = QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+                return self._error_icon
+            return None
+        pixmap = self._pixmaps.get(row)
+        if pixmap is None:
+            if len(self._pixmaps) > _PIXMAP_CACHE_LIMIT:
+                self._pixmaps.clear()
+            pixmap = QPixmap.fromImage(array_to_qimage(result.image))
+            self._pixmaps[row] = pixmap
+        return pixmap
+
+    # --- changes ---------------------------------------------------------------------------------
+    def append(self, results: list[Result]) -> None:
+        """Add a chunk of results with one insert notification (cheap for the views and the proxy)."""
+        if not results:
+            return
+        first = len(self._results)
+        self.beginInsertRows(QModelIndex(), first, first + len(results) - 1)
+        self._results.extend(results)
+        self.endInsertRows()
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self._results = []
+        self._pixmaps.clear()
+        self.endResetModel()
+
+    def results(self) -> list[Result]:
+        return list(self._results)
+
+    def result(self, row: int) -> Result:
+        return self._results[row]
+
+    def error_count(self) -> int:
+        return sum(1 for r in self._results if r.error)
+
+
+class ResultsFilterProxy(QSortFilterProxyModel):
+    """Sorts on SORT_ROLE (numbers sort as numbers); filters by class (or errors only) and file-name text."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._class: str | None = None
+        self._text = ""
+        self.setSortRole(SORT_ROLE)
+        self.setDynamicSortFilter(True)
+
+    def set_class_filter(self, label: str | None) -> None:
+        """None: every row; ERRORS_ONLY: failed files; else rows predicted as ``label``."""
+        self._change_filter(lambda: setattr(self, "_class", label or None))
+
+    def set_text_filter(self, text: str) -> None:
+        self._change_filter(lambda: setattr(self, "_text", text.strip().lower()))
+
+    def _change_filter(self, change) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.9: invalidateFilter() is deprecated
+            self.beginFilterChange()
+            change()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            change()
+            self.invalidateRowsFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent) -> bool:  # noqa: N802
+        model: ResultsModel = self.sourceModel()
+        result = model.result(source_row)
+        if self._class == ERRORS_ONLY:
+            if not result.error:
+                return False
+        elif self._class is not None and result.label != self._class:
+            return False
+        if self._text and self._text not in result.path.lower():
+            return False
+        return True
+
+    def visible_results(self) -> list[Result]:
+        """The rows as shown: filtered and in the current sort order."""
+        return [self.data(self.index(row, 0), RESULT_ROLE) for row in range(self.rowCount())]

@@ -1,0 +1,177 @@
+"""Small custom widgets: the probability bar chart (QPainter) and the selected-image panel."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPalette, QPixmap
+from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QTableView, QVBoxLayout, QWidget
+
+from cifar10.contract import CLASS_NAMES
+
+
+def array_to_qimage(rgb: np.ndarray) -> QImage:
+    """uint8 [H, W, 3] -> QImage (owning a copy of the pixels)."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    height, width = rgb.shape[:2]
+    return QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
+
+
+class ProbabilityBars(QWidget):
+    """A horizontal bar per class, in CLASS_NAMES order (so two models are easy to compare); the top class
+    is drawn in the highlight colour. ``set_probabilities(None)`` shows a placeholder text."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._probs: np.ndarray | None = None
+        self._placeholder = "Select a row to see its class probabilities"
+        self.setMinimumSize(260, 10 * 20)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+
+    def set_probabilities(self, probs: np.ndarray | None, placeholder: str | None = None) -> None:
+        self._probs = None if probs is None else np.asarray(probs, dtype=np.float32)
+        if placeholder is not None:
+            self._placeholder = placeholder
+        self.update()
+
+    def probabilities(self) -> np.ndarray | None:
+        return self._probs
+
+    def sizeHint(self) -> QSize:
+        return QSize(320, 10 * 24)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        palette = self.palette()
+        text_color = palette.color(QPalette.ColorRole.WindowText)
+        if self._probs is None:
+            painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder)
+            return
+        metrics = painter.fontMetrics()
+        label_w = max(metrics.horizontalAdvance(name) for name in CLASS_NAMES) + 10
+        value_w = metrics.horizontalAdvance("100.0%") + 8
+        row_h = self.height() / len(CLASS_NAMES)
+        bar_h = max(4.0, min(row_h * 0.62, 22.0))
+        bar_x = label_w
+        bar_w = max(10.0, self.width() - label_w - value_w)
+        top = int(np.argmax(self._probs))
+        accent = palette.color(QPalette.ColorRole.Highlight)
+        other = QColor(accent)
+        other.setAlpha(110)
+        track = palette.color(QPalette.ColorRole.Mid)
+        track.setAlpha(45)
+        bold = QFont(painter.font())
+        bold.setBold(True)
+        for i, name in enumerate(CLASS_NAMES):
+            p = float(np.clip(self._probs[i], 0.0, 1.0))
+            y = i * row_h
+            painter.setFont(bold if i == top else self.font())
+            painter.setPen(text_color)
+            painter.drawText(QRectF(0, y, label_w - 6, row_h),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, name)
+            bar_y = y + (row_h - bar_h) / 2
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(track)
+            painter.drawRoundedRect(QRectF(bar_x, bar_y, bar_w, bar_h), 3, 3)
+            if bar_w * p >= 1.0:
+                painter.setBrush(accent if i == top else other)
+                painter.drawRoundedRect(QRectF(bar_x, bar_y, bar_w * p, bar_h), 3, 3)
+            painter.setPen(text_color)
+            painter.drawText(QRectF(bar_x + bar_w + 4, y, value_w, row_h),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, f"{p:.1%}")
+        painter.end()
+
+
+class ScaledImageLabel(QLabel):
+    """A QLabel that keeps its pixmap scaled to fit (aspect kept), smooth or pixelated."""
+
+    def __init__(self, parent: QWidget | None = None, *, smooth: bool = True, minimum: int = 64):
+        super().__init__(parent)
+        self._pixmap: QPixmap | None = None
+        self._smooth = smooth
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(minimum, minimum)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+
+    def set_image(self, image: QImage | None, text: str = "") -> None:
+        self._pixmap = QPixmap.fromImage(image) if image is not None and not image.isNull() else None
+        if self._pixmap is None:
+            super().setPixmap(QPixmap())
+            self.setText(text)
+        else:
+            self.setText("")
+            self._rescale()
+
+    def has_image(self) -> bool:
+        return self._pixmap is not None
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._pixmap is None or self.width() < 2 or self.height() < 2:
+            return
+        mode = Qt.TransformationMode.SmoothTransformation if self._smooth else Qt.TransformationMode.FastTransformation
+        super().setPixmap(self._pixmap.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio, mode))
+
+
+class ResultsTableView(QTableView):
+    """The results table; while it is empty it shows a "drop images here" hint."""
+
+    hint = "Drop images or folders here\n(or File ▸ Open Files… / Open Folder…)"
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        super().paintEvent(event)
+        model = self.model()
+        if model is not None and model.rowCount() == 0:
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            font = QFont(self.font())
+            font.setPointSizeF(font.pointSizeF() * 1.25)
+            painter.setFont(font)
+            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter, self.hint)
+            painter.end()
+
+
+class PreviewPanel(QFrame):
+    """The selected image, large, the 32x32 the model saw, and the probability bars."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.image = ScaledImageLabel(self, smooth=True, minimum=160)
+        self.image.setText("No image selected")
+        self.model_input = ScaledImageLabel(self, smooth=False, minimum=64)
+        self.model_input.setFixedSize(96, 96)
+        self.model_input.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.model_input.setFrameShape(QFrame.Shape.StyledPanel)
+        self.model_input.setToolTip("What the model sees: the 32×32 image after preprocessing")
+        self.title = QLabel(self)
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.bars = ProbabilityBars(self)
+        caption = QLabel("Model input (32×32):", self)
+        caption.setStyleSheet("color: palette(placeholder-text);")
+
+        from PySide6.QtWidgets import QHBoxLayout
+
+        row = QHBoxLayout()
+        row.addWidget(self.model_input)
+        side = QVBoxLayout()
+        side.addWidget(caption)
+        side.addWidget(self.title)
+        side.addStretch(1)
+        row.addLayout(side, 1)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.image, 3)
+        layout.addLayout(row)
+        layout.addWidget(self.bars, 2)
+
+    def clear(self) -> None:
+        self.image.set_image(None, "No image selected")
+        self.model_input.set_image(None)
+        self.title.setText("")
+        self.bars.set_probabilities(None, "Select a row to see its class probabilities")
