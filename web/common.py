@@ -1,0 +1,221 @@
+"""What the Streamlit and Gradio apps share: models, one classifier per model, classifying uploads.
+
+Everything here runs on the shared core: :func:`cifar10.preprocess.load_image` turns an upload into
+the model input (the same function as the CLI and the desktop app: no copy), and
+:class:`cifar10.inference.Classifier` runs it with onnxruntime. No TensorFlow, no Streamlit/Gradio.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from cifar10 import contract
+from cifar10.inference import Classifier
+from cifar10.paths import project_root, shipped_models_dir
+from cifar10.preprocess import IMAGE_SUFFIXES, ImageError, ImageSource, load_image, load_preview
+from cifar10.registry import ModelInfo, best_model, discover_models
+
+SAMPLES_DIR_ENV = "CIFAR10_SAMPLES_DIR"
+TITLE = "CIFAR-10 image classifier"
+INTRO = ("Upload photos (JPG, PNG, WebP, GIF, BMP, TIFF...) and a network trained on CIFAR-10 says which of its "
+         "10 classes each one shows: " + ", ".join(contract.CLASS_NAMES) + ". Every image is shrunk to "
+         "32x32 pixels first, the size the models were trained on.")
+# Extensions the upload widgets accept (the formats cifar10.preprocess opens).
+UPLOAD_EXTENSIONS = sorted(s.lstrip(".") for s in IMAGE_SUFFIXES)
+PREVIEW_SIDE = 192
+
+
+def model_dirs(models_dir: str | os.PathLike | None = None) -> list[Path]:
+    """``models_dir`` alone if given, else the apps' usual folders (shipped or ``$CIFAR10_MODELS_DIR``, then the user's)."""
+    if models_dir:
+        return [Path(models_dir)]
+    try:
+        from cifar10.paths import model_dirs as core_model_dirs
+
+        return core_model_dirs()
+    except ImportError:  # platformdirs missing (e.g. a lean Space): the shipped folder only
+        return [shipped_models_dir()]
+
+
+def find_models(models_dir: str | os.PathLike | None = None) -> tuple[list[ModelInfo], list[str]]:
+    """Valid models, best test accuracy first, and one readable sentence per model that was skipped."""
+    return discover_models(model_dirs(models_dir))
+
+
+def default_model(models: Sequence[ModelInfo]) -> ModelInfo | None:
+    return best_model(list(models))
+
+
+def model_choice_label(model: ModelInfo) -> str:
+    """``name — 83.4% test accuracy``."""
+    return model.label
+
+
+def samples_dir() -> Path:
+    return Path(os.environ.get(SAMPLES_DIR_ENV) or project_root() / "resources" / "samples")
+
+
+def sample_images(directory: str | os.PathLike | None = None) -> list[Path]:
+    """Example images (``resources/samples``), sorted by name; an empty list if the folder is absent."""
+    folder = Path(directory) if directory else samples_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+class ClassifierCache:
+    """One :class:`Classifier` per model file for the whole process (sessions are thread-safe to share)."""
+
+    def __init__(self, provider: str = "cpu"):
+        self.provider = provider
+        self._lock = threading.Lock()
+        self._by_key: dict[tuple[str, int], Classifier] = {}
+
+    def get(self, model: ModelInfo) -> Classifier:
+        path = Path(model.onnx_path)
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            mtime = 0
+        key = (str(path.resolve()), mtime)
+        with self._lock:
+            classifier = self._by_key.get(key)
+            if classifier is None:
+                classifier = Classifier(model, provider=self.provider)
+                self._by_key[key] = classifier
+            return classifier
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+
+@dataclass
+class Prediction:
+    """One uploaded image's result: a label with its probabilities, or an error message for a person."""
+
+    name: str
+    label: str = ""
+    confidence: float = math.nan
+    probabilities: np.ndarray | None = None  # [10], CLASS_NAMES order
+    error: str = ""
+    model_input: np.ndarray | None = field(default=None, repr=False)  # the 32x32 RGB the model saw
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    def as_dict(self) -> dict:
+        out = {"name": self.name, "label": self.label or None,
+               "confidence": None if math.isnan(self.confidence) else round(float(self.confidence), 6),
+               "error": self.error or None}
+        if self.probabilities is not None:
+            out["probabilities"] = {c: round(float(p), 6) for c, p in zip(contract.CLASS_NAMES, self.probabilities)}
+        return out
+
+    def ranked(self) -> list[tuple[str, float]]:
+        if self.probabilities is None:
+            return []
+        order = np.argsort(-self.probabilities, kind="stable")
+        return [(contract.CLASS_NAMES[i], float(self.probabilities[i])) for i in order]
+
+
+def classify_sources(classifier: Classifier, sources: Iterable[tuple[str, ImageSource]]) -> list[Prediction]:
+    """Classify ``(display name, path | bytes | file)`` pairs in one batch; broken ones get ``error``."""
+    predictions: list[Prediction] = []
+    good: list[int] = []
+    for name, source in sources:
+        try:
+            image = load_image(source)
+        except ImageError as exc:
+            predictions.append(Prediction(name, error=exc.reason))
+            continue
+        except Exception as exc:  # never a traceback in the page
+            predictions.append(Prediction(name, error=f"unexpected error reading the image ({type(exc).__name__}: {exc})"))
+            continue
+        good.append(len(predictions))
+        predictions.append(Prediction(name, model_input=image))
+    if good:
+        probs = classifier.predict(np.stack([predictions[i].model_input for i in good]))
+        for row, index in enumerate(good):
+            p = predictions[index]
+            best = int(np.argmax(probs[row]))
+            p.probabilities = probs[row]
+            p.label = contract.CLASS_NAMES[best]
+            p.confidence = float(probs[row][best])
+    return predictions
+
+
+def preview(source: ImageSource, side: int = PREVIEW_SIDE) -> np.ndarray | None:
+    """The upload as a person sees it (upright, longest side ``side``), or None if it cannot be read."""
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+        return load_preview(source, side)
+    except Exception:
+        return None
+
+
+def png_data_uri(rgb: np.ndarray, scale: int = 1) -> str:
+    from PIL import Image
+
+    image = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
+    if scale > 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+CARDS_CSS = """
+.c10-cards{display:flex;flex-wrap:wrap;gap:14px}
+.c10-card{border:1px solid #d0d7de;border-radius:10px;padding:12px;width:330px;background:#fff;color:#1f2328;
+  font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif}
+.c10-card img{max-width:100%;max-height:190px;display:block;margin:0 auto 8px;border-radius:6px}
+.c10-name{font-size:12px;color:#57606a;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.c10-label{font-size:20px;font-weight:700;margin:2px 0}
+.c10-conf{font-size:13px;color:#57606a;margin-bottom:6px}
+.c10-row{display:grid;grid-template-columns:84px 1fr 48px;align-items:center;gap:6px;font-size:12px;margin:2px 0}
+.c10-track{background:#eef1f4;border-radius:4px;height:12px;overflow:hidden}
+.c10-bar{background:#8fa7c9;height:12px}
+.c10-top .c10-bar{background:#2563eb}
+.c10-top{font-weight:700}
+.c10-error{color:#b42318;background:#fef3f2;border:1px solid #fecdca;border-radius:6px;padding:8px;font-size:13px}
+"""
+
+
+def cards_html(predictions: Sequence[Prediction], thumbnails: Sequence[str | None] | None = None) -> str:
+    """Self-contained HTML: one card per image with its thumbnail, label, confidence and 10 bars."""
+    if not predictions:
+        return "<p>Upload one or more images, or click an example.</p>"
+    parts = [f"<style>{CARDS_CSS}</style><div class='c10-cards'>"]
+    for i, p in enumerate(predictions):
+        thumb = thumbnails[i] if thumbnails and i < len(thumbnails) else None
+        name = html.escape(p.name)
+        parts.append(f"<div class='c10-card' data-label='{html.escape(p.label)}'>")
+        if thumb:
+            parts.append(f"<img src='{thumb}' alt='{name}'>")
+        parts.append(f"<div class='c10-name' title='{name}'>{name}</div>")
+        if not p.ok:
+            parts.append(f"<div class='c10-error'>Could not classify this file: {html.escape(p.error)}</div></div>")
+            continue
+        parts.append(f"<div class='c10-label'>{html.escape(p.label)}</div>"
+                     f"<div class='c10-conf'>confidence {p.confidence:.1%}</div>")
+        for cls, prob in zip(contract.CLASS_NAMES, p.probabilities):
+            top = " c10-top" if cls == p.label else ""
+            parts.append(f"<div class='c10-row{top}'><span>{cls}</span><div class='c10-track'>"
+                         f"<div class='c10-bar' style='width:{max(0.0, min(1.0, float(prob))) * 100:.1f}%'></div>"
+                         f"</div><span>{float(prob):.1%}</span></div>")
+        parts.append("</div>")
+    parts.append("</div>")
+    return "".join(parts)

@@ -1,0 +1,118 @@
+"""Gradio app: pick a model, upload images (or click an example), see each prediction with its bars.
+
+Run it with ``cifar10 web --ui gradio`` (or ``python -m web.gradio_app``). One :class:`Classifier`
+per model for the whole process (:class:`web.common.ClassifierCache`), shared by all visitors.
+The API endpoint ``/classify`` (``gradio_client``) takes ``(model_name, [files])`` and returns the
+cards HTML and the results as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Sequence
+
+import gradio as gr
+
+from web.common import (INTRO, TITLE, ClassifierCache, cards_html, classify_sources, default_model, find_models,
+                        model_choice_label, png_data_uri, preview, sample_images)
+
+CLASSIFIERS = ClassifierCache(provider="cpu")  # one per model file, per process
+
+
+def _path_of(item) -> str:
+    """gr.File gives str paths (type='filepath'); be lenient with dicts / objects from older clients."""
+    if isinstance(item, dict):
+        return item.get("path") or item.get("name") or ""
+    return str(getattr(item, "path", None) or getattr(item, "name", None) or item)
+
+
+def make_classify(models_dir: str | os.PathLike | None = None):
+    def classify(model_name: str | None, files: Sequence | None):
+        models, _ = find_models(models_dir)
+        by_name = {m.name: m for m in models}
+        model = by_name.get(model_name or "") or default_model(models)
+        if model is None:
+            raise gr.Error("No models found: train and export one, or set CIFAR10_MODELS_DIR.")
+        paths = [_path_of(f) for f in (files or [])]
+        if not paths:
+            return cards_html([]), {"model": model.name, "results": []}
+        try:
+            classifier = CLASSIFIERS.get(model)
+        except Exception as exc:
+            raise gr.Error(f"Could not load the model {model.name}: {exc}") from None
+        predictions = classify_sources(classifier, [(Path(p).name, p) for p in paths])
+        thumbs = []
+        for p, path in zip(predictions, paths):
+            shown = preview(path) if p.ok else None
+            thumbs.append(png_data_uri(shown) if shown is not None else None)
+        bad = [p for p in predictions if not p.ok]
+        if bad and len(bad) == len(predictions):
+            gr.Warning(f"None of the {len(bad)} file(s) could be read as an image.")
+        result = {"model": model.name, "test_accuracy": model.test_accuracy,
+                  "results": [p.as_dict() for p in predictions]}
+        return cards_html(predictions, thumbs), result
+
+    return classify
+
+
+def build_demo(models_dir: str | os.PathLike | None = None, samples: Sequence[str | os.PathLike] | None = None) -> gr.Blocks:
+    models, errors = find_models(models_dir)
+    samples = [str(p) for p in (sample_images() if samples is None else samples)]
+    best = default_model(models)
+    classify = make_classify(models_dir)
+
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        if errors:
+            gr.Markdown("\n".join(f"- skipped a model: {e}" for e in errors))
+        with gr.Row():
+            with gr.Column(scale=1):
+                model = gr.Dropdown(choices=[(model_choice_label(m), m.name) for m in models],
+                                    value=best.name if best else None, label="Model", interactive=True)
+                files = gr.File(file_count="multiple", file_types=["image"], type="filepath",
+                                label="Upload one or several images")
+                button = gr.Button("Classify", variant="primary")
+                if samples:
+                    examples = gr.Gallery(value=samples, label="Examples: click one", columns=5, height="auto",
+                                          allow_preview=False, interactive=False, show_label=True)
+            with gr.Column(scale=2):
+                cards = gr.HTML(cards_html([]), label="Predictions")
+                with gr.Accordion("Results as JSON", open=False):
+                    raw = gr.JSON(label="results")
+
+        outputs = [cards, raw]
+        button.click(classify, [model, files], outputs, api_name="classify")
+        files.upload(classify, [model, files], outputs, api_name=False)
+        model.change(classify, [model, files], outputs, api_name=False)
+        if samples:
+            def pick(evt: gr.SelectData):
+                return [samples[evt.index]]
+
+            examples.select(pick, None, files, api_name=False).then(classify, [model, files], outputs, api_name=False)
+    return demo
+
+
+def launch(port: int | None = None, host: str = "127.0.0.1", models_dir: str | os.PathLike | None = None,
+           prevent_thread_lock: bool = False, quiet: bool = False):
+    demo = build_demo(models_dir)
+    allowed = [str(Path(p).parent) for p in sample_images()[:1]]
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(server_name=host, server_port=port, prevent_thread_lock=prevent_thread_lock, quiet=quiet,
+                allowed_paths=allowed, show_error=True, footer_links=["api"])
+    return demo
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=TITLE + " (Gradio)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--models-dir")
+    args = parser.parse_args(argv)
+    launch(args.port, args.host, args.models_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,307 @@
+/*
+ * Browser port of cifar10/preprocess.py `load_image`: any image file -> uint8 RGB [32, 32, 3].
+ *
+ * The Python function is the reference; this file copies its *decisions*, and replicates the
+ * arithmetic of the Pillow calls it makes, so that the static Space and `cifar10 classify` give
+ * the same prediction for the same file:
+ *
+ *   Python (Pillow 10+)                               here
+ *   ------------------------------------------------  ---------------------------------------------
+ *   JPEG: im.draft(None, (96, 96)) -> libjpeg DCT      decode at full size, then an area average by
+ *         scaling by 1/2, 1/4 or 1/8                   the same factor (what the DCT scaling
+ *                                                      approximates; the only non-exact step)
+ *   ImageOps.exif_transpose                            createImageBitmap(imageOrientation: 'from-image')
+ *   alpha composited onto white                        canvas filled white, then drawImage
+ *   ICC profiles not applied                           colorSpaceConversion: 'none'
+ *   resize((32, 32), BICUBIC, reducing_gap=3.0)        pillowResize(): Image.reduce() box step +
+ *                                                      ImagingResample's separable bicubic with
+ *                                                      Pillow's 22-bit fixed-point coefficients,
+ *                                                      rounding and uint8 clipping between passes
+ *
+ * A 32x32 PNG therefore comes back pixel-identical, and a bigger PNG/WebP/BMP gives the same
+ * bytes as Pillow as long as the browser's decoder gives the same pixels (it does for PNG).
+ *
+ * Pure functions (pillowResize, reduce, ...) work in Node too: module.exports when loaded there.
+ */
+(function (root, factory) {
+  const api = factory();
+  if (typeof module === 'object' && module.exports) {
+    module.exports = api;
+  } else {
+    root.Cifar10Preprocess = api;
+  }
+})(typeof self !== 'undefined' ? self : this, function () {
+  'use strict';
+
+  const IMAGE_SIZE = 32;
+  const REDUCING_GAP = 3.0;
+  const MAX_PIXELS = 89478485; // cifar10.preprocess.MAX_PIXELS (Pillow's default bomb limit)
+  const PRECISION_BITS = 32 - 8 - 2;
+  const BICUBIC_SUPPORT = 2.0;
+
+  class ImageError extends Error {
+    constructor(message) {
+      super(message);
+      this.name = 'ImageError';
+    }
+  }
+
+  // --- Pillow's resampling (src/libImaging/Resample.c), uint8 RGB, BICUBIC ------------------------
+
+  function bicubicFilter(x) {
+    const a = -0.5;
+    if (x < 0.0) x = -x;
+    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+    if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+    return 0.0;
+  }
+
+  // precompute_coeffs + normalize_coeffs_8bpc. in0/in1 are C floats, the rest doubles.
+  function precomputeCoeffs(inSize, in0, in1, outSize) {
+    in0 = Math.fround(in0);
+    in1 = Math.fround(in1);
+    const scale = Math.fround(in1 - in0) / outSize;
+    const filterscale = scale < 1.0 ? 1.0 : scale;
+    const support = BICUBIC_SUPPORT * filterscale;
+    const ksize = Math.ceil(support) * 2 + 1;
+    const kk = new Int32Array(outSize * ksize);
+    const bounds = new Int32Array(outSize * 2);
+    const weights = new Float64Array(ksize);
+    const invFilterscale = 1.0 / filterscale;
+    const one = 1 << PRECISION_BITS;
+    for (let xx = 0; xx < outSize; xx++) {
+      const center = in0 + (xx + 0.5) * scale;
+      let ww = 0.0;
+      let xmin = Math.trunc(center - support + 0.5);
+      if (xmin < 0) xmin = 0;
+      let xmax = Math.trunc(center + support + 0.5);
+      if (xmax > inSize) xmax = inSize;
+      xmax -= xmin;
+      for (let x = 0; x < xmax; x++) {
+        const w = bicubicFilter((x + xmin - center + 0.5) * invFilterscale);
+        weights[x] = w;
+        ww += w;
+      }
+      for (let x = 0; x < xmax; x++) {
+        const w = ww !== 0.0 ? weights[x] / ww : weights[x];
+        kk[xx * ksize + x] = w < 0 ? Math.trunc(-0.5 + w * one) : Math.trunc(0.5 + w * one);
+      }
+      bounds[xx * 2] = xmin;
+      bounds[xx * 2 + 1] = xmax;
+    }
+    return { ksize, bounds, kk };
+  }
+
+  function clip8(ss) {
+    const v = ss >> PRECISION_BITS; // ss fits in int32, as in C
+    return v < 0 ? 0 : v > 255 ? 255 : v;
+  }
+
+  function resampleHorizontal(src, width, offset, outW, outH, c) {
+    const out = new Uint8Array(outW * outH * 3);
+    const { ksize, bounds, kk } = c;
+    const half = 1 << (PRECISION_BITS - 1);
+    for (let yy = 0; yy < outH; yy++) {
+      const row = (yy + offset) * width * 3;
+      for (let xx = 0; xx < outW; xx++) {
+        const xmin = bounds[xx * 2], xmax = bounds[xx * 2 + 1], k = xx * ksize;
+        let s0 = half, s1 = half, s2 = half;
+        for (let x = 0; x < xmax; x++) {
+          const p = row + (x + xmin) * 3, w = kk[k + x];
+          s0 += src[p] * w;
+          s1 += src[p + 1] * w;
+          s2 += src[p + 2] * w;
+        }
+        const o = (yy * outW + xx) * 3;
+        out[o] = clip8(s0);
+        out[o + 1] = clip8(s1);
+        out[o + 2] = clip8(s2);
+      }
+    }
+    return out;
+  }
+
+  function resampleVertical(src, width, outH, c) {
+    const out = new Uint8Array(width * outH * 3);
+    const { ksize, bounds, kk } = c;
+    const half = 1 << (PRECISION_BITS - 1);
+    for (let yy = 0; yy < outH; yy++) {
+      const ymin = bounds[yy * 2], ymax = bounds[yy * 2 + 1], k = yy * ksize;
+      for (let xx = 0; xx < width; xx++) {
+        let s0 = half, s1 = half, s2 = half;
+        for (let y = 0; y < ymax; y++) {
+          const p = ((y + ymin) * width + xx) * 3, w = kk[k + y];
+          s0 += src[p] * w;
+          s1 += src[p + 1] * w;
+          s2 += src[p + 2] * w;
+        }
+        const o = (yy * width + xx) * 3;
+        out[o] = clip8(s0);
+        out[o + 1] = clip8(s1);
+        out[o + 2] = clip8(s2);
+      }
+    }
+    return out;
+  }
+
+  // ImagingResampleInner: horizontal pass over the rows the vertical pass needs, then vertical.
+  function resampleInner(img, outW, outH, box) {
+    const b = box.map(Math.fround);
+    const needH = outW !== img.width || b[0] !== 0 || b[2] !== outW;
+    const needV = outH !== img.height || b[1] !== 0 || b[3] !== outH;
+    const vert = precomputeCoeffs(img.height, b[1], b[3], outH);
+    const yFirst = vert.bounds[0];
+    const yLast = vert.bounds[outH * 2 - 2] + vert.bounds[outH * 2 - 1];
+    let cur = img;
+    if (needH) {
+      const horiz = precomputeCoeffs(img.width, b[0], b[2], outW);
+      for (let i = 0; i < outH; i++) vert.bounds[i * 2] -= yFirst;
+      const rows = yLast - yFirst;
+      cur = { width: outW, height: rows, data: resampleHorizontal(img.data, img.width, yFirst, outW, rows, horiz) };
+    }
+    if (needV) {
+      return { width: cur.width, height: outH, data: resampleVertical(cur.data, cur.width, outH, vert) };
+    }
+    return { width: cur.width, height: cur.height, data: cur === img ? img.data.slice() : cur.data };
+  }
+
+  // Pillow's division_UINT32: the multiplier is computed in single precision.
+  function reduceMultiplier(count) {
+    return Math.trunc(Math.fround(4294967296 / Math.fround(256 * count)));
+  }
+
+  // Image.reduce((fx, fy)) on the whole image (src/libImaging/Reduce.c, incl. ReduceCorners):
+  // every output pixel is the rounded mean of its fx*fy block, clipped at the right/bottom edge.
+  function reduce(img, fx, fy) {
+    const { width: w, height: h, data: src } = img;
+    const outW = Math.ceil(w / fx), outH = Math.ceil(h / fy);
+    const out = new Uint8Array(outW * outH * 3);
+    for (let y = 0; y < outH; y++) {
+      const y0 = y * fy, y1 = Math.min(y0 + fy, h);
+      for (let x = 0; x < outW; x++) {
+        const x0 = x * fx, x1 = Math.min(x0 + fx, w);
+        const n = (y1 - y0) * (x1 - x0);
+        const mult = reduceMultiplier(n);
+        const amend = Math.trunc(n / 2);
+        let s0 = amend, s1 = amend, s2 = amend;
+        for (let yy = y0; yy < y1; yy++) {
+          let p = (yy * w + x0) * 3;
+          for (let xx = x0; xx < x1; xx++, p += 3) {
+            s0 += src[p];
+            s1 += src[p + 1];
+            s2 += src[p + 2];
+          }
+        }
+        const o = (y * outW + x) * 3;
+        out[o] = Math.floor((s0 * mult) / 16777216);
+        out[o + 1] = Math.floor((s1 * mult) / 16777216);
+        out[o + 2] = Math.floor((s2 * mult) / 16777216);
+      }
+    }
+    return { width: outW, height: outH, data: out };
+  }
+
+  // Image.resize((outW, outH), BICUBIC, reducing_gap=REDUCING_GAP) for an RGB image.
+  function pillowResize(img, outW, outH, reducingGap = REDUCING_GAP) {
+    if (img.width === outW && img.height === outH) {
+      return { width: outW, height: outH, data: img.data.slice() };
+    }
+    let box = [0, 0, img.width, img.height];
+    if (reducingGap) {
+      const fx = Math.trunc(img.width / outW / reducingGap) || 1;
+      const fy = Math.trunc(img.height / outH / reducingGap) || 1;
+      if (fx > 1 || fy > 1) {
+        // _get_safe_box is the whole image when box is the whole image.
+        box = [0, 0, img.width / fx, img.height / fy];
+        img = reduce(img, fx, fy);
+      }
+    }
+    if (img.height > img.width * 100 && outH < img.height) {
+      const tmp = resampleInner(img, img.width, outH, [0, box[1], img.width, box[3]]);
+      return resampleInner(tmp, outW, outH, [box[0], 0, box[2], outH]);
+    }
+    return resampleInner(img, outW, outH, box);
+  }
+
+  // JpegImagePlugin.draft(None, (96, 96)): the DCT scale libjpeg would decode at.
+  function jpegDraftScale(width, height, target = Math.trunc(IMAGE_SIZE * REDUCING_GAP)) {
+    const scale = Math.min(Math.floor(width / target), Math.floor(height / target));
+    for (const s of [8, 4, 2, 1]) {
+      if (scale >= s) return s;
+    }
+    return 1;
+  }
+
+  function rgbaToRgb(rgba, width, height) {
+    const n = width * height;
+    const out = new Uint8Array(n * 3);
+    for (let i = 0, j = 0; i < n; i++, j += 4) {
+      out[i * 3] = rgba[j];
+      out[i * 3 + 1] = rgba[j + 1];
+      out[i * 3 + 2] = rgba[j + 2];
+    }
+    return out;
+  }
+
+  // From decoded pixels (already upright, alpha on white) to the model's 32x32 RGB.
+  function fromDecoded(rgb, width, height, isJpeg) {
+    let img = { width, height, data: rgb };
+    if (isJpeg) {
+      const s = jpegDraftScale(width, height);
+      if (s > 1) img = reduce(img, s, s);
+    }
+    return pillowResize(img, IMAGE_SIZE, IMAGE_SIZE).data;
+  }
+
+  // --- browser side ------------------------------------------------------------------------------
+
+  function sniffJpeg(bytes) {
+    return bytes.length > 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
+  }
+
+  async function decodeToCanvas(blob) {
+    let bitmap;
+    try {
+      bitmap = await createImageBitmap(blob, {
+        imageOrientation: 'from-image',
+        colorSpaceConversion: 'none',
+        premultiplyAlpha: 'default',
+      });
+    } catch (err) {
+      throw new ImageError('not an image, or an unsupported format');
+    }
+    const { width, height } = bitmap;
+    if (width < 1 || height < 1) {
+      bitmap.close();
+      throw new ImageError(`image has no pixels (${width}x${height})`);
+    }
+    if (width * height > MAX_PIXELS) {
+      bitmap.close();
+      throw new ImageError(`image too large: ${width}x${height} pixels, the limit is ${MAX_PIXELS.toLocaleString('en')}`);
+    }
+    const canvas = typeof OffscreenCanvas !== 'undefined'
+      ? new OffscreenCanvas(width, height)
+      : Object.assign(document.createElement('canvas'), { width, height });
+    const ctx = canvas.getContext('2d', { willReadFrequently: true });
+    ctx.fillStyle = '#ffffff'; // transparency is composited onto white, as in Python
+    ctx.fillRect(0, 0, width, height);
+    ctx.drawImage(bitmap, 0, 0);
+    bitmap.close();
+    const rgba = ctx.getImageData(0, 0, width, height).data;
+    return { width, height, rgba };
+  }
+
+  /** Blob/File -> Uint8Array(32*32*3) RGB, the same as cifar10.preprocess.load_image. */
+  async function loadImage(blob) {
+    if (!blob || blob.size === 0) throw new ImageError('empty data: not an image');
+    const head = new Uint8Array(await blob.slice(0, 4).arrayBuffer());
+    const { width, height, rgba } = await decodeToCanvas(blob);
+    return fromDecoded(rgbaToRgb(rgba, width, height), width, height, sniffJpeg(head));
+  }
+
+  return {
+    IMAGE_SIZE, REDUCING_GAP, MAX_PIXELS, ImageError,
+    bicubicFilter, precomputeCoeffs, reduce, pillowResize, jpegDraftScale, fromDecoded, rgbaToRgb,
+    loadImage,
+  };
+});

@@ -1,0 +1,130 @@
+"""Streamlit app: pick a model, upload images (or click an example), see each prediction with its bars.
+
+Run it with ``cifar10 web --ui streamlit`` (or ``streamlit run web/streamlit_app.py``). Models come
+from ``$CIFAR10_MODELS_DIR`` / ``exported_models`` (and the user's models folder); each model is
+loaded once per server process (``st.cache_resource``) and shared by every browser session.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+try:
+    import web  # noqa: F401  (installed, or run from the project root)
+except ImportError:  # `streamlit run web/streamlit_app.py` puts web/ itself on sys.path, not its parent
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pandas as pd
+import streamlit as st
+
+from cifar10 import contract
+from cifar10.inference import Classifier
+from cifar10.registry import ModelInfo
+from web.common import (INTRO, TITLE, UPLOAD_EXTENSIONS, Prediction, classify_sources, default_model,
+                        find_models, model_choice_label, preview, sample_images)
+
+EXAMPLES_KEY = "examples"
+
+
+@st.cache_resource(show_spinner="Loading the model...")
+def get_classifier(onnx_path: str, mtime_ns: int) -> Classifier:
+    """One onnxruntime session per model file (and version of it) for the whole server process."""
+    return Classifier(onnx_path, provider="cpu")
+
+
+@st.cache_resource(ttl=60, show_spinner=False)
+def list_models() -> tuple[list[ModelInfo], list[str]]:
+    return find_models()
+
+
+def classifier_for(model: ModelInfo) -> Classifier:
+    path = Path(model.onnx_path)
+    return get_classifier(str(path), path.stat().st_mtime_ns)
+
+
+def show_prediction(pred: Prediction, source) -> None:
+    with st.container(border=True):
+        if not pred.ok:
+            st.error(f"**{pred.name}**: could not classify this file: {pred.error}")
+            return
+        left, middle, right = st.columns([2, 2, 3])
+        with left:
+            shown = preview(source)
+            st.image(shown if shown is not None else pred.model_input, caption=pred.name, width="stretch")
+        with middle:
+            st.markdown(f"### {pred.label}")
+            st.metric("Confidence", f"{pred.confidence:.1%}")
+            st.image(pred.model_input, caption="what the model sees (32x32)", width=96)
+        with right:
+            frame = pd.DataFrame({"class": list(contract.CLASS_NAMES),
+                                  "probability": [float(p) for p in pred.probabilities]})
+            st.bar_chart(frame, x="class", y="probability", horizontal=True, sort=False, height=300,
+                         x_label="probability", y_label="")
+
+
+def main() -> None:
+    st.set_page_config(page_title=TITLE, page_icon=":frame_with_picture:", layout="wide")
+    st.title(TITLE)
+    st.caption(INTRO)
+
+    models, errors = list_models()
+    with st.sidebar:
+        st.header("Model")
+        if not models:
+            st.error("No models found. Train and export one (`cifar10 train`), or put a `<name>.onnx` + "
+                     "`<name>.json` pair in `exported_models/` (or set `CIFAR10_MODELS_DIR`).")
+        else:
+            best = default_model(models)
+            names = [m.name for m in models]
+            by_name = {m.name: m for m in models}
+            chosen = st.selectbox("Model", names, index=names.index(best.name), key="model",
+                                  format_func=lambda n: model_choice_label(by_name[n]))
+            model = by_name[chosen]
+            if model.test_accuracy is not None:
+                st.metric("Test accuracy (10,000 CIFAR-10 test images)", f"{model.test_accuracy:.1%}")
+            if model.summary:
+                st.caption(model.summary)
+        for error in errors:
+            st.warning(f"Skipped a model: {error}")
+    if not models:
+        return
+
+    uploads = st.file_uploader("Upload one or several images", type=UPLOAD_EXTENSIONS,
+                               accept_multiple_files=True, key="uploads")
+
+    samples = sample_images()
+    if samples:
+        st.write("Or click an example:")
+        columns = st.columns(min(len(samples), 10))
+        for i, path in enumerate(samples):
+            with columns[i % len(columns)]:
+                st.image(str(path), width="stretch")
+                if st.button(path.stem, key=f"sample_{path.stem}", width="stretch"):
+                    st.session_state[EXAMPLES_KEY] = [str(path)]
+    else:
+        st.caption("(No example images: resources/samples is empty.)")
+
+    sources: list[tuple[str, object]] = []
+    if uploads:
+        st.session_state.pop(EXAMPLES_KEY, None)  # a new upload replaces the clicked example
+        sources = [(u.name, u.getvalue()) for u in uploads]
+    else:
+        sources = [(Path(p).name, p) for p in st.session_state.get(EXAMPLES_KEY, [])]
+    if not sources:
+        st.info("Upload one or more images, or click an example, to see the predictions.")
+        return
+
+    try:
+        classifier = classifier_for(model)
+    except Exception as exc:  # a model that passed discovery but cannot start: say so, no traceback
+        st.error(f"Could not load the model {model.name}: {exc}")
+        return
+    predictions = classify_sources(classifier, sources)
+    ok = [p for p in predictions if p.ok]
+    st.subheader(f"{len(ok)} of {len(predictions)} image(s) classified with {model.name}")
+    for pred, (_, source) in zip(predictions, sources):
+        show_prediction(pred, source)
+
+
+main()
