@@ -1,0 +1,108 @@
+"""`cifar10 classify` on real folders: in-process via cifar10.cli.main and once as a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cifar10.cli import main
+from cifar10.contract import CLASS_NAMES
+from cifar10.results_io import COLUMNS, read_results
+from image_files import mixed_folder
+from onnx_fixtures import MAPPING_B, expected_label, write_model
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    """A shipped-models folder with two colour models (b is better) and an empty user folder."""
+    models = tmp_path / "models"
+    write_model(models, "colour_a", test_accuracy=0.6)
+    write_model(models, "colour_b", test_accuracy=0.8, mapping=MAPPING_B)
+    monkeypatch.setenv("CIFAR10_MODELS_DIR", str(models))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
+    images = tmp_path / "images"
+    expected = mixed_folder(images)
+    return {"models": models, "images": images, "expected": expected, "tmp": tmp_path}
+
+
+def rows_by_name(rows, root):
+    return {os.path.relpath(r["path"], root).replace(os.sep, "/"): r for r in rows}
+
+
+def test_csv_output_uses_best_model_by_default(env, capsys):
+    out = env["tmp"] / "results.csv"
+    assert main(["classify", str(env["images"]), "--output", str(out)]) == 0
+    header = out.read_text().splitlines()[0]
+    assert header == ",".join(COLUMNS) == "path,label,confidence,error," + ",".join(CLASS_NAMES)
+    rows = rows_by_name(read_results(out), env["images"])
+    assert set(rows) == set(env["expected"])
+    for name, rgb in env["expected"].items():
+        row = rows[name]
+        if rgb is None:
+            assert row["error"] and row["label"] == "" and row["confidence"] is None and row["cat"] is None
+        else:
+            assert row["label"] == expected_label(rgb, MAPPING_B)  # colour_b: the best test accuracy
+            assert row["error"] == ""
+            assert sum(row[c] for c in CLASS_NAMES) == pytest.approx(1.0, abs=1e-4)
+            assert row["confidence"] == pytest.approx(row[row["label"]])
+    err = capsys.readouterr().err
+    assert "model colour_b" in err and "3 could not be classified" in err and "results in" in err
+    assert not (env["tmp"] / "results.csv.part").exists()
+
+
+def test_json_output_with_model_and_top_k(env):
+    out = env["tmp"] / "results.json"
+    assert main(["classify", str(env["images"] / "red.png"), str(env["images"] / "sub"), "--model", "colour_a",
+                 "-o", str(out), "--top-k", "2", "--provider", "cpu"]) == 0
+    rows = json.loads(out.read_text())
+    assert [os.path.basename(r["path"]) for r in rows] == ["red.png", "blue.jpg", "broken.png"]
+    red = rows[0]
+    assert list(red)[:4] == ["path", "label", "confidence", "error"] and red["label"] == "airplane"
+    assert red["top_k"][0][0] == "airplane" and len(red["top_k"]) == 2
+    assert rows[2]["label"] == "" and rows[2]["confidence"] is None and rows[2]["error"]
+
+
+def test_table_on_stdout(env, capsys):
+    assert main(["classify", str(env["images"]), "--model", "colour_a"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == ["class", "conf"]
+    assert len(out) == 1 + len(env["expected"])
+    assert any(line.startswith("airplane") and line.endswith("red.png") for line in out)
+    assert any(line.startswith("ERROR") and "notes.txt: not an image" in line for line in out)
+
+
+def test_errors_exit_non_zero_with_a_clear_message(env, capsys):
+    assert main(["classify", str(env["tmp"] / "nope")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["classify", str(env["images"]), "--model", "missing_model"]) == 2
+    assert "no model named 'missing_model' (available: colour_b, colour_a)" in capsys.readouterr().err
+    assert main(["classify", str(env["images"]), "-o", str(env["tmp"] / "results.xlsx")]) == 2
+    assert ".csv or .json" in capsys.readouterr().err
+    assert main(["classify"]) == 2
+
+
+def test_no_models_is_a_clear_error(env, monkeypatch, capsys):
+    monkeypatch.setenv("CIFAR10_MODELS_DIR", str(env["tmp"] / "empty"))
+    assert main(["classify", str(env["images"])]) == 2
+    assert "no models found in" in capsys.readouterr().err
+
+
+def test_list_models(env, capsys):
+    (env["models"] / "broken.onnx").write_bytes(b"junk")
+    assert main(["classify", "--list-models"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("* colour_b") and "80.00%" in out
+    assert "! " in out and "broken.onnx" in out
+
+
+def test_subprocess(env):
+    out = env["tmp"] / "sub.csv"
+    done = subprocess.run([sys.executable, "-m", "cifar10.cli", "classify", str(env["images"]), "-o", str(out)],
+                          capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
+    assert len(read_results(out)) == len(env["expected"])
+    missing = subprocess.run([sys.executable, "-m", "cifar10.cli", "classify", str(env["tmp"] / "nope")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "no such file or folder" in missing.stderr

@@ -1,0 +1,243 @@
+"""The desktop app, offscreen (pytest-qt): real files, real onnxruntime sessions on tiny models."""
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from cifar10.contract import CLASS_NAMES  # noqa: E402
+from cifar10.inference import Result  # noqa: E402
+from cifar10.results_io import COLUMNS, read_results  # noqa: E402
+from desktop_app.main_window import MainWindow  # noqa: E402
+from desktop_app.results_model import COL_CONFIDENCE, ERRORS_ONLY, ResultsFilterProxy, ResultsModel  # noqa: E402
+from image_files import mixed_folder, solid  # noqa: E402
+from onnx_fixtures import BLUE, GREEN, MAPPING_B, RED, expected_label, write_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("models")
+    write_model(directory, "colour_a", test_accuracy=0.6)
+    write_model(directory, "colour_b", test_accuracy=0.8, mapping=MAPPING_B)
+    write_model(directory, "slow", test_accuracy=0.1, slow_layers=8, slow_channels=96)
+    (directory / "broken.onnx").write_bytes(b"not onnx")
+    (directory / "broken.json").write_text('{"name": "broken", "test_accuracy": 0.9, "summary": ""}')
+    return directory
+
+
+@pytest.fixture()
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture()
+def window(qtbot, models_dir, settings):
+    win = MainWindow(settings=settings, model_dirs_=[models_dir], batch_size=4)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.cancel()
+    win.wait_idle(10)
+
+
+def wait_done(qtbot, win, timeout=20000):
+    qtbot.waitUntil(lambda: not win.busy, timeout=timeout)
+    QApplication.processEvents()
+
+
+def rows(win):
+    return {os.path.basename(r.path): r for r in win.results_model.results()}
+
+
+def drop(win, paths=None, urls=None):
+    """What a file manager drag does: DragEnter, then Drop (Qt delivers a Drop only after an accepted enter).
+
+    Returns (enter accepted, drop accepted); read while ``mime`` (which the events point to) is alive."""
+    mime = QMimeData()
+    mime.setUrls(urls or [QUrl.fromLocalFile(str(p)) for p in paths])
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(QPointF(20, 20), *args)
+    QApplication.sendEvent(win, enter)
+    if not enter.isAccepted():
+        return False, False
+    event = QDropEvent(QPointF(20, 20), *args)
+    QApplication.sendEvent(win, event)
+    return True, event.isAccepted()
+
+
+def test_models_listed_with_accuracy_best_selected(window):
+    combo = window.model_combo
+    assert [combo.itemText(i) for i in range(combo.count())] == [
+        "colour_b — 80.0% test accuracy", "colour_a — 60.0% test accuracy", "slow — 10.0% test accuracy"]
+    assert window.current_model.name == "colour_b"
+    assert window.problems_action.isEnabled() and "(1)" in window.problems_action.text()  # broken.onnx
+
+
+def test_drop_files_and_folder_gives_rows_with_labels_and_errors(qtbot, window, tmp_path):
+    folder = tmp_path / "folder"
+    expected = mixed_folder(folder)
+    loose = solid(tmp_path / "loose_green.png", GREEN)
+    assert drop(window, urls=[QUrl("https://example.com/cat.png")]) == (False, False)  # not a local file
+    assert drop(window, [loose, folder]) == (True, True)
+    wait_done(qtbot, window)
+    got = rows(window)
+    assert len(got) == len(expected) + 1
+    assert got["loose_green.png"].label == expected_label(GREEN, MAPPING_B) == "ship"
+    for name, rgb in expected.items():
+        result = got[os.path.basename(name)]
+        if rgb is None:
+            assert result.error and result.label == ""
+        else:
+            assert result.label == expected_label(rgb, MAPPING_B) and not result.error
+            assert result.image is not None  # the thumbnail / model input
+    assert "3 could not be read" in window.counts_label.text()
+    assert window.provider_label.text().startswith("Provider: CPU")
+    # Dropping the same folder again adds nothing; the table shows the error text.
+    drop(window, [folder])
+    wait_done(qtbot, window)
+    assert window.results_model.rowCount() == len(expected) + 1
+    model = window.results_model
+    texts = [model.data(model.index(r, 4)) for r in range(model.rowCount())]
+    assert any("not an image" in t for t in texts)
+
+
+def test_selection_shows_probability_bars(qtbot, window, tmp_path):
+    for name, colour in (("r.png", RED), ("b.png", BLUE)):
+        solid(tmp_path / name, colour)
+    window.add_paths([tmp_path])
+    wait_done(qtbot, window)
+    window.select_row(1)
+    result = window.selected_result()
+    assert result is not None and result.label in ("horse", "truck")
+    np.testing.assert_allclose(window.preview.bars.probabilities(), result.probabilities)
+    assert window.preview.image.has_image() and window.preview.model_input.has_image()
+    assert result.label in window.preview.title.text()
+    window.preview.bars.grab()  # paints without errors
+
+
+def test_switching_model_reclassifies(qtbot, window, tmp_path, settings):
+    solid(tmp_path / "red.png", RED)
+    solid(tmp_path / "blue.png", BLUE)
+    window.add_paths([tmp_path / "red.png", tmp_path / "blue.png"])
+    wait_done(qtbot, window)
+    assert {n: r.label for n, r in rows(window).items()} == {"red.png": "horse", "blue.png": "truck"}
+    window.set_model("colour_a")
+    wait_done(qtbot, window)
+    assert {n: r.label for n, r in rows(window).items()} == {"red.png": "airplane", "blue.png": "bird"}
+    assert settings.value("model") == "colour_a"
+
+
+def test_last_model_and_folder_are_remembered(qtbot, models_dir, settings, tmp_path):
+    first = MainWindow(settings=settings, model_dirs_=[models_dir])
+    qtbot.addWidget(first)
+    first.set_model("colour_a")
+    first.add_paths([solid(tmp_path / "x.png", RED)])
+    wait_done(qtbot, first)
+    first.close()
+    second = MainWindow(settings=settings, model_dirs_=[models_dir])
+    qtbot.addWidget(second)
+    assert second.current_model.name == "colour_a"  # not the best one: the last one used
+    assert second._last_dir() == str(tmp_path)
+
+
+def test_cancel_stops_a_long_batch(qtbot, window, tmp_path):
+    for i in range(64):
+        solid(tmp_path / f"{i:02d}.png", RED, size=(48, 48))
+    window.set_model("slow")
+    window.add_paths([tmp_path])
+    qtbot.waitUntil(lambda: window.results_model.rowCount() > 0, timeout=20000)
+    assert window.cancel_button.isVisible() and "files/s" in window.rate_label.text()
+    with qtbot.waitSignal(window.job_finished, timeout=10000):
+        window.cancel_button.click()
+    done = window.results_model.rowCount()
+    assert 0 < done < 64 and done % 4 == 0  # whole batches only, the rest never classified
+    assert "Cancelled" in window.statusBar().currentMessage()
+    time.sleep(0.3)
+    QApplication.processEvents()
+    assert window.results_model.rowCount() == done  # nothing trickles in afterwards
+    assert not window.cancel_button.isVisible()
+
+
+def test_filter_sort_and_csv_export(qtbot, window, tmp_path):
+    folder = tmp_path / "imgs"
+    expected = mixed_folder(folder)
+    window.add_paths([folder])
+    wait_done(qtbot, window)
+    total = len(expected)
+
+    out = tmp_path / "all.csv"
+    assert window.export_results(out) == total
+    exported = read_results(out)
+    assert out.read_text().splitlines()[0] == ",".join(COLUMNS)
+    by_name = {os.path.basename(r["path"]): r for r in exported}
+    for result in window.results_model.results():
+        row = by_name[os.path.basename(result.path)]
+        assert row["label"] == result.label and row["error"] == result.error
+        if result.ok:
+            assert [row[c] for c in CLASS_NAMES] == pytest.approx(result.probabilities.tolist(), abs=1e-6)
+
+    window.class_filter.setCurrentIndex(window.class_filter.findData("truck"))  # colour_b: blue -> truck
+    assert window.proxy.rowCount() == 1
+    assert window.export_results(tmp_path / "trucks.json") == 1
+    window.class_filter.setCurrentIndex(window.class_filter.findData(ERRORS_ONLY))
+    assert window.proxy.rowCount() == 3
+    window.class_filter.setCurrentIndex(0)
+    window.search.setText("sub")
+    assert window.proxy.rowCount() == 2
+    window.search.clear()
+
+    window.table.sortByColumn(COL_CONFIDENCE, Qt.SortOrder.DescendingOrder)
+    shown = window.proxy.visible_results()
+    confidences = [r.confidence if r.ok else -1 for r in shown]
+    assert confidences == sorted(confidences, reverse=True) and not shown[-1].ok
+
+
+def test_model_card_dialog(qtbot, window):
+    dialog = window.show_model_card()
+    qtbot.addWidget(dialog)
+    assert dialog.windowTitle() == "Model card — colour_b"
+    keys = [dialog.tree.topLevelItem(i).text(0) for i in range(dialog.tree.topLevelItemCount())]
+    assert {"name", "test_accuracy", "summary", "training"} <= set(keys)
+    dialog.close()
+
+
+def test_no_models(qtbot, tmp_path, settings):
+    win = MainWindow(settings=settings, model_dirs_=[tmp_path / "none"])
+    qtbot.addWidget(win)
+    assert win.current_model is None and not win.model_combo.isEnabled()
+    assert "No models found" in win.statusBar().currentMessage()
+    win.add_paths([solid(tmp_path / "a.png", RED)])  # kept until a model appears
+    assert not win.busy and win.results_model.rowCount() == 0
+    write_model(tmp_path / "none", "late", test_accuracy=0.5)
+    win.reload_models()
+    wait_done(qtbot, win)
+    assert [r.label for r in win.results_model.results()] == ["airplane"]
+
+
+def test_ten_thousand_rows_append_quickly(qapp):
+    """The table model takes 10,000 results in chunks while sorted by confidence, without stalling."""
+    model, proxy = ResultsModel(), ResultsFilterProxy()
+    proxy.setSourceModel(model)
+    proxy.sort(COL_CONFIDENCE, Qt.SortOrder.DescendingOrder)
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10), 10_000).astype(np.float32)
+    image = np.zeros((32, 32, 3), np.uint8)
+    results = [Result.from_probabilities(f"/x/{i}.png", p, image) for i, p in enumerate(probs)]
+    worst = 0.0
+    start = time.perf_counter()
+    for i in range(0, len(results), 128):
+        t = time.perf_counter()
+        model.append(results[i:i + 128])
+        worst = max(worst, time.perf_counter() - t)
+    elapsed = time.perf_counter() - start
+    assert proxy.rowCount() == 10_000
+    top = proxy.data(proxy.index(0, COL_CONFIDENCE))
+    assert top == f"{probs.max():.1%}"
+    assert elapsed < 5.0 and worst < 0.25, (elapsed, worst)
