@@ -23,8 +23,11 @@ def shipped_models_dir() -> Path:
 def user_models_dir() -> Path:
     """Per-user folder for extra models (``<name>.onnx`` + ``<name>.json``), e.g.
     ``~/.local/share/cifar10-studio/models`` on Linux, ``%LOCALAPPDATA%\\cifar10-studio\\models`` on Windows."""
-    from platformdirs import user_data_dir  # the `app` extra; imported here to keep this module light
-
+    try:
+        from platformdirs import user_data_dir  # the `app` extra; imported here to keep this module light
+    except ImportError:  # e.g. a copy of the core in a web Space without platformdirs
+        base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+        return Path(base) / "cifar10-studio" / "models"
     return Path(user_data_dir("cifar10-studio", appauthor=False)) / "models"
 
 
