@@ -77,13 +77,15 @@
 
   /** items: [{name, blob}] -> [{name, label, index, confidence, probabilities, error}] */
   async function classifyBlobs(model, items) {
-    const decoded = await Promise.all(items.map(async (item) => {
+    // One image at a time: a dozen 12-megapixel photos decoded at once would need gigabytes.
+    const decoded = [];
+    for (const item of items) {
       try {
-        return { image: await P.loadImage(item.blob) };
+        decoded.push({ image: await P.loadImage(item.blob) });
       } catch (err) {
-        return { error: err instanceof P.ImageError ? err.message : `cannot read this image (${err.message || err})` };
+        decoded.push({ error: err instanceof P.ImageError ? err.message : `cannot read this image (${err.message || err})` });
       }
-    }));
+    }
     const good = decoded.map((d, i) => (d.image ? i : -1)).filter((i) => i >= 0);
     const probs = good.length ? await predict(model, good.map((i) => decoded[i].image)) : [];
     const out = items.map((item, i) => ({ name: item.name, error: decoded[i].error || null }));

@@ -1,0 +1,162 @@
+"""web.common (what both apps share), the Space exporter's Python kinds, and the `cifar10 web/export-space` CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cifar10 import cli
+from onnx_fixtures import MAPPING_B, RED, expected_label, write_model
+from web import common
+from web.space import SpaceExportError, export_space
+from web_fixtures import png_bytes, sample_dir
+
+
+@pytest.fixture()
+def models_dir(tmp_path) -> Path:
+    directory = tmp_path / "models"
+    write_model(directory, "colour_a", test_accuracy=0.5)
+    write_model(directory, "colour_b", test_accuracy=0.7, mapping=MAPPING_B)
+    (directory / "broken.onnx").write_bytes(b"not onnx")
+    (directory / "broken.json").write_text(json.dumps({"name": "broken", "test_accuracy": 0.9, "summary": "x"}))
+    return directory
+
+
+def test_models_best_first_with_readable_errors(models_dir):
+    models, errors = common.find_models(models_dir)
+    assert [m.name for m in models] == ["colour_b", "colour_a"]
+    assert common.default_model(models).name == "colour_b"
+    assert common.model_choice_label(models[0]) == "colour_b — 70.0% test accuracy"
+    assert len(errors) == 1 and "broken.onnx" in errors[0]
+
+
+def test_classify_sources_uses_the_core_preprocessing(models_dir, tmp_path):
+    models, _ = common.find_models(models_dir)
+    cache = common.ClassifierCache()
+    colour_a = next(m for m in models if m.name == "colour_a")
+    clf = cache.get(colour_a)
+    assert cache.get(colour_a) is clf and len(cache) == 1  # one classifier per model, per process
+    big_red = tmp_path / "red.jpg"
+    Image.new("RGB", (1200, 800), RED).save(big_red, quality=95)
+    rgba = Image.new("RGBA", (64, 64), (0, 0, 0, 0))  # fully transparent: composited onto white
+    preds = common.classify_sources(clf, [
+        ("red.jpg", big_red), ("upload.png", png_bytes(np.full((32, 32, 3), (30, 220, 30), np.uint8))),
+        ("empty.png", b""), ("text.png", b"hello"), ("clear.png", _png(rgba))])
+    assert [p.ok for p in preds] == [True, True, False, False, True]
+    assert preds[0].label == expected_label(RED) and preds[0].model_input.shape == (32, 32, 3)
+    assert preds[1].label == "automobile"
+    assert preds[2].error == "empty data: not an image"
+    assert "not an image" in preds[3].error
+    assert (preds[4].model_input == 255).all()
+    row = preds[0].as_dict()
+    assert set(row["probabilities"]) == set(common.contract.CLASS_NAMES)
+    assert sum(row["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    assert preds[0].ranked()[0][0] == preds[0].label
+    assert cache.get(next(m for m in models if m.name == "colour_b")) is not clf and len(cache) == 2
+
+
+def _png(image: Image.Image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_cards_html_escapes_names_and_shows_errors(models_dir):
+    models, _ = common.find_models(models_dir)
+    clf = common.ClassifierCache().get(models[0])
+    preds = common.classify_sources(clf, [("<b>x</b>.png", png_bytes(np.zeros((32, 32, 3), np.uint8))),
+                                          ("bad.gif", b"GIF89a-broken")])
+    page = common.cards_html(preds, [common.png_data_uri(preds[0].model_input, 4), None])
+    assert "&lt;b&gt;x&lt;/b&gt;.png" in page and "<b>x</b>" not in page
+    assert page.count("class='c10-row") == 10
+    assert "Could not classify this file" in page and "data:image/png;base64," in page
+
+
+def test_samples_folder_missing_or_present(tmp_path, monkeypatch):
+    assert common.sample_images(tmp_path / "nope") == []
+    folder = sample_dir(tmp_path / "samples")
+    (folder / ".hidden.png").write_bytes(b"")
+    (folder / "notes.txt").write_text("x")
+    found = common.sample_images(folder)
+    assert found and all(p.suffix == ".png" and not p.name.startswith(".") for p in found)
+    monkeypatch.setenv(common.SAMPLES_DIR_ENV, str(folder))
+    assert common.sample_images() == found
+
+
+@pytest.mark.parametrize("kind", ["gradio", "streamlit"])
+def test_export_python_space(kind, models_dir, tmp_path):
+    out = tmp_path / kind
+    summary = export_space(kind, out, models_dir=models_dir, samples_dir=sample_dir(tmp_path / "samples"))
+    assert summary["models"] == ["colour_b", "colour_a"] and summary["skipped"]
+    front = (out / "README.md").read_text().split("---")[1]
+    requirements = "\n".join(line for line in (out / "requirements.txt").read_text().splitlines()
+                             if not line.startswith("#"))
+    assert "onnxruntime==" in requirements and "tensorflow" not in requirements.lower()
+    assert (out / "exported_models" / "colour_a.onnx").is_file() and (out / "resources" / "samples").is_dir()
+    assert not (out / "exported_models" / "broken.onnx").exists()
+    vendored = {p.name for p in (out / "cifar10").iterdir()}
+    assert {"preprocess.py", "inference.py", "registry.py", "contract.py"} <= vendored
+    for py in (out / "cifar10").glob("*.py"):  # the copied core never needs TensorFlow or the training code
+        assert "tensorflow" not in py.read_text() and "from training" not in py.read_text()
+    if kind == "gradio":
+        assert "sdk: gradio" in front and "app_file: app.py" in front and "sdk_version:" in front
+        assert "gradio" not in requirements  # the Space installs gradio from sdk_version
+        assert (out / "app.py").is_file() and (out / "web" / "gradio_app.py").is_file()
+    else:
+        assert "sdk: docker" in front and "app_port: 8501" in front
+        assert "streamlit==" in requirements
+        docker = (out / "Dockerfile").read_text()
+        assert "EXPOSE 8501" in docker and '"web/streamlit_app.py"' in docker and "--server.port=8501" in docker
+    # The copied app imports only what was copied: run it from the Space folder, isolated from this checkout.
+    code = ("import sys, json; sys.path.insert(0, '.');"
+            "import web.common as c, cifar10; m, e = c.find_models('exported_models');"
+            "print(json.dumps([cifar10.__file__, [x.name for x in m], [p.name for p in c.sample_images()]]))")
+    done = subprocess.run([sys.executable, "-I", "-c", code], cwd=out, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    where, names, samples = json.loads(done.stdout)
+    assert Path(where).resolve().is_relative_to(out.resolve())
+    assert names == ["colour_b", "colour_a"] and samples
+
+
+def test_export_refuses_bad_targets(models_dir, tmp_path):
+    with pytest.raises(SpaceExportError, match="unknown kind"):
+        export_space("flask", tmp_path / "x", models_dir=models_dir)
+    with pytest.raises(SpaceExportError, match="no valid models"):
+        export_space("static", tmp_path / "x", models_dir=tmp_path / "empty")
+    busy = tmp_path / "busy"
+    (busy / ".git").mkdir(parents=True)
+    (busy / "old.txt").write_text("x")
+    with pytest.raises(SpaceExportError, match="not empty"):
+        export_space("static", busy, models_dir=models_dir)
+    export_space("static", busy, models_dir=models_dir, force=True)
+    assert (busy / ".git").is_dir() and not (busy / "old.txt").exists() and (busy / "index.html").is_file()
+
+
+def test_cli_export_space_and_web_parser(models_dir, tmp_path, capsys):
+    assert cli.main(["export-space", str(tmp_path / "s"), "--kind", "static", "--models-dir", str(models_dir),
+                     "--samples-dir", str(tmp_path / "none")]) == 0
+    assert "Wrote a static Space" in capsys.readouterr().out
+    assert (tmp_path / "s" / "models.json").is_file()
+    assert cli.main(["export-space", str(tmp_path / "s"), "--models-dir", str(models_dir)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    args = cli.build_parser().parse_args(["web", "--ui", "gradio", "--port", "9999"])
+    assert (args.ui, args.port, args.func) == ("gradio", 9999, cli.cmd_web)
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["web", "--ui", "flask"])
+
+
+def test_streamlit_command_line():
+    from web.launch import streamlit_command
+
+    cmd = streamlit_command(8765)
+    assert cmd[:4] == [sys.executable, "-m", "streamlit", "run"]
+    assert cmd[4].endswith(os.path.join("web", "streamlit_app.py")) and "8765" in cmd

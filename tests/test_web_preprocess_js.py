@@ -1,0 +1,102 @@
+"""web/static/preprocess.js against Pillow, in Node (no browser): the resize must be bit-exact.
+
+The static Space's JavaScript replicates ``Image.resize((32, 32), BICUBIC, reducing_gap=3.0)``
+(Image.reduce + Pillow's fixed-point separable convolution) and JPEG's draft scale choice. Random
+images of many shapes are resized by both and compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cifar10.preprocess import REDUCING_GAP, RESAMPLE, load_image
+
+PREPROCESS_JS = Path(__file__).resolve().parents[1] / "web" / "static" / "preprocess.js"
+NODE = shutil.which("node") or shutil.which("nodejs")
+pytestmark = pytest.mark.skipif(NODE is None, reason="Node.js not installed (apt-get install -y nodejs)")
+
+RUNNER = r"""
+const P = require(process.argv[2]);
+const fs = require('fs');
+const cases = JSON.parse(fs.readFileSync(process.argv[3]));
+const out = [];
+for (const c of cases) {
+  const data = new Uint8Array(fs.readFileSync(c.input));
+  let result;
+  if (c.op === 'resize') result = P.pillowResize({ width: c.w, height: c.h, data }, 32, 32).data;
+  else result = P.fromDecoded(data, c.w, c.h, true);
+  fs.writeFileSync(c.output, Buffer.from(result));
+  out.push({ draft: P.jpegDraftScale(c.w, c.h) });
+}
+console.log(JSON.stringify(out));
+"""
+
+SIZES = [(32, 32), (33, 31), (31, 33), (16, 16), (20, 50), (64, 64), (96, 96), (97, 95), (100, 75), (256, 256),
+         (287, 191), (500, 375), (1000, 97), (25, 3000), (3, 700), (640, 480), (1920, 1080), (4000, 3000)]
+
+
+def _texture(rng, w: int, h: int) -> np.ndarray:
+    """Smooth structure plus noise, so both low and high frequencies are exercised."""
+    base = rng.integers(0, 256, (max(2, h // 6), max(2, w // 6), 3), dtype=np.uint8)
+    smooth = np.asarray(Image.fromarray(base).resize((w, h), Image.Resampling.BILINEAR)).astype(np.int16)
+    return np.clip(smooth + rng.integers(-40, 41, smooth.shape), 0, 255).astype(np.uint8)
+
+
+def _run_node(tmp_path: Path, cases: list[dict]) -> list[dict]:
+    runner = tmp_path / "runner.js"
+    runner.write_text(RUNNER)
+    spec = tmp_path / "cases.json"
+    spec.write_text(json.dumps(cases))
+    done = subprocess.run([NODE, str(runner), str(PREPROCESS_JS), str(spec)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_resize_is_bit_exact_with_pillow(tmp_path):
+    rng = np.random.default_rng(7)
+    cases, expected = [], []
+    for w, h in SIZES:
+        image = _texture(rng, w, h)
+        src = tmp_path / f"in_{w}x{h}.raw"
+        image.tofile(src)
+        cases.append({"op": "resize", "w": w, "h": h, "input": str(src), "output": str(tmp_path / f"out_{w}x{h}.raw")})
+        ref = Image.fromarray(image)
+        if ref.size != (32, 32):
+            ref = ref.resize((32, 32), RESAMPLE, reducing_gap=REDUCING_GAP)
+        expected.append(np.asarray(ref))
+    _run_node(tmp_path, cases)
+    for case, ref in zip(cases, expected):
+        ours = np.fromfile(case["output"], np.uint8).reshape(32, 32, 3)
+        diff = np.abs(ours.astype(int) - ref.astype(int))
+        assert diff.max() == 0, f"{case['w']}x{case['h']}: {np.count_nonzero(diff)} values differ (max {diff.max()})"
+
+
+@pytest.mark.parametrize("size", [(256, 256), (640, 480), (1200, 1600), (4000, 3000), (150, 100)])
+def test_jpeg_draft_approximation(tmp_path, size):
+    """Python decodes big JPEGs at 1/2..1/8 scale (libjpeg DCT); the JS area-averages a full decode."""
+    rng = np.random.default_rng(size[0])
+    small = _texture(rng, 32, 32)  # photo-like: structure + noise (pure white noise is JPEG's worst case)
+    buf = io.BytesIO()
+    Image.fromarray(small).resize(size, Image.Resampling.BICUBIC).save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    full = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))  # what the browser decodes
+    src = tmp_path / "full.raw"
+    full.tofile(src)
+    (result,) = _run_node(tmp_path, [{"op": "jpeg", "w": size[0], "h": size[1], "input": str(src),
+                                      "output": str(tmp_path / "out.raw")}])
+    draft = Image.open(io.BytesIO(data))
+    draft.draft(None, (96, 96))
+    assert result["draft"] == size[0] // draft.size[0] or (result["draft"] == 1 and draft.size == size)
+    ours = np.fromfile(tmp_path / "out.raw", np.uint8).reshape(32, 32, 3).astype(int)
+    diff = np.abs(ours - load_image(data).astype(int))
+    # DCT-domain scaling is not exactly an area average: a few levels at most, well under 1 on average.
+    assert diff.max() <= 4 and diff.mean() < 0.75, (diff.max(), diff.mean())
