@@ -96,6 +96,33 @@ def cmd_app(args) -> int:
     return app_main(args.paths, model=args.model, provider=args.provider)
 
 
+def cmd_web(args) -> int:
+    try:
+        __import__(args.ui)  # streamlit or gradio: the 'web' extra
+        from web.launch import run_web
+    except ImportError as exc:
+        raise _require(exc) from exc
+    return run_web(args.ui, port=args.port, host=args.host, models_dir=args.models_dir)
+
+
+def cmd_export_space(args) -> int:
+    try:
+        from web.space import SpaceExportError, export_space
+    except ImportError as exc:
+        raise _require(exc) from exc
+    try:
+        summary = export_space(args.kind, args.out_dir, models_dir=args.models_dir, samples_dir=args.samples_dir,
+                               force=args.force, title=args.title)
+    except SpaceExportError as exc:
+        raise UserFacingError(str(exc)) from None
+    for problem in summary["skipped"]:
+        print(f"warning: skipped a model: {problem}", file=sys.stderr)
+    print(f"Wrote a {args.kind} Space to {summary['out_dir']}: {len(summary['files'])} files, "
+          f"models {', '.join(summary['models'])}, {len(summary['samples'])} example images.\n"
+          "Publish it: see docs/web.md (git push to huggingface.co/spaces/USER/NAME, or `hf upload`).")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cifar10", description="CIFAR-10 classifier studio")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,6 +183,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="exported model name or .onnx path to start with")
     p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto")
     p.set_defaults(func=cmd_app)
+
+    p = sub.add_parser("web", help="start the Streamlit or Gradio web app on localhost")
+    p.add_argument("--ui", choices=["streamlit", "gradio"], default="streamlit")
+    p.add_argument("--port", type=int, help="default: 8501 (streamlit), 7860 (gradio)")
+    p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines too")
+    p.add_argument("--models-dir", type=Path, help="folder of <name>.onnx + <name>.json (default: exported_models)")
+    p.set_defaults(func=cmd_web)
+
+    p = sub.add_parser("export-space", help="write a Hugging Face Space folder (static = free, in-browser ONNX)")
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    p.add_argument("--kind", choices=["static", "gradio", "streamlit"], default="static",
+                   help="static: onnxruntime-web in the browser (free hosting); gradio; streamlit (Docker)")
+    p.add_argument("--models-dir", type=Path, help="models to include (default: exported_models)")
+    p.add_argument("--samples-dir", type=Path, help="example images (default: resources/samples)")
+    p.add_argument("--title", default="CIFAR-10 classifier", help="the Space's title")
+    p.add_argument("--force", action="store_true", help="replace the contents of a non-empty OUT_DIR (keeps .git)")
+    p.set_defaults(func=cmd_export_space)
     return parser
 
 
