@@ -34,8 +34,9 @@ def _fill(parent: QTreeWidgetItem | QTreeWidget, value) -> None:
     items = value.items() if isinstance(value, dict) else enumerate(value)
     for key, child in items:
         node = QTreeWidgetItem([str(key)])
-        if isinstance(child, (dict, list)) and child and not (
-                isinstance(child, list) and all(not isinstance(c, (dict, list)) for c in child) and len(child) <= 12):
+        short_list = (isinstance(child, list) and all(not isinstance(c, (dict, list)) for c in child)
+                      and len(json.dumps(child)) <= 80)  # e.g. an input shape: one line
+        if isinstance(child, (dict, list)) and child and not short_list:
             node.setText(1, f"{len(child)} items" if isinstance(child, list) else "")
             _fill(node, child)
         else:

@@ -114,7 +114,10 @@ class ScaledImageLabel(QLabel):
     def _rescale(self) -> None:
         if self._pixmap is None or self.width() < 2 or self.height() < 2:
             return
-        mode = Qt.TransformationMode.SmoothTransformation if self._smooth else Qt.TransformationMode.FastTransformation
+        # Tiny images (CIFAR's 32x32) are blown up pixelated: smoothing would show a blur that is not in the file.
+        tiny = max(self._pixmap.width(), self._pixmap.height()) < 160
+        smooth = self._smooth and not (tiny and self.width() > self._pixmap.width())
+        mode = Qt.TransformationMode.SmoothTransformation if smooth else Qt.TransformationMode.FastTransformation
         super().setPixmap(self._pixmap.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio, mode))
 
 
