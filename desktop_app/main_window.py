@@ -16,7 +16,7 @@ from cifar10.contract import CLASS_NAMES
 from cifar10.inference import Classifier, Result
 from cifar10.paths import model_dirs, user_models_dir
 from cifar10.preprocess import IMAGE_SUFFIXES, ImageError, load_preview
-from cifar10.registry import ModelInfo, best_model, discover_models, find_model, ModelError
+from cifar10.registry import ModelError, ModelInfo, best_model, discover_models, find_model
 from cifar10.results_io import write_results
 from desktop_app.card_dialog import ModelCardDialog
 from desktop_app.jobs import Job, path_key, run_job
@@ -235,6 +235,7 @@ class MainWindow(QMainWindow):
     def reload_models(self, prefer: str | None = None) -> None:
         """Rescan the model folders; keep the current model if it is still there."""
         self._models, self._model_errors = discover_models(self._model_dirs)
+        self._classifiers.clear()  # a re-exported model file gets a fresh session
         wanted = prefer or (self._model.name if self._model else None) or self.settings.value(SETTINGS_MODEL)
         extra = None
         if prefer and not any(m.name == prefer for m in self._models):
@@ -484,7 +485,7 @@ class MainWindow(QMainWindow):
 
     def _update_counts(self) -> None:
         total = self.results_model.rowCount()
-        errors = self.results_model.error_count() if total < 20000 else 0
+        errors = self.results_model.error_count()
         self.counts_label.setText(f"{total:,} files · {errors:,} could not be read" if errors else f"{total:,} files")
 
     # --- selection and preview -------------------------------------------------------------------

@@ -26,6 +26,7 @@ class ResultsModel(QAbstractTableModel):
         super().__init__(parent)
         self._results: list[Result] = []
         self._names: list[str] = []  # lower-case file names, precomputed for sorting
+        self._errors = 0
         self._pixmaps: dict[int, QPixmap] = {}
         self._error_icon = None
 
@@ -113,11 +114,12 @@ class ResultsModel(QAbstractTableModel):
         self.beginInsertRows(QModelIndex(), first, first + len(results) - 1)
         self._results.extend(results)
         self._names.extend(os.path.basename(r.path).lower() for r in results)
+        self._errors += sum(1 for r in results if r.error)
         self.endInsertRows()
 
     def clear(self) -> None:
         self.beginResetModel()
-        self._results, self._names = [], []
+        self._results, self._names, self._errors = [], [], 0
         self._pixmaps.clear()
         self.endResetModel()
 
@@ -128,7 +130,7 @@ class ResultsModel(QAbstractTableModel):
         return self._results[row]
 
     def error_count(self) -> int:
-        return sum(1 for r in self._results if r.error)
+        return self._errors
 
 
 class ResultsFilterProxy(QSortFilterProxyModel):

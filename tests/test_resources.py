@@ -1,0 +1,51 @@
+"""resources/ (samples, icon) and the screenshot script."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cifar10.contract import CLASS_NAMES
+from cifar10.paths import project_root
+from cifar10.preprocess import load_image
+from cifar_fixtures import SHARED_CIFAR
+from onnx_fixtures import write_model
+
+RESOURCES = project_root() / "resources"
+
+
+def test_one_sample_per_class_with_label_and_test_index_in_the_name():
+    samples = sorted((RESOURCES / "samples").glob("*.png"))
+    labels = [p.stem.rsplit("_", 1)[0] for p in samples]
+    assert sorted(labels) == sorted(CLASS_NAMES)
+    for path in samples:
+        assert int(path.stem.rsplit("_", 1)[1]) >= 0
+        assert Image.open(path).size == (32, 32)
+
+
+@pytest.mark.skipif(not (SHARED_CIFAR / "test_batch").is_file(), reason="CIFAR-10 test batch not available")
+def test_samples_are_the_exact_test_set_pixels():
+    from training.data import load_batch
+
+    test = load_batch(SHARED_CIFAR / "test_batch")
+    for path in (RESOURCES / "samples").glob("*.png"):
+        label, index = path.stem.rsplit("_", 1)
+        assert CLASS_NAMES[test.y[int(index)]] == label
+        np.testing.assert_array_equal(load_image(path), test.x[int(index)])  # preprocessing is the identity here
+
+
+def test_icon_files():
+    assert Image.open(RESOURCES / "icon.png").size == (256, 256)
+    assert Image.open(RESOURCES / "icon.ico").format == "ICO"
+    assert (RESOURCES / "icon.svg").read_text().startswith("<svg")
+
+
+def test_screenshot_script(tmp_path, qapp):
+    from desktop_app.screenshot import main
+
+    models = tmp_path / "models"
+    write_model(models, "colour_a", test_accuracy=0.6)
+    out = tmp_path / "shot.png"
+    assert main(["--models-dir", str(models), "--out", str(out), "--size", "900x600"]) == 0
+    shot = Image.open(out)
+    assert shot.size == (900, 600)
+    assert len({tuple(p) for p in np.asarray(shot.convert("RGB")).reshape(-1, 3)[::97]}) > 20  # not blank
