@@ -135,3 +135,18 @@ def png_bytes(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, "PNG")
     return buf.getvalue()
+
+
+def add_shipped_models(directory: Path) -> list[str]:
+    """Copy the real exported models (exported_models/), if any, next to the test models: the
+    screenshots then show trained networks. Returns their names, best test accuracy first."""
+    from cifar10.paths import shipped_models_dir
+    from cifar10.registry import discover_models
+
+    models, _ = discover_models([shipped_models_dir()])
+    directory.mkdir(parents=True, exist_ok=True)
+    for model in models:
+        for suffix in (".onnx", ".json"):
+            source = model.onnx_path.with_suffix(suffix)
+            (directory / source.name).write_bytes(source.read_bytes())
+    return [m.name for m in models]

@@ -74,6 +74,13 @@ def sample_images(directory: str | os.PathLike | None = None) -> list[Path]:
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
+def sample_label(path: str | os.PathLike) -> str:
+    """``cat_0.png`` -> ``cat``: the class part of a sample's file name, for buttons and captions."""
+    stem = Path(path).stem
+    head, _, tail = stem.rpartition("_")
+    return head if head and tail.isdigit() else stem
+
+
 class ClassifierCache:
     """One :class:`Classifier` per model file for the whole process (sessions are thread-safe to share)."""
 
@@ -157,13 +164,20 @@ def classify_sources(classifier: Classifier, sources: Iterable[tuple[str, ImageS
 
 
 def preview(source: ImageSource, side: int = PREVIEW_SIDE) -> np.ndarray | None:
-    """The upload as a person sees it (upright, longest side ``side``), or None if it cannot be read."""
+    """The upload as a person sees it (upright, longest side ``side``), or None if it cannot be read.
+
+    Small images (a 32x32 CIFAR sample) are enlarged by whole pixels, so they look crisp, not blurred.
+    """
     try:
         if hasattr(source, "seek"):
             source.seek(0)
-        return load_preview(source, side)
+        image = load_preview(source, side)
     except Exception:
         return None
+    zoom = side // max(image.shape[:2])
+    if zoom >= 2:
+        image = np.repeat(np.repeat(image, zoom, axis=0), zoom, axis=1)
+    return image
 
 
 def png_data_uri(rgb: np.ndarray, scale: int = 1) -> str:

@@ -16,7 +16,7 @@ from typing import Sequence
 import gradio as gr
 
 from web.common import (INTRO, TITLE, ClassifierCache, cards_html, classify_sources, default_model, find_models,
-                        model_choice_label, png_data_uri, preview, sample_images)
+                        model_choice_label, png_data_uri, preview, sample_images, sample_label)
 
 CLASSIFIERS = ClassifierCache(provider="cpu")  # one per model file, per process
 
@@ -75,7 +75,8 @@ def build_demo(models_dir: str | os.PathLike | None = None, samples: Sequence[st
                                 label="Upload one or several images")
                 button = gr.Button("Classify", variant="primary")
                 if samples:
-                    examples = gr.Gallery(value=samples, label="Examples: click one", columns=5, height="auto",
+                    examples = gr.Gallery(value=[(p, sample_label(p)) for p in samples], label="Examples: click one",
+                                          columns=5, height="auto",
                                           allow_preview=False, interactive=False, show_label=True)
             with gr.Column(scale=2):
                 cards = gr.HTML(cards_html([]), label="Predictions")

@@ -15,7 +15,7 @@ def streamlit_command(port: int, host: str = "127.0.0.1", script: Path = STREAML
     return [sys.executable, "-m", "streamlit", "run", str(script),
             "--server.port", str(port), "--server.address", host,
             "--server.headless", "true",  # no e-mail prompt, no browser launch: the URL is printed
-            "--browser.gatherUsageStats", "false"]
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
 
 
 def run_web(ui: str, port: int | None = None, host: str = "127.0.0.1", models_dir: str | os.PathLike | None = None) -> int:

@@ -10,19 +10,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-try:
-    import web  # noqa: F401  (installed, or run from the project root)
-except ImportError:  # `streamlit run web/streamlit_app.py` puts web/ itself on sys.path, not its parent
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# `streamlit run web/streamlit_app.py` puts web/ itself on sys.path, not the folder holding web/ and
+# cifar10/: add that folder first, so a Space (or any copy) runs on its own files.
+_ROOT = Path(__file__).resolve().parent.parent
+if (_ROOT / "cifar10").is_dir() and str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
 
 import pandas as pd
 import streamlit as st
 
 from cifar10 import contract
 from cifar10.inference import Classifier
-from cifar10.registry import ModelInfo
+from cifar10.registry import ModelInfo, discover_models
 from web.common import (INTRO, TITLE, UPLOAD_EXTENSIONS, Prediction, classify_sources, default_model,
-                        find_models, model_choice_label, preview, sample_images)
+                        model_choice_label, model_dirs, preview, sample_images, sample_label)
 
 EXAMPLES_KEY = "examples"
 
@@ -34,8 +35,9 @@ def get_classifier(onnx_path: str, mtime_ns: int) -> Classifier:
 
 
 @st.cache_resource(ttl=60, show_spinner=False)
-def list_models() -> tuple[list[ModelInfo], list[str]]:
-    return find_models()
+def list_models(dirs: tuple[str, ...]) -> tuple[list[ModelInfo], list[str]]:
+    """Rescanned at most once a minute, so a newly exported model shows up without a restart."""
+    return discover_models(dirs)
 
 
 def classifier_for(model: ModelInfo) -> Classifier:
@@ -68,7 +70,7 @@ def main() -> None:
     st.title(TITLE)
     st.caption(INTRO)
 
-    models, errors = list_models()
+    models, errors = list_models(tuple(str(d) for d in model_dirs()))
     with st.sidebar:
         st.header("Model")
         if not models:
@@ -82,7 +84,8 @@ def main() -> None:
                                   format_func=lambda n: model_choice_label(by_name[n]))
             model = by_name[chosen]
             if model.test_accuracy is not None:
-                st.metric("Test accuracy (10,000 CIFAR-10 test images)", f"{model.test_accuracy:.1%}")
+                st.metric("Test accuracy", f"{model.test_accuracy:.1%}",
+                          help="On the 10,000 CIFAR-10 test images (from the model card)")
             if model.summary:
                 st.caption(model.summary)
         for error in errors:
@@ -96,11 +99,11 @@ def main() -> None:
     samples = sample_images()
     if samples:
         st.write("Or click an example:")
-        columns = st.columns(min(len(samples), 10))
+        columns = st.columns(min(len(samples), 5))
         for i, path in enumerate(samples):
             with columns[i % len(columns)]:
-                st.image(str(path), width="stretch")
-                if st.button(path.stem, key=f"sample_{path.stem}", width="stretch"):
+                st.image(preview(path, 96), width=96)
+                if st.button(sample_label(path), key=f"sample_{path.stem}", width="stretch"):
                     st.session_state[EXAMPLES_KEY] = [str(path)]
     else:
         st.caption("(No example images: resources/samples is empty.)")

@@ -107,9 +107,14 @@ def wait_for_http(url: str, timeout: float = 60.0, expect: bytes | None = None) 
 
 def full_page_screenshot(driver, path: str | os.PathLike, width: int = 1280, max_height: int = 2400) -> Path:
     """Resize the window to the page's height (capped), then save a PNG."""
+    # Apps like Streamlit scroll inside a container, not the body: take the tallest scrollable thing.
     height = driver.execute_script(
-        "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
-    driver.set_window_size(width, min(max_height, max(600, int(height) + 40)))
+        "let h = Math.max(document.body.scrollHeight, document.documentElement.scrollHeight);"
+        "for (const el of document.querySelectorAll('section, main, div')) {"
+        "  if (el.scrollHeight > el.clientHeight + 1) h = Math.max(h, el.scrollHeight + el.getBoundingClientRect().top);"
+        "}"
+        "return h;")
+    driver.set_window_size(width, min(max_height, max(600, int(height) + 100)))
     time.sleep(0.3)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
