@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self._model_dirs = model_dirs_
         self._models: list[ModelInfo] = []
         self._model_errors: list[str] = []
+        self._extra_model_path: str | None = None  # a --model .onnx outside the model folders
         self._model: ModelInfo | None = None
         self._classifiers: dict[str, Classifier] = {}
         self._files: list[str] = []
@@ -240,12 +241,20 @@ class MainWindow(QMainWindow):
         wanted = prefer or (self._model.name if self._model else None) or self.settings.value(SETTINGS_MODEL)
         extra = None
         if prefer and not any(m.name == prefer for m in self._models):
-            try:  # --model may be a path to an .onnx outside the model folders
-                extra = find_model(prefer, self._models)
-                self._models.insert(0, extra)
+            self._extra_model_path = prefer  # --model may be a path to an .onnx outside the model folders
+        if self._extra_model_path:
+            try:
+                extra = find_model(self._extra_model_path, self._models)
+                same = next((m for m in self._models if m.onnx_path.resolve() == extra.onnx_path.resolve()), None)
+                if same is None:
+                    self._models.insert(0, extra)
+                else:
+                    extra = same
             except ModelError as exc:
                 self._model_errors.append(str(exc))
-        chosen = next((m for m in self._models if m.name == wanted), None) or best_model(self._models)
+                self._extra_model_path = None
+        chosen = ((extra if prefer else None) or next((m for m in self._models if m.name == wanted), None)
+                  or best_model(self._models))
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         for model in self._models:

@@ -208,6 +208,16 @@ def test_model_card_dialog(qtbot, window):
     dialog.close()
 
 
+def test_initial_model_by_path_outside_the_model_folders(qtbot, models_dir, settings, tmp_path):
+    outside = write_model(tmp_path / "elsewhere", "outside_model", test_accuracy=0.3)
+    win = MainWindow(settings=settings, model_dirs_=[models_dir], initial_model=str(outside))
+    qtbot.addWidget(win)
+    assert win.current_model.onnx_path == outside
+    assert win.model_combo.currentText().startswith("outside_model")
+    win.reload_models()  # Models > Reload keeps it listed and selected
+    assert win.current_model.onnx_path == outside and win.model_combo.count() == 4
+
+
 def test_no_models(qtbot, tmp_path, settings):
     win = MainWindow(settings=settings, model_dirs_=[tmp_path / "none"])
     qtbot.addWidget(win)
