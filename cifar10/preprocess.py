@@ -191,7 +191,10 @@ def _to_rgb_array(im: ImageFile.ImageFile, *, size: tuple[int, int], keep_aspect
         # Decode at 1/2..1/8 scale while staying >= REDUCING_GAP x the target (cheap big photos).
         im.draft(None, (int(size[0] * REDUCING_GAP), int(size[1] * REDUCING_GAP)))
     im.load()  # decoding errors (truncation, bad data) surface here
-    ImageOps.exif_transpose(im, in_place=True)  # upright; no copy when there is nothing to do
+    try:
+        ImageOps.exif_transpose(im, in_place=True)  # upright; no copy when there is nothing to do
+    except Exception:  # unreadable EXIF block: the pixels are still fine, keep them as stored
+        pass
     rgb = _convert_to_rgb(im)
     if keep_aspect:
         scale = min(size[0] / rgb.width, size[1] / rgb.height, 1.0)
