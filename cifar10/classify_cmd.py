@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Iterable, Iterator
 
 from cifar10.errors import UserFacingError

@@ -21,7 +21,7 @@ from cifar10.results_io import write_results
 from desktop_app.card_dialog import ModelCardDialog
 from desktop_app.jobs import Job, path_key, run_job
 from desktop_app.qt_compat import emit
-from desktop_app.results_model import (COL_CLASS, COL_CONFIDENCE, COL_ERROR, COL_FILE, COL_THUMB, ERRORS_ONLY,
+from desktop_app.results_model import (COL_CLASS, COL_CONFIDENCE, COL_FILE, COL_THUMB, ERRORS_ONLY,
                                        RESULT_ROLE, THUMB_SIZE, ResultsFilterProxy, ResultsModel)
 from desktop_app.widgets import PreviewPanel, ResultsTableView, array_to_qimage
 
