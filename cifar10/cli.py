@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 EXTRA_OF_MODULE = {
     "tensorflow": "training", "keras": "training", "tf2onnx": "training", "sklearn": "training",
     "matplotlib": "training", "PySide6": "app", "superqt": "app", "onnxruntime": "app", "PIL": "app",
-    "streamlit": "web", "gradio": "web",
+    "streamlit": "web", "gradio": "web", "PyInstaller": "bundle",
 }
 
 
@@ -94,6 +94,23 @@ def cmd_app(args) -> int:
     except ImportError as exc:
         raise _require(exc) from exc
     return app_main(args.paths, model=args.model, provider=args.provider)
+
+
+def cmd_self_test(args) -> int:
+    try:
+        from cifar10.selftest import main as self_test_main
+        import onnxruntime, PIL  # noqa: F401,E401  (the 'app' extra; named clearly if missing)
+    except ImportError as exc:
+        raise _require(exc) from exc
+    return self_test_main(args)
+
+
+def cmd_bundle(args) -> int:
+    try:
+        from desktop_app.bundle import build_bundle
+    except ImportError as exc:
+        raise _require(exc) from exc
+    return build_bundle(args.out, archive=args.archive, work_dir=args.work_dir)
 
 
 def cmd_web(args) -> int:
@@ -183,6 +200,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="exported model name or .onnx path to start with")
     p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto")
     p.set_defaults(func=cmd_app)
+
+    p = sub.add_parser("self-test", help="classify the sample images with the best model; exit 0 only if all are right")
+    p.add_argument("--model", help="exported model name or .onnx path (default: best test accuracy)")
+    p.add_argument("--samples", type=Path, help="folder of <class>_<n>.png images (default: resources/samples)")
+    p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto")
+    p.set_defaults(func=cmd_self_test)
+
+    p = sub.add_parser("bundle", help="build the desktop app as a PyInstaller one-folder bundle + archive")
+    p.add_argument("--out", type=Path, default=Path("dist"), help="where cifar10-classifier/ and its archive go")
+    p.add_argument("--archive", choices=["zip", "gztar", "none"], default="zip",
+                   help="zip (default), gztar (.tar.gz, keeps symlinks) or none")
+    p.add_argument("--work-dir", type=Path, help="PyInstaller's build folder (default: build/pyinstaller)")
+    p.set_defaults(func=cmd_bundle)
 
     p = sub.add_parser("web", help="start the Streamlit or Gradio web app on localhost")
     p.add_argument("--ui", choices=["streamlit", "gradio"], default="streamlit")

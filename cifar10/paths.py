@@ -31,6 +31,18 @@ def user_models_dir() -> Path:
     return Path(user_data_dir("cifar10-studio", appauthor=False)) / "models"
 
 
+def bundle_models_dir() -> Path | None:
+    """``models/`` next to the executable of a PyInstaller bundle, where users drop extra models; None from source."""
+    if getattr(sys, "frozen", False):
+        return Path(sys.executable).resolve().parent / "models"
+    return None
+
+
 def model_dirs() -> list[Path]:
-    """Where apps look for models, in priority order: shipped (or ``$CIFAR10_MODELS_DIR``), then the user's."""
-    return [shipped_models_dir(), user_models_dir()]
+    """Where apps look for models, in priority order: shipped (or ``$CIFAR10_MODELS_DIR``), the bundle's
+    ``models/`` folder (frozen only), then the user's."""
+    dirs = [shipped_models_dir()]
+    beside = bundle_models_dir()
+    if beside is not None:
+        dirs.append(beside)
+    return [*dirs, user_models_dir()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -27,10 +28,26 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def main(paths: list[str] | None = None, *, model: str | None = None, provider: str = "auto") -> int:
+# Start-up timing (benchmarks/bundle_startup.py): quit as soon as the first window has been shown and painted.
+QUIT_AFTER_SHOW_ENV = "CIFAR10_QUIT_AFTER_SHOW"
+SHOWN_MARKER = "cifar10-app: window shown"
+
+
+def main(paths: list[str] | None = None, *, model: str | None = None, provider: str = "auto",
+         quit_after_show: bool = False) -> int:
     app = create_app()
     window = MainWindow(provider=provider, initial_model=model)
     window.show()
+    if quit_after_show or os.environ.get(QUIT_AFTER_SHOW_ENV):
+        def shown() -> None:
+            app.processEvents()  # the expose/paint events of the first show
+            if sys.stdout is not None:  # None in a windowed (no console) build
+                print(SHOWN_MARKER, flush=True)
+            app.quit()
+
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, shown)
     if paths:
         window.add_paths(paths)
     return app.exec()

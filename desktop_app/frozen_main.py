@@ -1,0 +1,72 @@
+"""Entry point of the bundled executable ``cifar10-classifier`` (PyInstaller; see bundle/ and docs/bundle.md).
+
+    cifar10-classifier [PATH...] [--model M] [--provider P]   open the desktop app (PATHs classified at start)
+    cifar10-classifier classify PATH... [--output FILE] ...   same as `cifar10 classify` (same CSV/JSON)
+    cifar10-classifier --self-test [--model M]                classify the bundled samples; exit 0 if all right
+    cifar10-classifier self-test ...                          same as --self-test
+    cifar10-classifier --quit-after-show                      open the app, quit after the first show (timing)
+
+``classify`` and ``self-test`` go through :func:`cifar10.cli.main`, so they behave exactly like the
+``cifar10`` command; nothing here imports Qt, onnxruntime or Pillow before it knows it needs them.
+Also runs unfrozen: ``python -m desktop_app.frozen_main ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+PROG = "cifar10-classifier"
+HEADLESS_COMMANDS = ("classify", "self-test")
+
+
+def gui_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="CIFAR-10 Studio: classify images into the 10 CIFAR-10 classes.",
+        epilog=f"headless: {PROG} classify PATH... [--output results.csv]  |  {PROG} --self-test  "
+               f"(`{PROG} classify --help` for its options)")
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="files/folders to classify in the app at start")
+    parser.add_argument("--model", help="exported model name or .onnx path to start with")
+    parser.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--self-test", action="store_true",
+                        help="classify the bundled sample images with the best model (or --model), print the "
+                             "results, exit 0 only if every one gets the label in its file name")
+    parser.add_argument("--quit-after-show", action="store_true",
+                        help="open the window, then quit right after it is first shown (start-up timing)")
+    parser.add_argument("--version", action="store_true", help="print versions and where models are read from")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from cifar10.cli import main as cli_main  # light: argparse and paths only
+
+    if argv and argv[0] in HEADLESS_COMMANDS:
+        return cli_main(argv)
+    args = gui_parser().parse_args(argv)
+    if args.self_test:
+        extra = [*(["--model", args.model] if args.model else []), "--provider", args.provider]
+        return cli_main(["self-test", *extra])
+    if args.version:
+        return print_version()
+    from desktop_app.app import main as app_main  # PySide6 from here on
+
+    return app_main(args.paths, model=args.model, provider=args.provider, quit_after_show=args.quit_after_show)
+
+
+def print_version() -> int:
+    import onnxruntime
+    import PIL
+    import PySide6
+
+    from cifar10 import __version__
+    from cifar10.paths import model_dirs
+
+    print(f"{PROG} {__version__} (Python {sys.version.split()[0]}, onnxruntime {onnxruntime.__version__}, "
+          f"Pillow {PIL.__version__}, PySide6 {PySide6.__version__}{', frozen' if getattr(sys, 'frozen', False) else ''})")
+    print("models from: " + ", ".join(str(d) for d in model_dirs()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
