@@ -13,7 +13,9 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import gradio as gr
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no usage pings from a local app
+
+import gradio as gr  # noqa: E402
 
 from web.common import (INTRO, TITLE, ClassifierCache, cards_html, classify_sources, default_model, find_models,
                         model_choice_label, png_data_uri, preview, sample_images, sample_label)
@@ -68,7 +70,7 @@ def build_demo(models_dir: str | os.PathLike | None = None, samples: Sequence[st
         if errors:
             gr.Markdown("\n".join(f"- skipped a model: {e}" for e in errors))
         with gr.Row():
-            with gr.Column(scale=1):
+            with gr.Column(scale=2, min_width=360):
                 model = gr.Dropdown(choices=[(model_choice_label(m), m.name) for m in models],
                                     value=best.name if best else None, label="Model", interactive=True)
                 files = gr.File(file_count="multiple", file_types=["image"], type="filepath",
@@ -76,9 +78,9 @@ def build_demo(models_dir: str | os.PathLike | None = None, samples: Sequence[st
                 button = gr.Button("Classify", variant="primary")
                 if samples:
                     examples = gr.Gallery(value=[(p, sample_label(p)) for p in samples], label="Examples: click one",
-                                          columns=5, height="auto",
+                                          columns=4, height="auto", object_fit="cover",
                                           allow_preview=False, interactive=False, show_label=True)
-            with gr.Column(scale=2):
+            with gr.Column(scale=3):
                 cards = gr.HTML(cards_html([]), label="Predictions")
                 with gr.Accordion("Results as JSON", open=False):
                     raw = gr.JSON(label="results")
