@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 
 EXTRA_OF_MODULE = {
     "tensorflow": "training", "keras": "training", "tf2onnx": "training", "sklearn": "training",
-    "matplotlib": "training", "PySide6": "app", "superqt": "app", "onnxruntime": "app", "PIL": "app",
+    "matplotlib": "training", "PySide6": "app", "onnxruntime": "app", "PIL": "app",
     "streamlit": "web", "gradio": "web", "PyInstaller": "bundle",
 }
 

@@ -1,6 +1,6 @@
 """The background job: load the model (if needed), scan the dropped paths, classify in batches.
 
-Runs on a superqt ``GeneratorWorker`` (a QRunnable); it yields tagged messages that the window
+Runs on a worker QThread (desktop_app.main_window); it yields tagged messages that the window
 receives, queued, on the GUI thread. No Qt widgets are touched here.
 """
 

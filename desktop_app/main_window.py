@@ -20,7 +20,6 @@ from cifar10.registry import ModelError, ModelInfo, best_model, discover_models,
 from cifar10.results_io import write_results
 from desktop_app.card_dialog import ModelCardDialog
 from desktop_app.jobs import Job, path_key, run_job
-from desktop_app.qt_compat import emit
 from desktop_app.results_model import (COL_CLASS, COL_CONFIDENCE, COL_FILE, COL_THUMB, ERRORS_ONLY,
                                        RESULT_ROLE, THUMB_SIZE, ResultsFilterProxy, ResultsModel)
 from desktop_app.widgets import PreviewPanel, ResultsTableView, array_to_qimage
@@ -46,11 +45,11 @@ class JobThread(QThread):
     def run(self) -> None:
         try:
             for kind, payload in run_job(self.job):
-                emit(self.message, self.job.job_id, kind, payload)
+                self.message.emit(self.job.job_id, kind, payload)
         except Exception as exc:  # reported in the window, never a crash
-            emit(self.failed, self.job.job_id, f"{type(exc).__name__}: {exc}")
+            self.failed.emit(self.job.job_id, f"{type(exc).__name__}: {exc}")
         finally:
-            emit(self.done, self.job.job_id)
+            self.done.emit(self.job.job_id)
 
 
 class MainWindow(QMainWindow):
@@ -473,7 +472,7 @@ class MainWindow(QMainWindow):
         if self._reclassify_pending:
             self._reclassify_pending = False
             self._reclassify()
-            emit(self.job_finished)
+            self.job_finished.emit()
             return
         if job.stop.is_set():
             # "Loaded" = what is in the table: a later model switch re-classifies exactly these rows.
@@ -487,7 +486,7 @@ class MainWindow(QMainWindow):
         if self._queue and self._model is not None and not job.stop.is_set():
             queued, self._queue = self._queue, []
             self._start_job(queued, known=frozenset(self._file_keys))
-        emit(self.job_finished)
+        self.job_finished.emit()
 
     def _show_progress(self, visible: bool) -> None:
         for widget in (self.progress, self.rate_label, self.cancel_button):

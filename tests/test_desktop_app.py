@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -63,7 +63,7 @@ def drop(win, paths=None, urls=None):
     mime = QMimeData()
     mime.setUrls(urls or [QUrl.fromLocalFile(str(p)) for p in paths])
     args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    enter = QDragEnterEvent(QPointF(20, 20), *args)
+    enter = QDragEnterEvent(QPoint(20, 20), *args)
     QApplication.sendEvent(win, enter)
     if not enter.isAccepted():
         return False, False
@@ -281,10 +281,8 @@ def test_event_loop_stays_responsive_during_a_job(qtbot, models_dir, settings, t
 
 def test_signal_emits_do_not_unbalance_true(qtbot, window, tmp_path):
     """PySide6 6.12.0 drops a reference to True per Python emit (fatal on Python 3.11 after a few
-    thousand); desktop_app.qt_compat.emit gives it back. A whole job must leave the count as it was."""
+    thousand; pyproject excludes it). A whole job must leave the count as it was."""
     import sys
-
-    from desktop_app.qt_compat import emit
 
     for i in range(40):
         solid(tmp_path / "imgs" / f"{i:02d}.png", RED)
@@ -293,7 +291,7 @@ def test_signal_emits_do_not_unbalance_true(qtbot, window, tmp_path):
     window.clear()
     before = sys.getrefcount(True)
     for _ in range(500):
-        emit(window.job_finished)
+        window.job_finished.emit()
     window.add_paths([tmp_path / "imgs"])  # 10 batches of 4: ~13 emits from the worker thread
     wait_done(qtbot, window)
     assert window.results_model.rowCount() == 40
