@@ -8,19 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar10.inference import Classifier
+from cifar10.registry import ModelInfo, validate_onnx
 from training.data import load_cifar10
 from training.metrics import classification_metrics
 
 
 def onnx_probabilities(onnx_path: Path, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Run the exported graph over uint8 images [N,32,32,3] in batches; returns [N,10] probabilities."""
-    import onnxruntime as ort
+    """Run the exported graph over uint8 images [N,32,32,3] in batches; returns [N,10] probabilities.
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-    chunks = [session.run(None, {input_name: images[i:i + batch_size].astype(np.float32)})[0]
-              for i in range(0, len(images), batch_size)]
-    return np.concatenate(chunks)
+    Uses the apps' own contract check and onnxruntime session (the card may not exist yet)."""
+    onnx_path = Path(onnx_path)
+    validate_onnx(onnx_path)
+    classifier = Classifier(ModelInfo(name=onnx_path.stem, onnx_path=onnx_path), provider="cpu")
+    return np.concatenate([classifier.predict(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
 def evaluate_onnx_file(onnx_path: Path, *, data_dir=None, limit: int | None = None) -> dict:
