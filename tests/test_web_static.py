@@ -20,7 +20,7 @@ from cifar10.preprocess import load_image
 from onnx_fixtures import MAPPING_B, expected_label, write_model
 from web.space import ORT_FILES, export_space
 from web_browser import js, keep_screenshot, require_chromium
-from web_fixtures import (build_pixel_model, cifar_split, have_cifar, jpeg_with_orientation, sample_dir,
+from web_fixtures import (add_shipped_models, build_pixel_model, cifar_split, have_cifar, jpeg_with_orientation, sample_dir,
                           write_pngs, write_upscaled)
 
 
@@ -29,6 +29,7 @@ def models_dir(tmp_path_factory, request) -> Path:
     directory = tmp_path_factory.mktemp("models")
     write_model(directory, "colour_a", test_accuracy=0.5)
     write_model(directory, "colour_b", test_accuracy=0.4, mapping=MAPPING_B)
+    add_shipped_models(directory)  # trained models, once exported, for the screenshot
     if have_cifar():  # cached between runs: fitting takes a second or two
         cached = build_pixel_model(Path(request.config.cache.mkdir("cifar10-web-pixel-model")))
         for suffix in (".onnx", ".json"):
@@ -138,7 +139,9 @@ def test_click_example_and_screenshot(page, space, tmp_path):
 
     from web.testing import full_page_screenshot
 
-    model = "pixel_ridge" if (space / "models" / "pixel_ridge.onnx").is_file() else "colour_a"
+    manifest = json.loads((space / "models.json").read_text())
+    trained = [m["name"] for m in manifest["models"] if m["name"] not in ("colour_a", "colour_b", "pixel_ridge")]
+    model = (trained or ["pixel_ridge" if (space / "models" / "pixel_ridge.onnx").is_file() else "colour_a"])[0]
     Select(page.find_element(By.ID, "model")).select_by_value(model)
     before = _cards(page)[0].id if _cards(page) else None
     examples = page.find_elements(By.CSS_SELECTOR, "#examples .example")
@@ -147,8 +150,14 @@ def test_click_example_and_screenshot(page, space, tmp_path):
     cards = _wait_cards(page, 1, previous=before)
     assert cards[0].get_attribute("data-name") == Path(examples[3].get_attribute("data-path")).name
     assert cards[0].get_attribute("data-label")
-    time.sleep(0.3)  # let the thumbnail paint
-    shot = full_page_screenshot(page, tmp_path / "space.png", max_height=1100)
+
+    # The docs screenshot: several examples at once, as a visitor would upload them.
+    shown = sorted((space / "samples").iterdir())[:3]
+    page.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in shown))
+    cards = _wait_cards(page, len(shown), previous=cards[0].id)
+    assert all(c.get_attribute("data-label") for c in cards)
+    time.sleep(0.3)  # let the thumbnails paint
+    shot = full_page_screenshot(page, tmp_path / "space.png", max_height=1400)
     keep_screenshot(shot, "space_screenshot.png")
 
 

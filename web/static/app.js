@@ -227,7 +227,9 @@
     });
 
     $('#files').addEventListener('change', (event) => {
-      if (event.target.files.length) useFiles(event.target.files);
+      const files = Array.from(event.target.files);
+      event.target.value = ''; // choosing the same file again must fire 'change' again
+      if (files.length) useFiles(files);
     });
     const drop = $('#drop');
     drop.addEventListener('dragover', (event) => {
