@@ -140,8 +140,8 @@ def cmd_export_space(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cifar10", description="CIFAR-10 classifier studio")
+def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="CIFAR-10 classifier studio")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a registered model, evaluate it on the test set, export to ONNX")
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bundle", help="build the desktop app as a PyInstaller one-folder bundle + archive")
     p.add_argument("--out", type=Path, default=Path("dist"), help="where cifar10-classifier/ and its archive go")
     p.add_argument("--archive", choices=["zip", "gztar", "none"], default="zip",
-                   help="zip (default), gztar (.tar.gz, keeps symlinks) or none")
+                   help="zip (default) or gztar (.tar.gz); both keep the bundle's symlinks; none: folder only")
     p.add_argument("--work-dir", type=Path, help="PyInstaller's build folder (default: build/pyinstaller)")
     p.set_defaults(func=cmd_bundle)
 
@@ -243,8 +243,9 @@ def cmd_models(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, *, prog: str = "cifar10") -> int:
+    """``prog``: the name usage lines show (the bundled ``cifar10-classifier`` runs its subcommands through here)."""
+    args = build_parser(prog).parse_args(argv)
     try:
         return args.func(args)
     except UserFacingError as exc:

@@ -15,9 +15,11 @@ import os
 import platform
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +92,7 @@ def build_bundle(out: str | os.PathLike = "dist", *, archive: str = "zip", work_
         raise UserFacingError(f"bundle: PyInstaller failed (exit status {completed.returncode}): "
                               + " ".join(command))
     folder = out / NAME
+    strip_libpython(folder)
     finish_bundle(folder)
     audit = audit_bundle(folder)
     print(f"bundle: built in {time.perf_counter() - started:.0f} s: {folder}")
@@ -116,6 +119,22 @@ def finish_bundle(folder: Path) -> None:
     (folder / "models" / "README.txt").write_text(MODELS_README.format(name=NAME), encoding="utf-8")
 
 
+def strip_libpython(folder: Path) -> None:
+    """libpython from a source build keeps its debug info (23 MB instead of 6 MB): strip that, nothing else.
+
+    Only libpython: wheel libraries (numpy, Pillow, onnxruntime) were rewritten by auditwheel/patchelf,
+    and ``strip`` is known to corrupt such files."""
+    strip = shutil.which("strip")
+    if strip is None or not sys.platform.startswith("linux"):
+        return
+    for lib in (folder / "_internal").glob("libpython3*.so*"):
+        if lib.is_file() and not lib.is_symlink():
+            before = lib.stat().st_size
+            if subprocess.run([strip, "--strip-debug", str(lib)]).returncode == 0:
+                print(f"bundle: stripped debug info from {lib.name}: {before / 1e6:.1f} -> "
+                      f"{lib.stat().st_size / 1e6:.1f} MB")
+
+
 def platform_name() -> str:
     system = {"darwin": "macos", "win32": "windows"}.get(sys.platform, sys.platform)
     machine = platform.machine().lower().replace("amd64", "x86_64")
@@ -123,10 +142,38 @@ def platform_name() -> str:
 
 
 def make_archive(folder: Path, fmt: str = "zip") -> Path:
+    """``<NAME>-<version>-<platform>.zip`` (or ``.tar.gz``) next to ``folder``, holding ``folder/``.
+
+    PyInstaller puts symbolic links into ``_internal/`` on Linux and macOS (30 here, to libraries
+    of ~100 MB): both formats store them as links, not as copies. ``unzip``, ``tar``, 7-Zip and the
+    desktops' archive tools restore them; Python's ``zipfile`` module does not (use ``unzip``)."""
     base = folder.parent / f"{NAME}-{__version__}-{platform_name()}"
     for suffix in (".zip", ".tar.gz"):
         base.with_name(base.name + suffix).unlink(missing_ok=True)
-    return Path(shutil.make_archive(str(base), fmt, root_dir=folder.parent, base_dir=folder.name))
+    if fmt == "gztar":
+        return Path(shutil.make_archive(str(base), "gztar", root_dir=folder.parent, base_dir=folder.name))
+    if fmt != "zip":
+        raise ValueError(f"unknown archive format {fmt!r} (zip or gztar)")
+    path = base.with_name(base.name + ".zip")
+    partial = path.with_name(path.name + ".part")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        for current, dirs, files in os.walk(folder):
+            current_path = Path(current)
+            for name in sorted(dirs + files):
+                item = current_path / name
+                arcname = item.relative_to(folder.parent).as_posix()
+                if item.is_symlink():
+                    info = zipfile.ZipInfo(arcname, date_time=time.localtime(item.lstat().st_mtime)[:6])
+                    info.create_system = 3  # Unix: external_attr holds the mode, including S_IFLNK
+                    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+                    archive.writestr(info, os.readlink(item))
+                elif item.is_dir():
+                    archive.write(item, arcname + "/")
+                else:
+                    archive.write(item, arcname)  # keeps the mode: the executable stays executable
+            dirs[:] = sorted(d for d in dirs if not (current_path / d).is_symlink())
+    partial.replace(path)
+    return path
 
 
 def executable(folder: Path) -> Path:

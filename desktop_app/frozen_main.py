@@ -14,10 +14,14 @@ Also runs unfrozen: ``python -m desktop_app.frozen_main ...``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 PROG = "cifar10-classifier"
 HEADLESS_COMMANDS = ("classify", "self-test")
+# `cifar10` subcommands that need the training/web extras: not in the bundle (the first argument would
+# otherwise be taken for a file to open in the app).
+NOT_BUNDLED = ("train", "export", "evaluate", "report", "models", "web", "export-space", "bundle")
 
 
 def gui_parser() -> argparse.ArgumentParser:
@@ -42,11 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     from cifar10.cli import main as cli_main  # light: argparse and paths only
 
     if argv and argv[0] in HEADLESS_COMMANDS:
-        return cli_main(argv)
+        return cli_main(argv, prog=PROG)
+    if argv and argv[0] == "app":  # `cifar10 app ...` habits: the app is the default here
+        argv = argv[1:]
+    if argv and argv[0] in NOT_BUNDLED and not os.path.exists(argv[0]):
+        print(f"{PROG}: '{argv[0]}' is not part of this bundle (it has the app, classify and --self-test); "
+              f"use the `cifar10` command of a source install: pip install -e '.[training,web]'", file=sys.stderr)
+        return 2
     args = gui_parser().parse_args(argv)
     if args.self_test:
         extra = [*(["--model", args.model] if args.model else []), "--provider", args.provider]
-        return cli_main(["self-test", *extra])
+        return cli_main(["self-test", *extra], prog=PROG)
     if args.version:
         return print_version()
     from desktop_app.app import main as app_main  # PySide6 from here on
