@@ -109,6 +109,7 @@ def test_export_python_space(kind, models_dir, tmp_path):
         assert "tensorflow" not in py.read_text() and "from training" not in py.read_text()
     if kind == "gradio":
         assert "sdk: gradio" in front and "app_file: app.py" in front and "sdk_version:" in front
+        assert 'python_version: "3.11"' in front  # quoted: YAML would read 3.10 as the number 3.1
         assert "gradio" not in requirements  # the Space installs gradio from sdk_version
         assert (out / "app.py").is_file() and (out / "web" / "gradio_app.py").is_file()
     else:

@@ -59,7 +59,8 @@ def _front_matter(**fields) -> str:
             continue
         if isinstance(value, bool):
             value = "true" if value else "false"
-        elif isinstance(value, str) and (not value or any(c in value for c in ":#'\"{}[],&*?|<>=!%@`")):
+        elif isinstance(value, str) and (not value or any(c in value for c in ":#'\"{}[],&*?|<>=!%@`")
+                                         or value.replace(".", "", 1).isdigit()):  # "3.10" must stay a string
             value = json.dumps(value, ensure_ascii=False)
         lines.append(f"{key}: {value}")
     lines.append("---")
