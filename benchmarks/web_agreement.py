@@ -7,12 +7,13 @@ compares the labels. Three sets:
 
 * ``png32``: the 10,000 test images as 32x32 PNG (resize is the identity),
 * ``jpeg256``: the first N enlarged to 256x256 and saved as JPEG (q=90): JPEG draft + reduce + bicubic,
+* ``png640``: the first N enlarged to 640x480 PNG (resize without JPEG: should be byte-identical),
 * ``jpeg4000``: the first M enlarged to 4000x3000 JPEG (phone-photo size; aspect squashed back to 32x32),
 
 and, for a sample of each set, whether the 32x32 model input is byte-identical (max abs difference).
 
     python benchmarks/web_agreement.py                      # models in exported_models/
-    python benchmarks/web_agreement.py --models-dir DIR --png 2000 --jpeg256 300 --jpeg4000 100
+    python benchmarks/web_agreement.py --models-dir DIR --png 2000 --jpeg256 300 --png640 300 --jpeg4000 100
 
 Needs Debian chromium + chromium-driver and selenium (the dev extra). Prints a table and writes JSON.
 """
@@ -83,6 +84,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models-dir", type=Path, default=ROOT / "exported_models")
     parser.add_argument("--png", type=int, default=10000)
     parser.add_argument("--jpeg256", type=int, default=300)
+    parser.add_argument("--png640", type=int, default=300)
     parser.add_argument("--jpeg4000", type=int, default=100)
     parser.add_argument("--pixel-sample", type=int, default=50, help="images per set whose 32x32 input is compared")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "web_agreement.json")
@@ -103,6 +105,7 @@ def main(argv=None) -> int:
     sets = {
         "png32": write_pngs(space / "bench" / "png32", test.x[:args.png]),
         "jpeg256": write_upscaled(space / "bench" / "jpeg256", test.x[:args.jpeg256], (256, 256)),
+        "png640": write_upscaled(space / "bench" / "png640", test.x[:args.png640], (640, 480), fmt="PNG"),
         "jpeg4000": write_upscaled(space / "bench" / "jpeg4000", test.x[:args.jpeg4000], (4000, 3000)),
     }
     print(f"wrote the image sets in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
