@@ -31,7 +31,9 @@ def models_dir(tmp_path_factory, request) -> Path:
     write_model(directory, "colour_b", test_accuracy=0.4, mapping=MAPPING_B)
     add_shipped_models(directory)  # trained models, once exported, for the screenshot
     if have_cifar():  # cached between runs: fitting takes a second or two
-        cached = build_pixel_model(Path(request.config.cache.mkdir("cifar10-web-pixel-model")))
+        cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+        folder = Path(cache.mkdir("cifar10-web-pixel-model")) if cache else tmp_path_factory.mktemp("pixel")
+        cached = build_pixel_model(folder)
         for suffix in (".onnx", ".json"):
             (directory / f"pixel_ridge{suffix}").write_bytes(cached.with_suffix(suffix).read_bytes())
     return directory
