@@ -201,8 +201,10 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto")
     p.set_defaults(func=cmd_app)
 
-    p = sub.add_parser("self-test", help="classify the sample images with the best model; exit 0 only if all are right")
-    p.add_argument("--model", help="exported model name or .onnx path (default: best test accuracy)")
+    p = sub.add_parser("self-test", help="classify the sample images with the best shipped model; exit 0 only if "
+                                        "all get the label in their file name")
+    p.add_argument("--model", help="any discovered model name or .onnx path (default: the best shipped model, "
+                                   "i.e. in exported_models/ or $CIFAR10_MODELS_DIR)")
     p.add_argument("--samples", type=Path, help="folder of <class>_<n>.png images (default: resources/samples)")
     p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto")
     p.set_defaults(func=cmd_self_test)

@@ -1,5 +1,8 @@
 """Self-test: classify the shipped sample images and check every one gets the label in its file name.
 
+The model is the best *shipped* one (``exported_models/``, or ``$CIFAR10_MODELS_DIR``; in the bundle
+the models built into it) unless ``--model`` names another (any discovered model, or an .onnx path).
+
 ``cifar10 self-test`` from a checkout, ``cifar10-classifier --self-test`` in the PyInstaller bundle.
 It exercises what a user's machine needs for the apps: model discovery and contract checks, an
 onnxruntime session, Pillow decoding and the batched classifier. Exit status: 0 if every sample got
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from cifar10.contract import CLASS_NAMES
-from cifar10.paths import model_dirs, project_root
+from cifar10.paths import model_dirs, project_root, shipped_models_dir
 
 EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_RUN = 0, 1, 2
 
@@ -106,14 +109,18 @@ def run_self_test(*, model: str | None = None, samples_dir: str | os.PathLike | 
     models, errors = discover_models()
     for error in errors:
         say(f"self-test: warning: skipped a model: {error}")
-    try:
-        chosen = find_model(model, models) if model else best_model(models)
+    shipped_dir = shipped_models_dir().resolve()
+    shipped = [m for m in models if m.onnx_path.resolve().parent == shipped_dir]
+    try:  # --model: any discovered model or .onnx path; default: the best *shipped* one (what was built in)
+        chosen = find_model(model, models) if model else best_model(shipped)
     except ModelError as exc:
         report.message = str(exc)
         return finish(report)
     if chosen is None:
-        report.message = ("no models found (add <name>.onnx + <name>.json to one of the model folders above, "
-                          "or pass --model PATH.onnx)")
+        others = f" (other folders have: {', '.join(m.name for m in models)}; pass --model NAME to test one)" \
+            if models else ""
+        report.message = (f"no shipped models in {shipped_dir}{others}; add <name>.onnx + <name>.json, "
+                          "or pass --model PATH.onnx")
         return finish(report)
     report.model_name, report.model_path, report.test_accuracy = chosen.name, str(chosen.onnx_path), \
         chosen.test_accuracy
@@ -124,7 +131,8 @@ def run_self_test(*, model: str | None = None, samples_dir: str | os.PathLike | 
         return finish(report)
     report.provider = classifier.provider
     acc = f"{chosen.test_accuracy:.1%}" if chosen.test_accuracy is not None else "unknown"
-    say(f"self-test: model {chosen.name} ({acc} test accuracy, {chosen.onnx_path}), "
+    how = "--model" if model else "best shipped model"
+    say(f"self-test: model {chosen.name} ({how}; {acc} test accuracy, {chosen.onnx_path}), "
         f"provider {classifier.provider}")
     say(f"self-test: classifying {len(files)} sample images from {samples}")
 

@@ -33,8 +33,8 @@ def gui_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="exported model name or .onnx path to start with")
     parser.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--self-test", action="store_true",
-                        help="classify the bundled sample images with the best model (or --model), print the "
-                             "results, exit 0 only if every one gets the label in its file name")
+                        help="classify the bundled sample images with the best shipped model (or --model), print "
+                             "the results, exit 0 only if every one gets the label in its file name")
     parser.add_argument("--quit-after-show", action="store_true",
                         help="open the window, then quit right after it is first shown (start-up timing)")
     parser.add_argument("--version", action="store_true", help="print versions and where models are read from")

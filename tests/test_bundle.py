@@ -87,14 +87,26 @@ def test_contents_size_and_no_training_stack(bundle):
 
 
 def test_self_test_uses_bundle_relative_paths_and_the_dropped_in_model(bundle):
-    done = run(bundle, "--self-test")
+    done = run(bundle, "--self-test", "--model", "dropped_nearest")
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     folder = bundle["folder"]
-    assert f"model dropped_nearest (100.0% test accuracy, {folder / 'models' / 'dropped_nearest.onnx'})" in out
+    assert (f"model dropped_nearest (--model; 100.0% test accuracy, {folder / 'models' / 'dropped_nearest.onnx'})"
+            in out)
     assert f"from {folder / '_internal' / 'resources' / 'samples'}" in out
     assert str(ROOT) not in out  # nothing from the source checkout
     assert "self-test PASS: 10/10" in out
+
+
+def test_default_self_test_uses_the_best_shipped_model(bundle):
+    """--self-test without --model ignores the dropped-in model (better card accuracy) and tests what was built in."""
+    done = run(bundle, "--self-test")
+    if not bundle["shipped"]:
+        assert done.returncode == 2 and "no shipped models in" in done.stdout
+        assert "other folders have: dropped_nearest" in done.stdout
+    else:
+        assert "(best shipped model;" in done.stdout and "dropped_nearest" not in done.stdout
+        assert done.returncode in (0, 1) and ("PASS" in done.stdout) == (done.returncode == 0)
 
 
 def test_self_test_of_each_shipped_model_agrees_with_the_checkout(bundle):

@@ -40,8 +40,23 @@ def test_passes_with_a_model_that_knows_the_samples_and_uses_the_best_one(models
     text = out.getvalue()
     assert report.exit_code == EXIT_PASS and report.passed
     assert report.model_name == "nearest_sample" and report.correct == len(report.outcomes) == 10
-    assert "model nearest_sample (90.0% test accuracy" in text
+    assert "model nearest_sample (best shipped model; 90.0% test accuracy" in text
     assert text.count("\n  ok    ") == 10 and "self-test PASS: 10/10" in text
+
+
+def test_default_is_the_best_shipped_model_not_a_better_user_model(models, tmp_path):
+    write_nearest_sample_model(models, test_accuracy=0.6)
+    write_model(tmp_path / "user-data" / "cifar10-studio" / "models", "user_colour", test_accuracy=0.95)
+    assert run_self_test(stream=io.StringIO()).model_name == "nearest_sample"
+    report = run_self_test(model="user_colour", stream=io.StringIO())
+    assert report.model_name == "user_colour" and report.exit_code == EXIT_FAIL
+
+
+def test_no_shipped_model_names_the_others(models, tmp_path):
+    write_model(tmp_path / "user-data" / "cifar10-studio" / "models", "user_colour", test_accuracy=0.95)
+    report = run_self_test(stream=io.StringIO())
+    assert report.exit_code == EXIT_CANNOT_RUN
+    assert "no shipped models in" in report.message and "other folders have: user_colour" in report.message
 
 
 def test_fails_and_names_the_wrong_ones(models):
@@ -56,7 +71,7 @@ def test_fails_and_names_the_wrong_ones(models):
 def test_cannot_run_without_models_or_samples(models, tmp_path):
     out = io.StringIO()
     assert run_self_test(stream=out).exit_code == EXIT_CANNOT_RUN
-    assert "no models found" in out.getvalue() and "self-test ERROR" in out.getvalue()
+    assert "no shipped models in" in out.getvalue() and "self-test ERROR" in out.getvalue()
     write_nearest_sample_model(models)
     assert run_self_test(samples_dir=tmp_path / "nowhere", stream=io.StringIO()).exit_code == EXIT_CANNOT_RUN
     report = run_self_test(model="missing", stream=io.StringIO())
