@@ -18,8 +18,8 @@ from cifar10.paths import project_root
 from cifar10.results_io import read_results
 from sample_model import write_nearest_sample_model
 
-pytestmark = pytest.mark.skipif(os.environ.get("CIFAR10_TEST_BUNDLE") != "1",
-                                reason="builds the PyInstaller bundle (minutes): run with CIFAR10_TEST_BUNDLE=1")
+if os.environ.get("CIFAR10_TEST_BUNDLE") != "1":
+    pytest.skip("builds the PyInstaller bundle (minutes): run with CIFAR10_TEST_BUNDLE=1", allow_module_level=True)
 
 ROOT = project_root()
 NAME = "cifar10-classifier"

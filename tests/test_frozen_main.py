@@ -62,3 +62,12 @@ def test_gui_quits_after_the_first_show(models, tmp_path):
 def test_training_commands_are_refused_not_opened_as_files(capsys):
     assert frozen_main.main(["train", "--epochs", "1"]) == 2
     assert "'train' is not part of this bundle" in capsys.readouterr().err
+
+
+def test_bundle_command_names_the_extra_when_pyinstaller_is_missing(monkeypatch):
+    from cifar10.cli import MissingExtra, main
+
+    monkeypatch.setitem(sys.modules, "PyInstaller", None)  # import PyInstaller -> ModuleNotFoundError
+    monkeypatch.delitem(sys.modules, "desktop_app.bundle", raising=False)
+    with pytest.raises(MissingExtra, match=r"needs the 'bundle' extra \(PyInstaller is not installed\)"):
+        main(["bundle", "--out", "nowhere"])
