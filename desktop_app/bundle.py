@@ -30,6 +30,7 @@ from cifar10.errors import UserFacingError
 from cifar10.paths import project_root
 
 NAME = "cifar10-classifier"
+MODELS_ENV = "CIFAR10_BUNDLE_MODELS_DIR"  # ship the models of another folder than exported_models/
 SIZE_TARGET_MB = 250
 
 # Top-level Python packages that must never be in the bundle (files or embedded archive).
@@ -81,9 +82,15 @@ def build_bundle(out: str | os.PathLike = "dist", *, archive: str = "zip", work_
     spec = Path(spec) if spec else root / "bundle" / f"{NAME}.spec"
     if not spec.is_file():
         raise UserFacingError(f"bundle: the spec file {spec} is missing (build from a source checkout)")
-    models = sorted(p.name for p in (root / "exported_models").glob("*.onnx"))
-    print(f"bundle: building {out / NAME} from {root} with PyInstaller (takes a few minutes)")
-    print("bundle: shipping models: " + (", ".join(models) if models else
+    models_dir = Path(os.environ.get(MODELS_ENV) or root / "exported_models")  # the spec reads the same variable
+    print(f"bundle: building {out / NAME} from {root} with PyInstaller (a minute or two)")
+    from cifar10.registry import discover_models
+
+    models, errors = discover_models([models_dir])
+    for error in errors:
+        print(f"bundle: WARNING: shipped but unusable (the app will list it under Model Problems): {error}",
+              file=sys.stderr)
+    print(f"bundle: shipping models from {models_dir}: " + (", ".join(m.label for m in models) if models else
                                          "NONE (the app starts without one; --self-test has nothing to test)"))
     started = time.perf_counter()
     command = [sys.executable, "-m", "PyInstaller", str(spec), "--noconfirm", "--clean", "--log-level", "WARN",

@@ -154,6 +154,16 @@ def test_gui_opens_offscreen_and_quits_after_show(bundle):
     assert "cifar10-app: window shown" in done.stdout
 
 
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run not installed (apt-get install xvfb)")
+def test_gui_on_a_real_x11_server(bundle):
+    """The xcb platform plugin (what a Linux desktop uses) loads with the bundled libraries, under Xvfb."""
+    env = {**bundle["env"], "QT_QPA_PLATFORM": "xcb"}
+    done = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", str(bundle["exe"]), "--quit-after-show"],
+                          cwd=bundle["cwd"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "cifar10-app: window shown" in done.stdout
+
+
 def test_version_and_headless_errors(bundle):
     done = run(bundle, "--version")
     assert done.returncode == 0 and ", frozen)" in done.stdout
