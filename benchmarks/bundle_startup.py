@@ -7,7 +7,8 @@ GUI: ``cifar10-classifier --quit-after-show`` with ``QT_QPA_PLATFORM=offscreen``
 was shown (after the first show's events were processed), and, separately, until the process has exited.
 Self-test: ``cifar10-classifier --self-test`` from launch to exit (it classifies the bundled samples with
 the best model). Each run is a new process; the first run is reported on its own (files possibly not yet in
-the page cache) and the median over all runs is the headline figure. ``--source`` times the same commands
+the page cache) and the median over all runs is the headline figure; ``--drop-caches`` (Linux, root) empties
+the page cache before every run, so every run reads the bundle from disk. ``--source`` times the same commands
 unfrozen (``python -m desktop_app.frozen_main``) for comparison. ``--profile`` adds one unfrozen run of each
 under ``python -X importtime`` and lists the slowest imports. ``--models-dir DIR`` runs everything with
 ``CIFAR10_MODELS_DIR=DIR`` (the same models for bundle and source).
@@ -31,8 +32,18 @@ MARKER = "cifar10-app: window shown"  # desktop_app.app.SHOWN_MARKER (not import
 TARGETS = {"gui_shown": 3.0, "self_test": 2.0}
 
 
+DROP_CACHES = False  # --drop-caches: empty the page cache before every run (Linux, root): disk-cold starts
+
+
+def drop_caches() -> None:
+    if DROP_CACHES:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
 def time_gui(command: list[str], env: dict) -> tuple[float, float, int]:
     """(seconds to the 'window shown' line, seconds to exit, exit status)."""
+    drop_caches()
     start = time.perf_counter()
     proc = subprocess.Popen([*command, "--quit-after-show"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, env=env)
@@ -46,6 +57,7 @@ def time_gui(command: list[str], env: dict) -> tuple[float, float, int]:
 
 
 def time_self_test(command: list[str], env: dict) -> tuple[float, int]:
+    drop_caches()
     start = time.perf_counter()
     code = subprocess.run([*command, "--self-test"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                           env=env).returncode
@@ -100,16 +112,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--source", action="store_true", help="also time the unfrozen app for comparison")
     parser.add_argument("--profile", action="store_true", help="also show the slowest imports (unfrozen)")
+    parser.add_argument("--drop-caches", action="store_true",
+                        help="empty the OS page cache before every run (Linux, needs root): cold-disk starts")
     parser.add_argument("--models-dir", type=Path,
                         help="run both with CIFAR10_MODELS_DIR=DIR instead of the shipped models (e.g. to give "
                              "--source the same models as the bundle)")
     args = parser.parse_args(argv)
+    global DROP_CACHES
+    DROP_CACHES = args.drop_caches
     exe = args.bundle / ("cifar10-classifier.exe" if sys.platform == "win32" else "cifar10-classifier")
     if not exe.is_file():
         print(f"no bundle at {args.bundle}: build it with `cifar10 bundle`", file=sys.stderr)
         return 2
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{os.cpu_count()} CPUs, 1-minute load average {load:.2f} before measuring; {args.repeat} runs each")
+    print(f"{os.cpu_count()} CPUs, 1-minute load average {load:.2f} before measuring; {args.repeat} runs each"
+          + ("; page cache dropped before every run" if args.drop_caches else "; page cache warm after run 1"))
     results = {"bundle": measure("bundle", [str(exe)], args.repeat, args.models_dir)}
     if args.source:
         results["source"] = measure("source (unfrozen)", [sys.executable, "-m", "desktop_app.frozen_main"],
