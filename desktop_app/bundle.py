@@ -46,18 +46,22 @@ FORBIDDEN_QT_LIBS = re.compile(r"libQt6(Qml|Quick|WebEngine|WebChannel|WebSocket
 README = """CIFAR-10 Studio {version} ({platform}): a desktop app that sorts images into the 10 CIFAR-10 classes
 (airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck) with ONNX models on onnxruntime.
 
-  ./{name}                       open the app: drop images or folders onto the window
-  ./{name} PHOTO.jpg FOLDER/     open the app with these classified
+  ./{name}
+      open the app: drop images or folders onto the window
+  ./{name} PHOTO.jpg FOLDER/
+      open the app with these classified
   ./{name} classify PATH... --output results.csv
-                                 classify without a window (CSV or JSON, same columns as `cifar10 classify`)
-  ./{name} --self-test           classify the bundled sample images with the best shipped model;
-                                 exit status 0 if all get the class in their file name
-  ./{name} --version             versions and the folders models are read from
+      classify without a window (CSV or JSON, same columns as `cifar10 classify`)
+  ./{name} --self-test
+      classify the bundled sample images with the best shipped model;
+      exit status 0 if every one gets the class in its file name
+  ./{name} --version
+      versions, and the folders models are read from
 
-Models: shipped ones are in _internal/exported_models/. To add one, put <name>.onnx and its card
+Models: the shipped ones are in _internal/exported_models/. To add one, put <name>.onnx and its card
 <name>.json (both from `cifar10 export`) into the models/ folder next to this file, then start the app
 (or use Models > Reload Models). The per-user models folder works too (see --version).
-Runs from any folder; nothing is installed or written outside your settings.
+Runs from any folder; nothing is installed, and nothing is written except the app's settings.
 """
 
 MODELS_README = """Drop extra models here: <name>.onnx + <name>.json (the model card), as written by `cifar10 export`.
