@@ -42,7 +42,7 @@ def cmd_train(args) -> int:
         raise _require(exc) from exc
     settings = TrainSettings.for_model(
         args.model, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-        augment=args.augment, early_stopping_patience=args.early_stopping_patience,
+        augment=args.augment, shift_px=args.shift_px, tta=args.tta, early_stopping_patience=args.early_stopping_patience,
         lr_schedule=args.lr_schedule, seed=args.seed, precision=args.precision,
         weights=None if args.weights == "none" else args.weights, limit=args.limit)
     command = "cifar10 " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -152,6 +152,9 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--lr-schedule", choices=["constant", "plateau", "cosine"])
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--shift-px", type=int, help="augmentation: random translation of up to N pixels")
+    p.add_argument("--tta", choices=["none", "flip"],
+                   help="test-time augmentation inside the exported graph (flip: average with the mirror image)")
     p.add_argument("--early-stopping-patience", type=int, help="epochs without val improvement; 0 = off")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32")

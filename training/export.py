@@ -27,17 +27,30 @@ OPSET = 17
 PARITY_IMAGES = 1000
 
 
-def to_onnx(model: keras.Model, path: Path, name: str) -> Path:
-    """Convert with tf2onnx; the graph takes raw 0..255 RGB and returns probabilities (the contract)."""
-    spec = (tf.TensorSpec([None, contract.IMAGE_SIZE, contract.IMAGE_SIZE, 3], tf.float32,
-                          name=contract.INPUT_NAME),)
+SPEC = (tf.TensorSpec([None, contract.IMAGE_SIZE, contract.IMAGE_SIZE, 3], tf.float32, name=contract.INPUT_NAME),)
 
-    @tf.function(input_signature=spec)
+
+def serving_function(model: keras.Model, tta: str = "none") -> tf.types.experimental.PolymorphicFunction:
+    """What the exported graph computes: raw 0..255 RGB in, probabilities out (the contract).
+
+    tta="flip" averages the probabilities of the image and its mirror image (test-time augmentation:
+    the models are trained with random flips, so both views are equally valid)."""
+    if tta not in ("none", "flip"):
+        raise ValueError(f"unknown tta {tta!r}: none or flip")
+
+    @tf.function(input_signature=SPEC)
     def serve(image):
         # training=False: dropout off, BatchNorm uses its moving statistics.
-        return {contract.OUTPUT_NAME: tf.cast(model(image, training=False), tf.float32)}
+        probs = tf.cast(model(image, training=False), tf.float32)
+        if tta == "flip":
+            probs = (probs + tf.cast(model(tf.reverse(image, axis=[2]), training=False), tf.float32)) / 2
+        return {contract.OUTPUT_NAME: probs}
+    return serve
 
-    proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)
+
+def to_onnx(model: keras.Model, path: Path, name: str, tta: str = "none") -> Path:
+    """Convert with tf2onnx and stamp the contract's metadata into the ONNX file."""
+    proto, _ = tf2onnx.convert.from_function(serving_function(model, tta), input_signature=SPEC, opset=OPSET)
     meta = {
         contract.META_CLASS_NAMES: json.dumps(list(contract.CLASS_NAMES)),
         contract.META_MODEL_NAME: name,
@@ -54,9 +67,11 @@ def to_onnx(model: keras.Model, path: Path, name: str) -> Path:
     return path
 
 
-def parity(model: keras.Model, onnx_path: Path, images: np.ndarray) -> dict:
-    """Keras vs onnxruntime on the same images: how far apart the probabilities are."""
-    keras_probs = model.predict(images.astype(np.float32), batch_size=500, verbose=0)
+def parity(model: keras.Model, onnx_path: Path, images: np.ndarray, tta: str = "none") -> dict:
+    """Keras (in TensorFlow) vs onnxruntime on the same images: how far apart the probabilities are."""
+    serve = serving_function(model, tta)
+    keras_probs = np.concatenate([serve(tf.constant(images[i:i + 500], tf.float32))[contract.OUTPUT_NAME].numpy()
+                                  for i in range(0, len(images), 500)])
     onnx_probs = onnx_probabilities(onnx_path, images)
     return {
         "images": int(len(images)),
@@ -94,8 +109,9 @@ def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, 
     if data is None:
         data = load_cifar10(data_dir, limit=record["settings"].get("limit"))
 
-    onnx_path = to_onnx(model, Path(export_dir) / f"{name}.onnx", name)
-    parity_figures = parity(model, onnx_path, data.test.x[:PARITY_IMAGES])
+    tta = record["settings"].get("tta", "none")
+    onnx_path = to_onnx(model, Path(export_dir) / f"{name}.onnx", name, tta)
+    parity_figures = parity(model, onnx_path, data.test.x[:PARITY_IMAGES], tta)
     # The card's test figures come from the shipped artefact (the ONNX model), on the whole test set.
     metrics = classification_metrics(data.test.y, onnx_probabilities(onnx_path, data.test.x))
     plot_confusion(np.array(metrics["confusion_matrix"]), run_dir / "confusion_matrix.png", name)
@@ -118,7 +134,8 @@ def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, 
         "machine": machine(),
         "test_metrics": metrics,
         "onnx": {"file": onnx_path.name, "opset": OPSET, "input": [None, 32, 32, 3], "input_range": "0..255 RGB",
-                 "output": [None, 10], "parity_vs_keras": parity_figures},
+                 "output": [None, 10], "test_time_augmentation": tta,
+                 "parity_vs_keras": parity_figures},
         "study": spec.study,
         "libraries": library_versions(),
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),

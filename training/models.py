@@ -31,6 +31,8 @@ class TrainingDefaults:
     optimizer: str = "adam"
     lr: float = 1e-3
     augment: bool = False
+    shift_px: int = 4  # augmentation: random translation of up to this many pixels (with flips)
+    tta: str = "none"  # test-time augmentation built into the exported graph: none | flip
     early_stopping_patience: int = 0  # 0 = off
     lr_schedule: str = "constant"  # constant | plateau | cosine
 

@@ -32,6 +32,8 @@ class TrainSettings:
     optimizer: str
     lr: float
     augment: bool
+    shift_px: int
+    tta: str
     early_stopping_patience: int
     lr_schedule: str
     seed: int = 0
@@ -58,11 +60,12 @@ def make_optimizer(name: str, lr) -> keras.optimizers.Optimizer:
     return optimizers[name]()
 
 
-def make_augmenter(seed: int) -> keras.Sequential:
-    """Random horizontal flip + up to 4-pixel translation, applied to whole batches in tf.data."""
+def make_augmenter(seed: int, shift_px: int = 4) -> keras.Sequential:
+    """Random horizontal flip + translation by up to shift_px pixels, applied to whole batches in tf.data."""
+    shift = shift_px / 32
     return keras.Sequential([
         keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomTranslation(0.125, 0.125, fill_mode="reflect", seed=seed + 1),
+        keras.layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seed + 1),
     ], name="augmentation")
 
 
@@ -119,7 +122,7 @@ def train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), e
     model.compile(optimizer=make_optimizer(settings.optimizer, settings.lr),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
-    augmenter = make_augmenter(settings.seed) if settings.augment else None
+    augmenter = make_augmenter(settings.seed, settings.shift_px) if settings.augment else None
     train_ds = make_dataset(data.train.x, data.train.y, settings.batch_size, shuffle=True,
                             augmenter=augmenter, seed=settings.seed)
     val_ds = make_dataset(data.val.x, data.val.y, 512, shuffle=False)
