@@ -111,3 +111,18 @@ def test_onnx_matches_keras_and_card_matches_onnx(exported):
     assert np.trace(metrics["confusion_matrix"]) == round(metrics["accuracy"] * metrics["n"])
     for key in ("training_wall_time_s", "machine", "libraries", "data", "ece", "f1_macro", "architecture"):
         assert key in card
+
+
+def test_flip_tta_is_inside_the_exported_graph(tmp_path):
+    from training.export import to_onnx
+
+    path = to_onnx(models.create_model("baseline"), tmp_path / "baseline.onnx", "baseline", tta="flip")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    mirrored = np.ascontiguousarray(x[:, :, ::-1])
+    plain, flipped = (session.run(None, {"image": batch})[0] for batch in (x, mirrored))
+    # Averaging over both views makes the model exactly mirror-invariant; without TTA it is not.
+    np.testing.assert_allclose(plain, flipped, atol=1e-6)
+    no_tta = to_onnx(models.create_model("baseline"), tmp_path / "plain.onnx", "baseline")
+    session = ort.InferenceSession(str(no_tta), providers=["CPUExecutionProvider"])
+    assert np.abs(session.run(None, {"image": x})[0] - session.run(None, {"image": mirrored})[0]).max() > 1e-4
