@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -88,9 +89,20 @@ def main(argv=None) -> int:
     parser.add_argument("--jpeg4000", type=int, default=100)
     parser.add_argument("--pixel-sample", type=int, default=50, help="images per set whose 32x32 input is compared")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "web_agreement.json")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary image sets and Space")
     args = parser.parse_args(argv)
-
     work = Path(tempfile.mkdtemp(prefix="cifar10-agreement-"))
+    try:
+        return run(args, work)
+    finally:
+        if args.keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args, work: Path) -> int:
+
     models, _ = discover_models([args.models_dir])
     if not models:
         print(f"no models in {args.models_dir}: using the pixel ridge-regression test fixture", file=sys.stderr)
