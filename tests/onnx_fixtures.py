@@ -64,12 +64,20 @@ def build_colour_model(name: str = "colour_a", *, mapping=MAPPING_A, sharpness: 
         logits = "logits_slow"
     nodes.append(helper.make_node("Softmax", [logits], [output_name], axis=1))
 
-    dims = [d if isinstance(d, int) else None for d in input_shape]
+    return contract_model(name, nodes, inits, input_name=input_name, output_name=output_name,
+                          input_shape=input_shape, input_type=input_type, num_classes=num_classes, metadata=metadata)
+
+
+def contract_model(name: str, nodes: list, initializers: list, *, input_name: str = contract.INPUT_NAME,
+                   output_name: str = contract.OUTPUT_NAME, input_shape=("N", 32, 32, 3),
+                   input_type=TensorProto.FLOAT, num_classes: int = 10, metadata: dict | None = None) -> onnx.ModelProto:
+    """Wrap ``nodes`` into a checked model with the contract's signature and metadata (None values dropped)."""
+    dims = [d if isinstance(d, int) else "N" for d in input_shape]
     graph = helper.make_graph(
         nodes, f"{name}_graph",
-        [helper.make_tensor_value_info(input_name, input_type, [d if d is not None else "N" for d in dims])],
+        [helper.make_tensor_value_info(input_name, input_type, dims)],
         [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["N", num_classes])],
-        initializer=inits)
+        initializer=initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="cifar10-tests")
     model.ir_version = 8
     meta = {contract.META_CLASS_NAMES: json.dumps(list(contract.CLASS_NAMES)),

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from cifar10 import contract
 from cifar10.preprocess import load_image
 from cifar10.selftest import default_samples_dir, expected_label
+from onnx_fixtures import contract_model
 
 
 def build_nearest_sample_model(name: str = "nearest_sample", samples_dir: Path | None = None) -> onnx.ModelProto:
@@ -33,18 +34,7 @@ def build_nearest_sample_model(name: str = "nearest_sample", samples_dir: Path |
              helper.make_node("Softmax", ["logits"], [contract.OUTPUT_NAME], axis=1)]
     inits = [numpy_helper.from_array(np.array([-1, 32 * 32 * 3], np.int64), "flat_shape"),
              numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias, "b")]
-    graph = helper.make_graph(
-        nodes, f"{name}_graph",
-        [helper.make_tensor_value_info(contract.INPUT_NAME, TensorProto.FLOAT, ["N", 32, 32, 3])],
-        [helper.make_tensor_value_info(contract.OUTPUT_NAME, TensorProto.FLOAT, ["N", contract.NUM_CLASSES])],
-        initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="cifar10-tests")
-    model.ir_version = 8
-    for key, value in {contract.META_CLASS_NAMES: json.dumps(list(contract.CLASS_NAMES)),
-                       contract.META_MODEL_NAME: name, contract.META_CONTRACT: contract.CONTRACT_VERSION}.items():
-        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
-    onnx.checker.check_model(model)
-    return model
+    return contract_model(name, nodes, inits)
 
 
 def write_nearest_sample_model(directory: Path, name: str = "nearest_sample", *, test_accuracy: float = 0.99) -> Path:

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 from PIL import Image
 
 from cifar10 import contract
 from cifar_fixtures import SHARED_CIFAR
+from onnx_fixtures import contract_model
 
 PIXEL_MODEL_VERSION = "1"
 
@@ -65,17 +66,7 @@ def build_pixel_model(directory: Path, name: str = "pixel_ridge", n_train: int =
              helper.make_node("MatMul", ["centred", "W"], ["xw"]),
              helper.make_node("Add", ["xw", "b"], ["logits"]),
              helper.make_node("Softmax", ["logits"], [contract.OUTPUT_NAME], axis=1)]
-    graph = helper.make_graph(
-        nodes, f"{name}_graph",
-        [helper.make_tensor_value_info(contract.INPUT_NAME, TensorProto.FLOAT, ["N", 32, 32, 3])],
-        [helper.make_tensor_value_info(contract.OUTPUT_NAME, TensorProto.FLOAT, ["N", contract.NUM_CLASSES])],
-        initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="cifar10-tests")
-    model.ir_version = 8
-    for key, value in {contract.META_CLASS_NAMES: json.dumps(list(contract.CLASS_NAMES)),
-                       contract.META_MODEL_NAME: name, contract.META_CONTRACT: contract.CONTRACT_VERSION}.items():
-        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
-    onnx.checker.check_model(model)
+    model = contract_model(name, nodes, inits)
     onnx.save(model, path)
     path.with_suffix(".json").write_text(json.dumps({
         "name": name, "test_accuracy": accuracy, "fixture_version": PIXEL_MODEL_VERSION,
