@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shlex
 import sys
@@ -33,13 +34,18 @@ def _require(import_error: ImportError) -> MissingExtra:
                         f"    pip install -e '.[{extra}]'")
 
 
+def _load(module: str, name: str):
+    """Import ``module.name`` when a subcommand runs; a missing extra becomes a one-line message."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise _require(exc) from exc
+
+
 # --- training side ----------------------------------------------------------------------------------
 
 def cmd_train(args) -> int:
-    try:
-        from training.train import TrainSettings, train
-    except ImportError as exc:
-        raise _require(exc) from exc
+    TrainSettings, train = _load("training.train", "TrainSettings"), _load("training.train", "train")
     settings = TrainSettings.for_model(
         args.model, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         augment=args.augment, shift_px=args.shift_px, tta=args.tta, early_stopping_patience=args.early_stopping_patience,
@@ -52,28 +58,19 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    try:
-        from training.export import export_run
-    except ImportError as exc:
-        raise _require(exc) from exc
+    export_run = _load("training.export", "export_run")
     export_run(args.run_dir, args.export_dir, data_dir=args.data_dir)
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    try:
-        from training.evaluate import evaluate_onnx_file
-    except ImportError as exc:
-        raise _require(exc) from exc
+    evaluate_onnx_file = _load("training.evaluate", "evaluate_onnx_file")
     evaluate_onnx_file(args.onnx, data_dir=args.data_dir, limit=args.limit)
     return 0
 
 
 def cmd_report(args) -> int:
-    try:
-        from training.report import write_report
-    except ImportError as exc:
-        raise _require(exc) from exc
+    write_report = _load("training.report", "write_report")
     write_report(args.models_dir, args.out)
     return 0
 
@@ -81,18 +78,12 @@ def cmd_report(args) -> int:
 # --- apps side (onnxruntime + Pillow; no TensorFlow) ----------------------------------------------------
 
 def cmd_classify(args) -> int:
-    try:
-        from cifar10.classify_cmd import run
-    except ImportError as exc:
-        raise _require(exc) from exc
+    run = _load("cifar10.classify_cmd", "run")
     return run(args)
 
 
 def cmd_app(args) -> int:
-    try:
-        from desktop_app.app import main as app_main
-    except ImportError as exc:
-        raise _require(exc) from exc
+    app_main = _load("desktop_app.app", "main")
     return app_main(args.paths, model=args.model, provider=args.provider)
 
 
@@ -106,10 +97,7 @@ def cmd_self_test(args) -> int:
 
 
 def cmd_bundle(args) -> int:
-    try:
-        from desktop_app.bundle import build_bundle
-    except ImportError as exc:
-        raise _require(exc) from exc
+    build_bundle = _load("desktop_app.bundle", "build_bundle")
     return build_bundle(args.out, archive=args.archive, work_dir=args.work_dir)
 
 
@@ -239,10 +227,7 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
 
 
 def cmd_models(args) -> int:
-    try:
-        from training.models import get_spec, model_names
-    except ImportError as exc:
-        raise _require(exc) from exc
+    get_spec, model_names = _load("training.models", "get_spec"), _load("training.models", "model_names")
     for name in model_names():
         print(f"{name:16s} {get_spec(name).summary}")
     return 0
