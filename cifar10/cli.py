@@ -59,7 +59,7 @@ def cmd_train(args) -> int:
 
 def cmd_export(args) -> int:
     export_run = _load("training.export", "export_run")
-    export_run(args.run_dir, args.export_dir, data_dir=args.data_dir)
+    export_run(args.run_dir, args.export_dir, data_dir=args.data_dir, tta=args.tta)
     return 0
 
 
@@ -157,6 +157,7 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="evaluate a finished run on the test set and export it to ONNX + card")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--export-dir", type=Path, default=shipped_models_dir())
+    p.add_argument("--tta", choices=["none", "flip"], help="override the run's test-time augmentation")
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_export)
 

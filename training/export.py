@@ -100,7 +100,9 @@ def library_versions() -> dict:
             "scikit-learn": sklearn.__version__}
 
 
-def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, data_dir=None) -> Path:
+def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, data_dir=None,
+               tta: str | None = None) -> Path:
+    """Export a run's best checkpoint; ``tta`` overrides the test-time augmentation the run asked for."""
     run_dir = Path(run_dir)
     record = json.loads((run_dir / "run.json").read_text())
     name = record["model"]
@@ -109,7 +111,7 @@ def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, 
     if data is None:
         data = load_cifar10(data_dir, limit=record["settings"].get("limit"))
 
-    tta = record["settings"].get("tta", "none")
+    tta = tta or record["settings"].get("tta", "none")
     onnx_path = to_onnx(model, Path(export_dir) / f"{name}.onnx", name, tta)
     parity_figures = parity(model, onnx_path, data.test.x[:PARITY_IMAGES], tta)
     # The card's test figures come from the shipped artefact (the ONNX model), on the whole test set.
