@@ -141,8 +141,9 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--lr-schedule", choices=["constant", "plateau", "cosine"])
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--shift-px", type=int, help="augmentation: random translation of up to N pixels")
-    p.add_argument("--tta", choices=["none", "flip"],
-                   help="test-time augmentation inside the exported graph (flip: average with the mirror image)")
+    p.add_argument("--tta", choices=["none", "flip", "flip_shift"],
+                   help="test-time augmentation inside the exported graph (flip: average with the mirror image; "
+                        "flip_shift: also 1-pixel shifted views, as airbench)")
     p.add_argument("--early-stopping-patience", type=int, help="epochs without val improvement; 0 = off")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32")
@@ -157,7 +158,7 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="evaluate a finished run on the test set and export it to ONNX + card")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--export-dir", type=Path, default=shipped_models_dir())
-    p.add_argument("--tta", choices=["none", "flip"], help="override the run's test-time augmentation")
+    p.add_argument("--tta", choices=["none", "flip", "flip_shift"], help="override the run's test-time augmentation")
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_export)
 

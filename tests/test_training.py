@@ -126,3 +126,15 @@ def test_flip_tta_is_inside_the_exported_graph(tmp_path):
     no_tta = to_onnx(models.create_model("baseline"), tmp_path / "plain.onnx", "baseline")
     session = ort.InferenceSession(str(no_tta), providers=["CPUExecutionProvider"])
     assert np.abs(session.run(None, {"image": x})[0] - session.run(None, {"image": mirrored})[0]).max() > 1e-4
+
+
+def test_flip_shift_tta_exports_and_matches_tensorflow(tmp_path):
+    from training.export import parity, to_onnx
+
+    model = models.create_model("baseline")
+    path = to_onnx(model, tmp_path / "baseline.onnx", "baseline", tta="flip_shift")
+    x = np.random.default_rng(2).integers(0, 256, (8, 32, 32, 3)).astype(np.uint8)
+    figures = parity(model, path, x, tta="flip_shift")
+    assert figures["argmax_agreement"] == 1.0 and figures["max_abs_diff"] < 1e-5
+    probs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x.astype(np.float32)})[0]
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)

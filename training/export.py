@@ -30,21 +30,38 @@ PARITY_IMAGES = 1000
 SPEC = (tf.TensorSpec([None, contract.IMAGE_SIZE, contract.IMAGE_SIZE, 3], tf.float32, name=contract.INPUT_NAME),)
 
 
+TTA_MODES = ("none", "flip", "flip_shift")
+
+
 def serving_function(model: keras.Model, tta: str = "none") -> tf.types.experimental.PolymorphicFunction:
     """What the exported graph computes: raw 0..255 RGB in, probabilities out (the contract).
 
-    tta="flip" averages the probabilities of the image and its mirror image (test-time augmentation:
-    the models are trained with random flips, so both views are equally valid)."""
-    if tta not in ("none", "flip"):
-        raise ValueError(f"unknown tta {tta!r}: none or flip")
+    Test-time augmentation, built into the graph (the models are trained on flipped and shifted views):
+    - "flip": the mean of the image's and its mirror image's probabilities;
+    - "flip_shift": airbench's mirror + translate TTA: 1/2 "flip" of the image + 1/4 "flip" of it shifted
+      one pixel up-left + 1/4 shifted one pixel down-right (reflect-padded), 6 views in all.
+    """
+    if tta not in TTA_MODES:
+        raise ValueError(f"unknown tta {tta!r}: one of {', '.join(TTA_MODES)}")
+
+    def probs(x):
+        # training=False: dropout off, BatchNorm uses its moving statistics.
+        return tf.cast(model(x, training=False), tf.float32)
+
+    def mirror_mean(x):
+        return (probs(x) + probs(tf.reverse(x, axis=[2]))) / 2
 
     @tf.function(input_signature=SPEC)
     def serve(image):
-        # training=False: dropout off, BatchNorm uses its moving statistics.
-        probs = tf.cast(model(image, training=False), tf.float32)
-        if tta == "flip":
-            probs = (probs + tf.cast(model(tf.reverse(image, axis=[2]), training=False), tf.float32)) / 2
-        return {contract.OUTPUT_NAME: probs}
+        if tta == "none":
+            out = probs(image)
+        elif tta == "flip":
+            out = mirror_mean(image)
+        else:
+            padded = tf.pad(image, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+            up_left, down_right = padded[:, 2:, 2:, :], padded[:, :-2, :-2, :]
+            out = 0.5 * mirror_mean(image) + 0.25 * mirror_mean(up_left) + 0.25 * mirror_mean(down_right)
+        return {contract.OUTPUT_NAME: out}
     return serve
 
 

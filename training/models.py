@@ -32,7 +32,7 @@ class TrainingDefaults:
     lr: float = 1e-3
     augment: bool = False
     shift_px: int = 4  # augmentation: random translation of up to this many pixels (with flips)
-    tta: str = "none"  # test-time augmentation built into the exported graph: none | flip
+    tta: str = "none"  # test-time augmentation built into the exported graph: none | flip | flip_shift
     early_stopping_patience: int = 0  # 0 = off
     lr_schedule: str = "constant"  # constant | plateau | cosine
 
