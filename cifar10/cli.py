@@ -34,6 +34,11 @@ def _require(import_error: ImportError) -> MissingExtra:
                         f"    pip install -e '.[{extra}]'")
 
 
+def _command_line(args) -> str:
+    """This invocation as a copy-pasteable `cifar10 ...` line (recorded in run records and model cards)."""
+    return "cifar10 " + " ".join(shlex.quote(a) for a in args.argv)
+
+
 def _load(module: str, name: str):
     """Import ``module.name`` when a subcommand runs; a missing extra becomes a one-line message."""
     try:
@@ -51,15 +56,14 @@ def cmd_train(args) -> int:
         augment=args.augment, shift_px=args.shift_px, tta=args.tta, early_stopping_patience=args.early_stopping_patience,
         lr_schedule=args.lr_schedule, seed=args.seed, precision=args.precision,
         weights=None if args.weights == "none" else args.weights, limit=args.limit)
-    command = "cifar10 " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     train(settings, data_dir=args.data_dir, out=args.out,
-          export_dir=None if args.no_export else args.export_dir, command=command)
+          export_dir=None if args.no_export else args.export_dir, command=_command_line(args))
     return 0
 
 
 def cmd_export(args) -> int:
     export_run = _load("training.export", "export_run")
-    export_run(args.run_dir, args.export_dir, data_dir=args.data_dir, tta=args.tta)
+    export_run(args.run_dir, args.export_dir, data_dir=args.data_dir, tta=args.tta, command=_command_line(args))
     return 0
 
 
@@ -237,7 +241,9 @@ def cmd_models(args) -> int:
 
 def main(argv: list[str] | None = None, *, prog: str = "cifar10") -> int:
     """``prog``: the name usage lines show (the bundled ``cifar10-classifier`` runs its subcommands through here)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(prog).parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except UserFacingError as exc:

@@ -118,8 +118,10 @@ def library_versions() -> dict:
 
 
 def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, data_dir=None,
-               tta: str | None = None) -> Path:
-    """Export a run's best checkpoint; ``tta`` overrides the test-time augmentation the run asked for."""
+               tta: str | None = None, command: str | None = None) -> Path:
+    """Export a run's best checkpoint; ``tta`` overrides the test-time augmentation the run asked for.
+
+    ``command``: the `cifar10 export` command line when the export is a separate step (kept in the card)."""
     run_dir = Path(run_dir)
     record = json.loads((run_dir / "run.json").read_text())
     name = record["model"]
@@ -147,6 +149,7 @@ def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, 
         "parameters": int(model.count_params()),
         "architecture": architecture_summary(model),
         "training_command": record["command"],
+        "export_command": command,
         "training": {k: record[k] for k in ("settings", "epochs_run", "best_epoch", "best_val_accuracy",
                                             "finished")},
         "data": record["data"],
