@@ -249,6 +249,9 @@ def main(argv: list[str] | None = None, *, prog: str = "cifar10") -> int:
     except UserFacingError as exc:
         print(f"cifar10: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
