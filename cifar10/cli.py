@@ -39,12 +39,14 @@ def _command_line(args) -> str:
     return "cifar10 " + " ".join(shlex.quote(a) for a in args.argv)
 
 
-def _load(module: str, name: str):
-    """Import ``module.name`` when a subcommand runs; a missing extra becomes a one-line message."""
+def _load(module: str, name: str | None = None):
+    """Import ``module`` (and return its ``name``) when a subcommand runs; a missing extra becomes a
+    one-line message."""
     try:
-        return getattr(importlib.import_module(module), name)
+        imported = importlib.import_module(module)
     except ImportError as exc:
         raise _require(exc) from exc
+    return imported if name is None else getattr(imported, name)
 
 
 # --- training side ----------------------------------------------------------------------------------
@@ -92,12 +94,8 @@ def cmd_app(args) -> int:
 
 
 def cmd_self_test(args) -> int:
-    try:
-        from cifar10.selftest import main as self_test_main
-        import onnxruntime, PIL  # noqa: F401,E401  (the 'app' extra; named clearly if missing)
-    except ImportError as exc:
-        raise _require(exc) from exc
-    return self_test_main(args)
+    _load("onnxruntime"), _load("PIL")  # the 'app' extra, named clearly if missing
+    return _load("cifar10.selftest", "main")(args)
 
 
 def cmd_bundle(args) -> int:
@@ -106,19 +104,13 @@ def cmd_bundle(args) -> int:
 
 
 def cmd_web(args) -> int:
-    try:
-        __import__(args.ui)  # streamlit or gradio: the 'web' extra
-        from web.launch import run_web
-    except ImportError as exc:
-        raise _require(exc) from exc
+    _load(args.ui)  # streamlit or gradio: the 'web' extra
+    run_web = _load("web.launch", "run_web")
     return run_web(args.ui, port=args.port, host=args.host, models_dir=args.models_dir)
 
 
 def cmd_export_space(args) -> int:
-    try:
-        from web.space import SpaceExportError, export_space
-    except ImportError as exc:
-        raise _require(exc) from exc
+    SpaceExportError, export_space = _load("web.space", "SpaceExportError"), _load("web.space", "export_space")
     try:
         summary = export_space(args.kind, args.out_dir, models_dir=args.models_dir, samples_dir=args.samples_dir,
                                force=args.force, title=args.title)
