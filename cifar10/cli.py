@@ -59,7 +59,8 @@ def cmd_train(args) -> int:
         lr_schedule=args.lr_schedule, seed=args.seed, precision=args.precision,
         weights=None if args.weights == "none" else args.weights, limit=args.limit)
     train(settings, data_dir=args.data_dir, out=args.out,
-          export_dir=None if args.no_export else args.export_dir, command=_command_line(args))
+          export_dir=None if args.no_export else args.export_dir, command=_command_line(args),
+          test_curve=args.test_curve)
     return 0
 
 
@@ -142,9 +143,12 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
                         "flip_shift: also 1-pixel shifted views, as airbench)")
     p.add_argument("--early-stopping-patience", type=int, help="epochs without val improvement; 0 = off")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32")
+    p.add_argument("--precision", choices=["float32", "mixed_bfloat16"],
+                   help="default: the model's (fast_cnn trains in mixed_bfloat16)")
     p.add_argument("--weights", default="imagenet", help="transfer models: 'imagenet' (download) or 'none'")
     p.add_argument("--limit", type=int, help="use only the first N images of each split (smoke runs)")
+    p.add_argument("--test-curve", action="store_true",
+                   help="also log test accuracy after each epoch (learning curves; not timed, not used to select)")
     p.add_argument("--data-dir", help="CIFAR-10 python batches (default: $CIFAR10_DIR, else download)")
     p.add_argument("--out", type=Path, default=Path("runs"), help="where run folders go")
     p.add_argument("--export-dir", type=Path, default=shipped_models_dir())

@@ -56,7 +56,8 @@ class Cifar10:
             "source": str(self.source),
             "train": len(self.train),
             "validation": len(self.val),
-            "validation_rows": "the last training images (end of data_batch_5), held out from training",
+            "validation_rows": ("the last training images (end of data_batch_5), held out from training"
+                                if len(self.val) else "none: trained on all training images, fixed schedule"),
             "test": len(self.test),
         }
 

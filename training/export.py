@@ -126,7 +126,7 @@ def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, 
     record = json.loads((run_dir / "run.json").read_text())
     name = record["model"]
     spec = get_spec(name)
-    model = keras.models.load_model(run_dir / "best.keras")
+    model = float32_copy(keras.models.load_model(run_dir / record.get("checkpoint", "best.keras")))
     if data is None:
         data = load_cifar10(data_dir, limit=record["settings"].get("limit"))
 
@@ -150,8 +150,8 @@ def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, 
         "architecture": architecture_summary(model),
         "training_command": record["command"],
         "export_command": command,
-        "training": {k: record[k] for k in ("settings", "epochs_run", "best_epoch", "best_val_accuracy",
-                                            "finished")},
+        "training": {k: record[k] for k in ("settings", "checkpoint", "epochs_run", "best_epoch",
+                                            "best_val_accuracy", "finished") if k in record},
         "data": record["data"],
         "machine": machine(),
         "test_metrics": metrics,
@@ -170,6 +170,26 @@ def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, 
     print(f"Exported {name}: test accuracy {metrics['accuracy']:.4f} (ONNX, {metrics['n']} images), "
           f"parity vs Keras {parity_figures}; card {card_path}", file=sys.stderr)
     return onnx_path
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """The model with every layer computing in float32: a model trained under mixed_bfloat16 keeps its
+    float32 weights, but its saved layers would put bfloat16 ops into the ONNX graph."""
+    config = json.loads(model.to_json())
+
+    def to_float32(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "DTypePolicy":
+                return {**node, "config": {**node["config"], "name": "float32"}}
+            return {key: to_float32(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [to_float32(value) for value in node]
+        return node
+    if config == to_float32(config):
+        return model
+    copy = keras.models.model_from_json(json.dumps(to_float32(config)))
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def architecture_summary(model: keras.Model) -> list[str]:

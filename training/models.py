@@ -34,7 +34,9 @@ class TrainingDefaults:
     shift_px: int = 4  # augmentation: random translation of up to this many pixels (with flips)
     tta: str = "none"  # test-time augmentation built into the exported graph: none | flip | flip_shift
     early_stopping_patience: int = 0  # 0 = off
-    lr_schedule: str = "constant"  # constant | plateau | cosine
+    lr_schedule: str = "constant"  # constant | plateau | cosine (models with their own recipe: theirs)
+    precision: str = "float32"  # or mixed_bfloat16 (fast on CPUs with AVX512-BF16 / AMX)
+    validation_size: int = 5000  # training images held out for model selection; 0 = train on all 50,000
 
 
 @dataclass(frozen=True)
@@ -44,16 +46,20 @@ class ModelSpec:
     defaults: TrainingDefaults
     summary: str
     study: dict = field(default_factory=dict)  # what the original study reported, for the report
+    # A model's own training recipe, fit(model, data, settings, callbacks) -> history dict, used instead
+    # of train.py's compile + fit (fast_cnn: its own optimiser, batches and schedule).
+    fit: Callable | None = None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, *, summary: str, study: dict | None = None, **defaults):
+def register_model(name: str, *, summary: str, study: dict | None = None, fit: Callable | None = None,
+                   **defaults):
     def decorator(build):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelSpec(name, build, TrainingDefaults(**defaults), summary, study or {})
+        _REGISTRY[name] = ModelSpec(name, build, TrainingDefaults(**defaults), summary, study or {}, fit)
         return build
     return decorator
 
@@ -198,3 +204,7 @@ def vgg16_transfer(weights: str | None = "imagenet", trainable_base: bool = Fals
     x = layers.Dense(256, activation="relu")(x)
     x = layers.Dropout(0.5)(x)
     return _finish(inputs, x, "vgg16_transfer")
+
+
+# Models defined in their own modules register themselves on import.
+from training import efficientnet_lite, fast_cnn  # noqa: E402,F401

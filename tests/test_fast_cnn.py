@@ -1,0 +1,152 @@
+"""fast_cnn's pieces (whitening, Muon, alternating-flip batches) and a tiny run of its recipe through
+`train` + export. No full training here: the 8-epoch run is benchmarks/fast_cnn.py."""
+
+import json
+
+import keras
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from cifar10.registry import validate_onnx
+from cifar_fixtures import write_dataset
+from training import fast_cnn, models
+from training.data import load_cifar10
+from training.export import float32_copy
+from training.train import TrainSettings, train
+
+
+@pytest.fixture(scope="module")
+def tiny_cifar(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("cifar") / "cifar-10-batches-py", per_batch=120)
+
+
+def test_whitening_layer_decorrelates_the_training_patches(tiny_cifar):
+    images = load_cifar10(tiny_cifar, validation_size=0).train.x
+    model = models.create_model("fast_cnn")
+    fast_cnn.init_whitening(model, images, eps=0.0)
+    whiten = keras.Model(model.inputs, model.get_layer("whiten").output)
+    features = whiten.predict(images.astype(np.float32), verbose=0)[..., :12].reshape(-1, 12).astype(np.float64)
+    # The first 12 filters map 2x2 patches to coordinates with identity second moments; the other 12 are
+    # their negatives.
+    np.testing.assert_allclose(features.T @ features / len(features), np.eye(12), atol=1e-3)
+    kernel = model.get_layer("whiten").kernel.numpy()
+    np.testing.assert_array_equal(kernel[..., 12:], -kernel[..., :12])
+
+
+def test_blocks_start_as_identity_and_head_has_unit_std():
+    model = models.create_model("fast_cnn")
+    kernel = model.get_layer("block2_conv1").kernel.numpy()  # 64 -> 256 channels
+    assert kernel.shape == (3, 3, 64, 256)
+    np.testing.assert_array_equal(kernel[1, 1, :, :64], np.eye(64))
+    assert np.count_nonzero(kernel[..., :64]) == 64 and np.count_nonzero(kernel[..., 64:]) > 0
+    assert abs(float(np.std(model.get_layer("head").kernel.numpy())) - 1) < 1e-5
+
+
+def test_newton_schulz_roughly_orthogonalises():
+    matrix = np.random.default_rng(0).normal(size=(216, 64)).astype(np.float32)
+    singular_values = np.linalg.svd(keras.ops.convert_to_numpy(fast_cnn.newton_schulz(matrix)),
+                                    compute_uv=False)
+    # Three quintic steps map every singular value into a band around 1 (airbench: about 0.5..1.5)
+    # whatever the input's scale, while keeping the singular vectors.
+    assert singular_values.min() > 0.3 and singular_values.max() < 1.6
+    raw = np.linalg.svd(matrix, compute_uv=False)
+    assert raw.max() / raw.min() > 1.5 * singular_values.max() / singular_values.min()
+
+
+def test_muon_sgd_updates_the_right_weights():
+    keras.utils.set_random_seed(0)
+    model = models.create_model("fast_cnn", widths=(8, 16, 16))
+    trainer = fast_cnn.logits_model(model)
+    trainer.compile(optimizer=fast_cnn.MuonSGD(1.0, whiten_bias_steps=1),
+                    loss=keras.losses.CategoricalCrossentropy(from_logits=True, reduction="sum"))
+    x = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype(np.float32)
+    y = np.eye(10, dtype=np.float32)[np.arange(16) % 10]
+    watched = ("whiten", "block1_conv1", "head", "block1_norm1")
+
+    def snapshot():
+        return {name: [w.numpy().copy() for w in model.get_layer(name).weights] for name in watched}
+    before = snapshot()
+    trainer.train_on_batch(x, y)
+    after_one = snapshot()
+    trainer.train_on_batch(x, y)
+    after_two = snapshot()
+    np.testing.assert_array_equal(before["whiten"][0], after_two["whiten"][0])  # frozen whitening filters
+    assert not np.allclose(before["head"][0], after_one["head"][0])
+    conv = after_one["block1_conv1"][0]
+    assert not np.allclose(before["block1_conv1"][0], conv)
+    # Muon renormalises each kernel to norm sqrt(out_channels) before its orthogonalised step of size lr.
+    assert abs(np.linalg.norm(conv) - np.sqrt(8)) < 1.0
+    beta_before, beta_after = before["block1_norm1"][0], after_one["block1_norm1"][0]
+    assert not np.allclose(beta_before, beta_after)  # BatchNorm biases: SGD
+    bias = [model.get_layer("whiten_bias").bias.numpy()]
+    trainer.train_on_batch(x, y)
+    np.testing.assert_array_equal(bias[0], model.get_layer("whiten_bias").bias.numpy())  # past its steps
+
+
+def test_batches_alternate_the_flip_and_cover_every_image_once_per_epoch():
+    images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3)).astype(np.uint8)
+    labels = np.arange(40) % 10
+    batches = fast_cnn.FlipShiftBatches(images, labels, batch_size=8, shift_px=0, seed=1)
+    assert len(batches) == 5
+
+    def epoch():
+        parts = [batches[i] for i in range(len(batches))]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    (first, first_labels), (second, _) = epoch(), epoch()
+    assert first.dtype == np.float32 and first_labels.shape == (40, 10)
+    index_of = {images[i].tobytes(): i for i in range(40)}
+    index_of.update({images[i][:, ::-1].tobytes(): i for i in range(40)})
+    seen = [index_of[img.astype(np.uint8).tobytes()] for img in first]
+    assert sorted(seen) == list(range(40))  # a permutation: every image once
+    np.testing.assert_array_equal(first_labels.argmax(1), labels[seen])
+    flipped_first = {i: img.astype(np.uint8).tobytes() != images[i].tobytes() for i, img in zip(seen, first)}
+    second_seen = [index_of[img.astype(np.uint8).tobytes()] for img in second]
+    for i, img in zip(second_seen, second):
+        # Epoch 2 shows each image the other way round from epoch 1.
+        assert (img.astype(np.uint8).tobytes() != images[i].tobytes()) != flipped_first[i]
+
+
+def test_batches_translate_by_at_most_shift_px():
+    images = np.random.default_rng(0).integers(0, 256, (30, 32, 32, 3)).astype(np.uint8)
+    batches = fast_cnn.FlipShiftBatches(images, np.zeros(30, int), batch_size=30, shift_px=2, seed=3)
+    batch, _ = batches[0]
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+    order = batches.order
+    for img, i in zip(batch.astype(np.uint8), order):
+        views = [padded[i, dy:dy + 32, dx:dx + 32] for dy in range(5) for dx in range(5)]
+        views += [v[:, ::-1] for v in views]
+        assert any(np.array_equal(img, v) for v in views)
+
+
+def test_recipe_trains_on_all_images_and_exports_with_flip_shift_tta(tiny_cifar, tmp_path):
+    settings = TrainSettings.for_model("fast_cnn", epochs=2, batch_size=100)
+    assert (settings.validation_size, settings.precision, settings.tta) == (0, "mixed_bfloat16", "flip_shift")
+    run_dir = train(settings, data_dir=tiny_cifar, out=tmp_path / "runs", export_dir=tmp_path / "models",
+                    command="cifar10 train --model fast_cnn --epochs 2 --batch-size 100", test_curve=True)
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored for whatever runs next
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["data"]["train"] == 600 and record["data"]["validation"] == 0
+    assert record["checkpoint"] == "final.keras" and "best_epoch" not in record
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert "test_accuracy" in history[0] and "train_time_s" in history[0] and len(history) == 3
+    losses = [float(row.split(",")[history[0].split(",").index("loss")]) for row in history[1:]]
+    assert losses[1] < losses[0]
+
+    onnx_path = tmp_path / "models" / "fast_cnn.onnx"
+    validate_onnx(onnx_path)  # the apps' own contract check
+    card = json.loads(onnx_path.with_suffix(".json").read_text())
+    assert card["onnx"]["test_time_augmentation"] == "flip_shift"
+    assert card["onnx"]["parity_vs_keras"]["max_abs_diff"] < 1e-4
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    assert {i.type for i in session.get_inputs()} == {"tensor(float)"}
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    probs = session.run(None, {"image": x})[0]
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
+    # The graph holds airbench's 6-view TTA: 1/2 the image, 1/4 each 1-px shift, each averaged with its mirror.
+    model = float32_copy(keras.models.load_model(run_dir / "final.keras"))
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    views = [(0.5, x), (0.25, padded[:, 2:, 2:]), (0.25, padded[:, :-2, :-2])]
+    expected = sum(weight * (model.predict(v, verbose=0) + model.predict(v[:, :, ::-1], verbose=0)) / 2
+                   for weight, v in views)
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
