@@ -57,7 +57,7 @@ def cmd_train(args) -> int:
         args.model, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         augment=args.augment, shift_px=args.shift_px, tta=args.tta, early_stopping_patience=args.early_stopping_patience,
         lr_schedule=args.lr_schedule, seed=args.seed, precision=args.precision,
-        weights=None if args.weights == "none" else args.weights, limit=args.limit)
+        weights=None if args.weights == "none" else args.weights, limit=args.limit, init_from=args.init_from)
     train(settings, data_dir=args.data_dir, out=args.out,
           export_dir=None if args.no_export else args.export_dir, command=_command_line(args),
           test_curve=args.test_curve)
@@ -147,6 +147,9 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
                    help="default: the model's (fast_cnn trains in mixed_bfloat16)")
     p.add_argument("--weights", default="imagenet", help="transfer models: 'imagenet' (download) or 'none'")
     p.add_argument("--limit", type=int, help="use only the first N images of each split (smoke runs)")
+    p.add_argument("--init-from", metavar="RUN_DIR",
+                   help="continue training from a previous run of the same model (its checkpoint); the card's "
+                        "training time is the sum of both runs")
     p.add_argument("--test-curve", action="store_true",
                    help="also log test accuracy after each epoch (learning curves; not timed, not used to select)")
     p.add_argument("--data-dir", help="CIFAR-10 python batches (default: $CIFAR10_DIR, else download)")

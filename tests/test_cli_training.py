@@ -56,3 +56,19 @@ def test_unknown_model_is_a_clear_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "cifar10.cli", "train", "--model", "nope", "--out", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode != 0 and "unknown model 'nope'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_init_from_continues_a_run_and_adds_up_its_time(tmp_path, capsys):
+    data_dir = write_dataset(tmp_path / "cifar", per_batch=1020)
+    runs = tmp_path / "runs"
+    common = ["--epochs", "1", "--limit", "64", "--data-dir", str(data_dir), "--out", str(runs), "--no-export"]
+    assert cli.main(["train", "--model", "baseline", *common]) == 0
+    (first,) = runs.iterdir()
+    assert cli.main(["train", "--model", "baseline", "--lr", "1e-4", "--init-from", str(first), *common]) == 0
+    (second,) = set(runs.iterdir()) - {first}
+    parent, record = (json.loads((d / "run.json").read_text()) for d in (first, second))
+    assert record["continues"]["run"] == str(first) and record["continues"]["command"] == parent["command"]
+    assert record["training_wall_time_s"] > parent["training_wall_time_s"]  # both stages counted
+    capsys.readouterr()
+    assert cli.main(["train", "--model", "cnn_adam_m1", "--init-from", str(first), *common]) == 2
+    assert "that run trained 'baseline', not 'cnn_adam_m1'" in capsys.readouterr().err

@@ -209,6 +209,9 @@ def fit_fast_cnn(model: keras.Model, data, settings, callbacks: list | None = No
         if getattr(settings, key) != value:
             raise UserFacingError(f"fast_cnn trains with its own recipe: --{key.replace('_', '-')} "
                                   f"{getattr(settings, key)} does not apply (it uses {value})")
+    if settings.init_from:
+        raise UserFacingError("fast_cnn's recipe always starts from scratch (its schedule is the whole run); "
+                              "--init-from does not apply")
     x, y = data.train.x, data.train.y
     init_whitening(model, x[:5000])
     batches = FlipShiftBatches(x, y, settings.batch_size, shift_px=settings.shift_px, seed=settings.seed,

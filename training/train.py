@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cifar10.errors import UserFacingError
 from training import models
 from training.data import load_cifar10
 from training.plots import plot_history
@@ -54,6 +55,7 @@ class TrainSettings:
     validation_size: int
     seed: int = 0
     weights: str | None = None  # only for transfer models: "imagenet" or None
+    init_from: str | None = None  # a previous run of the same model to continue from (its checkpoint)
     limit: int | None = None  # keep the first N images of each split (smoke runs, tests)
 
     @classmethod
@@ -139,6 +141,17 @@ class TestCurve(keras.callbacks.Callback):
         self.seconds += time.perf_counter() - started
 
 
+def previous_run(run_dir, model: str) -> dict:
+    """The record of a run to continue from; it must be a finished run of the same model."""
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        raise UserFacingError(f"--init-from {run_dir}: no run.json there (not a finished training run)")
+    record = json.loads(path.read_text())
+    if record["model"] != model:
+        raise UserFacingError(f"--init-from {run_dir}: that run trained {record['model']!r}, not {model!r}")
+    return record
+
+
 def train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), export_dir: Path | None = None,
           command: str | None = None, test_curve: bool = False) -> Path:
     """Train, keep the best validation epoch (or a recipe's final weights), write the run record; export
@@ -154,6 +167,7 @@ def train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), e
 
 def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), export_dir: Path | None = None,
           command: str | None = None, test_curve: bool = False) -> Path:
+    parent = previous_run(settings.init_from, settings.model) if settings.init_from else None
     keep_freed_memory()
     keras.utils.set_random_seed(settings.seed)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -164,8 +178,11 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
     data = load_cifar10(data_dir, validation_size=settings.validation_size, limit=settings.limit)
     print(f"Data: {data.describe()}", file=sys.stderr)
 
-    build_kwargs = {"weights": settings.weights} if settings.model.endswith("_transfer") else {}
-    model = models.create_model(settings.model, **build_kwargs)
+    if parent is not None:
+        model = keras.models.load_model(Path(settings.init_from) / parent.get("checkpoint", "best.keras"))
+    else:
+        build_kwargs = {"weights": settings.weights} if settings.model.endswith("_transfer") else {}
+        model = models.create_model(settings.model, **build_kwargs)
     verbose = 1 if sys.stdout.isatty() else 2
     curve = [TestCurve(data.test)] if test_curve else []  # before the CSVLogger, which then logs it
     spec = models.get_spec(settings.model)
@@ -186,6 +203,8 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
                             callbacks=curve + make_callbacks(settings, run_dir), verbose=verbose).history
         checkpoint = "best.keras"
     wall_time = time.perf_counter() - started - sum(c.seconds for c in curve)
+    if parent is not None:
+        wall_time += parent["training_wall_time_s"]  # the model's whole training, all stages
 
     record = {
         "model": settings.model,
@@ -195,6 +214,8 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
         "epochs_run": len(history["loss"]),
         "training_wall_time_s": round(wall_time, 1),
         **({"test_curve_eval_s": round(curve[0].seconds, 1)} if curve else {}),
+        **({"continues": {key: parent[key] for key in ("command", "epochs_run", "training_wall_time_s", "continues")
+                          if key in parent} | {"run": str(settings.init_from)}} if parent else {}),
         "data": data.describe(),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
