@@ -20,6 +20,8 @@ def plot_history(history: dict, path: Path, title: str) -> None:
         ax.plot(epochs, history[key], label=f"train {key}")
         if f"val_{key}" in history:
             ax.plot(epochs, history[f"val_{key}"], label=f"validation {key}")
+        if f"test_{key}" in history:  # --test-curve: for the curve only, nothing selected on it
+            ax.plot(epochs, history[f"test_{key}"], label=f"test {key} (curve only)", linestyle="--")
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
