@@ -150,3 +150,12 @@ def test_recipe_trains_on_all_images_and_exports_with_flip_shift_tta(tiny_cifar,
     expected = sum(weight * (model.predict(v, verbose=0) + model.predict(v[:, :, ::-1], verbose=0)) / 2
                    for weight, v in views)
     np.testing.assert_allclose(probs, expected, atol=1e-5)
+
+
+def test_recipe_refuses_what_it_would_ignore(tiny_cifar, tmp_path):
+    from cifar10.errors import UserFacingError
+
+    for overrides, message in (({"optimizer": "adam"}, "--optimizer adam does not apply"),
+                               ({"batch_size": 5000}, "make no full batch of 5000")):
+        with pytest.raises(UserFacingError, match=message):
+            train(TrainSettings.for_model("fast_cnn", epochs=1, **overrides), data_dir=tiny_cifar, out=tmp_path)

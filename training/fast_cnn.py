@@ -216,6 +216,9 @@ def fit_fast_cnn(model: keras.Model, data, settings, callbacks: list | None = No
     init_whitening(model, x[:5000])
     batches = FlipShiftBatches(x, y, settings.batch_size, shift_px=settings.shift_px, seed=settings.seed,
                                augment=settings.augment)
+    if len(batches) == 0:
+        raise UserFacingError(f"fast_cnn: {len(y)} training images make no full batch of {settings.batch_size}; "
+                              "lower --batch-size")
     total_steps = settings.epochs * len(batches)
     schedule = keras.optimizers.schedules.PolynomialDecay(1.0, total_steps, end_learning_rate=0.0, power=1.0)
     # Weight decay 2e-6 per image of the batch, as airbench (its loss is a sum over the batch).
