@@ -233,8 +233,9 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
 
 def cmd_models(args) -> int:
     get_spec, model_names = _load("training.models", "get_spec"), _load("training.models", "model_names")
+    width = max(map(len, model_names()))
     for name in model_names():
-        print(f"{name:16s} {get_spec(name).summary}")
+        print(f"{name:{width}s}  {get_spec(name).summary}")
     return 0
 
 

@@ -16,6 +16,7 @@ from keras import layers, ops, regularizers
 
 from cifar10.contract import IMAGE_SIZE, NUM_CLASSES
 from cifar10.errors import UserFacingError
+from training.data import VALIDATION_SIZE
 
 
 class UnknownModelError(UserFacingError, KeyError):
@@ -36,7 +37,7 @@ class TrainingDefaults:
     early_stopping_patience: int = 0  # 0 = off
     lr_schedule: str = "constant"  # constant | plateau | cosine (models with their own recipe: theirs)
     precision: str = "float32"  # or mixed_bfloat16 (fast on CPUs with AVX512-BF16 / AMX)
-    validation_size: int = 5000  # training images held out for model selection; 0 = train on all 50,000
+    validation_size: int = VALIDATION_SIZE  # held out for model selection; 0 = train on all 50,000
 
 
 @dataclass(frozen=True)
