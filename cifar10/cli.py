@@ -71,9 +71,11 @@ def cmd_export(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    evaluate_onnx_file = _load("training.evaluate", "evaluate_onnx_file")
-    evaluate_onnx_file(args.onnx, data_dir=args.data_dir, limit=args.limit)
-    return 0
+    return _load("cifar10.evaluate_cmd", "run")(args)  # the apps' install: onnxruntime, no TensorFlow
+
+
+def cmd_organize(args) -> int:
+    return _load("cifar10.organize_cmd", "run")(args)
 
 
 def cmd_report(args) -> int:
@@ -165,11 +167,33 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("evaluate", help="evaluate an ONNX model on the 10,000 CIFAR-10 test images")
-    p.add_argument("onnx", type=Path)
-    p.add_argument("--data-dir")
-    p.add_argument("--limit", type=int)
+    p = sub.add_parser("evaluate", help="a model's accuracy, per-class precision/recall and confusion matrix on a "
+                                        "labelled folder (--folder) or the 10,000 CIFAR-10 test images")
+    p.add_argument("onnx", nargs="?", type=Path, metavar="MODEL.onnx", help="an .onnx file (or use --model)")
+    p.add_argument("--model", help="exported model name or .onnx path (default: best test accuracy)")
+    p.add_argument("--folder", type=Path, metavar="PATH",
+                   help="labelled images: one subfolder per class (cat/, dog/, ...); default: the CIFAR-10 test set")
+    p.add_argument("--output", "-o", type=Path, metavar="REPORT.json", help="also write the figures and one row per image")
+    p.add_argument("--data-dir", help="CIFAR-10 python batches (default: $CIFAR10_DIR, else download)")
+    p.add_argument("--limit", type=int, help="test set: only the first N images")
+    p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--batch-size", type=int, default=256, help="images per inference call")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("organize", help="sort images into DST/<class>/ folders (copy or move), with a journal "
+                                        "so --undo puts everything back")
+    p.add_argument("sources", nargs="*", metavar="SRC", help="image files and/or folders (scanned recursively)")
+    p.add_argument("--into", type=Path, metavar="DST", help="destination folder (created if missing)")
+    p.add_argument("--model", help="exported model name or .onnx path (default: best test accuracy)")
+    p.add_argument("--mode", choices=["copy", "move"], default="copy",
+                   help="copy (default: the originals stay) or move")
+    p.add_argument("--min-confidence", type=float, default=0.5, metavar="P",
+                   help="images below this confidence go to DST/_unsure/ (default 0.5; 0 = never)")
+    p.add_argument("--dry-run", action="store_true", help="print what would go where; touch nothing")
+    p.add_argument("--undo", type=Path, metavar="DST", help="put back everything the journal in DST records, then exit")
+    p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--batch-size", type=int, default=256, help="images per inference call")
+    p.set_defaults(func=cmd_organize)
 
     p = sub.add_parser("report", help="markdown leaderboard + plot of the exported models vs the study")
     p.add_argument("--models-dir", type=Path, default=shipped_models_dir())

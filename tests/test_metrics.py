@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from training.metrics import classification_metrics, expected_calibration_error
+from cifar10.contract import CLASS_NAMES
+from cifar10.metrics import classification_metrics, expected_calibration_error
 
 
 def one_hot_probs(pred, confidence=0.91):
@@ -51,3 +52,55 @@ def test_perfectly_calibrated_predictions_have_zero_ece():
     y_true = np.array([0] * 10)
     probs = one_hot_probs([0] * 10, confidence=1.0)
     assert expected_calibration_error(y_true, probs) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_numpy_metrics_equal_scikit_learn(seed):
+    """cifar10.metrics is numpy-only (the apps' install has no scikit-learn); it must give sklearn's figures."""
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(seed)
+    n = 500
+    y_true = rng.integers(0, 10, n)
+    if seed == 1:
+        y_true[y_true == 3] = 4  # a class with no images: recall undefined -> 0, as sklearn's zero_division=0
+    probs = rng.dirichlet(np.ones(10), n)
+    probs[np.arange(n)[: n // 2], y_true[: n // 2]] += 1.5
+    if seed == 2:
+        probs[:, 7] = 0  # a class never predicted: precision undefined -> 0
+    probs /= probs.sum(1, keepdims=True)
+    y_pred = probs.argmax(1)
+    m = classification_metrics(y_true, probs)
+    labels = list(range(10))
+    p, r, f, s = sklearn_metrics.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    macro = sklearn_metrics.precision_recall_fscore_support(y_true, y_pred, labels=labels, average="macro",
+                                                            zero_division=0)
+    assert m["accuracy"] == pytest.approx(sklearn_metrics.accuracy_score(y_true, y_pred))
+    assert m["confusion_matrix"] == sklearn_metrics.confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    assert [m["per_class"][k]["precision"] for k in m["per_class"]] == pytest.approx(p.tolist())
+    assert [m["per_class"][k]["recall"] for k in m["per_class"]] == pytest.approx(r.tolist())
+    assert [m["per_class"][k]["f1"] for k in m["per_class"]] == pytest.approx(f.tolist())
+    assert [m["per_class"][k]["support"] for k in m["per_class"]] == s.tolist()
+    assert (m["precision_macro"], m["recall_macro"], m["f1_macro"]) == pytest.approx(macro[:3])
+
+
+def test_metrics_module_imports_without_scikit_learn():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['sklearn'] = None; sys.modules['tensorflow'] = None\n"
+            "from cifar10.metrics import classification_metrics; import numpy as np\n"
+            "print(classification_metrics([0, 1], np.eye(10)[[0, 2]])['accuracy'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0.5"
+
+
+def test_macro_over_present_classes_equals_scikit_learn_with_those_labels():
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    y_true = np.array([3, 3, 3, 5, 5, 5, 5])
+    pred = [3, 3, 5, 5, 5, 3, 8]
+    m = classification_metrics(y_true, one_hot_probs(pred), macro_over="present")
+    macro = sklearn_metrics.precision_recall_fscore_support(y_true, pred, labels=[3, 5], average="macro",
+                                                            zero_division=0)
+    assert (m["precision_macro"], m["recall_macro"], m["f1_macro"]) == pytest.approx(macro[:3])
+    assert m["macro_over"] == ["cat", "dog"]
+    assert classification_metrics(y_true, one_hot_probs(pred))["macro_over"] == list(CLASS_NAMES)

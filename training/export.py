@@ -19,7 +19,7 @@ import tf2onnx
 from cifar10 import contract
 from training.data import Cifar10, load_cifar10
 from training.evaluate import onnx_probabilities
-from training.metrics import classification_metrics
+from cifar10.metrics import classification_metrics
 from training.models import get_spec
 from training.plots import plot_confusion
 
