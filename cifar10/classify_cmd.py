@@ -96,6 +96,11 @@ def run(args) -> int:
     print(f"model {model.name} ({_pct(model.test_accuracy)} test accuracy), provider {classifier.provider}",
           file=sys.stderr)
     results = counted(classify_files(classifier, args.paths, batch_size=args.batch_size, on_progress=on_progress))
+    xmp_problems: list[str] = []
+    if getattr(args, "xmp", False):
+        from cifar10.xmp import tag_results
+
+        results = tag_results(results, model.name, xmp_problems)
     try:
         if args.output is not None:
             count = write_results(results, args.output, top_k=args.top_k)
@@ -110,6 +115,10 @@ def run(args) -> int:
     where = f"; results in {args.output}" if args.output is not None else ""
     print(f"{count} files in {elapsed:.1f} s ({count / max(elapsed, 1e-9):,.0f} files/s), "
           f"{stats['failed']} could not be classified{where}", file=sys.stderr)
+    if getattr(args, "xmp", False):
+        for problem in xmp_problems:
+            print(f"warning: no sidecar: {problem}", file=sys.stderr)
+        print(f"XMP sidecars written: {count - stats['failed'] - len(xmp_problems)} (<image>.xmp)", file=sys.stderr)
     return 0
 
 

@@ -213,6 +213,9 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
                    help="onnxruntime execution provider (auto: CUDA when available)")
     p.add_argument("--batch-size", type=int, default=256, help="images per inference call")
     p.add_argument("--list-models", action="store_true", help="list the exported models found, then exit")
+    p.add_argument("--xmp", action="store_true",
+                   help="also write an XMP sidecar next to each image (photo.jpg.xmp: the label as a keyword and the "
+                        "confidence; merged into an existing sidecar; the image is never touched)")
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("app", help="start the desktop app (drag and drop images to classify them)")

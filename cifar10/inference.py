@@ -33,6 +33,8 @@ DEFAULT_BATCH_SIZE = 256
 
 # Files a folder scan skips: OS metadata that is never an image a user meant to classify.
 SKIPPED_FILE_NAMES = frozenset({"thumbs.db", "desktop.ini", "ehthumbs.db"})
+# Metadata sidecars (``photo.jpg.xmp``, written by ``cifar10 classify --xmp``, digiKam, darktable...): never images.
+SKIPPED_SUFFIXES = (".xmp",)
 
 
 class ProviderError(RuntimeError):
@@ -134,7 +136,7 @@ def iter_image_files(paths: Iterable[str | os.PathLike]) -> Iterator[str]:
 
     Every regular file in a folder is yielded, image or not (non-images become error rows), except
     hidden ones (name starting with "." or the Windows hidden attribute), hidden folders, and OS
-    metadata such as Thumbs.db: nobody drops a folder to classify its ``.DS_Store``. A path given
+    metadata such as Thumbs.db and ``.xmp`` sidecars: nobody drops a folder to classify its ``.DS_Store``. A path given
     explicitly is always yielded, even if hidden or missing (it then gets an error row).
     Symlinked folders are not followed (no cycles); symlinked files are.
     """
@@ -180,7 +182,8 @@ def _walk(folder: str) -> Iterator[str]:
         try:
             if entry.is_dir(follow_symlinks=False):
                 yield from _walk(entry.path)
-            elif entry.is_file() and entry.name.lower() not in SKIPPED_FILE_NAMES:
+            elif (entry.is_file() and entry.name.lower() not in SKIPPED_FILE_NAMES
+                  and not entry.name.lower().endswith(SKIPPED_SUFFIXES)):
                 yield entry.path
         except OSError:
             continue
