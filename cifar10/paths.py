@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -46,3 +47,26 @@ def model_dirs() -> list[Path]:
     if beside is not None:
         dirs.append(beside)
     return [*dirs, user_models_dir()]
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])(?:[A-Za-z]:[\\/]|/)[^\s'\"`,;]+")
+
+
+def portable_paths(value):
+    """``value`` (a card: dicts, lists, strings) without this machine's absolute paths, for files that ship:
+    a path inside the project becomes relative to it, any other becomes ``…/<its last component>``."""
+    if isinstance(value, dict):
+        return {key: portable_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [portable_paths(item) for item in value]
+    if not isinstance(value, str):
+        return value
+    root = str(project_root())
+
+    def shorten(match: re.Match) -> str:
+        path = match.group(0)
+        if path == root or path.startswith(root + os.sep):
+            return os.path.relpath(path, root)
+        return "…/" + (re.split(r"[\\/]", path.rstrip("/\\"))[-1] or path)
+
+    return _ABSOLUTE_PATH.sub(shorten, value)

@@ -49,3 +49,28 @@ def test_screenshot_script(tmp_path, qapp):
     shot = Image.open(out)
     assert shot.size == (900, 600)
     assert len({tuple(p) for p in np.asarray(shot.convert("RGB")).reshape(-1, 3)[::97]}) > 20  # not blank
+
+
+def test_no_absolute_paths_in_shipped_cards_or_the_leaderboard():
+    """Cards and the leaderboard ship to other machines: this machine's folders mean nothing there."""
+    import re
+
+    from cifar10.paths import project_root
+
+    absolute = re.compile(r"(?<![\w.~:/-])(?:/(?:work|home|tmp|root|Users|mnt|var|opt)/|[A-Za-z]:\\)")
+    shipped = [*sorted((project_root() / "exported_models").glob("*.json")), project_root() / "reports" / "leaderboard.md"]
+    for path in shipped:
+        found = absolute.findall(path.read_text(encoding="utf-8"))
+        assert not found, f"{path.name} holds absolute paths: {found}"
+
+
+def test_portable_paths_keeps_urls_and_shortens_paths():
+    from cifar10.paths import portable_paths, project_root
+
+    card = {"cmd": "cifar10 train --out /somewhere/runs --export-dir " + str(project_root() / "exported_models"),
+            "data": ["/data/cifar-10-batches-py", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"],
+            "n": 3, "ratio": "1/255"}
+    assert portable_paths(card) == {"cmd": "cifar10 train --out …/runs --export-dir exported_models",
+                                    "data": ["…/cifar-10-batches-py",
+                                             "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"],
+                                    "n": 3, "ratio": "1/255"}

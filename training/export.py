@@ -17,6 +17,7 @@ import tensorflow as tf
 import tf2onnx
 
 from cifar10 import contract
+from cifar10.paths import portable_paths
 from training.data import Cifar10, load_cifar10
 from training.evaluate import onnx_probabilities
 from cifar10.metrics import classification_metrics
@@ -163,7 +164,7 @@ def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, 
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     card_path = onnx_path.with_suffix(".json")
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    card_path.write_text(json.dumps(portable_paths(card), indent=2) + "\n")
     for plot in ("curves.png", "confusion_matrix.png"):
         if (run_dir / plot).exists():
             shutil.copy(run_dir / plot, Path(export_dir) / f"{name}.{plot}")
