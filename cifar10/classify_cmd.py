@@ -11,7 +11,7 @@ from cifar10.errors import UserFacingError
 from cifar10.inference import Classifier, ProviderError, Result, classify_files
 from cifar10.paths import model_dirs
 from cifar10.registry import ModelError, ModelInfo, best_model, discover_models, find_model
-from cifar10.results_io import format_for, format_table, write_results
+from cifar10.results_io import export_metadata, format_for, format_table, write_results
 
 
 def fail(message: str) -> UserFacingError:
@@ -103,7 +103,7 @@ def run(args) -> int:
         results = tag_results(results, model.name, xmp_problems)
     try:
         if args.output is not None:
-            count = write_results(results, args.output, top_k=args.top_k)
+            count = write_results(results, args.output, top_k=args.top_k, meta=export_metadata(model))
         else:
             count = format_table(results, top_k=args.top_k, stream=sys.stdout)
     except KeyboardInterrupt:

@@ -2,8 +2,13 @@
 
 Columns (CSV header, JSON keys): ``path, label, confidence, error`` then one probability column per
 class, named by the class, in ``CLASS_NAMES`` order. A failed file has an empty label/confidence/
-probabilities (JSON: null) and its message in ``error``. JSON is a list of row objects; each row
-also carries ``top_k``: the k best ``[class, probability]`` pairs (``top_k=0`` leaves it out).
+probabilities (JSON: null) and its message in ``error``.
+
+Which model made the results, and when, is recorded too (:func:`export_metadata`): the CSV has
+``model, model_test_accuracy, date`` columns (the same on every row: CSV has no other place for it, and
+comment lines would break CSV readers); the JSON file is an object ``{"model", "model_test_accuracy",
+"date", "rows": [...]}`` whose rows also carry ``top_k``: the k best ``[class, probability]`` pairs
+(``top_k=0`` leaves it out).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from typing import IO, Iterable
 from cifar10.contract import CLASS_NAMES
 from cifar10.inference import Result
 
-COLUMNS = ("path", "label", "confidence", "error", *CLASS_NAMES)
+META_COLUMNS = ("model", "model_test_accuracy", "date")
+COLUMNS = ("path", "label", "confidence", "error", *META_COLUMNS, *CLASS_NAMES)
 FORMATS = {".csv": "csv", ".json": "json"}
 
 
@@ -28,6 +34,14 @@ def format_for(path: str | os.PathLike) -> str:
     if suffix not in FORMATS:
         raise ValueError(f"cannot tell the output format of '{path}': use a .csv or .json file name")
     return FORMATS[suffix]
+
+
+def export_metadata(model=None) -> dict:
+    """``{"model", "model_test_accuracy", "date"}`` for a :class:`cifar10.registry.ModelInfo` (or None: unknown)."""
+    from datetime import datetime, timezone
+
+    return {"model": getattr(model, "name", None), "model_test_accuracy": getattr(model, "test_accuracy", None),
+            "date": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")}
 
 
 def result_row(result: Result) -> dict:
@@ -46,20 +60,22 @@ def result_row(result: Result) -> dict:
 class ResultWriter:
     """Streams rows to a CSV or JSON file as they come (constant memory for any number of files)."""
 
-    def __init__(self, stream: IO[str], fmt: str, *, top_k: int = 3):
+    def __init__(self, stream: IO[str], fmt: str, *, top_k: int = 3, meta: dict | None = None):
         if fmt not in ("csv", "json"):
             raise ValueError(f"unknown results format '{fmt}' (csv or json)")
         self.stream, self.fmt, self.top_k, self.count = stream, fmt, top_k, 0
+        self.meta = {key: (meta or {}).get(key) for key in META_COLUMNS}
         if fmt == "csv":
             self._csv = csv.DictWriter(stream, fieldnames=COLUMNS, lineterminator="\n")
             self._csv.writeheader()
         else:
-            stream.write("[")
+            head = json.dumps(self.meta, ensure_ascii=False)[:-1]  # the object stays open for "rows"
+            stream.write(head + ', "rows": [')
 
     def write(self, result: Result) -> None:
         row = result_row(result)
         if self.fmt == "csv":
-            self._csv.writerow({k: _csv_cell(v) for k, v in row.items()})
+            self._csv.writerow({k: _csv_cell(v) for k, v in {**row, **self.meta}.items()})
         else:
             if self.top_k:
                 row["top_k"] = [[label, round(p, 6)] for label, p in result.top_k(self.top_k)]
@@ -68,7 +84,7 @@ class ResultWriter:
 
     def close(self) -> None:
         if self.fmt == "json":
-            self.stream.write("\n]\n" if self.count else "]\n")
+            self.stream.write("\n]}\n" if self.count else "]}\n")
         self.stream.flush()
 
 
@@ -81,8 +97,9 @@ def _csv_cell(value) -> str:
 
 
 def write_results(results: Iterable[Result], path: str | os.PathLike, *, fmt: str | None = None,
-                  top_k: int = 3) -> int:
+                  top_k: int = 3, meta: dict | None = None) -> int:
     """Write ``results`` to ``path`` (format from its suffix unless ``fmt``); returns the row count.
+    ``meta``: :func:`export_metadata` of the model that made them.
 
     Written to ``<path>.part`` then renamed, so a cancelled or failed run never leaves half a file
     under the real name.
@@ -92,7 +109,7 @@ def write_results(results: Iterable[Result], path: str | os.PathLike, *, fmt: st
     partial = path.with_name(path.name + ".part")
     try:
         with open(partial, "w", encoding="utf-8", newline="") as stream:
-            writer = ResultWriter(stream, fmt, top_k=top_k)
+            writer = ResultWriter(stream, fmt, top_k=top_k, meta=meta)
             for result in results:
                 writer.write(result)
             writer.close()
@@ -107,10 +124,11 @@ def read_results(path: str | os.PathLike) -> list[dict]:
     """Read a results file back into row dicts (numbers as floats, missing as None). For tests and tools."""
     path = Path(path)
     if format_for(path) == "json":
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data["rows"] if isinstance(data, dict) else data  # older files: a bare list of rows
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    numeric = ("confidence", *CLASS_NAMES)
+    numeric = ("confidence", "model_test_accuracy", *CLASS_NAMES)
     return [{k: (float(v) if k in numeric and v != "" else (None if k in numeric else v)) for k, v in row.items()}
             for row in rows]
 

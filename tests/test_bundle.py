@@ -145,7 +145,7 @@ def test_classify_a_folder_matches_cifar10_classify(bundle):
     assert next(r for r in rows if r["path"].endswith("big cat.jpg"))["label"] == "cat"
     json_out = bundle["tmp"] / "frozen.json"
     assert run(bundle, "classify", str(images / "samples"), "-o", str(json_out), "--top-k", "2").returncode == 0
-    assert [len(r["top_k"]) for r in json.loads(json_out.read_text())] == [2] * 10
+    assert [len(r["top_k"]) for r in json.loads(json_out.read_text())["rows"]] == [2] * 10
 
 
 def test_gui_opens_offscreen_and_quits_after_show(bundle):

@@ -35,11 +35,13 @@ def test_csv_output_uses_best_model_by_default(env, capsys):
     out = env["tmp"] / "results.csv"
     assert main(["classify", str(env["images"]), "--output", str(out)]) == 0
     header = out.read_text().splitlines()[0]
-    assert header == ",".join(COLUMNS) == "path,label,confidence,error," + ",".join(CLASS_NAMES)
+    assert header == ",".join(COLUMNS) == "path,label,confidence,error,model,model_test_accuracy,date," + ",".join(
+        CLASS_NAMES)
     rows = rows_by_name(read_results(out), env["images"])
     assert set(rows) == set(env["expected"])
     for name, rgb in env["expected"].items():
         row = rows[name]
+        assert row["model"] == "colour_b" and row["model_test_accuracy"] == 0.8 and row["date"][:2] == "20"
         if rgb is None:
             assert row["error"] and row["label"] == "" and row["confidence"] is None and row["cat"] is None
         else:
@@ -56,7 +58,9 @@ def test_json_output_with_model_and_top_k(env):
     out = env["tmp"] / "results.json"
     assert main(["classify", str(env["images"] / "red.png"), str(env["images"] / "sub"), "--model", "colour_a",
                  "-o", str(out), "--top-k", "2", "--provider", "cpu"]) == 0
-    rows = json.loads(out.read_text())
+    data = json.loads(out.read_text())
+    assert data["model"] == "colour_a" and data["model_test_accuracy"] == 0.6 and data["date"][:2] == "20"
+    rows = data["rows"]
     assert [os.path.basename(r["path"]) for r in rows] == ["red.png", "blue.jpg", "broken.png"]
     red = rows[0]
     assert list(red)[:4] == ["path", "label", "confidence", "error"] and red["label"] == "airplane"
