@@ -17,12 +17,14 @@ class ClassifyRunner(QObject):
     """At most one job at a time. Signals carry the job's payloads; ``finished`` is always the last one."""
 
     classifier_ready = Signal(object)  # the Classifier the job loaded (the window caches it)
+    speed_measured = Signal(object)    # (ModelInfo, images per second on this machine)
     files_found = Signal(object)       # list[str]: the files the job will classify
     batch_ready = Signal(object)       # list[Result]: one classified batch, in input order
     failed = Signal(str)               # "ExceptionType: message"
     finished = Signal(object)          # the Job (check job.stop.is_set() for cancelled)
 
-    _SIGNAL_OF = {"classifier": "classifier_ready", "files": "files_found", "batch": "batch_ready"}
+    _SIGNAL_OF = {"classifier": "classifier_ready", "speed": "speed_measured", "files": "files_found",
+                  "batch": "batch_ready"}
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)

@@ -23,6 +23,7 @@ class Job:
     classifier: Classifier | None = None   # reuse a loaded session when the window has one
     known: frozenset = frozenset()         # normalised paths already in the table: not added twice
     batch_size: int = 128
+    measure_speed: bool = False            # also time the model on this machine (model_speed.py)
     stop: threading.Event = field(default_factory=threading.Event)
     job_id: int = 0
 
@@ -32,11 +33,16 @@ def path_key(path: str) -> str:
 
 
 def run_job(job: Job) -> Iterator[tuple[str, object]]:
-    """Yields ("classifier", Classifier), ("files", [paths]), then ("batch", [Result, ...]) per batch."""
+    """Yields ("classifier", Classifier), ("speed", (ModelInfo, images/s)) if asked, ("files", [paths]), then
+    ("batch", [Result, ...]) per batch."""
     classifier = job.classifier
     if classifier is None or classifier.model.onnx_path != job.model.onnx_path:
         classifier = Classifier(job.model, provider=job.provider)
     yield "classifier", classifier
+    if job.measure_speed:
+        from desktop_app.model_speed import measure
+
+        yield "speed", (job.model, measure(classifier))
     files = []
     for path in iter_image_files(job.paths):
         if job.stop.is_set():

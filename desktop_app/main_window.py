@@ -14,12 +14,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QMainWindow, QMessageBox
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QStackedWidget
 
 from cifar10.inference import Classifier, Result
 from cifar10.paths import model_dirs, user_models_dir
 from cifar10.registry import ModelInfo
 from desktop_app.card_dialog import ModelCardDialog
+from desktop_app.empty_state import EmptyState
 from desktop_app.file_input import SETTINGS_LAST_DIR, FileInputMixin
 from desktop_app.job_runner import ClassifyRunner
 from desktop_app.jobs import Job, path_key
@@ -46,6 +47,8 @@ class MainWindow(FileInputMixin, QMainWindow):
         self._file_keys: set[str] = set()
         self._queue: list[str] = []        # dropped while a job ran, or before there was a model
         self._reclassify_pending = self._job_failed = False
+        self._in_place = False             # the running job re-classifies rows already in the table
+        self._sources: list[str] = []      # files and folders as the user gave them (the Sort dialog's default)
         self._done = self._total = 0
         self._t0 = 0.0
         self.last_error = ""
@@ -60,9 +63,18 @@ class MainWindow(FileInputMixin, QMainWindow):
         self.class_filter, self.search = self.results.class_filter, self.results.search
         self.results.result_selected.connect(self._show_result)
         self.results.doubleClicked.connect(self._open_externally)
+        self.results.actions_.removed.connect(self._on_rows_removed)
+        self.empty_state = EmptyState(self)
+        self.empty_state.try_samples.connect(lambda folder: self.add_paths([folder]))
+        self.results_area = QStackedWidget(self)
+        self.results_area.addWidget(self.empty_state)
+        self.results_area.addWidget(self.results)
+        for signal in (self.results_model.rowsInserted, self.results_model.rowsRemoved, self.results_model.modelReset):
+            signal.connect(self._update_empty_state)
         self.preview = PreviewPanel(self)
         self.runner = ClassifyRunner(self)
         self.runner.classifier_ready.connect(self._on_classifier)
+        self.runner.speed_measured.connect(lambda payload: self.model_combo.set_speed(*payload))
         self.runner.files_found.connect(self._on_files)
         self.runner.batch_ready.connect(self._on_batch)
         self.runner.failed.connect(self._on_job_failed)
@@ -90,6 +102,7 @@ class MainWindow(FileInputMixin, QMainWindow):
         self.card_action.setEnabled(bool(self.models))
         self.problems_action.setEnabled(bool(errors))
         self.problems_action.setText(f"Model Problems ({len(errors)})…" if errors else "Model Problems…")
+        self.empty_state.set_model(self.current_model)
         if self.current_model is None:
             where = " or ".join(str(d) for d in (self.model_combo.model_dirs or model_dirs()))
             self.statusBar().showMessage(f"No models found in {where}. Add <name>.onnx + <name>.json, "
@@ -103,6 +116,8 @@ class MainWindow(FileInputMixin, QMainWindow):
 
     def _on_model_changed(self, model: ModelInfo) -> None:
         self.setWindowTitle(f"{APP_NAME} — {model.name}")
+        self.results.model_info = model  # recorded in exports
+        self.empty_state.set_model(model)
         self._set_provider_text(self._classifiers.get(str(model.onnx_path)))
         if self._files or self._queue:
             self._reclassify()
@@ -130,6 +145,8 @@ class MainWindow(FileInputMixin, QMainWindow):
             return
         first = Path(paths[0])
         self.settings.setValue(SETTINGS_LAST_DIR, str(first if first.is_dir() else first.parent))
+        self._sources.extend(p for p in paths if p not in self._sources)
+        self.empty_state.set_note("")
         if self.current_model is None or self.runner.busy:
             self._queue.extend(paths)  # classified when the running job ends / when a model appears
             if self.current_model is None:
@@ -151,20 +168,20 @@ class MainWindow(FileInputMixin, QMainWindow):
         self.rate_label.setText("scanning…")
         show_progress(self, True)
         self.runner.start(Job(paths=list(paths), model=model, provider=self.provider, known=known,
-                              classifier=self._classifiers.get(str(model.onnx_path)), batch_size=self.batch_size))
+                              classifier=self._classifiers.get(str(model.onnx_path)), batch_size=self.batch_size,
+                              measure_speed=self.model_combo.speed(model) is None))
 
     def _reclassify(self) -> None:
-        """Classify everything loaded again (after a model switch)."""
+        """Classify everything loaded again (after a model switch), in place: the rows stay where they are,
+        with the selection and the scroll position; each row's prediction is replaced as its batch arrives."""
         if self.runner.busy:
             self._reclassify_pending = True
             self.runner.cancel()
             return
         paths = self._files + self._queue
-        self._files, self._file_keys, self._queue = [], set(), []
-        self.results.clear()
-        self.preview.clear()
-        self._update_counts()
+        self._queue = []
         if paths and self.current_model is not None:
+            self._in_place = True
             self._start_job(paths, known=frozenset())
 
     def cancel(self) -> None:
@@ -179,6 +196,10 @@ class MainWindow(FileInputMixin, QMainWindow):
         self._set_provider_text(classifier)
 
     def _on_files(self, files: list[str]) -> None:
+        if not files and not self._in_place:
+            where = ", ".join(os.path.basename(p.rstrip("/\\")) or p for p in self.runner.job.paths[:3])
+            self.empty_state.set_note(f"No images found in {where}" if where else "No images found")
+            self.statusBar().showMessage(f"No images found in {where}", 10000)
         for path in files:
             key = path_key(path)
             if key not in self._file_keys:
@@ -189,6 +210,8 @@ class MainWindow(FileInputMixin, QMainWindow):
         self.progress.setValue(0)
 
     def _on_batch(self, batch: list[Result]) -> None:
+        if self._in_place:
+            batch = self.results_model.replace(batch)  # rows not in the table yet (queued files) are appended
         self.results.append(batch)
         self._done += len(batch)
         self.progress.setValue(self._done)
@@ -204,6 +227,7 @@ class MainWindow(FileInputMixin, QMainWindow):
     def _on_job_done(self, job: Job) -> None:
         show_progress(self, False)
         elapsed = time.perf_counter() - self._t0
+        in_place, self._in_place = self._in_place, False
         if self._reclassify_pending:
             self._reclassify_pending = False
             self._reclassify()
@@ -211,7 +235,10 @@ class MainWindow(FileInputMixin, QMainWindow):
             # "Loaded" = what is in the table: a later model switch re-classifies exactly these rows.
             self._files = [r.path for r in self.results_model.results()]
             self._file_keys = {path_key(p) for p in self._files}
-            self.statusBar().showMessage(f"Cancelled: {self._done:,} of {self._total:,} files classified", 10000)
+            self.statusBar().showMessage(
+                f"Cancelled: {self._done:,} of {self._total:,} files re-classified with {job.model.name}; the other "
+                "rows still show the previous model's answers" if in_place else
+                f"Cancelled: {self._done:,} of {self._total:,} files classified", 10000)
         else:
             if not self._job_failed:
                 rate = self._done / max(elapsed, 1e-6)
@@ -221,6 +248,16 @@ class MainWindow(FileInputMixin, QMainWindow):
                 queued, self._queue = self._queue, []
                 self._start_job(queued, known=frozenset(self._file_keys))
         self.job_finished.emit()
+
+    def _on_rows_removed(self, removed: list[Result]) -> None:
+        """Rows taken out of the list (Delete, Remove from List): forget those files (they stay on disk)."""
+        keys = {path_key(r.path) for r in removed}
+        self._files = [p for p in self._files if path_key(p) not in keys]
+        self._file_keys -= keys
+        self._update_counts()
+
+    def _update_empty_state(self, *_) -> None:
+        self.results_area.setCurrentWidget(self.results if self.results_model.rowCount() else self.empty_state)
 
     def _update_counts(self) -> None:
         total, errors = self.results_model.rowCount(), self.results_model.error_count()
@@ -241,15 +278,40 @@ class MainWindow(FileInputMixin, QMainWindow):
         if result is not None:
             QDesktopServices.openUrl(QUrl.fromLocalFile(result.path))
 
-    def export_results(self, path, *, fmt: str | None = None) -> int:
-        """Write the rows as shown (filter and sort applied) with the CLI's writer; returns the row count."""
-        return self.results.export(path, fmt=fmt)
+    def export_results(self, path, *, fmt: str | None = None, which: str = "shown") -> int:
+        """Write the rows ("shown": filter and sort applied; "all") with the CLI's writer, recording the model;
+        returns the row count."""
+        return self.results.export(path, fmt=fmt, which=which)
 
     def export_dialog(self, fmt: str) -> None:
         self.statusBar().showMessage(self.results.export_dialog(fmt, self._last_dir()), 10000)
 
+    def show_evaluation_dialog(self):
+        """Models ▸ Evaluate on a Labelled Folder… (evaluation_view.py); returns the dialog."""
+        from desktop_app.evaluation_view import EvaluationDialog
+
+        if self.current_model is None:
+            return None
+        dialog = EvaluationDialog(self.current_model, self.provider, self, start_dir=self._last_dir())
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def show_organize_dialog(self):
+        """File ▸ Sort into Class Folders… (organize_dialog.py), with the loaded folders as sources."""
+        from desktop_app.organize_dialog import OrganizeDialog
+
+        if self.current_model is None:
+            return None
+        dialog = OrganizeDialog(self.current_model, self.provider, self, sources=list(self._sources),
+                                start_dir=self._last_dir())
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
     def clear(self) -> None:
         self.cancel()
+        self._sources = []
         self._files, self._file_keys, self._queue = [], set(), []
         self.results.clear()
         self.preview.clear()

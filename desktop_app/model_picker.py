@@ -7,6 +7,7 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QMessageBox, QWidget
 
 from cifar10.registry import ModelError, ModelInfo, best_model, discover_models, find_model
+from desktop_app.model_speed import describe, settings_key
 from desktop_app.widgets import message_box
 
 SETTINGS_MODEL = "model"
@@ -50,8 +51,9 @@ class ModelPicker(QComboBox):
         self.blockSignals(True)
         self.clear()
         for model in self._models:
-            self.addItem(model.label, model.name)
-            self.setItemData(self.count() - 1, model.summary or model.name, Qt.ItemDataRole.ToolTipRole)
+            self.addItem(self.item_text(model), model.name)
+            self.setItemData(self.count() - 1, f"{model.summary or model.name}\n{describe(self.speed(model))}",
+                             Qt.ItemDataRole.ToolTipRole)
         if not self._models:
             self.addItem("No models found")
         self.setEnabled(bool(self._models))
@@ -62,6 +64,28 @@ class ModelPicker(QComboBox):
             self._current = None
         elif self._current is None or chosen.onnx_path != self._current.onnx_path:
             self._select(chosen)
+
+    def speed(self, model: ModelInfo) -> float | None:
+        """Images/s measured on this machine for this model file, or None if not measured yet."""
+        value = self.settings.value(settings_key(model))
+        try:
+            return float(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    def item_text(self, model: ModelInfo) -> str:
+        """``fast_cnn — 94.6% test accuracy · 2,100 images/s here``: accuracy from the card, speed measured on
+        this machine (after the model's first use)."""
+        speed = self.speed(model)
+        return model.label + (f" · {speed:,.0f} images/s here" if speed is not None else "")
+
+    def set_speed(self, model: ModelInfo, images_per_s: float) -> None:
+        self.settings.setValue(settings_key(model), float(images_per_s))
+        for index, known in enumerate(self._models):
+            if known.onnx_path == model.onnx_path:
+                self.setItemText(index, self.item_text(known))
+                self.setItemData(index, f"{known.summary or known.name}\n{describe(images_per_s)}",
+                                 Qt.ItemDataRole.ToolTipRole)
 
     def _add_extra(self) -> ModelInfo | None:
         try:

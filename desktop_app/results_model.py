@@ -28,6 +28,7 @@ class ResultsModel(QAbstractTableModel):
         self._names: list[str] = []  # lower-case file names, precomputed for sorting
         self._errors = 0
         self._pixmaps: dict[int, QPixmap] = {}
+        self._row_of: dict[str, int] = {}  # path -> row, for replace()
         self._error_icon = None
 
     # --- data ------------------------------------------------------------------------------------
@@ -110,6 +111,7 @@ class ResultsModel(QAbstractTableModel):
         """Add a chunk of results with one insert notification (cheap for the views and the proxy)."""
         if not results:
             return
+        self._row_of = {}  # rebuilt by replace() when needed
         first = len(self._results)
         self.beginInsertRows(QModelIndex(), first, first + len(results) - 1)
         self._results.extend(results)
@@ -117,10 +119,51 @@ class ResultsModel(QAbstractTableModel):
         self._errors += sum(1 for r in results if r.error)
         self.endInsertRows()
 
+    def remove_rows(self, rows) -> list[Result]:
+        """Remove these source rows (any order); returns the removed results."""
+        removed: list[Result] = []
+        for row in sorted(set(rows), reverse=True):
+            if 0 <= row < len(self._results):
+                self.beginRemoveRows(QModelIndex(), row, row)
+                result = self._results.pop(row)
+                del self._names[row]
+                self._errors -= bool(result.error)
+                self.endRemoveRows()
+                removed.append(result)
+        if removed:
+            self._pixmaps.clear()  # cached by row number, which has shifted
+            self._row_of = {}
+        return removed[::-1]
+
+    def replace(self, results: list[Result]) -> list[Result]:
+        """Put new results in the rows of the same paths (a re-classification in place: rows, selection and
+        scroll position stay); returns the results whose path has no row."""
+        if len(self._row_of) != len(self._results):
+            self._row_of = {r.path: i for i, r in enumerate(self._results)}
+        missing: list[Result] = []
+        changed: list[int] = []
+        for result in results:
+            row = self._row_of.get(result.path)
+            if row is None or row >= len(self._results) or self._results[row].path != result.path:
+                missing.append(result)
+                continue
+            old = self._results[row]
+            self._errors += bool(result.error) - bool(old.error)
+            if result.image is None:
+                result.image = old.image
+            self._results[row] = result
+            self._pixmaps.pop(row, None)
+            changed.append(row)
+        if changed:
+            last = self.columnCount() - 1
+            self.dataChanged.emit(self.index(min(changed), 0), self.index(max(changed), last))
+        return missing
+
     def clear(self) -> None:
         self.beginResetModel()
         self._results, self._names, self._errors = [], [], 0
         self._pixmaps.clear()
+        self._row_of = {}
         self.endResetModel()
 
     def results(self) -> list[Result]:

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QAbstractItemView, QComboBox, QFileDialog, QHeader
 
 from cifar10.contract import CLASS_NAMES
 from cifar10.inference import Result
-from cifar10.results_io import write_results
+from cifar10.results_io import export_metadata, write_results
 from desktop_app.results_model import (COL_CLASS, COL_CONFIDENCE, COL_FILE, COL_THUMB, ERRORS_ONLY, RESULT_ROLE,
                                        THUMB_SIZE, ResultsFilterProxy, ResultsModel)
 from desktop_app.widgets import ResultsTableView
@@ -58,6 +58,19 @@ class ResultsView(ResultsTableView):
         self.search.setClearButtonEnabled(True)
         self.search.setMaximumWidth(200)
         self.search.textChanged.connect(self.proxy.set_text_filter)
+        from desktop_app.row_actions import RowActions  # context menu, Enter, Delete, Ctrl+C
+
+        self.actions_ = RowActions(self)
+        self.model_info = None  # the ModelInfo that made the rows: recorded in exports (the window sets it)
+        # A re-classification in place changes the current row's result: show the new one.
+        self.results_model.dataChanged.connect(self._on_data_changed)
+
+    def _on_data_changed(self, top_left, bottom_right, roles=()) -> None:
+        current = self.currentIndex()
+        if current.isValid():
+            source_row = self.proxy.mapToSource(current).row()
+            if top_left.row() <= source_row <= bottom_right.row():
+                self.result_selected.emit(self.result_at(current))
 
     def append(self, results: list[Result]) -> None:
         """Add rows; the first row that arrives in an empty table becomes the current one."""
@@ -88,21 +101,44 @@ class ResultsView(ResultsTableView):
     def _on_current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
         self.result_selected.emit(self.result_at(current))
 
-    def export(self, path, *, fmt: str | None = None) -> int:
-        """Write the rows as shown (filter and sort applied) with the CLI's writer; returns the row count."""
-        return write_results(self.visible_results(), path, fmt=fmt)
+    def export(self, path, *, fmt: str | None = None, which: str = "shown") -> int:
+        """Write the rows with the CLI's writer, recording the model (name, card accuracy, date); returns the
+        row count. ``which``: "shown" (filter and sort applied) or "all" (every row, in input order)."""
+        if which not in ("shown", "all"):
+            raise ValueError("which must be 'shown' or 'all'")
+        rows = self.visible_results() if which == "shown" else self.results_model.results()
+        return write_results(rows, path, fmt=fmt, meta=export_metadata(self.model_info))
+
+    def export_scope_box(self) -> QMessageBox | None:
+        """The "all rows / only the N shown" question, or None when every row is shown."""
+        total, shown = self.results_model.rowCount(), self.proxy.rowCount()
+        if shown == total:
+            return None
+        box = QMessageBox(QMessageBox.Icon.Question, "Export", f"The filter shows {shown:,} of {total:,} rows. "
+                          "Which rows do you want to export?", QMessageBox.StandardButton.Cancel, self)
+        box.all_button = box.addButton(f"All {total:,} rows", QMessageBox.ButtonRole.AcceptRole)
+        box.shown_button = box.addButton(f"Only the {shown:,} shown", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(box.shown_button)
+        return box
 
     def export_dialog(self, fmt: str, start_dir: str) -> str:
-        """Ask where to save, write, and return a status line."""
-        if self.proxy.rowCount() == 0:
+        """Ask which rows and where to save, write, and return a status line."""
+        if self.results_model.rowCount() == 0:
             return "Nothing to export yet"
+        which = "all"
+        box = self.export_scope_box()
+        if box is not None:
+            box.exec()
+            if box.clickedButton() not in (box.all_button, box.shown_button):
+                return ""
+            which = "all" if box.clickedButton() is box.all_button else "shown"
         path, _ = QFileDialog.getSaveFileName(self, f"Export results as {fmt.upper()}",
                                               str(Path(start_dir) / f"results.{fmt}"), f"{fmt.upper()} (*.{fmt})")
         if not path:
             return ""
         path += "" if path.lower().endswith(f".{fmt}") else f".{fmt}"
         try:
-            return f"Exported {self.export(path, fmt=fmt):,} rows to {path}"
+            return f"Exported {self.export(path, fmt=fmt, which=which):,} rows to {path}"
         except OSError as exc:
             QMessageBox.warning(self, "Export failed", f"Could not write {path}:\n{exc}")
             return ""

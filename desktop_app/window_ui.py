@@ -49,13 +49,20 @@ def _build_actions(window) -> None:
     window.models_folder_action = _action(window, "Open User Models Folder", window._open_user_models)
     window.problems_action = _action(window, "Model Problems…", window.show_model_problems)
     window.about_action = _action(window, "About", window._about)
+    window.organize_action = _action(window, "Sort into Class Folders…", window.show_organize_dialog)
+    window.evaluate_action = _action(window, "Evaluate on a Labelled Folder…", window.show_evaluation_dialog)
     menu = window.menuBar()
     file_menu = menu.addMenu("&File")
     for action in (window.open_files_action, window.open_folder_action, None, window.export_csv_action,
-                   window.export_json_action, None, window.clear_action, None, window.quit_action):
+                   window.export_json_action, None, window.organize_action, None, window.clear_action, None,
+                   window.quit_action):
         file_menu.addSeparator() if action is None else file_menu.addAction(action)
     model_menu = menu.addMenu("&Models")
-    for action in (window.card_action, window.reload_action, window.models_folder_action, window.problems_action):
+    for action in (window.card_action, window.evaluate_action, None, window.reload_action,
+                   window.models_folder_action, window.problems_action):
+        if action is None:
+            model_menu.addSeparator()
+            continue
         model_menu.addAction(action)
     menu.addMenu("&Help").addAction(window.about_action)
 
@@ -93,7 +100,7 @@ def _build_statusbar(window) -> None:
 
 def _build_central(window) -> None:
     window.splitter = QSplitter(Qt.Orientation.Horizontal, window)
-    window.splitter.addWidget(window.results)
+    window.splitter.addWidget(getattr(window, "results_area", window.results))
     window.splitter.addWidget(window.preview)
     window.splitter.setStretchFactor(0, 3)
     window.splitter.setStretchFactor(1, 2)

@@ -1,0 +1,60 @@
+"""What the window shows before any image is loaded: what the model recognises, how to start, and a button
+that loads the bundled sample images (one per class) so a first-time user sees the app work at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+
+from cifar10.contract import CLASS_NAMES
+from cifar10.paths import project_root
+
+
+def samples_dir() -> Path:
+    return project_root() / "resources" / "samples"
+
+
+class EmptyState(QWidget):
+    try_samples = Signal(str)  # the samples folder
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.title = QLabel("<h2>Drop pictures or folders here</h2>", self)
+        self.classes = QLabel(self)
+        self.classes.setWordWrap(True)
+        self.classes.setTextFormat(Qt.TextFormat.RichText)
+        self.note = QLabel("", self)
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #b22;")
+        self.how = QLabel("or use File ▸ Open Files… / Open Folder… — folders are searched inside too.", self)
+        self.how.setStyleSheet("color: palette(placeholder-text);")
+        self.samples_button = QPushButton("Try the sample images", self)
+        self.samples_button.setToolTip(f"Classify the {len(CLASS_NAMES)} pictures in {samples_dir()}")
+        self.samples_button.clicked.connect(lambda: self.try_samples.emit(str(samples_dir())))
+        self.samples_button.setEnabled(samples_dir().is_dir())
+        layout = QVBoxLayout(self)
+        layout.addStretch(1)
+        for widget in (self.title, self.classes, self.how, self.note):
+            widget.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            layout.addWidget(widget)
+        layout.addSpacing(12)
+        layout.addWidget(self.samples_button, 0, Qt.AlignmentFlag.AlignCenter)
+        layout.addStretch(2)
+        self.set_model(None)
+
+    def set_model(self, model) -> None:
+        """List the classes ``model`` (a ModelInfo, or None) knows."""
+        if model is None:
+            self.classes.setText("No model yet: put a <i>name</i>.onnx + <i>name</i>.json pair in the models folder, "
+                                 "then Models ▸ Reload Models.")
+            self.samples_button.setEnabled(False)
+            return
+        self.samples_button.setEnabled(samples_dir().is_dir())
+        self.classes.setText(f"<b>{model.name}</b> tells these {len(CLASS_NAMES)} kinds of picture apart:<br><b>"
+                             + ", ".join(CLASS_NAMES) + "</b>.<br>A picture of anything else still gets the closest "
+                             "of these names, usually with a low confidence.")
+
+    def set_note(self, text: str) -> None:
+        self.note.setText(text)

@@ -1,0 +1,291 @@
+"""Models > Evaluate on a Labelled Folder…: how the current model does on the user's own labelled pictures.
+
+A folder with one subfolder per class (cat/, dog/, …) is classified on a worker; the dialog shows the
+accuracy, per-class precision and recall and the confusion matrix, computed by the same code as
+``cifar10 evaluate --folder`` (:mod:`cifar10.evaluation`), so the numbers are the CLI's. Clicking a
+matrix cell filters the image table to exactly the images of that true class predicted as that class;
+Unreadable and Unsure list those apart.
+"""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import QSortFilterProxyModel, QSize, Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QProgressBar, QPushButton, QSplitter, QTableView, QTableWidget, QTableWidgetItem,
+                               QVBoxLayout, QWidget)
+
+from cifar10.contract import CLASS_NAMES, NUM_CLASSES
+from cifar10.evaluation import Evaluation, evaluate_folder, is_unsure
+from cifar10.inference import Classifier
+from cifar10.registry import ModelInfo
+from desktop_app.background import BackgroundTask
+from desktop_app.results_model import COL_FILE, RESULT_ROLE, THUMB_SIZE, ResultsModel
+
+SHORT = {"automobile": "auto", "airplane": "plane"}
+
+
+def _evaluate_task(model: ModelInfo, provider: str, folder: str, *, on_progress, should_stop) -> Evaluation:
+    classifier = Classifier(model, provider=provider)
+    return evaluate_folder(classifier, folder, on_progress=on_progress, should_stop=should_stop, keep_images=True)
+
+
+class _PathFilter(QSortFilterProxyModel):
+    """Shows only rows whose path is in ``paths`` (None: all rows)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.paths: set[str] | None = None
+
+    def set_paths(self, paths) -> None:
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            self.paths = None if paths is None else set(paths)
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self.paths = None if paths is None else set(paths)
+            self.invalidateRowsFilter()
+
+    def filterAcceptsRow(self, row: int, parent) -> bool:  # noqa: N802
+        return self.paths is None or self.sourceModel().result(row).path in self.paths
+
+
+class EvaluationDialog(QDialog):
+    def __init__(self, model: ModelInfo, provider: str = "auto", parent: QWidget | None = None, *,
+                 start_dir: str = ""):
+        super().__init__(parent)
+        self.model, self.provider, self.start_dir = model, provider, start_dir
+        self.evaluation: Evaluation | None = None
+        self.last_error = ""
+        self.setWindowTitle(f"Evaluate {model.name} on a labelled folder")
+        self.resize(1180, 720)
+
+        self.folder_edit = QLineEdit(self)
+        self.folder_edit.setPlaceholderText("A folder with one subfolder per class: airplane/, cat/, dog/, …")
+        choose = QPushButton("Choose…", self)
+        choose.clicked.connect(self.choose_folder)
+        self.run_button = QPushButton("Evaluate", self)
+        self.run_button.setDefault(True)
+        self.run_button.clicked.connect(lambda: self.evaluate(self.folder_edit.text()))
+        self.progress = QProgressBar(self)
+        self.progress.setFormat("%v / %m images")
+        self.cancel_button = QPushButton("Cancel", self)
+        self.task = BackgroundTask(self)
+        self.cancel_button.clicked.connect(self.task.cancel)
+        self.task.progress.connect(self._on_progress)
+        self.task.succeeded.connect(self.show_evaluation)
+        self.task.failed.connect(self._on_failed)
+        self.task.finished.connect(lambda: self._set_running(False))
+
+        self.summary = QLabel(f"Choose a labelled folder to see how <b>{model.name}</b> does on your own pictures. "
+                              "Subfolder names are the true classes (" + ", ".join(CLASS_NAMES) + ").", self)
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+
+        self.matrix = QTableWidget(NUM_CLASSES, NUM_CLASSES, self)
+        self.matrix.setHorizontalHeaderLabels([SHORT.get(n, n) for n in CLASS_NAMES])
+        self.matrix.setVerticalHeaderLabels(list(CLASS_NAMES))
+        self.matrix.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.matrix.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.matrix.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.matrix.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.matrix.setToolTip("Rows: true class (the folder); columns: what the model said. Click a cell to list "
+                               "those images.")
+        self.matrix.cellClicked.connect(self.select_cell)
+        matrix_title = QLabel("<b>Confusion matrix</b> — rows: true class (folder), columns: predicted. "
+                              "Click a cell to see those images.", self)
+        matrix_title.setWordWrap(True)
+
+        self.per_class = QTableWidget(0, 4, self)
+        self.per_class.setHorizontalHeaderLabels(["Class", "Precision", "Recall", "Images"])
+        self.per_class.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.per_class.verticalHeader().setVisible(False)
+        self.per_class.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.per_class.setToolTip("Precision: of the images the model called this class, the share that were. "
+                                  "Recall: of the images of this class, the share the model found.")
+
+        self.images_title = QLabel("Images", self)
+        self.images = ResultsModel(self)
+        self.images_filter = _PathFilter(self)
+        self.images_filter.setSourceModel(self.images)
+        self.table = QTableView(self)
+        self.table.setModel(self.images_filter)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(THUMB_SIZE + 6)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setColumnWidth(COL_FILE, 200)
+        self.all_button = QPushButton("All images", self)
+        self.all_button.clicked.connect(lambda: self.filter_images(None, "All images"))
+        self.wrong_button = QPushButton("Mistakes", self)
+        self.wrong_button.clicked.connect(self.show_mistakes)
+        self.unreadable_button = QPushButton("Unreadable", self)
+        self.unreadable_button.clicked.connect(self.show_unreadable)
+        self.unsure_button = QPushButton("Unsure", self)
+        self.unsure_button.setToolTip("Images the model flags as unsure (only models with an open-set threshold)")
+        self.unsure_button.clicked.connect(self.show_unsure)
+        for button in (self.all_button, self.wrong_button, self.unreadable_button, self.unsure_button):
+            button.setEnabled(False)
+
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Folder:"))
+        top.addWidget(self.folder_edit, 1)
+        top.addWidget(choose)
+        top.addWidget(self.run_button)
+        top.addWidget(self.progress)
+        top.addWidget(self.cancel_button)
+        left = QWidget(self)
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(matrix_title)
+        left_layout.addWidget(self.matrix, 3)
+        left_layout.addWidget(self.per_class, 2)
+        right = QWidget(self)
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.images_title, 1)
+        for button in (self.all_button, self.wrong_button, self.unreadable_button, self.unsure_button):
+            buttons.addWidget(button)
+        right_layout.addLayout(buttons)
+        right_layout.addWidget(self.table)
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setSizes([600, 560])
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.summary)
+        layout.addWidget(splitter, 1)
+        self._set_running(False)
+
+    # --- running -------------------------------------------------------------------------------------
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a labelled folder (one subfolder per class)",
+                                                  self.folder_edit.text() or self.start_dir)
+        if folder:
+            self.folder_edit.setText(folder)
+            self.evaluate(folder)
+
+    def evaluate(self, folder: str) -> None:
+        folder = folder.strip()
+        if not folder or not os.path.isdir(folder):
+            self._on_failed(f"{folder or 'No folder chosen'}: not a folder")
+            return
+        if self.task.busy:
+            return
+        self.folder_edit.setText(folder)
+        self.evaluation, self.last_error = None, ""
+        self.progress.setRange(0, 0)
+        self.summary.setText(f"Classifying the images in {folder} with {self.model.name}…")
+        self._set_running(True)
+        self.task.start(_evaluate_task, self.model, self.provider, folder)
+
+    def wait(self, timeout_s: float = 60.0) -> bool:
+        return self.task.wait(timeout_s)
+
+    def _set_running(self, running: bool) -> None:
+        self.progress.setVisible(running)
+        self.cancel_button.setVisible(running)
+        self.run_button.setEnabled(not running)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+
+    def _on_failed(self, message: str) -> None:
+        self.last_error = message
+        self.summary.setText(f"<span style='color:#b22'>{message}</span>")
+
+    # --- showing -------------------------------------------------------------------------------------
+    def show_evaluation(self, evaluation: Evaluation) -> None:
+        self.evaluation = evaluation
+        m = evaluation.metrics
+        card = (f" (its card says {evaluation.card_accuracy:.1%} on the CIFAR-10 test set)"
+                if evaluation.card_accuracy is not None else "")
+        extra = []
+        if evaluation.unreadable:
+            extra.append(f"{len(evaluation.unreadable)} could not be read (left out)")
+        if evaluation.unsure:
+            extra.append(f"{len(evaluation.unsure)} flagged unsure")
+        if evaluation.ignored:
+            extra.append(f"{len(evaluation.ignored)} not in a class folder (ignored)")
+        if evaluation.cancelled:
+            extra.append("cancelled: only the images classified so far")
+        self.summary.setText(
+            f"<b>{self.model.name}</b> got <b>{m['accuracy']:.1%}</b> right: {int(round(m['accuracy'] * m['n']))} of "
+            f"{m['n']} images{card}. Macro precision {m['precision_macro']:.1%}, recall {m['recall_macro']:.1%}"
+            f" over {len(m['macro_over'])} classes." + (" " + "; ".join(extra) + "." if extra else ""))
+        cm = m["confusion_matrix"]
+        peak = max(1, max(max(row) for row in cm))
+        for t in range(NUM_CLASSES):
+            for p in range(NUM_CLASSES):
+                count = cm[t][p]
+                item = QTableWidgetItem(str(count) if count else "")
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                item.setData(Qt.ItemDataRole.UserRole, count)
+                if count:
+                    strength = int(40 + 160 * count / peak)
+                    colour = QColor(40, 120, 200, strength) if t == p else QColor(220, 80, 60, strength)
+                    item.setBackground(QBrush(colour))
+                item.setToolTip(f"{count} {CLASS_NAMES[t]} image(s) predicted as {CLASS_NAMES[p]}")
+                self.matrix.setItem(t, p, item)
+        rows = [(name, fig) for i, (name, fig) in enumerate(m["per_class"].items())
+                if fig["support"] or any(cm[t][i] for t in range(NUM_CLASSES))]
+        self.per_class.setRowCount(len(rows))
+        for r, (name, fig) in enumerate(rows):
+            for c, text in enumerate((name, f"{fig['precision']:.3f}", f"{fig['recall']:.3f}", str(fig["support"]))):
+                item = QTableWidgetItem(text)
+                if c:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.per_class.setItem(r, c, item)
+        self.images.clear()
+        self.images.append(evaluation.results + [r for r, _ in evaluation.unreadable])
+        for button in (self.all_button, self.wrong_button, self.unreadable_button, self.unsure_button):
+            button.setEnabled(True)
+        self.unreadable_button.setText(f"Unreadable ({len(evaluation.unreadable)})")
+        self.unsure_button.setText(f"Unsure ({len(evaluation.unsure)})")
+        self.unsure_button.setVisible(bool(evaluation.unsure) or any(hasattr(r, "unsure") for r in evaluation.results))
+        self.wrong_button.setText(f"Mistakes ({len(evaluation.misclassified())})")
+        self.filter_images(None, f"All {len(evaluation.results)} images")
+
+    def filter_images(self, paths, title: str) -> None:
+        self.images_filter.set_paths(paths)
+        self.images_title.setText(f"<b>{title}</b>")
+
+    def select_cell(self, true_class: int, predicted_class: int) -> None:
+        """Show exactly the images of ``true_class`` that the model predicted as ``predicted_class``."""
+        if self.evaluation is None:
+            return
+        cell = self.evaluation.cell(true_class, predicted_class)
+        what = (f"{CLASS_NAMES[true_class]} predicted as {CLASS_NAMES[predicted_class]}" if true_class != predicted_class
+                else f"{CLASS_NAMES[true_class]} recognised correctly")
+        self.filter_images([r.path for r in cell], f"{what}: {len(cell)} image(s)")
+
+    def show_mistakes(self) -> None:
+        if self.evaluation is not None:
+            wrong = self.evaluation.misclassified()
+            self.filter_images([r.path for r, _ in wrong], f"Mistakes: {len(wrong)} image(s)")
+
+    def show_unreadable(self) -> None:
+        if self.evaluation is not None:
+            bad = self.evaluation.unreadable
+            self.filter_images([r.path for r, _ in bad], f"Could not be read: {len(bad)} file(s)")
+
+    def show_unsure(self) -> None:
+        if self.evaluation is not None:
+            unsure = [r for r in self.evaluation.results if is_unsure(r)]
+            self.filter_images([r.path for r in unsure], f"Flagged unsure by the model: {len(unsure)} image(s)")
+
+    def shown_paths(self) -> list[str]:
+        """The paths the image table shows now, top to bottom (tests and scripts)."""
+        return [self.images_filter.data(self.images_filter.index(row, 0), RESULT_ROLE).path
+                for row in range(self.images_filter.rowCount())]
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.task.cancel()
+        self.task.wait(10)
+        super().closeEvent(event)
