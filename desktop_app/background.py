@@ -35,7 +35,7 @@ class BackgroundTask(QObject):
         def run():
             return task(*args, on_progress=self.progress.emit, should_stop=self._stop.is_set, **kwargs)
 
-        worker = create_worker(run, _start_thread=False)
+        worker = create_worker(run, _start_thread=False, _ignore_errors=True)  # errors go to `failed`
         worker.returned.connect(self.succeeded.emit)
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)

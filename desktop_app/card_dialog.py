@@ -9,6 +9,7 @@ from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, QPushButton, QTabWidget,
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
+from cifar10.contract import CLASS_NAMES, IMAGE_SIZE
 from cifar10.registry import ModelInfo
 from desktop_app.widgets import ScaledImageLabel
 
@@ -49,6 +50,32 @@ def _fill(parent: QTreeWidgetItem | QTreeWidget, value) -> None:
             parent.addChild(node)
 
 
+def plain_summary(model: ModelInfo) -> str:
+    """The card in a few sentences anyone can read: what it recognises, how often it is right, and what it
+    does with pictures of anything else. The expert figures follow it in the dialog."""
+    parts = [f"<b>{model.name}</b> sorts pictures into {len(CLASS_NAMES)} kinds: {', '.join(CLASS_NAMES)}."]
+    acc = model.test_accuracy
+    if acc is not None:
+        n = model.card.get("test_metrics", {}).get("n", 10000)
+        parts.append(f"On {n:,} test pictures it had never seen, it was right {acc:.0%} of the time — about "
+                     f"{round(acc * 10)} in 10.")
+        per_class = model.card.get("test_metrics", {}).get("per_class", {})
+        if per_class:
+            recall = {name: fig.get("recall", 0) for name, fig in per_class.items()}
+            best, worst = max(recall, key=recall.get), min(recall, key=recall.get)
+            parts.append(f"It is best at {best} ({recall[best]:.0%} found) and weakest at {worst} "
+                         f"({recall[worst]:.0%}).")
+    if model.card.get("open_set") or model.card.get("unsure_threshold") is not None:
+        parts.append("It only knows these kinds; a picture of something else (a person, a flower, a screenshot) is "
+                     "marked <i>unsure</i> when it does not look enough like any of them.")
+    else:
+        parts.append("It only knows these kinds: a picture of something else (a person, a flower, a screenshot) "
+                     "still gets the closest of these names, usually with a lower confidence — check the "
+                     "percentage before trusting an answer.")
+    parts.append(f"Every picture is shrunk to {IMAGE_SIZE}×{IMAGE_SIZE} pixels first, so small details do not count.")
+    return " ".join(parts)
+
+
 class ModelCardDialog(QDialog):
     def __init__(self, model: ModelInfo, parent: QWidget | None = None):
         super().__init__(parent)
@@ -60,6 +87,13 @@ class ModelCardDialog(QDialog):
         form = QFormLayout(summary)
         title = QLabel(f"<h2>{model.name}</h2>")
         form.addRow(title)
+        self.plain = QLabel(plain_summary(model))
+        self.plain.setWordWrap(True)
+        self.plain.setTextFormat(Qt.TextFormat.RichText)
+        form.addRow(self.plain)
+        details = QLabel("<b>Details for experts</b>")
+        details.setContentsMargins(0, 10, 0, 0)
+        form.addRow(details)
         if model.summary:
             text = QLabel(model.summary)
             text.setWordWrap(True)

@@ -119,6 +119,8 @@ class OrganizeDialog(QDialog):
         self.cancel_button.clicked.connect(self.task.cancel)
         self.task.progress.connect(self._on_progress)
         self.task.failed.connect(self._on_failed)
+        self._on_done = None  # what to do with the running task's result (plan, sort or undo)
+        self.task.succeeded.connect(lambda value: self._on_done(value) if self._on_done else None)
         self.task.finished.connect(lambda: self._set_running(False))
 
         buttons = QHBoxLayout()
@@ -188,11 +190,7 @@ class OrganizeDialog(QDialog):
         self.plan, self.report, self.last_error = None, None, ""
         self.summary.setText(f"Classifying with {self.model.name}…")
         self._set_running(True)
-        try:
-            self.task.succeeded.disconnect()
-        except (RuntimeError, TypeError):
-            pass
-        self.task.succeeded.connect(self._on_plan)
+        self._on_done = self._on_plan
         self.task.start(_plan_task, self.model, self.provider, sources, dst, self.mode.currentData(),
                         self.min_confidence.value() / 100)
 
@@ -207,11 +205,7 @@ class OrganizeDialog(QDialog):
         plan = self.plan
         self.summary.setText(f"{'Copying' if plan.mode == 'copy' else 'Moving'} {len(plan.steps)} files…")
         self._set_running(True)
-        try:
-            self.task.succeeded.disconnect()
-        except (RuntimeError, TypeError):
-            pass
-        self.task.succeeded.connect(self._on_sorted)
+        self._on_done = self._on_sorted
         self.task.start(_execute_task, plan)
 
     def undo(self) -> None:
@@ -220,11 +214,7 @@ class OrganizeDialog(QDialog):
             return
         self.summary.setText(f"Putting back everything the journal in {dst} records…")
         self._set_running(True)
-        try:
-            self.task.succeeded.disconnect()
-        except (RuntimeError, TypeError):
-            pass
-        self.task.succeeded.connect(self._on_undone)
+        self._on_done = self._on_undone
         self.task.start(_undo_task, dst)
 
     def wait(self, timeout_s: float = 60.0) -> bool:
