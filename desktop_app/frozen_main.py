@@ -2,6 +2,7 @@
 
     cifar10-classifier [PATH...] [--model M] [--provider P]   open the desktop app (PATHs classified at start)
     cifar10-classifier classify PATH... [--output FILE] ...   same as `cifar10 classify` (same CSV/JSON)
+    cifar10-classifier evaluate --folder PATH / organize ...  same as `cifar10 evaluate` / `cifar10 organize`
     cifar10-classifier --self-test [--model M]                classify the bundled samples; exit 0 if all right
     cifar10-classifier self-test ...                          same as --self-test
     cifar10-classifier --quit-after-show                      open the app, quit after the first show (timing)
@@ -18,10 +19,10 @@ import os
 import sys
 
 PROG = "cifar10-classifier"
-HEADLESS_COMMANDS = ("classify", "self-test")
+HEADLESS_COMMANDS = ("classify", "self-test", "evaluate", "organize")
 # `cifar10` subcommands that need the training/web extras: not in the bundle (the first argument would
 # otherwise be taken for a file to open in the app).
-NOT_BUNDLED = ("train", "export", "evaluate", "report", "models", "web", "export-space", "bundle")
+NOT_BUNDLED = ("train", "export", "report", "models", "web", "export-space", "bundle")
 
 
 def gui_parser() -> argparse.ArgumentParser:
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "app":  # `cifar10 app ...` habits: the app is the default here
         argv = argv[1:]
     if argv and argv[0] in NOT_BUNDLED and not os.path.exists(argv[0]):
-        print(f"{PROG}: '{argv[0]}' is not part of this bundle (it has the app, classify and --self-test); "
+        print(f"{PROG}: '{argv[0]}' is not part of this bundle (it has the app, classify, evaluate, organize and --self-test); "
               f"use the `cifar10` command of a source install: pip install -e '.[training,web]'", file=sys.stderr)
         return 2
     args = gui_parser().parse_args(argv)

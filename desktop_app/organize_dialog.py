@@ -230,11 +230,17 @@ class OrganizeDialog(QDialog):
         stays = "stays where it is" if plan.mode == "move" else "not copied"
         rows += [(r.path, f"— {stays}: cannot be read", "", "", r.error) for r in plan.unreadable]
         self.preview_table.setRowCount(len(rows))
+        roots = [s if os.path.isdir(s) else os.path.dirname(s) for s in plan.sources]
+        try:
+            base = os.path.dirname(os.path.commonpath(roots)) if roots else ""
+        except ValueError:  # sources on different drives
+            base = ""
         for r, (src, where, label, confidence, why) in enumerate(rows):
-            for c, text in enumerate((src, where, label, confidence)):
+            shown = os.path.relpath(src, base) if base else src
+            for c, text in enumerate((shown, where, label, confidence)):
                 item = QTableWidgetItem(text)
-                if why:
-                    item.setToolTip(why)
+                item.setToolTip(why or src)
+                item.setData(Qt.ItemDataRole.UserRole, src)
                 self.preview_table.setItem(r, c, item)
         counts = ", ".join(f"{folder} {n}" for folder, n in plan.counts().items()) or "nothing"
         notes = []
@@ -300,6 +306,11 @@ class OrganizeDialog(QDialog):
             self.undo_button.setEnabled(False)
         else:
             self._update_undo()
+
+    def preview_rows(self) -> dict[str, str]:
+        """{source path: where it goes} as the preview table shows it (tests and scripts)."""
+        return {self.preview_table.item(r, 0).data(Qt.ItemDataRole.UserRole): self.preview_table.item(r, 1).text()
+                for r in range(self.preview_table.rowCount())}
 
     def journal_steps(self) -> int:
         """How many steps the destination's journal records (the status line uses it)."""

@@ -4,6 +4,11 @@ Loads ``resources/samples`` with the best shipped model (or ``--model``), select
 window. Uses a throw-away settings file, so the user's remembered folder/model are not touched.
 
     python -m desktop_app.screenshot [--model NAME|PATH.onnx] [--select cat] [--out docs/app_screenshot.png]
+
+``--dialog evaluate`` / ``--dialog organize`` grab the Evaluate on a Labelled Folder… / Sort into Class
+Folders… dialog instead, run on CIFAR-10 test images (``--per-class`` of each class, from ``$CIFAR10_DIR``)
+written to a temporary folder: one subfolder per class for evaluate, one flat "camera" folder (plus an
+unreadable file) for organize's preview.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--select", default="cat", help="select the first row whose file name starts with this")
     parser.add_argument("--out", type=Path, default=project_root() / "docs" / "app_screenshot.png")
     parser.add_argument("--size", default="1280x800", help="window size WxH")
+    parser.add_argument("--dialog", choices=["none", "evaluate", "organize"], default="none")
+    parser.add_argument("--per-class", type=int, default=20, help="--dialog: CIFAR-10 test images per class")
+    parser.add_argument("--data-dir", help="--dialog: CIFAR-10 batches (default: $CIFAR10_DIR or the cache)")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -45,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         if window.current_model is None:
             print("no model to classify with: pass --model or export one into exported_models/", file=sys.stderr)
             return 1
+        if args.dialog != "none":
+            return grab_dialog(app, window, args, Path(tmp))
         window.add_paths([args.images])
         if not window.wait_idle(120):
             print("classification did not finish in time", file=sys.stderr)
@@ -61,6 +71,65 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.out} ({window.current_model.name}, {window.results_model.rowCount()} files)")
         window.close()
         QApplication.processEvents()
+    return 0
+
+
+def cifar_folder(root: Path, per_class: int, data_dir, *, labelled: bool) -> Path:
+    """CIFAR-10 test images as PNG files: class subfolders (labelled) or one flat folder with a broken file."""
+    from PIL import Image
+
+    from cifar10.contract import CLASS_NAMES
+    from cifar10.dataset import load_test_set
+
+    test = load_test_set(data_dir)
+    taken = {name: 0 for name in CLASS_NAMES}
+    for index, (image, label) in enumerate(zip(test.x, test.y)):
+        name = CLASS_NAMES[int(label)]
+        if taken[name] >= per_class:
+            continue
+        taken[name] += 1
+        folder = root / name if labelled else root / "camera"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / (f"test_{index:05d}.png" if labelled else f"IMG_{index:05d}.png"))
+        if all(n >= per_class for n in taken.values()):
+            break
+    if not labelled:
+        (root / "camera" / "IMG_broken.jpg").write_bytes(b"\xff\xd8\xff cut off during the copy")
+    return root
+
+
+def grab_dialog(app, window, args, tmp: Path) -> int:
+    from cifar10.contract import CLASS_NAMES
+
+    if args.dialog == "evaluate":
+        folder = cifar_folder(tmp / "labelled", args.per_class, args.data_dir, labelled=True)
+        dialog = window.show_evaluation_dialog()
+        dialog.resize(1280, 760)
+        dialog.evaluate(str(folder))
+        ok = dialog.wait(300)
+        cat, dog = CLASS_NAMES.index("cat"), CLASS_NAMES.index("dog")
+        dialog.matrix.setCurrentCell(cat, dog)
+        dialog.select_cell(cat, dog)
+    else:
+        folder = cifar_folder(tmp / "photos", args.per_class, args.data_dir, labelled=False)
+        dialog = window.show_organize_dialog()
+        dialog.resize(1100, 700)
+        dialog.set_sources([str(folder / "camera")])
+        dialog.set_options(dst=str(Path.home() / "Pictures" / "sorted"), mode="move")
+        dialog.preview()
+        ok = dialog.wait(300)
+    for _ in range(10):
+        app.processEvents()
+    if not ok or dialog.last_error:
+        print(f"the dialog did not finish: {dialog.last_error}", file=sys.stderr)
+        return 1
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if not dialog.grab().save(str(args.out)):
+        print(f"could not write {args.out}", file=sys.stderr)
+        return 1
+    print(f"{args.out} ({window.current_model.name}, {args.dialog})")
+    dialog.close()
+    window.close()
     return 0
 
 

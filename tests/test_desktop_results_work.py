@@ -151,8 +151,8 @@ def test_organize_dialog_preview_touches_nothing_then_copy_then_undo(qtbot, wind
     dialog.set_options(dst=dst, mode="copy")
     dialog.preview()
     assert dialog.wait(30) and dialog.plan is not None, dialog.last_error
-    rows = {dialog.preview_table.item(r, 0).text(): dialog.preview_table.item(r, 1).text()
-            for r in range(dialog.preview_table.rowCount())}
+    rows = dialog.preview_rows()
+    assert dialog.preview_table.item(0, 0).text().startswith("photos" + os.sep)  # shown relative to the source
     assert rows[str(photos / "red.png")] == os.path.join("airplane", "red.png")
     assert rows[str(photos / "trip" / "red.png")] == os.path.join("airplane", "red (2).png")
     assert rows[str(photos / "grey.png")] == os.path.join(UNSURE_DIR, "grey.png")
