@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from pathlib import Path
 from typing import IO, Iterable
 
 from cifar10.contract import CLASS_NAMES
-from cifar10.inference import Result
+from cifar10.results import FILE_COLUMNS, META_COLUMNS, Result, result_row
 
-META_COLUMNS = ("model", "model_test_accuracy", "date")
-COLUMNS = ("path", "label", "confidence", "error", *META_COLUMNS, *CLASS_NAMES)
 FORMATS = {".csv": "csv", ".json": "json"}
 
 
@@ -44,19 +41,6 @@ def export_metadata(model=None) -> dict:
             "date": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")}
 
 
-def result_row(result: Result) -> dict:
-    """The row for one result: floats rounded to 6 decimals; None where the file failed."""
-    probs = result.probabilities
-    ok = probs is not None and not result.error
-    confidence = result.confidence if ok and not math.isnan(result.confidence) else None
-    row = {"path": str(result.path), "label": result.label if ok else "",
-           "confidence": round(float(confidence), 6) if confidence is not None else None,
-           "error": result.error}
-    for i, name in enumerate(CLASS_NAMES):
-        row[name] = round(float(probs[i]), 6) if ok else None
-    return row
-
-
 class ResultWriter:
     """Streams rows to a CSV or JSON file as they come (constant memory for any number of files)."""
 
@@ -66,19 +50,17 @@ class ResultWriter:
         self.stream, self.fmt, self.top_k, self.count = stream, fmt, top_k, 0
         self.meta = {key: (meta or {}).get(key) for key in META_COLUMNS}
         if fmt == "csv":
-            self._csv = csv.DictWriter(stream, fieldnames=COLUMNS, lineterminator="\n")
+            self._csv = csv.DictWriter(stream, fieldnames=FILE_COLUMNS, lineterminator="\n")
             self._csv.writeheader()
         else:
             head = json.dumps(self.meta, ensure_ascii=False)[:-1]  # the object stays open for "rows"
             stream.write(head + ', "rows": [')
 
     def write(self, result: Result) -> None:
-        row = result_row(result)
         if self.fmt == "csv":
-            self._csv.writerow({k: _csv_cell(v) for k, v in {**row, **self.meta}.items()})
+            self._csv.writerow({k: _csv_cell(v) for k, v in {**result_row(result), **self.meta}.items()})
         else:
-            if self.top_k:
-                row["top_k"] = [[label, round(p, 6)] for label, p in result.top_k(self.top_k)]
+            row = result_row(result, top_k=self.top_k)
             self.stream.write(("\n  " if self.count == 0 else ",\n  ") + json.dumps(row, ensure_ascii=False))
         self.count += 1
 

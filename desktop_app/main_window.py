@@ -3,7 +3,8 @@
 It wires four parts together, each in its own module: the model picker (model_picker.py), the job runner
 (job_runner.py, long work on a superqt worker), the results table with its filters (results_view.py) and
 the preview (preview.py); window_ui.py lays out the menus, toolbar and status bar. What is left here is
-behaviour: loading files (dialogs, drag and drop), starting and finishing jobs, export, settings.
+behaviour: loading files (dialogs, drag and drop), starting and finishing jobs, export, settings; the first
+screen, removing rows and the Evaluate / Sort dialogs are results_work.py's.
 """
 
 from __future__ import annotations
@@ -14,19 +15,19 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QStackedWidget
+from PySide6.QtWidgets import QMainWindow, QMessageBox
 
 from cifar10.inference import Classifier, Result
 from cifar10.paths import model_dirs, user_models_dir
 from cifar10.registry import ModelInfo
 from desktop_app.card_dialog import ModelCardDialog
-from desktop_app.empty_state import EmptyState
 from desktop_app.file_input import SETTINGS_LAST_DIR, FileInputMixin
 from desktop_app.job_runner import ClassifyRunner
 from desktop_app.jobs import Job, path_key
 from desktop_app.model_picker import ModelPicker
 from desktop_app.preview import PreviewPanel
 from desktop_app.results_view import ResultsView
+from desktop_app.results_work import ResultsWorkMixin
 from desktop_app.widgets import message_box
 from desktop_app.window_ui import setup_ui, show_progress
 
@@ -34,7 +35,7 @@ APP_NAME = "CIFAR-10 Studio"
 SETTINGS_GEOMETRY, SETTINGS_SPLITTER = "geometry", "splitter"
 
 
-class MainWindow(FileInputMixin, QMainWindow):
+class MainWindow(ResultsWorkMixin, FileInputMixin, QMainWindow):
     job_finished = Signal()  # after every job (completed, cancelled or failed): tests and scripts wait on it
 
     def __init__(self, *, settings: QSettings | None = None, model_dirs_: list | None = None,
@@ -49,8 +50,7 @@ class MainWindow(FileInputMixin, QMainWindow):
         self._reclassify_pending = self._job_failed = False
         self._in_place = False             # the running job re-classifies rows already in the table
         self._sources: list[str] = []      # files and folders as the user gave them (the Sort dialog's default)
-        self._done = self._total = 0
-        self._t0 = 0.0
+        self._done, self._total, self._t0 = 0, 0, 0.0
         self.last_error = ""
 
         self.setWindowTitle(APP_NAME)
@@ -62,15 +62,8 @@ class MainWindow(FileInputMixin, QMainWindow):
         self.table, self.results_model, self.proxy = self.results, self.results.results_model, self.results.proxy
         self.class_filter, self.search = self.results.class_filter, self.results.search
         self.results.result_selected.connect(self._show_result)
-        self.results.doubleClicked.connect(self._open_externally)
-        self.results.actions_.removed.connect(self._on_rows_removed)
-        self.empty_state = EmptyState(self)
-        self.empty_state.try_samples.connect(lambda folder: self.add_paths([folder]))
-        self.results_area = QStackedWidget(self)
-        self.results_area.addWidget(self.empty_state)
-        self.results_area.addWidget(self.results)
-        for signal in (self.results_model.rowsInserted, self.results_model.rowsRemoved, self.results_model.modelReset):
-            signal.connect(self._update_empty_state)
+        self.results.doubleClicked.connect(lambda index: self.results.actions_.open_selected())
+        self._setup_results_work()  # first screen, row removal (results_work.py)
         self.preview = PreviewPanel(self)
         self.runner = ClassifyRunner(self)
         self.runner.classifier_ready.connect(self._on_classifier)
@@ -172,8 +165,7 @@ class MainWindow(FileInputMixin, QMainWindow):
                               measure_speed=self.model_combo.speed(model) is None))
 
     def _reclassify(self) -> None:
-        """Classify everything loaded again (after a model switch), in place: the rows stay where they are,
-        with the selection and the scroll position; each row's prediction is replaced as its batch arrives."""
+        """Classify everything loaded again (after a model switch) in place: rows, selection and scroll stay."""
         if self.runner.busy:
             self._reclassify_pending = True
             self.runner.cancel()
@@ -197,9 +189,7 @@ class MainWindow(FileInputMixin, QMainWindow):
 
     def _on_files(self, files: list[str]) -> None:
         if not files and not self._in_place:
-            where = ", ".join(os.path.basename(p.rstrip("/\\")) or p for p in self.runner.job.paths[:3])
-            self.empty_state.set_note(f"No images found in {where}" if where else "No images found")
-            self.statusBar().showMessage(f"No images found in {where}", 10000)
+            self._say_no_images(self.runner.job.paths)
         for path in files:
             key = path_key(path)
             if key not in self._file_keys:
@@ -235,10 +225,8 @@ class MainWindow(FileInputMixin, QMainWindow):
             # "Loaded" = what is in the table: a later model switch re-classifies exactly these rows.
             self._files = [r.path for r in self.results_model.results()]
             self._file_keys = {path_key(p) for p in self._files}
-            self.statusBar().showMessage(
-                f"Cancelled: {self._done:,} of {self._total:,} files re-classified with {job.model.name}; the other "
-                "rows still show the previous model's answers" if in_place else
-                f"Cancelled: {self._done:,} of {self._total:,} files classified", 10000)
+            self.statusBar().showMessage(f"Cancelled: {self._done:,} of {self._total:,} files classified" + (
+                "; the other rows still show the previous model's answers" if in_place else ""), 10000)
         else:
             if not self._job_failed:
                 rate = self._done / max(elapsed, 1e-6)
@@ -248,16 +236,6 @@ class MainWindow(FileInputMixin, QMainWindow):
                 queued, self._queue = self._queue, []
                 self._start_job(queued, known=frozenset(self._file_keys))
         self.job_finished.emit()
-
-    def _on_rows_removed(self, removed: list[Result]) -> None:
-        """Rows taken out of the list (Delete, Remove from List): forget those files (they stay on disk)."""
-        keys = {path_key(r.path) for r in removed}
-        self._files = [p for p in self._files if path_key(p) not in keys]
-        self._file_keys -= keys
-        self._update_counts()
-
-    def _update_empty_state(self, *_) -> None:
-        self.results_area.setCurrentWidget(self.results if self.results_model.rowCount() else self.empty_state)
 
     def _update_counts(self) -> None:
         total, errors = self.results_model.rowCount(), self.results_model.error_count()
@@ -273,41 +251,12 @@ class MainWindow(FileInputMixin, QMainWindow):
     def _show_result(self, result: Result | None) -> None:
         self.preview.show_result(result, self.current_model.name if self.current_model else "")
 
-    def _open_externally(self, index) -> None:
-        result = self.results.result_at(index)
-        if result is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(result.path))
-
     def export_results(self, path, *, fmt: str | None = None, which: str = "shown") -> int:
-        """Write the rows ("shown": filter and sort applied; "all") with the CLI's writer, recording the model;
-        returns the row count."""
+        """Write the rows ("shown" as filtered and sorted, or "all") with the model recorded; returns the count."""
         return self.results.export(path, fmt=fmt, which=which)
 
     def export_dialog(self, fmt: str) -> None:
         self.statusBar().showMessage(self.results.export_dialog(fmt, self._last_dir()), 10000)
-
-    def show_evaluation_dialog(self):
-        """Models ▸ Evaluate on a Labelled Folder… (evaluation_view.py); returns the dialog."""
-        from desktop_app.evaluation_view import EvaluationDialog
-
-        if self.current_model is None:
-            return None
-        dialog = EvaluationDialog(self.current_model, self.provider, self, start_dir=self._last_dir())
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.show()
-        return dialog
-
-    def show_organize_dialog(self):
-        """File ▸ Sort into Class Folders… (organize_dialog.py), with the loaded folders as sources."""
-        from desktop_app.organize_dialog import OrganizeDialog
-
-        if self.current_model is None:
-            return None
-        dialog = OrganizeDialog(self.current_model, self.provider, self, sources=list(self._sources),
-                                start_dir=self._last_dir())
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.show()
-        return dialog
 
     def clear(self) -> None:
         self.cancel()

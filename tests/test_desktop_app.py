@@ -14,7 +14,8 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from cifar10.contract import CLASS_NAMES  # noqa: E402
 from cifar10.inference import Result  # noqa: E402
-from cifar10.results_io import COLUMNS, read_results  # noqa: E402
+from cifar10.results import FILE_COLUMNS as COLUMNS  # noqa: E402
+from cifar10.results_io import read_results  # noqa: E402
 from desktop_app.main_window import MainWindow  # noqa: E402
 from desktop_app.results_model import COL_CONFIDENCE, ERRORS_ONLY, ResultsFilterProxy, ResultsModel  # noqa: E402
 from image_files import mixed_folder, solid  # noqa: E402

@@ -14,7 +14,7 @@ from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtGui import QGuiApplication  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from cifar10.cli import main as cli_main  # noqa: E402
+from cifar10_cli.main import main as cli_main  # noqa: E402
 from cifar10.contract import CLASS_NAMES  # noqa: E402
 from cifar10.organize import JOURNAL_NAME, UNSURE_DIR  # noqa: E402
 from cifar10.results_io import read_results  # noqa: E402

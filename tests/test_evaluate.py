@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from cifar10.cli import main
+from cifar10_cli.main import main
 from cifar10.evaluation import evaluate_folder, scan_labelled_folder
 from cifar10.inference import Classifier
 from cifar_fixtures import write_dataset
@@ -92,7 +92,7 @@ def test_evaluate_cli_clear_errors(tmp_path, models, capsys):
 BLOCK_TRAINING_LIBS = ("import sys\n"
                        "for name in ('tensorflow', 'keras', 'sklearn', 'tf2onnx', 'torch', 'matplotlib'):\n"
                        "    sys.modules[name] = None  # importing any of them now fails, as in the apps' install\n"
-                       "from cifar10.cli import main\n"
+                       "from cifar10_cli.main import main\n"
                        "code = main(sys.argv[1:])\n"
                        "assert 'training' not in sys.modules, 'the training package was imported'\n"
                        "sys.exit(code)\n")

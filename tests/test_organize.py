@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cifar10.cli import main
+from cifar10_cli.main import main
 from cifar10.inference import Classifier, Result
 from cifar10.organize import (JOURNAL_NAME, UNSURE_DIR, destination_folder, execute, plan_organize, read_journal,
                               undo)
@@ -180,16 +180,17 @@ def many_photos(root: Path, n: int = 300) -> Path:
 def start_organize(args, models, tmp_path):
     env = {**os.environ, "CIFAR10_MODELS_DIR": str(models), "XDG_DATA_HOME": str(tmp_path / "user-data"),
            "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen([sys.executable, "-m", "cifar10.cli", "organize", *args], env=env,
+    return subprocess.Popen([sys.executable, "-m", "cifar10_cli", "organize", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def kill_after(process, journal: Path, done_lines: int, timeout: float = 120.0) -> int:
-    """SIGKILL the process once the journal holds ``done_lines`` completed steps; returns how many it had."""
+def kill_after(process, journal: Path, done_lines: int, timeout: float = 120.0, op: str = "done") -> int:
+    """SIGKILL the process once the journal holds ``done_lines`` lines of ``op`` ("done": completed steps,
+    "begin": steps committed to, most likely while their group's files are being moved); returns the count."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if journal.exists():
-            done = journal.read_text().count('"op": "done"')
+            done = journal.read_text().count(f'"op": "{op}"')
             if done >= done_lines:
                 process.send_signal(signal.SIGKILL)
                 process.wait()
@@ -234,7 +235,7 @@ def test_killed_run_is_undone_to_the_original_tree(tmp_path, models, mode):
     original = tree(src)
     dst = tmp_path / "sorted"
     process = start_organize([str(src), "--into", str(dst), "--mode", mode, "--model", "colour_a"], models, tmp_path)
-    kill_after(process, dst / JOURNAL_NAME, 40)
+    kill_after(process, dst / JOURNAL_NAME, 40, op="begin")  # in the middle of a group
     assert process.returncode == -signal.SIGKILL
     records = read_journal(dst)
     assert any(r["op"] == "begin" for r in records) and not any(r["op"] == "end" for r in records)

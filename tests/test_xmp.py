@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from cifar10.cli import main
+from cifar10_cli.main import main
 from cifar10.xmp import XmpError, read_keywords, sidecar_path, write_sidecar
 from image_files import solid
 from onnx_fixtures import BLUE, RED, write_model

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from cifar10.classify_cmd import choose_model
+from cifar10_cli.classify import choose_model
 from cifar10.errors import UserFacingError
 from cifar10.inference import Classifier, ProviderError
 from cifar10.organize import JOURNAL_NAME, UNSURE_DIR, OrganizeError, execute, plan_organize, undo

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from cifar10.classify_cmd import choose_model
+from cifar10_cli.classify import choose_model
 from cifar10.errors import UserFacingError
 from cifar10.evaluation import evaluate_folder, evaluate_test_set, format_report, write_report
 from cifar10.inference import Classifier, ProviderError
