@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -93,16 +94,20 @@ def main(argv: list[str] | None = None) -> int:
             src_before = snapshot(src)
             organize_s, done = cli("organize", str(src), "--into", str(dst), "--mode", mode, "--model", args.model)
             journal_lines = sum(1 for _ in open(dst / ".cifar10-organize.jsonl", encoding="utf-8"))
+            phases = re.search(r"\(classifying ([\d.]+) s, \w+ing ([\d.]+) s\)", done.stderr)
+            classify_s, files_s = (float(phases.group(1)), float(phases.group(2))) if phases else (None, None)
             sorted_files = sum(1 for p in dst.rglob("*") if p.is_file() and not p.name.startswith("."))
             undo_s, undone = cli("organize", "--undo", str(dst))
             identical = snapshot(src) == src_before
-            run = {"mode": mode, "organize_s": round(organize_s, 1), "undo_s": round(undo_s, 1),
+            run = {"mode": mode, "organize_s": round(organize_s, 1), "classify_s": classify_s, "file_ops_s": files_s,
+                   "undo_s": round(undo_s, 1),
                    "files_sorted": sorted_files, "journal_lines": journal_lines,
                    "organize_rc": done.returncode, "undo_rc": undone.returncode,
                    "undo_restored_byte_identical": identical, "dst_removed_by_undo": not dst.exists(),
                    "summary": done.stderr.strip().splitlines()[-4:]}
             results["runs"].append(run)
-            print(f"{mode}: organize {organize_s:.1f} s ({sorted_files} files sorted, {files / organize_s:,.0f} files/s), "
+            print(f"{mode}: organize {organize_s:.1f} s end to end ({sorted_files} files sorted; classifying "
+                  f"{classify_s} s, journalled file operations {files_s} s), "
                   f"undo {undo_s:.1f} s; after undo the source tree is byte-identical: {identical}; "
                   f"DST removed: {not dst.exists()}")
             shutil.rmtree(src, ignore_errors=True)

@@ -62,6 +62,7 @@ def run(args) -> int:
         if plan.pending:
             print(f"{plan.pending} step(s) of an interrupted run would be finished first", file=sys.stderr)
         return 0
+    classified_s = time.perf_counter() - start
     print(f"model {model.name}; {verb} {len(plan.steps)} files into {plan.dst_root} "
           f"(journal {os.path.join(plan.dst_root, JOURNAL_NAME)})", file=sys.stderr)
     on_progress, shown = _progress(past)
@@ -80,7 +81,10 @@ def run(args) -> int:
     for problem in report.problems:
         print(f"left alone: {problem}")
     _summary(plan, past)
-    print(f"{len(report.done)} files in {time.perf_counter() - start:.1f} s; undo with: "
+    total_s = time.perf_counter() - start
+    doing = "copying" if plan.mode == "copy" else "moving"
+    print(f"{len(report.done)} files in {total_s:.1f} s (classifying {classified_s:.1f} s, {doing} "
+          f"{total_s - classified_s:.1f} s); undo with: "
           f"cifar10 organize --undo {plan.dst_root}", file=sys.stderr)
     return 1 if report.problems else 0
 
