@@ -21,7 +21,6 @@ from cifar10.results_io import read_results  # noqa: E402
 from desktop_app.card_dialog import ModelCardDialog  # noqa: E402
 from desktop_app.evaluation_view import EvaluationDialog  # noqa: E402
 from desktop_app.main_window import MainWindow  # noqa: E402
-from desktop_app.organize_dialog import OrganizeDialog  # noqa: E402
 from image_files import solid  # noqa: E402
 from onnx_fixtures import BLUE, GREEN, MAPPING_B, RED, write_model  # noqa: E402
 from test_evaluate import labelled_folder  # noqa: E402

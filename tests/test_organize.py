@@ -1,7 +1,6 @@
 """`cifar10 organize`: copy, move, dry run, undo, name clashes, unreadable files, and runs killed with SIGKILL."""
 
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -261,3 +260,15 @@ def test_killed_undo_can_be_run_again(tmp_path, models):
     assert process.returncode == -signal.SIGKILL, "the undo finished before it could be interrupted"
     assert main(["organize", "--undo", str(dst)]) == 0
     assert tree(src) == original and not dst.exists()
+
+
+def test_a_journal_line_cut_off_by_a_crash_is_ignored(tmp_path, models, photos):
+    """A crash while a journal line was being written leaves half a line: it was never acted on."""
+    before = tree(photos)
+    dst = tmp_path / "sorted"
+    classifier = Classifier(models / "colour_a.onnx", provider="cpu")
+    execute(plan_organize(classifier, [photos], dst, mode="move"))
+    with open(dst / JOURNAL_NAME, "a", encoding="utf-8") as journal:
+        journal.write('{"op": "begin", "run": "x", "id": "x-0", "mode": "move", "src": "/nowhere/a.png", "ds')
+    assert len([r for r in read_journal(dst) if r["op"] == "begin"]) == 5
+    assert not undo(dst).problems and tree(photos) == before and not dst.exists()
