@@ -124,7 +124,8 @@ def platforms_to_try(environ: os._Environ | dict = os.environ) -> list[str]:
     chosen = environ.get("QT_QPA_PLATFORM", "").strip()
     if chosen:
         return [name.split(":")[0].strip() for name in chosen.split(";") if name.strip()]
-    return ["wayland", "xcb"] if environ.get("WAYLAND_DISPLAY") else ["xcb"]
+    wayland = environ.get("WAYLAND_DISPLAY") or environ.get("XDG_SESSION_TYPE") == "wayland"
+    return ["wayland", "xcb"] if wayland else ["xcb"]
 
 
 def missing_for_qt(environ: os._Environ | dict = os.environ, qt_dir: Path | None = None) -> list[str]:
@@ -152,8 +153,9 @@ def missing_for_qt(environ: os._Environ | dict = os.environ, qt_dir: Path | None
     return missing.get("xcb") or next(iter(missing.values()), [])
 
 
-def check_qt_libraries(prog: str = "cifar10") -> None:
+def check_qt_libraries(prog: str = "cifar10", environ: os._Environ | dict = os.environ,
+                       qt_dir: Path | None = None) -> None:
     """Raise :class:`MissingSystemLibraries` (exit status 1, one line on stderr) when Qt could not start."""
-    missing = missing_for_qt()
+    missing = missing_for_qt(environ, qt_dir)
     if missing:
         raise MissingSystemLibraries(message(missing, prog))
