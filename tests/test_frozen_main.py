@@ -71,3 +71,23 @@ def test_bundle_command_names_the_extra_when_pyinstaller_is_missing(monkeypatch)
     monkeypatch.delitem(sys.modules, "desktop_app.bundle", raising=False)
     with pytest.raises(MissingExtra, match=r"needs the 'bundle' extra \(PyInstaller is not installed\)"):
         main(["bundle", "--out", "nowhere"])
+
+
+def test_evaluate_and_organize_go_through_the_cifar10_cli(models, tmp_path, capsys):
+    """The bundle has `evaluate` and `organize` (they need only the apps' libraries)."""
+    import shutil
+
+    from cifar10.contract import CLASS_NAMES
+
+    samples = project_root() / "resources" / "samples"
+    labelled = tmp_path / "labelled"
+    for path in samples.glob("*.png"):
+        (labelled / path.stem.rsplit("_", 1)[0]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, labelled / path.stem.rsplit("_", 1)[0] / path.name)
+    assert frozen_main.main(["evaluate", "--folder", str(labelled)]) == 0
+    assert "accuracy 1.0000 on 10 images" in capsys.readouterr().out
+    sorted_dir = tmp_path / "sorted"
+    assert frozen_main.main(["organize", str(samples), "--into", str(sorted_dir), "--min-confidence", "0"]) == 0
+    assert sorted(p.parent.name for p in sorted_dir.rglob("*.png")) == sorted(CLASS_NAMES)
+    assert frozen_main.main(["organize", "--undo", str(sorted_dir)]) == 0
+    assert not sorted_dir.exists()
