@@ -56,13 +56,18 @@ def v1_graph(path: Path) -> onnx.ModelProto:
 
 
 def raw(name: str, model: onnx.ModelProto, splits: dict, cache: Path) -> dict:
+    """p / z / f (probabilities, logits, features) per split, and the kNN bank (cached: the v1 graph is fixed)."""
     file = cache / f"{name}.npz"
     if file.exists():
         return dict(np.load(file))
     out = {}
     for split, images in splits.items():
         t = time.time()
-        out[f"{split}_p"], out[f"{split}_z"] = calibration.raw_outputs(model, images)
+        if split == "bank":
+            out["bank"] = calibration.feature_bank(model, images)
+        else:
+            for key, value in calibration.raw_outputs(model, images).items():
+                out[f"{split}_{key}"] = value
         print(f"  {name}: {split} {len(images)} images in {time.time() - t:.0f} s", file=sys.stderr, flush=True)
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(file, **out)
@@ -73,10 +78,10 @@ def compare_scores(name: str, r: dict, y_held: np.ndarray, y_test: np.ndarray, h
     rows = {}
     for score in calibration.SCORES:
         fitted = (calibration.cross_fit if name in CROSS_FIT else calibration.fit_trust)(
-            r[f"{held}_p"], r[f"{held}_z"], y_held, score)
+            r[f"{held}_p"], r[f"{held}_z"], y_held, score, r[f"{held}_f"], r["bank"])
         t = fitted["temperature"]
-        s_test = calibration.ood_scores(score, r["test_p"], r["test_z"], t)
-        s_ood = calibration.ood_scores(score, r["ood_p"], r["ood_z"], t)
+        s_test = calibration.ood_scores(score, r["test_p"], r["test_z"], t, r["test_f"], r["bank"])
+        s_ood = calibration.ood_scores(score, r["ood_p"], r["ood_z"], t, r["ood_f"], r["bank"])
         rows[score] = calibration.open_set_rates(s_test, s_ood, fitted["threshold"])
         if name in CROSS_FIT:  # each test half flagged with the other half's threshold
             half = len(y_test) // 2
@@ -128,7 +133,7 @@ def main(argv=None) -> int:
         path = args.models_dir / f"{name}.onnx"
         model = v1_graph(path)
         held = "test" if name in CROSS_FIT else "val"
-        splits = {"test": data.test.x, "ood": ood_x}
+        splits = {"test": data.test.x, "ood": ood_x, "bank": data.train.x}
         if held == "val":
             splits["val"] = data.val.x
         r = raw(name, model, splits, args.cache)
@@ -143,8 +148,9 @@ def main(argv=None) -> int:
                       "training images)" if held == "test" else "the validation split: the last 5,000 training "
                       "images, never trained on")
             images, labels = (data.test.x, data.test.y) if held == "test" else (data.val.x, data.val.y)
-            upgraded, card_entries = calibration.upgrade(model, images, labels, score=args.score, source=source,
-                                                         crossfit=held == "test")
+            upgraded, card_entries = calibration.upgrade(
+                model, images, labels, score=args.score, source=source, crossfit=held == "test", bank=r["bank"],
+                held_out={key: r[f"{held}_{key}"] for key in "pzf"})
             before = {"test_accuracy": float((r["test_p"].argmax(1) == data.test.y).mean()),
                       "test_ece": expected_calibration_error(data.test.y, r["test_p"])}
             part = path.with_suffix(".onnx.part")

@@ -169,7 +169,7 @@ def write_v2_model(directory: Path, name: str = "cam_colour", *, temperature: fl
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.onnx"
-    onnx.save(add_trust_outputs(build_cam_model(name, flip_tta=flip_tta, **build), temperature), path)
+    onnx.save(add_trust_outputs(build_cam_model(name, flip_tta=flip_tta, **build), temperature, score="energy"), path)
     path.with_suffix(".json").write_text(json.dumps({
         "name": name, "test_accuracy": test_accuracy, "summary": f"test model {name}: colour dominance, GAP + Dense",
         contract.CARD_CALIBRATION: {"temperature": temperature, "ece_before": 0.1, "ece_after": 0.01},

@@ -36,7 +36,7 @@ def test_logits_are_the_view_averaged_logits_and_t1_keeps_probabilities(flip_tta
     v1 = build_cam_model(flip_tta=flip_tta)
     x = scenes()
     before = run(v1, x)[contract.OUTPUT_NAME]
-    out = run(calibration.add_trust_outputs(v1, 1.0), x)
+    out = run(calibration.add_trust_outputs(v1, 1.0, score="energy"), x)
     np.testing.assert_allclose(out[contract.OUTPUT_NAME], before, atol=1e-6)
     # Reference logits from the graph's own per-view tensors.
     probe = onnx.ModelProto.FromString(v1.SerializeToString())
@@ -54,8 +54,8 @@ def test_logits_are_the_view_averaged_logits_and_t1_keeps_probabilities(flip_tta
 def test_temperature_changes_confidence_never_the_class(temperature):
     v1 = build_cam_model(flip_tta=True)
     x = scenes(60, seed=1)
-    base = run(calibration.add_trust_outputs(v1, 1.0), x)[contract.OUTPUT_NAME]
-    hot = run(calibration.add_trust_outputs(v1, temperature), x)[contract.OUTPUT_NAME]
+    base = run(calibration.add_trust_outputs(v1, 1.0, score="energy"), x)[contract.OUTPUT_NAME]
+    hot = run(calibration.add_trust_outputs(v1, temperature, score="energy"), x)[contract.OUTPUT_NAME]
     np.testing.assert_array_equal(hot.argmax(1), base.argmax(1))
     np.testing.assert_allclose(hot.sum(1), 1, atol=1e-5)
     np.testing.assert_allclose(hot, calibration.calibrated(base, temperature), atol=1e-5)
@@ -93,15 +93,16 @@ def test_threshold_lets_95_percent_pass_and_rates():
 def test_graph_score_matches_numpy(score):
     v1 = build_cam_model(flip_tta=True)
     x = scenes(30, seed=2)
-    raw = run(calibration.add_trust_outputs(v1, 1.0), x)
-    out = run(calibration.add_trust_outputs(v1, 0.7, score), x)
-    expected = calibration.ood_scores(score, raw[contract.OUTPUT_NAME], raw[contract.LOGITS_NAME], 0.7)
+    raw = calibration.raw_outputs(v1, x)
+    bank = calibration.feature_bank(v1, scenes(40, seed=9)) if score == "knn" else None
+    out = run(calibration.add_trust_outputs(v1, 0.7, score, bank=bank), x)
+    expected = calibration.ood_scores(score, raw["p"], raw["z"], 0.7, raw["f"], bank)
     np.testing.assert_allclose(out[contract.OOD_SCORE_NAME], expected, rtol=1e-4, atol=1e-4)
 
 
 def test_cam_peaks_on_the_object():
     """An object pasted on a flat background: the predicted class's map peaks on the object."""
-    model = calibration.add_trust_outputs(build_cam_model(flip_tta=True), 1.0)
+    model = calibration.add_trust_outputs(build_cam_model(flip_tta=True), 1.0, score="energy")
     for (y, x), colour in (((3, 20), RED), ((22, 4), GREEN)):
         image = np.full((1, 32, 32, 3), 128, np.float32)
         image[0, y:y + 8, x:x + 8] = colour
@@ -112,8 +113,28 @@ def test_cam_peaks_on_the_object():
         assert y <= py < y + 8 and x <= px < x + 8
 
 
+def test_knn_score_flags_what_is_far_from_the_training_features():
+    v1 = build_cam_model(flip_tta=True)
+    bank = calibration.feature_bank(v1, scenes(200, seed=4))  # training-like: coloured squares on grey
+    model = calibration.add_trust_outputs(v1, 1.0, "knn", bank=bank)
+    near = run(model, scenes(30, seed=5))[contract.OOD_SCORE_NAME]
+    far_images = np.zeros((6, 32, 32, 3), np.float32)  # every pixel saturated red+green: no such training image
+    far_images[..., 0] = far_images[..., 1] = 250
+    far = run(model, far_images)[contract.OOD_SCORE_NAME]
+    assert far.min() > np.quantile(near, 0.95)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta[contract.META_OOD_SCORE].startswith("knn (k=10")
+    with pytest.raises(ValueError, match="feature bank"):
+        calibration.add_trust_outputs(v1, 1.0, "knn")
+
+
+def test_plain_view_features_are_the_dense_input():
+    assert calibration.plain_features(build_cam_model(flip_tta=True)) == "plain_pooled"
+    assert calibration.plain_features(build_colour_model()) == "mean_rgb"
+
+
 def test_no_cam_without_a_global_pooling_head():
-    model = calibration.add_trust_outputs(build_colour_model(), 1.3)  # ReduceMean + MatMul: not a conv map
+    model = calibration.add_trust_outputs(build_colour_model(), 1.3, score="energy")  # ReduceMean + MatMul: not a conv map
     names = [o.name for o in model.graph.output]
     assert names == [contract.OUTPUT_NAME, contract.LOGITS_NAME, contract.OOD_SCORE_NAME]
     meta = {p.key: p.value for p in model.metadata_props}
@@ -121,9 +142,9 @@ def test_no_cam_without_a_global_pooling_head():
 
 
 def test_upgrading_twice_is_refused():
-    model = calibration.add_trust_outputs(build_colour_model(), 1.0)
+    model = calibration.add_trust_outputs(build_colour_model(), 1.0, score="energy")
     with pytest.raises(calibration.GraphError, match="already"):
-        calibration.add_trust_outputs(model, 1.0)
+        calibration.add_trust_outputs(model, 1.0, score="energy")
 
 
 def test_upgrade_fits_on_held_out_images_and_fills_the_card():
@@ -131,10 +152,11 @@ def test_upgrade_fits_on_held_out_images_and_fills_the_card():
     x = scenes(300, seed=3)
     labels = np.array([(0, 1, 2)[i % 3] for i in range(300)])
     labels[::5] = 9  # some wrong labels
-    upgraded, card = calibration.upgrade(v1, x, labels, source="test images")
+    upgraded, card = calibration.upgrade(v1, x, labels, source="test images", train_images=scenes(100, seed=6))
     cal, open_set = card[contract.CARD_CALIBRATION], card[contract.CARD_OPEN_SET]
-    raw_p, _ = calibration.raw_outputs(v1, x)
+    raw_p = calibration.raw_outputs(v1, x)["p"]
     assert cal["temperature"] == pytest.approx(calibration.fit_temperature(raw_p, labels), abs=1e-3)
+    assert open_set["bank_images"] == 100 and open_set["k"] == calibration.KNN_K
     assert cal["ece_after"] < cal["ece_before"] and cal["fitted_on"] == "test images"
     temperature = float({p.key: p.value for p in upgraded.metadata_props}[contract.META_TEMPERATURE])
     assert temperature == pytest.approx(cal["temperature"], abs=1e-3)

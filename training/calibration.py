@@ -26,8 +26,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from cifar10 import contract
 
-SCORES = ("energy", "max_logit", "msp")
-DEFAULT_SCORE = "energy"
+SCORES = ("knn", "energy", "max_logit", "msp")
+DEFAULT_SCORE = "knn"
+KNN_K = 10            # the k-th nearest training feature (Sun et al. 2022, "deep nearest neighbours")
+KNN_BANK_SIZE = 1000  # training images whose features the graph keeps (bank x feature-width float32)
 TARGET_PASS_RATE = 0.95  # share of held-out in-distribution images that must pass the open-set threshold
 _LINEAR_OPS = {"Add", "Sub", "Mul", "Div", "Identity"}
 _AUGMENT_OPS = {"ReverseSequence", "Pad", "Slice"}  # ops that only the flipped / shifted TTA views go through
@@ -41,7 +43,14 @@ def _producers(graph) -> dict:
     return {out: node for node in graph.node for out in node.output}
 
 
+# Ops whose inputs after the first are shapes, indices or sizes, not image data: not followed when looking
+# for the augmentation ops an image went through (a Flatten's shape arithmetic may well use a Slice).
+_DATA_FIRST_OPS = {"Reshape", "Expand", "Slice", "Tile", "Resize", "Squeeze", "Unsqueeze", "Pad", "Gather",
+                   "ReverseSequence", "TopK", "ReduceMean", "ReduceSum", "ReduceMax", "Clip"}
+
+
 def _ancestor_ops(graph, tensor: str) -> set[str]:
+    """The op types on the data paths that lead to ``tensor``."""
     producers, seen, ops, stack = _producers(graph), set(), set(), [tensor]
     while stack:
         name = stack.pop()
@@ -50,7 +59,7 @@ def _ancestor_ops(graph, tensor: str) -> set[str]:
             continue
         seen.add(id(node))
         ops.add(node.op_type)
-        stack.extend(node.input)
+        stack.extend(node.input[:1] if node.op_type in _DATA_FIRST_OPS else node.input)
     return ops
 
 
@@ -69,14 +78,38 @@ def _tail(graph, starts: set[str], output: str) -> list:
     return list(reversed(needed))
 
 
+def plain_features(model: onnx.ModelProto) -> str:
+    """The un-augmented view's penultimate features [N, D]: the input of the MatMul that makes its logits."""
+    graph = model.graph
+    producers = _producers(graph)
+    plain = _plain_softmax(graph, [n for n in graph.node if n.op_type == "Softmax"])
+    if plain is None:
+        raise GraphError("cannot tell the un-augmented view's Softmax apart from the TTA views'")
+    node = producers.get(plain.input[0])
+    constants = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    while node is not None and node.op_type in ("Add", "Mul", "Div", "Identity"):
+        data = [i for i in node.input if i not in constants]
+        if len(data) != 1:
+            break
+        node = producers.get(data[0])
+    if node is None or node.op_type not in ("MatMul", "Gemm"):
+        raise GraphError("the logits do not come from a MatMul / Gemm (a Dense layer)")
+    return node.input[0]
+
+
+def _plain_softmax(graph, softmaxes: list):
+    plain = [s for s in softmaxes if not (_ancestor_ops(graph, s.input[0]) & _AUGMENT_OPS)]
+    return plain[0] if len(plain) == 1 else None
+
+
 def _cam_nodes(graph, softmaxes: list) -> tuple[list, list, tuple] | None:
     """Nodes computing ``cam`` [N, h, w, 10] for the un-augmented view, or None if the head is not GAP + Dense."""
     producers = _producers(graph)
     inits = {i.name: i for i in graph.initializer}
-    plain = [s for s in softmaxes if not (_ancestor_ops(graph, s.input[0]) & _AUGMENT_OPS)]
-    if len(plain) != 1:
+    plain = _plain_softmax(graph, softmaxes)
+    if plain is None:
         return None
-    add = producers.get(plain[0].input[0])
+    add = producers.get(plain.input[0])
     if add is None or add.op_type != "Add":
         return None
     matmul, bias = None, None
@@ -102,13 +135,21 @@ def _cam_nodes(graph, softmaxes: list) -> tuple[list, list, tuple] | None:
 
 
 def add_trust_outputs(model: onnx.ModelProto, temperature: float = 1.0, score: str = DEFAULT_SCORE,
-                      cam: bool = True) -> onnx.ModelProto:
+                      cam: bool = True, bank: np.ndarray | None = None, k: int = KNN_K,
+                      expose_features: bool = False) -> onnx.ModelProto:
     """A copy of a contract graph with ``logits``, calibrated ``probabilities``, ``ood_score`` and (when the
-    head allows it) ``cam`` outputs, stamped as contract version 2. Works on v1 graphs from ``to_onnx``."""
+    head allows it) ``cam`` outputs, stamped as contract version 2. Works on v1 graphs from ``to_onnx``.
+
+    ``score="knn"`` needs ``bank``: L2-normalised penultimate features of training images ``[B, D]``
+    (:func:`feature_bank`); the score is minus the cosine similarity to the k-th nearest of them.
+    ``expose_features`` adds a ``features`` output (for fitting; never in a shipped file)."""
     if not (temperature > 0 and np.isfinite(temperature)):
         raise ValueError(f"temperature must be a positive number, not {temperature!r}")
     if score not in SCORES:
         raise ValueError(f"unknown open-set score {score!r}: one of {', '.join(SCORES)}")
+    if score == "knn" and (bank is None or len(bank) < k):
+        raise ValueError(f"the knn score needs a feature bank of at least k={k} rows")
+    features = plain_features(model) if (score == "knn" or expose_features) else None
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     outputs = [o.name for o in graph.output]
@@ -157,7 +198,22 @@ def add_trust_outputs(model: onnx.ModelProto, temperature: float = 1.0, score: s
                   helper.make_node("Softmax", ["calib__scaled"], [contract.OUTPUT_NAME], axis=-1, name="calib__softmax")]
 
     # 4. The open-set score, larger = less like CIFAR-10.
-    if score == "energy":  # -T * logsumexp(logits / T)  (Liu et al. 2020), on the calibrated scale
+    if features is not None:
+        features = renames.get(features, features)
+    if score == "knn":  # -(cosine similarity to the k-th nearest training feature)
+        bank = np.asarray(bank, np.float32)
+        inits += [numpy_helper.from_array(np.ascontiguousarray(bank.T), "knn__bank_t"),
+                  numpy_helper.from_array(np.array(1e-12, np.float32), "knn__eps"),
+                  numpy_helper.from_array(np.array([k], np.int64), "knn__k")]
+        new_nodes += [helper.make_node("Flatten", [features], ["knn__flat"], axis=1),
+                      helper.make_node("ReduceL2", ["knn__flat"], ["knn__norm"], axes=[1], keepdims=1),
+                      helper.make_node("Add", ["knn__norm", "knn__eps"], ["knn__norm_eps"]),
+                      helper.make_node("Div", ["knn__flat", "knn__norm_eps"], ["knn__unit"]),
+                      helper.make_node("MatMul", ["knn__unit", "knn__bank_t"], ["knn__sims"]),
+                      helper.make_node("TopK", ["knn__sims", "knn__k"], ["knn__top", "knn__top_idx"], axis=1),
+                      helper.make_node("ReduceMin", ["knn__top"], ["knn__kth"], axes=[1], keepdims=0),
+                      helper.make_node("Neg", ["knn__kth"], [contract.OOD_SCORE_NAME])]
+    elif score == "energy":  # -T * logsumexp(logits / T)  (Liu et al. 2020), on the calibrated scale
         new_nodes += [helper.make_node("Div", [contract.LOGITS_NAME, "calib__temperature"], ["ood__scaled"]),
                       helper.make_node("ReduceLogSumExp", ["ood__scaled"], ["ood__lse"], axes=[1], keepdims=0),
                       helper.make_node("Mul", ["ood__lse", "calib__temperature"], ["ood__energy"]),
@@ -177,6 +233,9 @@ def add_trust_outputs(model: onnx.ModelProto, temperature: float = 1.0, score: s
     graph.output.extend([helper.make_tensor_value_info(contract.OUTPUT_NAME, TensorProto.FLOAT, [n, k]),
                          helper.make_tensor_value_info(contract.LOGITS_NAME, TensorProto.FLOAT, [n, k]),
                          helper.make_tensor_value_info(contract.OOD_SCORE_NAME, TensorProto.FLOAT, [n])])
+    if expose_features:
+        graph.node.append(helper.make_node("Flatten", [features], ["features"], axis=1, name="features__out"))
+        graph.output.append(helper.make_tensor_value_info("features", TensorProto.FLOAT, [n, "d"]))
 
     # 5. Class activation maps (exact: GAP + Dense head), from the un-augmented view.
     found = _cam_nodes(graph, softmaxes) if cam else None
@@ -188,7 +247,7 @@ def add_trust_outputs(model: onnx.ModelProto, temperature: float = 1.0, score: s
 
     meta = {p.key: p.value for p in model.metadata_props}
     meta.update({contract.META_CONTRACT: "2", contract.META_TEMPERATURE: repr(float(temperature)),
-                 contract.META_OOD_SCORE: score})
+                 contract.META_OOD_SCORE: score if score != "knn" else f"knn (k={k}, {len(bank)} training images)"})
     del model.metadata_props[:]
     for key, value in meta.items():
         model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
@@ -220,9 +279,25 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
-def ood_scores(score: str, probabilities: np.ndarray, logits: np.ndarray, temperature: float) -> np.ndarray:
+def normalise(features: np.ndarray) -> np.ndarray:
+    features = np.asarray(features, np.float32).reshape(len(features), -1)
+    return features / (np.linalg.norm(features, axis=1, keepdims=True) + 1e-12)
+
+
+def knn_scores(features: np.ndarray, bank: np.ndarray, k: int = KNN_K) -> np.ndarray:
+    """Minus the cosine similarity of each row to its k-th nearest bank row (what the graph computes)."""
+    sims = normalise(features) @ np.asarray(bank, np.float32).T
+    return -np.partition(sims, -k, axis=1)[:, -k].astype(np.float64)
+
+
+def ood_scores(score: str, probabilities: np.ndarray, logits: np.ndarray, temperature: float,
+               features: np.ndarray | None = None, bank: np.ndarray | None = None, k: int = KNN_K) -> np.ndarray:
     """The graph's ``ood_score`` in numpy (for measuring candidates before one is baked in)."""
     logits = np.asarray(logits, np.float64)
+    if score == "knn":
+        if features is None or bank is None:
+            raise ValueError("the knn score needs features and a bank")
+        return knn_scores(features, bank, k)
     if score == "energy":
         z = logits / temperature
         m = z.max(axis=1)
@@ -267,27 +342,34 @@ def describe(model: onnx.ModelProto) -> str:
 
 # --- the whole step, as export and the benchmark use it --------------------------------------------------
 
-def raw_outputs(model: onnx.ModelProto, images: np.ndarray, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
-    """(view-averaged probabilities, logits) of a v1 graph over uint8/float images [N, 32, 32, 3] (onnxruntime)."""
+def raw_outputs(model: onnx.ModelProto, images: np.ndarray, batch_size: int = 500) -> dict[str, np.ndarray]:
+    """``p`` (view-averaged probabilities), ``z`` (logits) and ``f`` (un-augmented view's penultimate
+    features) of a v1 graph over uint8/float images [N, 32, 32, 3], with onnxruntime."""
     import onnxruntime as ort
 
-    probe = add_trust_outputs(model, 1.0, cam=False)
+    probe = add_trust_outputs(model, 1.0, score="energy", cam=False, expose_features=True)
     session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-    probs, logits = [], []
+    names = [contract.OUTPUT_NAME, contract.LOGITS_NAME, "features"]
+    parts = {key: [] for key in "pzf"}
     for start in range(0, len(images), batch_size):
         feed = np.ascontiguousarray(images[start:start + batch_size], np.float32)
-        p, z = session.run([contract.OUTPUT_NAME, contract.LOGITS_NAME], {contract.INPUT_NAME: feed})
-        probs.append(p)
-        logits.append(z)
-    return np.concatenate(probs), np.concatenate(logits)
+        for key, value in zip("pzf", session.run(names, {contract.INPUT_NAME: feed})):
+            parts[key].append(value)
+    return {key: np.concatenate(values) for key, values in parts.items()}
 
 
-def fit_trust(probabilities: np.ndarray, logits: np.ndarray, labels: np.ndarray, score: str = DEFAULT_SCORE) -> dict:
+def bank_indices(n_train: int, size: int = KNN_BANK_SIZE, seed: int = 0) -> np.ndarray:
+    """Which training images make the kNN feature bank: a fixed random sample."""
+    return np.sort(np.random.default_rng(seed).choice(n_train, size=min(size, n_train), replace=False))
+
+
+def fit_trust(probabilities: np.ndarray, logits: np.ndarray, labels: np.ndarray, score: str = DEFAULT_SCORE,
+              features: np.ndarray | None = None, bank: np.ndarray | None = None) -> dict:
     """Temperature, ECE before/after and the open-set threshold, all fitted on the same held-out images."""
     from training.metrics import expected_calibration_error
 
     temperature = fit_temperature(probabilities, labels)
-    scores = ood_scores(score, probabilities, logits, temperature)
+    scores = ood_scores(score, probabilities, logits, temperature, features, bank)
     threshold = threshold_for(scores)
     return {"temperature": temperature,
             "ece_before": expected_calibration_error(labels, probabilities),
@@ -295,7 +377,8 @@ def fit_trust(probabilities: np.ndarray, logits: np.ndarray, labels: np.ndarray,
             "threshold": threshold, "flagged": float((scores > threshold).mean()), "n": int(len(labels))}
 
 
-def cross_fit(probabilities: np.ndarray, logits: np.ndarray, labels: np.ndarray, score: str = DEFAULT_SCORE) -> dict:
+def cross_fit(probabilities: np.ndarray, logits: np.ndarray, labels: np.ndarray, score: str = DEFAULT_SCORE,
+              features: np.ndarray | None = None, bank: np.ndarray | None = None) -> dict:
     """For a model with no held-out images: split the test set in two halves, fit on each half and measure on
     the other (ECE and flag rate out of sample); the shipped values are fitted on all of it."""
     from training.metrics import expected_calibration_error
@@ -304,24 +387,39 @@ def cross_fit(probabilities: np.ndarray, logits: np.ndarray, labels: np.ndarray,
     halves = (np.arange(n) < n // 2, np.arange(n) >= n // 2)
     report = []
     for fit_on, measure_on in (halves, halves[::-1]):
-        fitted = fit_trust(probabilities[fit_on], logits[fit_on], labels[fit_on], score)
+        sub = (lambda a, m: None if a is None else a[m])
+        fitted = fit_trust(probabilities[fit_on], logits[fit_on], labels[fit_on], score, sub(features, fit_on), bank)
         p, y = probabilities[measure_on], labels[measure_on]
-        s = ood_scores(score, p, logits[measure_on], fitted["temperature"])
+        s = ood_scores(score, p, logits[measure_on], fitted["temperature"], sub(features, measure_on), bank)
         report.append({"temperature": fitted["temperature"], "threshold": fitted["threshold"],
                        "other_half_ece_before": expected_calibration_error(y, p),
                        "other_half_ece_after": expected_calibration_error(y, calibrated(p, fitted["temperature"])),
                        "other_half_flagged": float((s > fitted["threshold"]).mean())})
-    whole = fit_trust(probabilities, logits, labels, score)
+    whole = fit_trust(probabilities, logits, labels, score, features, bank)
     whole["cross_fit"] = report
     return whole
 
 
+def feature_bank(model: onnx.ModelProto, train_images: np.ndarray) -> np.ndarray:
+    """L2-normalised penultimate features of the bank's training images (:func:`bank_indices`)."""
+    return normalise(raw_outputs(model, train_images[bank_indices(len(train_images))])["f"])
+
+
 def upgrade(model: onnx.ModelProto, images: np.ndarray, labels: np.ndarray, *, score: str = DEFAULT_SCORE,
-            source: str, crossfit: bool = False) -> tuple[onnx.ModelProto, dict]:
-    """Fit on ``images``/``labels`` and return the v2 graph plus the card's ``calibration`` and ``open_set``."""
-    probabilities, logits = raw_outputs(model, images)
-    fitted = (cross_fit if crossfit else fit_trust)(probabilities, logits, np.asarray(labels).astype(int), score)
-    upgraded = add_trust_outputs(model, fitted["temperature"], score)
+            source: str, crossfit: bool = False, train_images: np.ndarray | None = None,
+            held_out: dict | None = None, bank: np.ndarray | None = None) -> tuple[onnx.ModelProto, dict]:
+    """Fit on ``images``/``labels`` and return the v2 graph plus the card's ``calibration`` and ``open_set``.
+
+    ``train_images``: where the knn score's bank comes from (or pass ``bank``); ``held_out``: the
+    :func:`raw_outputs` of ``images`` when the caller already has them."""
+    if score == "knn" and bank is None:
+        if train_images is None:
+            raise ValueError("the knn score needs train_images (its feature bank)")
+        bank = feature_bank(model, train_images)
+    raw = held_out if held_out is not None else raw_outputs(model, images)
+    fitted = (cross_fit if crossfit else fit_trust)(raw["p"], raw["z"], np.asarray(labels).astype(int), score,
+                                                    raw["f"], bank)
+    upgraded = add_trust_outputs(model, fitted["temperature"], score, bank=bank)
     card = {
         contract.CARD_CALIBRATION: {
             "method": "temperature scaling of the view-averaged probabilities: softmax(log(p) / T)",
@@ -329,6 +427,8 @@ def upgrade(model: onnx.ModelProto, images: np.ndarray, labels: np.ndarray, *, s
             "ece_after": round(fitted["ece_after"], 4), "fitted_on": source, "images": fitted["n"]},
         contract.CARD_OPEN_SET: {
             "score": score, "threshold": float(np.float32(fitted["threshold"])),
+            **({"k": KNN_K, "bank_images": int(len(bank)), "bank": "a fixed random sample of the training images "
+                "(seed 0); their L2-normalised penultimate features are stored in the graph"} if score == "knn" else {}),
             "target_pass_rate": TARGET_PASS_RATE, "fitted_on": source,
             "held_out_flagged": round(fitted["flagged"], 4)},
     }
