@@ -117,6 +117,8 @@ class Prediction:
     probabilities: np.ndarray | None = None  # [10], CLASS_NAMES order
     error: str = ""
     model_input: np.ndarray | None = field(default=None, repr=False)  # the 32x32 RGB the model saw
+    ood_score: float = math.nan    # contract v2's open-set score (nan for a v1 model)
+    unsure: bool = False           # above the model's threshold: "may be none of the 10 classes"
 
     @property
     def ok(self) -> bool:
@@ -126,6 +128,9 @@ class Prediction:
         out = {"name": self.name, "label": self.label or None,
                "confidence": None if math.isnan(self.confidence) else round(float(self.confidence), 6),
                "error": self.error or None}
+        if self.ok:
+            out["unsure"] = bool(self.unsure)
+            out["ood_score"] = None if math.isnan(self.ood_score) else round(float(self.ood_score), 6)
         if self.probabilities is not None:
             out["probabilities"] = {c: round(float(p), 6) for c, p in zip(contract.CLASS_NAMES, self.probabilities)}
         return out
@@ -153,13 +158,15 @@ def classify_sources(classifier: Classifier, sources: Iterable[tuple[str, ImageS
         good.append(len(predictions))
         predictions.append(Prediction(name, model_input=image))
     if good:
-        probs = classifier.predict(np.stack([predictions[i].model_input for i in good]))
+        outputs = classifier.predict_all(np.stack([predictions[i].model_input for i in good]))
+        probs, flags = outputs.probabilities, outputs.unsure
         for row, index in enumerate(good):
             p = predictions[index]
             best = int(np.argmax(probs[row]))
             p.probabilities = probs[row]
             p.label = contract.CLASS_NAMES[best]
             p.confidence = float(probs[row][best])
+            p.ood_score, p.unsure = float(outputs.ood_score[row]), bool(flags[row])
     return predictions
 
 
@@ -204,6 +211,8 @@ CARDS_CSS = """
 .c10-bar{background:#8fa7c9;height:12px}
 .c10-top .c10-bar{background:#2563eb}
 .c10-top{font-weight:700}
+.c10-unsure .c10-label{color:#9a5b00;font-size:16px}
+.c10-unsure{border-color:#e0a030;background:#fffaf0}
 .c10-error{color:#b42318;background:#fef3f2;border:1px solid #fecdca;border-radius:6px;padding:8px;font-size:13px}
 """
 
@@ -216,15 +225,21 @@ def cards_html(predictions: Sequence[Prediction], thumbnails: Sequence[str | Non
     for i, p in enumerate(predictions):
         thumb = thumbnails[i] if thumbnails and i < len(thumbnails) else None
         name = html.escape(p.name)
-        parts.append(f"<div class='c10-card' data-label='{html.escape(p.label)}'>")
+        unsure = " c10-unsure" if p.ok and p.unsure else ""
+        parts.append(f"<div class='c10-card{unsure}' data-label='{html.escape(p.label)}' "
+                     f"data-unsure='{str(bool(p.ok and p.unsure)).lower()}'>")
         if thumb:
             parts.append(f"<img src='{thumb}' alt='{name}'>")
         parts.append(f"<div class='c10-name' title='{name}'>{name}</div>")
         if not p.ok:
             parts.append(f"<div class='c10-error'>Could not classify this file: {html.escape(p.error)}</div></div>")
             continue
-        parts.append(f"<div class='c10-label'>{html.escape(p.label)}</div>"
-                     f"<div class='c10-conf'>confidence {p.confidence:.1%}</div>")
+        if p.unsure:
+            parts.append(f"<div class='c10-label'>{html.escape(contract.unsure_text())}</div>"
+                         f"<div class='c10-conf'>most like {html.escape(p.label)} · {p.confidence:.1%}</div>")
+        else:
+            parts.append(f"<div class='c10-label'>{html.escape(p.label)}</div>"
+                         f"<div class='c10-conf'>confidence {p.confidence:.1%}</div>")
         for cls, prob in zip(contract.CLASS_NAMES, p.probabilities):
             top = " c10-top" if cls == p.label else ""
             parts.append(f"<div class='c10-row{top}'><span>{cls}</span><div class='c10-track'>"
