@@ -1,0 +1,103 @@
+"""The static Space with contract-v2 models (issue 12), in headless Chromium: the unsure state on the result
+cards and the heatmap toggle (CAM from the graph's `cam` output; occlusion for a model without one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from onnx_fixtures import RED, write_model, write_v2_model
+from web.space import export_space
+from web_browser import js, keep_screenshot, require_chromium
+from web_fixtures import sample_dir
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory) -> Path:
+    models = tmp_path_factory.mktemp("models")
+    write_v2_model(models, "cam_colour", threshold=-3.0, test_accuracy=0.9, sharpness=60.0)
+    write_model(models, "colour_a", test_accuracy=0.5)
+    out = tmp_path_factory.mktemp("space") / "static"
+    export_space("static", out, models_dir=models, samples_dir=sample_dir(tmp_path_factory.mktemp("samples")))
+    return out
+
+
+@pytest.fixture(scope="module")
+def page(space):
+    require_chromium()
+    from web.testing import chromium, serve_directory
+
+    with serve_directory(space) as base, chromium() as driver:
+        driver.set_script_timeout(120)
+        driver.get(base + "?model=cam_colour")
+        assert js(driver, "window.cifar10.ready") is True
+        yield driver
+
+
+def images(folder: Path) -> list[Path]:
+    folder.mkdir(exist_ok=True)
+    grey = folder / "grey.png"
+    Image.new("RGB", (200, 200), (128, 128, 128)).save(grey)
+    red = Image.new("RGB", (200, 200), (128, 128, 128))
+    red.paste(RED, (112, 12, 188, 88))  # top-right quarter
+    red.save(folder / "red_square.png")
+    return [grey, folder / "red_square.png"]
+
+
+def wait(driver, condition, timeout=60):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(condition)
+
+
+def test_manifest_carries_the_threshold(space):
+    import json
+
+    entries = {m["name"]: m for m in json.loads((space / "models.json").read_text())["models"]}
+    assert entries["cam_colour"]["open_set_threshold"] == -3.0
+    assert entries["colour_a"]["open_set_threshold"] is None
+
+
+def test_unsure_card_and_heatmaps(page, space, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    page.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in images(tmp_path)))
+    cards = wait(page, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .card")) == 2
+                 and d.find_elements(By.CSS_SELECTOR, "#results .card"))
+    grey, red = cards
+    assert grey.get_attribute("data-unsure") == "true" and "unsure" in grey.get_attribute("class")
+    assert grey.find_element(By.CSS_SELECTOR, ".label").text == "unsure: may be none of the 10 classes"
+    assert grey.find_element(By.CSS_SELECTOR, ".confidence").text.startswith("most like ")
+    assert red.get_attribute("data-unsure") == "false"
+    assert red.find_element(By.CSS_SELECTOR, ".label").text == "airplane"
+    assert float(grey.get_attribute("data-ood-score")) > -3.0 > float(red.get_attribute("data-ood-score"))
+    assert "1 unsure" in page.find_element(By.ID, "status").text
+    assert not page.find_elements(By.CSS_SELECTOR, "canvas.heat")  # the toggle is off
+
+    page.find_element(By.ID, "heatmap").click()
+    wait(page, lambda d: d.find_element(By.ID, "results").get_attribute("data-heatmaps") == "done")
+    assert len(page.find_elements(By.CSS_SELECTOR, "#results canvas.heat")) == 2
+    red = page.find_elements(By.CSS_SELECTOR, "#results .card")[1]
+    assert red.get_attribute("data-heat-method") == "cam"
+    row, col = map(int, red.get_attribute("data-heat-peak").split(","))
+    assert row < 16 and col >= 16, (row, col)  # the red square's quarter
+    shot = tmp_path / "space_trust.png"
+    page.set_window_size(1100, 900)
+    page.save_screenshot(str(shot))
+    keep_screenshot(shot, "space_unsure_heatmap.png")
+
+    # A v1 model (no cam, no ood_score): occlusion heatmap, never unsure.
+    first = red.id
+    Select(page.find_element(By.ID, "model")).select_by_value("colour_a")
+    wait(page, lambda d: (c := d.find_elements(By.CSS_SELECTOR, "#results .card")) and c[1].id != first
+         and d.find_element(By.ID, "results").get_attribute("data-heatmaps") == "done")
+    cards = page.find_elements(By.CSS_SELECTOR, "#results .card")
+    assert [c.get_attribute("data-unsure") for c in cards] == ["false", "false"]
+    assert cards[1].get_attribute("data-heat-method") == "occlusion"
+    row, col = map(int, cards[1].get_attribute("data-heat-peak").split(","))
+    assert row < 20 and col >= 12, (row, col)
+    page.find_element(By.ID, "heatmap").click()
+    wait(page, lambda d: not d.find_elements(By.CSS_SELECTOR, "canvas.heat"))
