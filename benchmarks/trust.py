@@ -117,7 +117,8 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--models-dir", type=Path, default=ROOT / "exported_models")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--score", choices=calibration.SCORES, default=calibration.DEFAULT_SCORE)
+    parser.add_argument("--score", choices=("auto", *calibration.SCORES), default="auto",
+                        help="the open-set score baked into the graph; auto: per model, the best AUROC measured here")
     parser.add_argument("--upgrade", action="store_true", help="rewrite the models as contract v2 and re-measure")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "trust.json")
     args = parser.parse_args(argv)
@@ -143,13 +144,17 @@ def main(argv=None) -> int:
         for score, rates in entry["scores"].items():
             print(f"{name:28s} {score:9s} test flagged {rates['in_distribution_flagged']:.3f}  OOD flagged "
                   f"{rates['ood_flagged']:.3f}  AUROC {rates['auroc']:.4f}  FPR@95TPR {rates['fpr_at_95_tpr']:.3f}")
+        score = args.score
+        if score == "auto":
+            score = max(entry["scores"], key=lambda k: entry["scores"][k]["auroc"])
+        entry["chosen_score"] = score
         if args.upgrade:
             source = ("the 10,000 test images, cross-fitted on their two halves (fast_cnn has no held-out "
                       "training images)" if held == "test" else "the validation split: the last 5,000 training "
                       "images, never trained on")
             images, labels = (data.test.x, data.test.y) if held == "test" else (data.val.x, data.val.y)
             upgraded, card_entries = calibration.upgrade(
-                model, images, labels, score=args.score, source=source, crossfit=held == "test", bank=r["bank"],
+                model, images, labels, score=score, source=source, crossfit=held == "test", bank=r["bank"],
                 held_out={key: r[f"{held}_{key}"] for key in "pzf"})
             before = {"test_accuracy": float((r["test_p"].argmax(1) == data.test.y).mean()),
                       "test_ece": expected_calibration_error(data.test.y, r["test_p"])}
@@ -172,7 +177,7 @@ def main(argv=None) -> int:
             card["ece"] = round(measured["test_ece"], 4)
             card["test_metrics"]["ece"] = measured["test_ece"]
             card_path.write_text(json.dumps(card, indent=2) + "\n")
-            entry["shipped"] = {"score": args.score, "before": before, "after": measured,
+            entry["shipped"] = {"score": score, "before": before, "after": measured,
                                 "calibration": card[contract.CARD_CALIBRATION]}
             print(f"{name}: accuracy {before['test_accuracy']:.4f} -> {measured['test_accuracy']:.4f}, test ECE "
                   f"{before['test_ece']:.4f} -> {measured['test_ece']:.4f}, T {card_entries['calibration']['temperature']}, "
