@@ -19,16 +19,18 @@ import os
 import stat
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from cifar10 import contract
+from cifar10.options import PROVIDER_CHOICES, PROVIDERS
 from cifar10.preprocess import ImageError, ImageSource, load_image
 from cifar10.registry import ModelInfo, load_model_info
+from cifar10.results import Result  # noqa: F401 (the result type, re-exported for callers of this module)
 
-PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 DEFAULT_BATCH_SIZE = 256
 
 # Files a folder scan skips: OS metadata that is never an image a user meant to classify.
@@ -55,8 +57,8 @@ class Classifier:
 
         self.model: ModelInfo = model if isinstance(model, ModelInfo) else load_model_info(model)
         provider = (provider or "auto").lower()
-        if provider not in ("auto", *PROVIDERS):
-            raise ProviderError(f"unknown provider '{provider}': use auto, cpu or cuda")
+        if provider not in PROVIDER_CHOICES:
+            raise ProviderError(f"unknown provider '{provider}': use {', '.join(PROVIDER_CHOICES)}")
         available = available_providers()
         if provider == "cuda" and PROVIDERS["cuda"] not in available:
             raise ProviderError("CUDA was requested but this onnxruntime has no CUDAExecutionProvider "
@@ -135,43 +137,6 @@ class Outputs:
     def unsure(self) -> np.ndarray:
         """[N] bool: the "may be none of the classes" flag (ood_score above the model's threshold)."""
         return np.array([contract.is_unsure(float(s), self.threshold) for s in self.ood_score], dtype=bool)
-
-
-@dataclass
-class Result:
-    path: str
-    label: str = ""                            # predicted class name; "" on error
-    confidence: float = float("nan")           # probability of ``label``; nan on error
-    probabilities: np.ndarray | None = None    # [10] in CLASS_NAMES order; None on error
-    error: str = ""                            # "" when it worked
-    image: np.ndarray | None = field(default=None, repr=False, compare=False)  # 32x32 input, if kept
-    ood_score: float = float("nan")            # contract v2: larger = less like CIFAR-10; nan for v1 models
-    unsure: bool = False                       # ood_score above the model's threshold: "may be none of these"
-
-    @property
-    def ok(self) -> bool:
-        return not self.error
-
-    def top_k(self, k: int = 3) -> list[tuple[str, float]]:
-        if self.probabilities is None:
-            return []
-        order = np.argsort(-self.probabilities, kind="stable")[:k]
-        return [(contract.CLASS_NAMES[i], float(self.probabilities[i])) for i in order]
-
-    @property
-    def display_label(self) -> str:
-        """The label as apps show it: the class, or the unsure text when the open-set flag is raised."""
-        if not self.ok:
-            return ""
-        return contract.unsure_text() if self.unsure else self.label
-
-    @classmethod
-    def from_probabilities(cls, path: str, probabilities: np.ndarray, image: np.ndarray | None = None, *,
-                           ood_score: float = float("nan"), unsure: bool = False) -> "Result":
-        probabilities = np.asarray(probabilities, dtype=np.float32)
-        best = int(np.argmax(probabilities))
-        return cls(path, contract.CLASS_NAMES[best], float(probabilities[best]), probabilities, "", image,
-                   float(ood_score), bool(unsure))
 
 
 def iter_image_files(paths: Iterable[str | os.PathLike]) -> Iterator[str]:
