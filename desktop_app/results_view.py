@@ -42,7 +42,7 @@ class ResultsView(ResultsTableView):
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for column, width in ((COL_THUMB, THUMB_SIZE + 16), (COL_FILE, 240), (COL_CLASS, 130), (COL_CONFIDENCE, 90)):
+        for column, width in ((COL_THUMB, THUMB_SIZE + 16), (COL_FILE, 180), (COL_CLASS, 262), (COL_CONFIDENCE, 90)):
             self.setColumnWidth(column, width)
         self.selectionModel().currentRowChanged.connect(self._on_current_changed)
 
