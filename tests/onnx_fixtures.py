@@ -162,16 +162,27 @@ def build_cam_model(name: str = "cam_colour", *, mapping=MAPPING_A, sharpness: f
 
 
 def write_v2_model(directory: Path, name: str = "cam_colour", *, temperature: float = 1.0, threshold: float = 0.0,
-                   flip_tta: bool = True, test_accuracy: float = 0.5, **build) -> Path:
-    """A contract-v2 model (calibrated, logits, ood_score, cam) + a card with its open-set threshold."""
-    from training.calibration import add_trust_outputs
+                   flip_tta: bool = True, test_accuracy: float = 0.5, score: str = "energy", **build) -> Path:
+    """A contract-v2 model (calibrated, logits, ood_score, cam) + a card with its open-set threshold.
+
+    ``score="knn"``: the bank is the features of 64 random coloured-square scenes (fixed seed)."""
+    from training.calibration import add_trust_outputs, feature_bank
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.onnx"
-    onnx.save(add_trust_outputs(build_cam_model(name, flip_tta=flip_tta, **build), temperature, score="energy"), path)
+    v1 = build_cam_model(name, flip_tta=flip_tta, **build)
+    bank = None
+    if score == "knn":
+        rng = np.random.default_rng(7)
+        scenes = np.full((64, 32, 32, 3), 128, np.float32)
+        for i in range(64):
+            y, x = rng.integers(0, 22, 2)
+            scenes[i, y:y + 10, x:x + 10] = (RED, GREEN, BLUE)[i % 3]
+        bank = feature_bank(v1, scenes)
+    onnx.save(add_trust_outputs(v1, temperature, score=score, bank=bank), path)
     path.with_suffix(".json").write_text(json.dumps({
         "name": name, "test_accuracy": test_accuracy, "summary": f"test model {name}: colour dominance, GAP + Dense",
         contract.CARD_CALIBRATION: {"temperature": temperature, "ece_before": 0.1, "ece_after": 0.01},
-        contract.CARD_OPEN_SET: {"score": "energy", "threshold": threshold}}, indent=2))
+        contract.CARD_OPEN_SET: {"score": score, "threshold": threshold}}, indent=2))
     return path

@@ -19,6 +19,7 @@ def space(tmp_path_factory) -> Path:
     models = tmp_path_factory.mktemp("models")
     write_v2_model(models, "cam_colour", threshold=-3.0, test_accuracy=0.9, sharpness=60.0)
     write_model(models, "colour_a", test_accuracy=0.5)
+    write_v2_model(models, "knn_colour", threshold=-0.9, test_accuracy=0.3, score="knn")
     out = tmp_path_factory.mktemp("space") / "static"
     export_space("static", out, models_dir=models, samples_dir=sample_dir(tmp_path_factory.mktemp("samples")))
     return out
@@ -101,3 +102,20 @@ def test_unsure_card_and_heatmaps(page, space, tmp_path):
     assert row < 20 and col >= 12, (row, col)
     page.find_element(By.ID, "heatmap").click()
     wait(page, lambda d: not d.find_elements(By.CSS_SELECTOR, "canvas.heat"))
+
+
+def test_knn_score_in_the_browser_matches_onnxruntime(page, space, tmp_path):
+    """The kNN graph (Flatten, ReduceL2, MatMul, TopK, ReduceMin) runs in onnxruntime-web as in onnxruntime."""
+    import numpy as np
+
+    from cifar10.inference import Classifier
+    from cifar10.preprocess import load_image
+    from cifar10.registry import load_model_info
+
+    paths = images(tmp_path)
+    got = js(page, "window.cifar10.classifyUrls(arguments[0], 'knn_colour')",
+             [f"data:image/png;base64,{__import__('base64').b64encode(p.read_bytes()).decode()}" for p in paths])
+    clf = Classifier(load_model_info(space / "models" / "knn_colour.onnx"))
+    out = clf.predict_all(np.stack([load_image(p) for p in paths]))
+    np.testing.assert_allclose([g["oodScore"] for g in got], out.ood_score, atol=1e-4)
+    assert [g["unsure"] for g in got] == list(out.unsure)
