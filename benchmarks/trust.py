@@ -5,8 +5,9 @@
 
 1. Runs each shipped graph (with ``logits`` exposed, temperature 1) over its held-out images, the 10,000
    test images and the OOD set (cached in ``--cache``).
-2. Compares open-set scores (energy, max logit, max probability) by AUROC / FPR at 95 % TPR, with the
-   threshold fitted on held-out in-distribution images (95 % pass).
+2. Compares open-set scores (kNN on the penultimate features, energy, max logit, max probability) by AUROC /
+   FPR at 95 % TPR, with the threshold fitted on held-out in-distribution images (95 % pass); ``--score auto``
+   (the default) bakes in, per model, the one with the best AUROC.
 3. ``--upgrade``: rewrites ``exported_models/<name>.onnx`` as contract v2 (temperature folded in, ``logits``,
    ``ood_score``, ``cam`` where the head allows), adds the card's ``calibration`` and ``open_set`` entries,
    then re-measures the written file *independently* through the apps' own ``Classifier``: test accuracy,
