@@ -108,3 +108,27 @@ def test_csv_export_has_the_unsure_columns(qtbot, window, images, tmp_path):
     rows = {os.path.basename(r["path"]): r for r in read_results(out)}
     assert rows["grey.png"]["unsure"] is True and rows["red_square.png"]["unsure"] is False
     assert np.isfinite(rows["grey.png"]["ood_score"])
+
+
+def test_card_dialog_shows_calibration_and_unsure_rows(qtbot, tmp_path):
+    import json
+
+    from cifar10.registry import load_model_info
+    from desktop_app.card_dialog import ModelCardDialog, trust_lines
+
+    path = write_v2_model(tmp_path, "cam_colour", threshold=-3.0)
+    card = json.loads(path.with_suffix(".json").read_text())
+    card["calibration"].update({"temperature": 0.459, "ece_before": 0.2156, "ece_after": 0.007})
+    card["open_set"]["measured"] = {"test_flagged": 0.047, "ood_flagged": 0.937, "auroc": 0.989,
+                                    "fpr_at_95_tpr": 0.06, "ood_images": 536}
+    path.with_suffix(".json").write_text(json.dumps(card))
+    lines = dict(trust_lines(card))
+    assert "temperature 0.459" in lines["Calibration"] and "0.2156 → 0.007" in lines["Calibration"]
+    assert "threshold -3" in lines["Unsure flag"] and "93.7% of 536" in lines["Unsure flag"]
+    dialog = ModelCardDialog(load_model_info(path))
+    qtbot.addWidget(dialog)
+    from PySide6.QtWidgets import QLabel
+
+    texts = [label.text() for label in dialog.findChildren(QLabel)]
+    assert any("temperature 0.459" in t for t in texts) and any("AUROC 0.989" in t for t in texts)
+    assert trust_lines({"name": "v1", "test_accuracy": 0.5}) == []
