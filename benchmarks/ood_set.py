@@ -2,7 +2,8 @@
 
     python benchmarks/ood_set.py [--out /tmp/cifar10_ood]
 
-Deterministic (fixed seeds), offline, made only from what is installed here:
+Deterministic (fixed seeds), offline, made only from what is installed with the dev extra (scikit-image,
+matplotlib, Pillow and the DejaVu fonts matplotlib ships):
 
 | group | images | what |
 |---|---|---|
