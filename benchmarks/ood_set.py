@@ -7,7 +7,7 @@ matplotlib, Pillow and the DejaVu fonts matplotlib ships):
 
 | group | images | what |
 |---|---|---|
-| photos | 22 whole + 5 random crops each | scikit-image's bundled photos and scans (astronaut, rocket, coffee, coins, page, text, moon, Hubble deep field, immunohistochemistry, clock, brick, grass, gravel, checkerboard, retina, logo, colour wheel, cell, microaneurysms, Shepp-Logan phantom, binary blobs, the left stereo motorcycle) and matplotlib's sample photo (Grace Hopper) and logos |
+| photos | 156: 26 whole + 5 random crops each | scikit-image's bundled photos and scans (astronaut, rocket, coffee, coins, page, text, moon, Hubble deep field, immunohistochemistry, clock, brick, grass, gravel, checkerboard, retina, logo, colour wheel, cell, microaneurysms, Shepp-Logan phantom, binary blobs, camera man, the left stereo motorcycle) and matplotlib's sample photo (Grace Hopper) and two logos |
 | faces | 60 | the first 60 of scikit-image's `lfw_subset` (25x25 grey faces) |
 | documents | 80 | pages of random words rendered with Pillow (DejaVu fonts, 1-3 columns, headings) |
 | charts | 80 | matplotlib line, bar, scatter, pie and histogram charts of random data |
