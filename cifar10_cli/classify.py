@@ -78,7 +78,7 @@ def run(args) -> int:
     except Exception as exc:  # onnxruntime refusing the model on this provider
         raise fail(f"cannot load {model.onnx_path}: {exc}") from None
 
-    stats = {"done": 0, "total": 0, "failed": 0}
+    stats = {"done": 0, "total": 0, "failed": 0, "unsure": 0}
     start = time.perf_counter()
     show_progress = args.output is not None and sys.stderr.isatty()
 
@@ -91,6 +91,7 @@ def run(args) -> int:
     def counted(results: Iterable[Result]) -> Iterator[Result]:
         for result in results:
             stats["failed"] += bool(result.error)
+            stats["unsure"] += bool(result.unsure)
             yield result
 
     print(f"model {model.name} ({_pct(model.test_accuracy)} test accuracy), provider {classifier.provider}",
@@ -115,11 +116,21 @@ def run(args) -> int:
     where = f"; results in {args.output}" if args.output is not None else ""
     print(f"{count} files in {elapsed:.1f} s ({count / max(elapsed, 1e-9):,.0f} files/s), "
           f"{stats['failed']} could not be classified{where}", file=sys.stderr)
+    print(unsure_summary(stats["unsure"], count - stats["failed"], classifier.threshold is not None), file=sys.stderr)
     if getattr(args, "xmp", False):
         for problem in xmp_problems:
             print(f"warning: no sidecar: {problem}", file=sys.stderr)
         print(f"XMP sidecars written: {count - stats['failed'] - len(xmp_problems)} (<image>.xmp)", file=sys.stderr)
     return 0
+
+
+def unsure_summary(unsure: int, classified: int, has_open_set: bool) -> str:
+    """The CLI's last line: "7 of 200 unsure: may be none of the 10 classes" (or why there is no flag)."""
+    from cifar10 import contract
+
+    if not has_open_set:
+        return "this model has no open-set score (contract v1): no image is flagged unsure"
+    return f"{unsure} of {classified} unsure: may be none of the {contract.NUM_CLASSES} classes"
 
 
 def _pct(value: float | None) -> str:

@@ -112,6 +112,7 @@ class MainWindow(ResultsWorkMixin, FileInputMixin, QMainWindow):
         self.results.model_info = model  # recorded in exports
         self.empty_state.set_model(model)
         self._set_provider_text(self._classifiers.get(str(model.onnx_path)))
+        self.preview.set_classifier(self._classifiers.get(str(model.onnx_path)))
         if self._files or self._queue:
             self._reclassify()
 
@@ -186,6 +187,8 @@ class MainWindow(ResultsWorkMixin, FileInputMixin, QMainWindow):
     def _on_classifier(self, classifier: Classifier) -> None:
         self._classifiers[str(classifier.model.onnx_path)] = classifier
         self._set_provider_text(classifier)
+        if self.current_model is not None and str(self.current_model.onnx_path) == str(classifier.model.onnx_path):
+            self.preview.set_classifier(classifier)
 
     def _on_files(self, files: list[str]) -> None:
         if not files and not self._in_place:
@@ -236,10 +239,6 @@ class MainWindow(ResultsWorkMixin, FileInputMixin, QMainWindow):
                 queued, self._queue = self._queue, []
                 self._start_job(queued, known=frozenset(self._file_keys))
         self.job_finished.emit()
-
-    def _update_counts(self) -> None:
-        total, errors = self.results_model.rowCount(), self.results_model.error_count()
-        self.counts_label.setText(f"{total:,} files · {errors:,} could not be read" if errors else f"{total:,} files")
 
     # --- selection, preview, export, clear -------------------------------------------------------
     def select_row(self, row: int) -> None:

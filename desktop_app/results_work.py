@@ -1,5 +1,5 @@
 """The main window's part for working with results (a mixin for MainWindow): the first screen (what the
-model knows, Try the sample images, "no images found"), forgetting rows taken out of the list, and the
+model knows, Try the sample images, "no images found"), the counts, forgetting rows taken out of the list, and the
 Evaluate on a Labelled Folder… and Sort into Class Folders… dialogs (their own modules)."""
 
 from __future__ import annotations
@@ -34,6 +34,17 @@ class ResultsWorkMixin:
         where = ", ".join(os.path.basename(p.rstrip("/\\")) or p for p in paths[:3])
         self.empty_state.set_note(f"No images found in {where}" if where else "No images found")
         self.statusBar().showMessage(f"No images found in {where}", 10000)
+
+    def _update_counts(self) -> None:
+        """The status bar's "N files · U unsure · E could not be read"."""
+        total, errors = self.results_model.rowCount(), self.results_model.error_count()
+        unsure = self.results_model.unsure_count()
+        text = f"{total:,} files"
+        if unsure:
+            text += f" · {unsure:,} unsure"
+        if errors:
+            text += f" · {errors:,} could not be read"
+        self.counts_label.setText(text)
 
     def _on_rows_removed(self, removed: list[Result]) -> None:
         """Rows taken out of the list (Delete, Remove from List): forget those files (they stay on disk), so

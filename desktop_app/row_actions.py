@@ -16,25 +16,30 @@ from PySide6.QtWidgets import QMenu
 
 from cifar10.inference import Result
 
-TSV_HEADER = ("path", "label", "confidence", "error")
+TSV_HEADER = ("path", "label", "confidence", "unsure", "error")
 
 
 def rows_as_tsv(results: list[Result]) -> str:
-    """A header line and one line per result: path, label, confidence (0..1, 4 decimals), error."""
+    """A header line and one line per result: path, label, confidence (0..1, 4 decimals), unsure (the model's
+    open-set flag: true/false), error."""
     def cell(value: str) -> str:
         return value.replace("\t", " ").replace("\n", " ")
 
     lines = ["\t".join(TSV_HEADER)]
     for r in results:
         confidence = "" if r.error or math.isnan(r.confidence) else f"{r.confidence:.4f}"
-        lines.append("\t".join((cell(r.path), r.label, confidence, cell(r.error))))
+        unsure = "" if r.error else ("true" if r.unsure else "false")
+        lines.append("\t".join((cell(r.path), r.label, confidence, unsure, cell(r.error))))
     return "\n".join(lines) + "\n"
 
 
 def prediction_text(results: list[Result]) -> str:
     """``cat (93.1%)`` for one row; ``file<TAB>cat<TAB>93.1%`` lines for several."""
     def one(r: Result) -> str:
-        return f"could not be read: {r.error}" if r.error else f"{r.label} ({r.confidence:.1%})"
+        if r.error:
+            return f"could not be read: {r.error}"
+        return f"{r.display_label} (most likely {r.label}, {r.confidence:.1%})" if r.unsure else \
+            f"{r.label} ({r.confidence:.1%})"
 
     if len(results) == 1:
         return one(results[0])

@@ -258,10 +258,11 @@ def test_context_menu_and_keys(qtbot, window, loaded):
     select_rows(window, [2, 0])
     qtbot.keyClick(window.table, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
     lines = QGuiApplication.clipboard().text().splitlines()
-    assert lines[0] == "path\tlabel\tconfidence\terror"
+    assert lines[0] == "path\tlabel\tconfidence\tunsure\terror"
     first, second = (line.split("\t") for line in lines[1:])  # top to bottom as shown
-    assert first[0] == str(loaded / "bad.png") and first[1] == "" and first[3]
+    assert first[0] == str(loaded / "bad.png") and first[1] == "" and first[4]
     assert second[:2] == [str(loaded / "img1.png"), "automobile"] and 0.5 < float(second[2]) <= 1
+    assert second[3:] == ["false", ""]
     # Delete takes the selected rows out of the list (not off the disk); a model switch does not bring them back.
     qtbot.keyClick(window.table, Qt.Key.Key_Delete)
     assert names(window.results_model.results()) == ["img0.png", "img2.png", "img3.png", "img4.png"]
