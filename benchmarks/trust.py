@@ -37,7 +37,7 @@ from cifar10 import contract  # noqa: E402
 from cifar10.preprocess import load_image  # noqa: E402
 from training import calibration  # noqa: E402
 from training.data import load_cifar10  # noqa: E402
-from training.metrics import expected_calibration_error  # noqa: E402
+from cifar10.metrics import expected_calibration_error  # noqa: E402
 
 MODELS = ("efficientnet_lite0_transfer", "fast_cnn", "cnn_adam_m1", "baseline")
 CROSS_FIT = {"fast_cnn"}

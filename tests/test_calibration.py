@@ -12,7 +12,7 @@ from cifar10.inference import Classifier, classify_files
 from cifar10.registry import load_model_info
 from onnx_fixtures import GREEN, RED, build_cam_model, build_colour_model, write_model, write_v2_model
 from training import calibration
-from training.metrics import expected_calibration_error
+from cifar10.metrics import expected_calibration_error
 
 
 def run(model: onnx.ModelProto, images: np.ndarray) -> dict:

@@ -366,7 +366,7 @@ def bank_indices(n_train: int, size: int = KNN_BANK_SIZE, seed: int = 0) -> np.n
 def fit_trust(probabilities: np.ndarray, logits: np.ndarray, labels: np.ndarray, score: str = DEFAULT_SCORE,
               features: np.ndarray | None = None, bank: np.ndarray | None = None) -> dict:
     """Temperature, ECE before/after and the open-set threshold, all fitted on the same held-out images."""
-    from training.metrics import expected_calibration_error
+    from cifar10.metrics import expected_calibration_error
 
     temperature = fit_temperature(probabilities, labels)
     scores = ood_scores(score, probabilities, logits, temperature, features, bank)
@@ -381,7 +381,7 @@ def cross_fit(probabilities: np.ndarray, logits: np.ndarray, labels: np.ndarray,
               features: np.ndarray | None = None, bank: np.ndarray | None = None) -> dict:
     """For a model with no held-out images: split the test set in two halves, fit on each half and measure on
     the other (ECE and flag rate out of sample); the shipped values are fitted on all of it."""
-    from training.metrics import expected_calibration_error
+    from cifar10.metrics import expected_calibration_error
 
     n = len(labels)
     halves = (np.arange(n) < n // 2, np.arange(n) >= n // 2)
