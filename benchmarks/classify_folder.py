@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
 
-    from cifar10.classify_cmd import choose_model
+    from cifar10_cli.classify import choose_model
 
     count = max(1, min(args.count, 10_000))
     small = args.compare_count or max(1, count // 4)

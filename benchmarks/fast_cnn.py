@@ -26,7 +26,7 @@ TARGET = 0.94
 
 
 def run_seed(seed: int, export_dir: Path, runs_dir: Path, extra: list[str]) -> dict:
-    command = [sys.executable, "-m", "cifar10.cli", "train", "--model", "fast_cnn", "--seed", str(seed),
+    command = [sys.executable, "-m", "cifar10_cli", "train", "--model", "fast_cnn", "--seed", str(seed),
                "--test-curve", "--out", str(runs_dir), "--export-dir", str(export_dir), *extra]
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT)

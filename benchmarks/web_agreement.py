@@ -46,7 +46,7 @@ CHUNK = 250
 
 def python_labels(model_path: Path, files: list[Path], work: Path) -> list[str]:
     out = work / f"py_{model_path.stem}_{files[0].parent.name}.csv"
-    subprocess.run([sys.executable, "-m", "cifar10.cli", "classify", str(files[0].parent), "--model", str(model_path),
+    subprocess.run([sys.executable, "-m", "cifar10_cli", "classify", str(files[0].parent), "--model", str(model_path),
                     "--output", str(out), "--provider", "cpu"], check=True, cwd=ROOT)
     with out.open(newline="") as fh:
         rows = {Path(r["path"]).name: r for r in csv.DictReader(fh)}

@@ -19,16 +19,17 @@ import os
 import stat
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from cifar10 import contract
+from cifar10.options import PROVIDER_CHOICES, PROVIDERS
 from cifar10.preprocess import ImageError, ImageSource, load_image
 from cifar10.registry import ModelInfo, load_model_info
+from cifar10.results import Result  # noqa: F401 (the result type, re-exported for callers of this module)
 
-PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 DEFAULT_BATCH_SIZE = 256
 
 # Files a folder scan skips: OS metadata that is never an image a user meant to classify.
@@ -55,8 +56,8 @@ class Classifier:
 
         self.model: ModelInfo = model if isinstance(model, ModelInfo) else load_model_info(model)
         provider = (provider or "auto").lower()
-        if provider not in ("auto", *PROVIDERS):
-            raise ProviderError(f"unknown provider '{provider}': use auto, cpu or cuda")
+        if provider not in PROVIDER_CHOICES:
+            raise ProviderError(f"unknown provider '{provider}': use {', '.join(PROVIDER_CHOICES)}")
         available = available_providers()
         if provider == "cuda" and PROVIDERS["cuda"] not in available:
             raise ProviderError("CUDA was requested but this onnxruntime has no CUDAExecutionProvider "
@@ -101,32 +102,6 @@ class Classifier:
     def predict_image(self, source: ImageSource) -> np.ndarray:
         """Probabilities ``[10]`` for one image file/bytes (raises :class:`ImageError`)."""
         return self.predict(load_image(source)[None])[0]
-
-
-@dataclass
-class Result:
-    path: str
-    label: str = ""                            # predicted class name; "" on error
-    confidence: float = float("nan")           # probability of ``label``; nan on error
-    probabilities: np.ndarray | None = None    # [10] in CLASS_NAMES order; None on error
-    error: str = ""                            # "" when it worked
-    image: np.ndarray | None = field(default=None, repr=False, compare=False)  # 32x32 input, if kept
-
-    @property
-    def ok(self) -> bool:
-        return not self.error
-
-    def top_k(self, k: int = 3) -> list[tuple[str, float]]:
-        if self.probabilities is None:
-            return []
-        order = np.argsort(-self.probabilities, kind="stable")[:k]
-        return [(contract.CLASS_NAMES[i], float(self.probabilities[i])) for i in order]
-
-    @classmethod
-    def from_probabilities(cls, path: str, probabilities: np.ndarray, image: np.ndarray | None = None) -> "Result":
-        probabilities = np.asarray(probabilities, dtype=np.float32)
-        best = int(np.argmax(probabilities))
-        return cls(path, contract.CLASS_NAMES[best], float(probabilities[best]), probabilities, "", image)
 
 
 def iter_image_files(paths: Iterable[str | os.PathLike]) -> Iterator[str]:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 MODELS_DIR_ENV = "CIFAR10_MODELS_DIR"
+SAMPLES_DIR_ENV = "CIFAR10_SAMPLES_DIR"
 
 
 def project_root() -> Path:
@@ -18,6 +19,11 @@ def project_root() -> Path:
 
 def shipped_models_dir() -> Path:
     return Path(os.environ.get(MODELS_DIR_ENV) or project_root() / "exported_models")
+
+
+def samples_dir() -> Path:
+    """The example images (one CIFAR-10 test image per class, ``<class>_<n>.png``), or ``$CIFAR10_SAMPLES_DIR``."""
+    return Path(os.environ.get(SAMPLES_DIR_ENV) or project_root() / "resources" / "samples")
 
 
 def user_models_dir() -> Path:

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from pathlib import Path
 from typing import IO, Iterable
 
-from cifar10.contract import CLASS_NAMES
-from cifar10.inference import Result
+from cifar10.results import COLUMNS, Result, result_row
 
-COLUMNS = ("path", "label", "confidence", "error", *CLASS_NAMES)
 FORMATS = {".csv": "csv", ".json": "json"}
 
 
@@ -28,19 +25,6 @@ def format_for(path: str | os.PathLike) -> str:
     if suffix not in FORMATS:
         raise ValueError(f"cannot tell the output format of '{path}': use a .csv or .json file name")
     return FORMATS[suffix]
-
-
-def result_row(result: Result) -> dict:
-    """The row for one result: floats rounded to 6 decimals; None where the file failed."""
-    probs = result.probabilities
-    ok = probs is not None and not result.error
-    confidence = result.confidence if ok and not math.isnan(result.confidence) else None
-    row = {"path": str(result.path), "label": result.label if ok else "",
-           "confidence": round(float(confidence), 6) if confidence is not None else None,
-           "error": result.error}
-    for i, name in enumerate(CLASS_NAMES):
-        row[name] = round(float(probs[i]), 6) if ok else None
-    return row
 
 
 class ResultWriter:
@@ -57,12 +41,10 @@ class ResultWriter:
             stream.write("[")
 
     def write(self, result: Result) -> None:
-        row = result_row(result)
         if self.fmt == "csv":
-            self._csv.writerow({k: _csv_cell(v) for k, v in row.items()})
+            self._csv.writerow({k: _csv_cell(v) for k, v in result_row(result).items()})
         else:
-            if self.top_k:
-                row["top_k"] = [[label, round(p, 6)] for label, p in result.top_k(self.top_k)]
+            row = result_row(result, top_k=self.top_k)
             self.stream.write(("\n  " if self.count == 0 else ",\n  ") + json.dumps(row, ensure_ascii=False))
         self.count += 1
 
@@ -110,7 +92,7 @@ def read_results(path: str | os.PathLike) -> list[dict]:
         return json.loads(path.read_text(encoding="utf-8"))
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    numeric = ("confidence", *CLASS_NAMES)
+    numeric = ("confidence", *COLUMNS[COLUMNS.index("error") + 1:])
     return [{k: (float(v) if k in numeric and v != "" else (None if k in numeric else v)) for k, v in row.items()}
             for row in rows]
 

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from cifar10.paths import project_root
 from desktop_app.main_window import APP_NAME, MainWindow
+from desktop_app.options import add_app_arguments
 
 
 def icon_path() -> Path:
@@ -55,8 +56,6 @@ def main(paths: list[str] | None = None, *, model: str | None = None, provider: 
 
 def cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m desktop_app", description=f"{APP_NAME} desktop app")
-    parser.add_argument("paths", nargs="*", metavar="PATH", help="files/folders to load at start")
-    parser.add_argument("--model", help="exported model name or .onnx path to start with")
-    parser.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto")
+    add_app_arguments(parser)
     args = parser.parse_args(argv)
     return main(args.paths, model=args.model, provider=args.provider)

@@ -23,11 +23,11 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import PyInstaller  # noqa: F401  (the 'bundle' extra: cifar10.cli names it when missing)
+import PyInstaller  # noqa: F401  (the 'bundle' extra: cifar10_cli names it when missing)
 
 from cifar10 import __version__
 from cifar10.errors import UserFacingError
-from cifar10.paths import project_root
+from cifar10.paths import MODELS_DIR_ENV, project_root
 
 NAME = "cifar10-classifier"
 MODELS_ENV = "CIFAR10_BUNDLE_MODELS_DIR"  # ship the models of another folder than exported_models/
@@ -129,7 +129,7 @@ def smoke_test(folder: Path) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as elsewhere:
-        env = {k: v for k, v in os.environ.items() if k not in ("CIFAR10_MODELS_DIR", "PYTHONPATH")}
+        env = {k: v for k, v in os.environ.items() if k not in (MODELS_DIR_ENV, "PYTHONPATH")}
         env["XDG_DATA_HOME"] = elsewhere  # the builder's own per-user models do not count
         done = subprocess.run([str(executable(folder)), "--self-test"], cwd=elsewhere, env=env,
                               capture_output=True, text=True, timeout=300)
@@ -294,7 +294,7 @@ def size_report(folder: str | os.PathLike, top: int = 12) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cifar10.cli import main as cli_main
+    from cifar10_cli.main import main as cli_main
 
     return cli_main(["bundle", *(sys.argv[1:] if argv is None else argv)])
 

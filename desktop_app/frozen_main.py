@@ -6,7 +6,7 @@
     cifar10-classifier self-test ...                          same as --self-test
     cifar10-classifier --quit-after-show                      open the app, quit after the first show (timing)
 
-``classify`` and ``self-test`` go through :func:`cifar10.cli.main`, so they behave exactly like the
+``classify`` and ``self-test`` go through :func:`cifar10_cli.main.main`, so they behave exactly like the
 ``cifar10`` command; nothing here imports Qt, onnxruntime or Pillow before it knows it needs them.
 Also runs unfrozen: ``python -m desktop_app.frozen_main ...``.
 """
@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+from desktop_app.options import add_app_arguments
 
 PROG = "cifar10-classifier"
 HEADLESS_COMMANDS = ("classify", "self-test")
@@ -29,9 +31,7 @@ def gui_parser() -> argparse.ArgumentParser:
         prog=PROG, description="CIFAR-10 Studio: classify images into the 10 CIFAR-10 classes.",
         epilog=f"headless: {PROG} classify PATH... [--output results.csv]  |  {PROG} --self-test  "
                f"(`{PROG} classify --help` for its options)")
-    parser.add_argument("paths", nargs="*", metavar="PATH", help="files/folders to classify in the app at start")
-    parser.add_argument("--model", help="exported model name or .onnx path to start with")
-    parser.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto")
+    add_app_arguments(parser)
     parser.add_argument("--self-test", action="store_true",
                         help="classify the bundled sample images with the best shipped model (or --model), print "
                              "the results, exit 0 only if every one gets the label in its file name")
@@ -43,7 +43,7 @@ def gui_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from cifar10.cli import main as cli_main  # light: argparse and paths only
+    from cifar10_cli.main import main as cli_main  # light: argparse and paths only
 
     if argv and argv[0] in HEADLESS_COMMANDS:
         return cli_main(argv, prog=PROG)

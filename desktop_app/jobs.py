@@ -1,7 +1,7 @@
 """The background job: load the model (if needed), scan the dropped paths, classify in batches.
 
-Runs on a worker QThread (desktop_app.main_window); it yields tagged messages that the window
-receives, queued, on the GUI thread. No Qt widgets are touched here.
+A plain generator with no Qt in it: desktop_app.job_runner runs it on a superqt worker thread and turns
+its tagged messages into signals on the GUI thread.
 """
 
 from __future__ import annotations

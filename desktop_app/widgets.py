@@ -1,13 +1,20 @@
-"""Small custom widgets: the probability bar chart (QPainter) and the selected-image panel."""
+"""Small custom widgets: the probability bar chart (QPainter), a scaled image label, the table with its empty-state hint."""
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPalette, QPixmap
-from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QTableView, QWidget
 
 from cifar10.contract import CLASS_NAMES
+
+
+def message_box(parent: QWidget, icon: QMessageBox.Icon, title: str, text: str) -> QMessageBox:
+    """A window-modal box that deletes itself when closed: call ``.open()`` (never blocks the event loop)."""
+    box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, parent)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    return box
 
 
 def array_to_qimage(rgb: np.ndarray) -> QImage:
@@ -137,44 +144,3 @@ class ResultsTableView(QTableView):
             painter.setFont(font)
             painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter, self.hint)
             painter.end()
-
-
-class PreviewPanel(QFrame):
-    """The selected image, large, the 32x32 the model saw, and the probability bars."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.image = ScaledImageLabel(self, smooth=True, minimum=160)
-        self.image.setText("No image selected")
-        self.model_input = ScaledImageLabel(self, smooth=False, minimum=64)
-        self.model_input.setFixedSize(96, 96)
-        self.model_input.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        self.model_input.setFrameShape(QFrame.Shape.StyledPanel)
-        self.model_input.setToolTip("What the model sees: the 32×32 image after preprocessing")
-        self.title = QLabel(self)
-        self.title.setWordWrap(True)
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.bars = ProbabilityBars(self)
-        caption = QLabel("Model input (32×32):", self)
-        caption.setStyleSheet("color: palette(placeholder-text);")
-
-        from PySide6.QtWidgets import QHBoxLayout
-
-        row = QHBoxLayout()
-        row.addWidget(self.model_input)
-        side = QVBoxLayout()
-        side.addWidget(caption)
-        side.addWidget(self.title)
-        side.addStretch(1)
-        row.addLayout(side, 1)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.image, 3)
-        layout.addLayout(row)
-        layout.addWidget(self.bars, 2)
-
-    def clear(self) -> None:
-        self.image.set_image(None, "No image selected")
-        self.model_input.set_image(None)
-        self.title.setText("")
-        self.bars.set_probabilities(None, "Select a row to see its class probabilities")

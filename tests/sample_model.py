@@ -16,7 +16,8 @@ from onnx import helper, numpy_helper
 
 from cifar10 import contract
 from cifar10.preprocess import load_image
-from cifar10.selftest import default_samples_dir, expected_label
+from cifar10.paths import samples_dir as default_samples_dir
+from cifar10_cli.selftest import expected_label
 from onnx_fixtures import contract_model
 
 

@@ -37,7 +37,7 @@ def bundle(tmp_path_factory) -> dict:
         archive = Path(archive).resolve()
     else:
         dist = tmp / "dist"
-        done = subprocess.run([sys.executable, "-m", "cifar10.cli", "bundle", "--out", str(dist), "--work-dir",
+        done = subprocess.run([sys.executable, "-m", "cifar10_cli", "bundle", "--out", str(dist), "--work-dir",
                                str(tmp / "work"), "--archive", "zip"], cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
         (archive,) = dist.glob(f"{NAME}-*.zip")
@@ -115,7 +115,7 @@ def test_self_test_of_each_shipped_model_agrees_with_the_checkout(bundle):
         pytest.skip("no models in exported_models/ at build time")
     for name in bundle["shipped"]:
         frozen = run(bundle, "self-test", "--model", name)
-        source = subprocess.run([sys.executable, "-m", "cifar10.cli", "self-test", "--model", name], cwd=ROOT,
+        source = subprocess.run([sys.executable, "-m", "cifar10_cli", "self-test", "--model", name], cwd=ROOT,
                                 capture_output=True, text=True, timeout=120,
                                 env={**bundle["env"], "CIFAR10_MODELS_DIR": str(ROOT / "exported_models")})
         assert frozen.returncode == source.returncode, frozen.stdout + source.stdout
@@ -135,7 +135,7 @@ def test_classify_a_folder_matches_cifar10_classify(bundle):
     done = run(bundle, "classify", str(images), "--output", str(frozen_csv))
     assert done.returncode == 0, done.stderr
     assert "model dropped_nearest" in done.stderr
-    source = subprocess.run([sys.executable, "-m", "cifar10.cli", "classify", str(images), "--output", str(source_csv),
+    source = subprocess.run([sys.executable, "-m", "cifar10_cli", "classify", str(images), "--output", str(source_csv),
                              "--model", str(bundle["folder"] / "models" / "dropped_nearest.onnx")], cwd=ROOT,
                             capture_output=True, text=True, timeout=120, env=bundle["env"])
     assert source.returncode == 0, source.stderr

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cifar10.cli import main
+from cifar10_cli.main import main
 from cifar10.contract import CLASS_NAMES
 from cifar10.results_io import COLUMNS, read_results
 from image_files import mixed_folder
@@ -99,10 +99,10 @@ def test_list_models(env, capsys):
 
 def test_subprocess(env):
     out = env["tmp"] / "sub.csv"
-    done = subprocess.run([sys.executable, "-m", "cifar10.cli", "classify", str(env["images"]), "-o", str(out)],
+    done = subprocess.run([sys.executable, "-m", "cifar10_cli", "classify", str(env["images"]), "-o", str(out)],
                           capture_output=True, text=True, timeout=120, env=os.environ.copy())
     assert done.returncode == 0, done.stderr
     assert len(read_results(out)) == len(env["expected"])
-    missing = subprocess.run([sys.executable, "-m", "cifar10.cli", "classify", str(env["tmp"] / "nope")],
+    missing = subprocess.run([sys.executable, "-m", "cifar10_cli", "classify", str(env["tmp"] / "nope")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no such file or folder" in missing.stderr

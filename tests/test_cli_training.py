@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from cifar10 import cli
+from cifar10_cli import main as cli
 from cifar_fixtures import write_dataset
 
 
@@ -46,14 +46,14 @@ def test_train_then_export_then_evaluate_then_report(tmp_path, capsys):
 
 
 def test_bad_data_dir_is_a_clear_error_not_a_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "cifar10.cli", "train", "--data-dir", str(tmp_path / "none"),
+    result = subprocess.run([sys.executable, "-m", "cifar10_cli", "train", "--data-dir", str(tmp_path / "none"),
                              "--out", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode != 0
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_unknown_model_is_a_clear_error(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "cifar10.cli", "train", "--model", "nope", "--out", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "cifar10_cli", "train", "--model", "nope", "--out", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode != 0 and "unknown model 'nope'" in result.stderr and "Traceback" not in result.stderr
 

@@ -65,7 +65,7 @@ def test_training_commands_are_refused_not_opened_as_files(capsys):
 
 
 def test_bundle_command_names_the_extra_when_pyinstaller_is_missing(monkeypatch):
-    from cifar10.cli import MissingExtra, main
+    from cifar10_cli.main import MissingExtra, main
 
     monkeypatch.setitem(sys.modules, "PyInstaller", None)  # import PyInstaller -> ModuleNotFoundError
     monkeypatch.delitem(sys.modules, "desktop_app.bundle", raising=False)

@@ -144,7 +144,7 @@ def test_core_does_not_import_tensorflow():
     import sys
 
     code = ("import sys, cifar10.inference, cifar10.registry, cifar10.preprocess, cifar10.results_io, "
-            "cifar10.classify_cmd; bad = [m for m in ('tensorflow', 'keras', 'onnx') if m in sys.modules]; "
+            "cifar10_cli.classify; bad = [m for m in ('tensorflow', 'keras', 'onnx') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr

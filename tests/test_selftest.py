@@ -7,9 +7,10 @@ import sys
 import pytest
 
 from cifar10 import paths
-from cifar10.cli import main
+from cifar10_cli.main import main
 from cifar10.registry import discover_models
-from cifar10.selftest import EXIT_CANNOT_RUN, EXIT_FAIL, EXIT_PASS, default_samples_dir, expected_label, run_self_test
+from cifar10.paths import samples_dir as default_samples_dir
+from cifar10_cli.selftest import EXIT_CANNOT_RUN, EXIT_FAIL, EXIT_PASS, expected_label, run_self_test
 from onnx_fixtures import write_model
 from sample_model import write_nearest_sample_model
 

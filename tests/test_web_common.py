@@ -10,9 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+
+from cifar10.results import result_row
 from PIL import Image
 
-from cifar10 import cli
+from cifar10_cli import main as cli
 from onnx_fixtures import MAPPING_B, RED, expected_label, write_model
 from web import common
 from web.space import SpaceExportError, export_space
@@ -50,15 +53,15 @@ def test_classify_sources_uses_the_core_preprocessing(models_dir, tmp_path):
         ("red.jpg", big_red), ("upload.png", png_bytes(np.full((32, 32, 3), (30, 220, 30), np.uint8))),
         ("empty.png", b""), ("text.png", b"hello"), ("clear.png", _png(rgba))])
     assert [p.ok for p in preds] == [True, True, False, False, True]
-    assert preds[0].label == expected_label(RED) and preds[0].model_input.shape == (32, 32, 3)
+    assert preds[0].label == expected_label(RED) and preds[0].image.shape == (32, 32, 3)
     assert preds[1].label == "automobile"
     assert preds[2].error == "empty data: not an image"
     assert "not an image" in preds[3].error
-    assert (preds[4].model_input == 255).all()
-    row = preds[0].as_dict()
-    assert set(row["probabilities"]) == set(common.contract.CLASS_NAMES)
-    assert sum(row["probabilities"].values()) == pytest.approx(1, abs=1e-4)
-    assert preds[0].ranked()[0][0] == preds[0].label
+    assert (preds[4].image == 255).all()
+    row = result_row(preds[0])  # the one serialisation (CLI, desktop, web)
+    assert set(common.contract.CLASS_NAMES) <= set(row)
+    assert sum(row[name] for name in common.contract.CLASS_NAMES) == pytest.approx(1, abs=1e-4)
+    assert preds[0].top_k(None)[0][0] == preds[0].label
     assert cache.get(next(m for m in models if m.name == "colour_b")) is not clf and len(cache) == 2
 
 
@@ -75,7 +78,7 @@ def test_cards_html_escapes_names_and_shows_errors(models_dir):
     clf = common.ClassifierCache().get(models[0])
     preds = common.classify_sources(clf, [("<b>x</b>.png", png_bytes(np.zeros((32, 32, 3), np.uint8))),
                                           ("bad.gif", b"GIF89a-broken")])
-    page = common.cards_html(preds, [common.png_data_uri(preds[0].model_input, 4), None])
+    page = common.cards_html(preds, [common.png_data_uri(preds[0].image, 4), None])
     assert "&lt;b&gt;x&lt;/b&gt;.png" in page and "<b>x</b>" not in page
     assert page.count("class='c10-row") == 10
     assert "Could not classify this file" in page and "data:image/png;base64," in page
@@ -109,7 +112,7 @@ def test_export_python_space(kind, models_dir, tmp_path):
         assert "tensorflow" not in py.read_text() and "from training" not in py.read_text()
     if kind == "gradio":
         assert "sdk: gradio" in front and "app_file: app.py" in front and "sdk_version:" in front
-        assert 'python_version: "3.11"' in front  # quoted: YAML would read 3.10 as the number 3.1
+        assert yaml.safe_load(front)["python_version"] == "3.11"  # a string: YAML would read 3.10 as the number 3.1
         assert "gradio" not in requirements  # the Space installs gradio from sdk_version
         assert (out / "app.py").is_file() and (out / "web" / "gradio_app.py").is_file()
     else:

@@ -17,10 +17,10 @@ from PIL import Image
 
 from cifar10.contract import CLASS_NAMES
 from cifar10.inference import Classifier
-from onnx_fixtures import MAPPING_B, RED, expected_label, write_model
+from onnx_fixtures import MAPPING_B, RED, expected_label
 from web.testing import free_port, wait_for_http
 from web_browser import keep_screenshot, require_chromium
-from web_fixtures import add_shipped_models, sample_dir
+from web_fixtures import add_shipped_models, sample_dir, write_colour_models
 
 ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "NO_PROXY": "127.0.0.1,localhost"}
 
@@ -28,9 +28,7 @@ ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "NO_PROXY": "
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("gradio")
-    models = root / "models"
-    write_model(models, "colour_a", test_accuracy=0.61)
-    write_model(models, "colour_b", test_accuracy=0.42, mapping=MAPPING_B)
+    models = write_colour_models(root / "models")
     real = add_shipped_models(models)  # trained models, when exported, make the screenshot meaningful
     samples = sample_dir(root / "samples")
     red = root / "red.png"
@@ -59,7 +57,7 @@ def _stop(proc: subprocess.Popen) -> str:
 @pytest.fixture(scope="module")
 def server(setup):
     port = free_port()
-    proc = _start([sys.executable, "-m", "cifar10.cli", "web", "--ui", "gradio", "--port", str(port),
+    proc = _start([sys.executable, "-m", "cifar10_cli", "web", "--ui", "gradio", "--port", str(port),
                    "--models-dir", str(setup["models"])], Path.cwd(), {"CIFAR10_SAMPLES_DIR": str(setup["samples"])})
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -77,14 +75,15 @@ def test_gradio_client_classifies_and_reports_errors(server, setup):
     files = [handle_file(str(setup["red"])), handle_file(str(setup["broken"]))]
     cards, result = client.predict("colour_a", files, api_name="/classify")
     assert result["model"] == "colour_a" and result["test_accuracy"] == pytest.approx(0.61)
-    good, bad = result["results"]
+    good, bad = (dict(zip(result["columns"], row)) for row in result["results"])
     assert good["label"] == expected_label(RED) and good["confidence"] > 0.5
-    assert sum(good["probabilities"].values()) == pytest.approx(1, abs=1e-4)
-    assert bad["label"] is None and "not an image" in bad["error"]
+    assert sum(good[name] for name in CLASS_NAMES) == pytest.approx(1, abs=1e-4)  # the CLI's JSON row layout
+    assert not bad["label"] and "not an image" in bad["error"]
     assert "Could not classify this file" in cards and cards.count("class='c10-row") == 10
 
     _, result_b = client.predict("colour_b", files[:1], api_name="/classify")
-    assert result_b["results"][0]["label"] == expected_label(RED, MAPPING_B) != good["label"]
+    label_b = result_b["results"][0][result_b["columns"].index("label")]
+    assert label_b == expected_label(RED, MAPPING_B) != good["label"]
 
     cards, result = client.predict("colour_a", [], api_name="/classify")  # nothing uploaded: no error
     assert result["results"] == [] and "Upload" in cards
@@ -146,7 +145,7 @@ def test_exported_gradio_space_app_runs_standalone(setup, tmp_path):
         wait_for_http(url, timeout=120)
         _, result = Client(url, verbose=False).predict("colour_b", [handle_file(str(setup["red"]))],
                                                        api_name="/classify")
-        assert result["results"][0]["label"] == expected_label(RED, MAPPING_B)
+        assert result["results"][0][result["columns"].index("label")] == expected_label(RED, MAPPING_B)
     finally:
         output = _stop(proc)
     assert "Traceback" not in output, output

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from onnx_fixtures import MAPPING_B, RED, expected_label, write_model
+from onnx_fixtures import MAPPING_B, RED, expected_label
 from web.testing import free_port, wait_for_http
 from web_browser import keep_screenshot, require_chromium
-from web_fixtures import add_shipped_models, png_bytes, sample_dir
+from web_fixtures import add_shipped_models, png_bytes, sample_dir, write_colour_models
 
 APP = Path(__file__).resolve().parents[1] / "web" / "streamlit_app.py"
 
@@ -32,9 +32,7 @@ APP = Path(__file__).resolve().parents[1] / "web" / "streamlit_app.py"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("streamlit")
-    models = root / "models"
-    write_model(models, "colour_a", test_accuracy=0.61)
-    write_model(models, "colour_b", test_accuracy=0.42, mapping=MAPPING_B)
+    models = write_colour_models(root / "models")
     return {"CIFAR10_MODELS_DIR": str(models), "CIFAR10_SAMPLES_DIR": str(sample_dir(root / "samples")),
             "root": root}
 
@@ -107,7 +105,7 @@ def test_cifar10_web_streamlit_server_and_browser(env, tmp_path):
         (models / p.name).write_bytes(p.read_bytes())
     add_shipped_models(models)
     port = free_port()
-    cli = [sys.executable, "-m", "cifar10.cli", "web", "--ui", "streamlit", "--port", str(port),
+    cli = [sys.executable, "-m", "cifar10_cli", "web", "--ui", "streamlit", "--port", str(port),
            "--models-dir", str(models)]
     proc = _start(cli, Path.cwd(), env)
     try:

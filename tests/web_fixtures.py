@@ -19,7 +19,7 @@ from PIL import Image
 
 from cifar10 import contract
 from cifar_fixtures import SHARED_CIFAR
-from onnx_fixtures import contract_model
+from onnx_fixtures import MAPPING_B, contract_model, write_model
 
 PIXEL_MODEL_VERSION = "1"
 
@@ -141,3 +141,11 @@ def add_shipped_models(directory: Path) -> list[str]:
             source = model.onnx_path.with_suffix(suffix)
             (directory / source.name).write_bytes(source.read_bytes())
     return [m.name for m in models]
+
+
+def write_colour_models(directory: Path) -> Path:
+    """The web tests' two tiny models: colour_a (61 % "test accuracy", listed first) and colour_b (42 %,
+    another colour-to-class mapping)."""
+    write_model(directory, "colour_a", test_accuracy=0.61)
+    write_model(directory, "colour_b", test_accuracy=0.42, mapping=MAPPING_B)
+    return directory

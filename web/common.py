@@ -13,7 +13,6 @@ import io
 import math
 import os
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -21,17 +20,18 @@ import numpy as np
 
 from cifar10 import contract
 from cifar10.inference import Classifier
-from cifar10.paths import project_root, shipped_models_dir
+from cifar10.results import Result
+from cifar10.paths import SAMPLES_DIR_ENV, samples_dir, shipped_models_dir  # noqa: F401 (SAMPLES_DIR_ENV: for callers)
 from cifar10.preprocess import IMAGE_SUFFIXES, ImageError, ImageSource, load_image, load_preview
 from cifar10.registry import ModelInfo, best_model, discover_models
 
-SAMPLES_DIR_ENV = "CIFAR10_SAMPLES_DIR"
 TITLE = "CIFAR-10 image classifier"
 INTRO = ("Upload photos (JPG, PNG, WebP, GIF, BMP, TIFF...) and a network trained on CIFAR-10 says which of its "
          "10 classes each one shows: " + ", ".join(contract.CLASS_NAMES) + ". Every image is shrunk to "
          "32x32 pixels first, the size the models were trained on.")
-# Extensions the upload widgets accept (the formats cifar10.preprocess opens).
-UPLOAD_EXTENSIONS = sorted(s.lstrip(".") for s in IMAGE_SUFFIXES)
+# What every upload widget accepts (Streamlit, Gradio, the static Space): the formats cifar10.preprocess opens.
+UPLOAD_SUFFIXES = sorted(IMAGE_SUFFIXES)                          # ".jpg", ... (Gradio, HTML accept=)
+UPLOAD_EXTENSIONS = [suffix.lstrip(".") for suffix in UPLOAD_SUFFIXES]  # "jpg", ... (Streamlit)
 PREVIEW_SIDE = 192
 
 
@@ -59,10 +59,6 @@ def default_model(models: Sequence[ModelInfo]) -> ModelInfo | None:
 def model_choice_label(model: ModelInfo) -> str:
     """``name — 83.4% test accuracy``."""
     return model.label
-
-
-def samples_dir() -> Path:
-    return Path(os.environ.get(SAMPLES_DIR_ENV) or project_root() / "resources" / "samples")
 
 
 def sample_images(directory: str | os.PathLike | None = None) -> list[Path]:
@@ -107,60 +103,28 @@ class ClassifierCache:
         return len(self._by_key)
 
 
-@dataclass
-class Prediction:
-    """One uploaded image's result: a label with its probabilities, or an error message for a person."""
+def classify_sources(classifier: Classifier, sources: Iterable[tuple[str, ImageSource]]) -> list[Result]:
+    """Classify ``(display name, path | bytes | file)`` pairs in one batch; broken ones get ``error``.
 
-    name: str
-    label: str = ""
-    confidence: float = math.nan
-    probabilities: np.ndarray | None = None  # [10], CLASS_NAMES order
-    error: str = ""
-    model_input: np.ndarray | None = field(default=None, repr=False)  # the 32x32 RGB the model saw
-
-    @property
-    def ok(self) -> bool:
-        return not self.error
-
-    def as_dict(self) -> dict:
-        out = {"name": self.name, "label": self.label or None,
-               "confidence": None if math.isnan(self.confidence) else round(float(self.confidence), 6),
-               "error": self.error or None}
-        if self.probabilities is not None:
-            out["probabilities"] = {c: round(float(p), 6) for c, p in zip(contract.CLASS_NAMES, self.probabilities)}
-        return out
-
-    def ranked(self) -> list[tuple[str, float]]:
-        if self.probabilities is None:
-            return []
-        order = np.argsort(-self.probabilities, kind="stable")
-        return [(contract.CLASS_NAMES[i], float(self.probabilities[i])) for i in order]
-
-
-def classify_sources(classifier: Classifier, sources: Iterable[tuple[str, ImageSource]]) -> list[Prediction]:
-    """Classify ``(display name, path | bytes | file)`` pairs in one batch; broken ones get ``error``."""
-    predictions: list[Prediction] = []
+    Each :class:`cifar10.results.Result` has the display name as ``path`` and keeps its 32x32 model input."""
+    results: list[Result] = []
     good: list[int] = []
     for name, source in sources:
         try:
             image = load_image(source)
         except ImageError as exc:
-            predictions.append(Prediction(name, error=exc.reason))
+            results.append(Result(name, error=exc.reason))
             continue
         except Exception as exc:  # never a traceback in the page
-            predictions.append(Prediction(name, error=f"unexpected error reading the image ({type(exc).__name__}: {exc})"))
+            results.append(Result(name, error=f"unexpected error reading the image ({type(exc).__name__}: {exc})"))
             continue
-        good.append(len(predictions))
-        predictions.append(Prediction(name, model_input=image))
+        good.append(len(results))
+        results.append(Result(name, image=image))
     if good:
-        probs = classifier.predict(np.stack([predictions[i].model_input for i in good]))
+        probs = classifier.predict(np.stack([results[i].image for i in good]))
         for row, index in enumerate(good):
-            p = predictions[index]
-            best = int(np.argmax(probs[row]))
-            p.probabilities = probs[row]
-            p.label = contract.CLASS_NAMES[best]
-            p.confidence = float(probs[row][best])
-    return predictions
+            results[index] = Result.from_probabilities(results[index].path, probs[row], results[index].image)
+    return results
 
 
 def preview(source: ImageSource, side: int = PREVIEW_SIDE) -> np.ndarray | None:
@@ -208,14 +172,14 @@ CARDS_CSS = """
 """
 
 
-def cards_html(predictions: Sequence[Prediction], thumbnails: Sequence[str | None] | None = None) -> str:
+def cards_html(predictions: Sequence[Result], thumbnails: Sequence[str | None] | None = None) -> str:
     """Self-contained HTML: one card per image with its thumbnail, label, confidence and 10 bars."""
     if not predictions:
         return "<p>Upload one or more images, or click an example.</p>"
     parts = [f"<style>{CARDS_CSS}</style><div class='c10-cards'>"]
     for i, p in enumerate(predictions):
         thumb = thumbnails[i] if thumbnails and i < len(thumbnails) else None
-        name = html.escape(p.name)
+        name = html.escape(p.path)
         parts.append(f"<div class='c10-card' data-label='{html.escape(p.label)}'>")
         if thumb:
             parts.append(f"<img src='{thumb}' alt='{name}'>")

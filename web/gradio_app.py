@@ -17,7 +17,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no usage pings fro
 
 import gradio as gr  # noqa: E402
 
-from web.common import (INTRO, TITLE, ClassifierCache, cards_html, classify_sources, default_model, find_models,
+from cifar10.results import COLUMNS, result_row
+from web.common import (INTRO, TITLE, UPLOAD_SUFFIXES, ClassifierCache, cards_html, classify_sources, default_model, find_models,
                         model_choice_label, png_data_uri, preview, sample_images, sample_label)
 
 CLASSIFIERS = ClassifierCache(provider="cpu")  # one per model file, per process
@@ -39,7 +40,7 @@ def make_classify(models_dir: str | os.PathLike | None = None):
             raise gr.Error("No models found: train and export one, or set CIFAR10_MODELS_DIR.")
         paths = [_path_of(f) for f in (files or [])]
         if not paths:
-            return cards_html([]), {"model": model.name, "results": []}
+            return cards_html([]), {"model": model.name, "columns": list(COLUMNS), "results": []}
         try:
             classifier = CLASSIFIERS.get(model)
         except Exception as exc:
@@ -52,8 +53,10 @@ def make_classify(models_dir: str | os.PathLike | None = None):
         bad = [p for p in predictions if not p.ok]
         if bad and len(bad) == len(predictions):
             gr.Warning(f"None of the {len(bad)} file(s) could be read as an image.")
-        result = {"model": model.name, "test_accuracy": model.test_accuracy,
-                  "results": [p.as_dict() for p in predictions]}
+        # The CLI's row layout (cifar10.results), as value lists under "columns": a row dict's "path" key
+        # would make gradio_client take the row for a file to download.
+        result = {"model": model.name, "test_accuracy": model.test_accuracy, "columns": list(COLUMNS),
+                  "results": [list(result_row(p).values()) for p in predictions]}
         return cards_html(predictions, thumbs), result
 
     return classify
@@ -73,7 +76,7 @@ def build_demo(models_dir: str | os.PathLike | None = None, samples: Sequence[st
             with gr.Column(scale=2, min_width=360):
                 model = gr.Dropdown(choices=[(model_choice_label(m), m.name) for m in models],
                                     value=best.name if best else None, label="Model", interactive=True)
-                files = gr.File(file_count="multiple", file_types=["image"], type="filepath",
+                files = gr.File(file_count="multiple", file_types=UPLOAD_SUFFIXES, type="filepath",
                                 label="Upload one or several images")
                 button = gr.Button("Classify", variant="primary")
                 if samples:

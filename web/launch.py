@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cifar10.paths import MODELS_DIR_ENV
+
 DEFAULT_PORTS = {"streamlit": 8501, "gradio": 7860}
 STREAMLIT_SCRIPT = Path(__file__).resolve().with_name("streamlit_app.py")
 
@@ -23,7 +25,7 @@ def run_web(ui: str, port: int | None = None, host: str = "127.0.0.1", models_di
         raise ValueError(f"unknown ui '{ui}': use streamlit or gradio")
     port = port or DEFAULT_PORTS[ui]
     if models_dir:
-        os.environ["CIFAR10_MODELS_DIR"] = str(Path(models_dir).resolve())
+        os.environ[MODELS_DIR_ENV] = str(Path(models_dir).resolve())
     if ui == "streamlit":
         print(f"Streamlit app on http://{host}:{port} (Ctrl+C stops it)", flush=True)
         try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import string
 from importlib import metadata
 from pathlib import Path
 from typing import Sequence
@@ -27,16 +28,20 @@ from typing import Sequence
 from cifar10 import contract
 from cifar10.paths import shipped_models_dir
 from cifar10.registry import ModelInfo, discover_models
+from web.common import UPLOAD_SUFFIXES, sample_images
 
 KINDS = ("static", "gradio", "streamlit")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+# The Spaces' README bodies (string.Template ${...} fields), the Gradio Space's app.py and the Dockerfile.
+TEMPLATES_DIR = Path(__file__).resolve().parent / "space_templates"
 VENDOR_DIR = STATIC_DIR / "vendor" / "onnxruntime-web"
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 STATIC_FILES = ("index.html", "app.js", "preprocess.js", "style.css")
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 # What the Python Spaces copy: the TensorFlow-free inference core and the web app modules.
-CORE_MODULES = ("__init__.py", "contract.py", "paths.py", "preprocess.py", "registry.py", "inference.py")
+CORE_MODULES = ("__init__.py", "contract.py", "errors.py", "options.py", "paths.py", "preprocess.py", "registry.py",
+                "results.py", "inference.py")
 WEB_MODULES = {"gradio": ("__init__.py", "common.py", "gradio_app.py"),
                "streamlit": ("__init__.py", "common.py", "streamlit_app.py")}
 
@@ -53,18 +58,20 @@ class SpaceExportError(RuntimeError):
 
 
 def _front_matter(**fields) -> str:
-    lines = ["---"]
-    for key, value in fields.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, str) and (not value or any(c in value for c in ":#'\"{}[],&*?|<>=!%@`")
-                                         or value.replace(".", "", 1).isdigit()):  # "3.10" must stay a string
-            value = json.dumps(value, ensure_ascii=False)
-        lines.append(f"{key}: {value}")
-    lines.append("---")
-    return "\n".join(lines) + "\n"
+    """The Space's YAML header (None values left out), written by PyYAML so quoting is always right."""
+    import yaml
+
+    header = yaml.safe_dump({k: v for k, v in fields.items() if v is not None}, sort_keys=False,
+                            allow_unicode=True, default_flow_style=False)
+    return f"---\n{header}---\n"
+
+
+def _readme(kind: str, front: str, models: Sequence[ModelInfo], title: str, **values) -> str:
+    """``space_templates/<kind>_README.md`` with its ${...} fields filled in, under the YAML header."""
+    template = string.Template((TEMPLATES_DIR / f"{kind}_README.md").read_text(encoding="utf-8"))
+    body = template.substitute(title=title, models_table=_models_table(models),
+                               class_names=", ".join(contract.CLASS_NAMES), **values)
+    return front + "\n" + body
 
 
 def _version(dist: str, fallback: str) -> str:
@@ -120,8 +127,6 @@ def export_space(kind: str, out_dir: str | os.PathLike, *, models_dir: str | os.
                  samples_dir: str | os.PathLike | None = None, force: bool = False,
                  title: str = TITLE) -> dict:
     """Write the Space; returns a summary dict (kind, out_dir, models, samples, files)."""
-    from web.common import sample_images
-
     if kind not in KINDS:
         raise SpaceExportError(f"unknown kind '{kind}': use one of {', '.join(KINDS)}")
     source_dir = Path(models_dir) if models_dir else shipped_models_dir()
@@ -162,26 +167,11 @@ def _write_static(out: Path, models: Sequence[ModelInfo], samples: Sequence[Path
     sample_names = _copy_samples(samples, out / "samples")
     manifest = {"title": title, "class_names": list(contract.CLASS_NAMES), "image_size": contract.IMAGE_SIZE,
                 "models": entries, "samples": [f"samples/{n}" for n in sample_names],
-                "onnxruntime_web": ort_version}
+                "onnxruntime_web": ort_version, "accept": ",".join(["image/*", *UPLOAD_SUFFIXES])}
     (out / "models.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     front = _front_matter(title=title, emoji=EMOJI, colorFrom="indigo", colorTo="blue", sdk="static",
                           app_file="index.html", pinned=False, license="mit", short_description=SHORT_DESCRIPTION)
-    body = f"""
-# {title}
-
-Classify photos into the 10 CIFAR-10 classes ({", ".join(contract.CLASS_NAMES)}), **entirely in the
-browser**: the ONNX models run with onnxruntime-web {ort_version} (WebAssembly, one thread), served from
-this Space. Uploaded images never leave the visitor's computer, and a static Space is free to host.
-
-{_models_table(models)}
-
-Preprocessing (`preprocess.js`) replicates the Python app's `cifar10.preprocess.load_image` (Pillow
-bicubic resize with `reducing_gap=3`, EXIF orientation, transparency on white), so predictions match
-`cifar10 classify`.
-
-Made with `cifar10 export-space --kind static` (CIFAR-10 classifier studio).
-"""
-    (out / "README.md").write_text(front + body, encoding="utf-8")
+    (out / "README.md").write_text(_readme("static", front, models, title, ort_version=ort_version), encoding="utf-8")
 
 
 # --- Python Spaces (gradio, streamlit) ---------------------------------------------------------------
@@ -205,73 +195,15 @@ def _requirements(*extra: str) -> str:
     return "# The inference core needs onnxruntime, Pillow and numpy only (no TensorFlow).\n" + "\n".join(pins) + "\n"
 
 
-GRADIO_APP = '''"""Hugging Face Space entry point (sdk: gradio): the CIFAR-10 classifier studio's Gradio app.
-
-The folder holds a copy of the inference core (cifar10/) and the app (web/), the models
-(exported_models/) and example images (resources/samples/). Run locally: pip install -r
-requirements.txt gradio && python app.py
-"""
-
-from pathlib import Path
-
-from web.gradio_app import build_demo
-
-HERE = Path(__file__).resolve().parent
-demo = build_demo(models_dir=HERE / "exported_models")
-
-if __name__ == "__main__":
-    # On Spaces, GRADIO_SERVER_NAME=0.0.0.0 and the port come from the environment.
-    demo.queue(default_concurrency_limit=4).launch(allowed_paths=[str(HERE / "resources" / "samples")],
-                                                   footer_links=["api"])
-'''
-
-
 def _write_gradio(out: Path, models: Sequence[ModelInfo], samples: Sequence[Path], title: str) -> None:
     _copy_python_app(out, "gradio", models, samples)
-    (out / "app.py").write_text(GRADIO_APP, encoding="utf-8")
+    shutil.copy2(TEMPLATES_DIR / "gradio_app.py", out / "app.py")
     # gradio itself is installed by the Space from sdk_version; listing it here would fight that pin.
     (out / "requirements.txt").write_text(_requirements(), encoding="utf-8")
     front = _front_matter(title=title, emoji=EMOJI, colorFrom="indigo", colorTo="blue", sdk="gradio",
                           sdk_version=_version("gradio", "6.0.0"), python_version="3.11", app_file="app.py",
                           pinned=False, license="mit", short_description=SHORT_DESCRIPTION)
-    body = f"""
-# {title} (Gradio)
-
-Upload photos, pick a model, and see each image's CIFAR-10 class with its probabilities. The models
-are ONNX files run by onnxruntime on the CPU (no TensorFlow); `cifar10/` is the studio's inference core.
-
-{_models_table(models)}
-
-API: `gradio_client.Client("USER/SPACE").predict(model_name, [handle_file(path)], api_name="/classify")`.
-
-Note: Gradio Spaces need paid CPU hardware or ZeroGPU now; the static Space (`cifar10 export-space
---kind static`) is the free alternative. Made with `cifar10 export-space --kind gradio`.
-"""
-    (out / "README.md").write_text(front + body, encoding="utf-8")
-
-
-DOCKERFILE = """# Streamlit on a Docker Space (Streamlit is no longer a built-in Space SDK). Port 8501 = app_port.
-FROM python:3.11-slim
-
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \\
-    HOME=/home/user PATH=/home/user/.local/bin:$PATH \\
-    STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
-
-# Spaces run the container as uid 1000.
-RUN useradd -m -u 1000 user
-USER user
-WORKDIR /home/user/app
-
-COPY --chown=user requirements.txt .
-RUN pip install --user -r requirements.txt
-COPY --chown=user . .
-
-EXPOSE 8501
-HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://localhost:8501/_stcore/health')"
-# XSRF protection off: the Space shows the app in an iframe, where Streamlit's upload check fails (403).
-ENTRYPOINT ["streamlit", "run", "web/streamlit_app.py", "--server.port=8501", "--server.address=0.0.0.0", \\
-            "--server.enableXsrfProtection=false", "--server.headless=true"]
-"""
+    (out / "README.md").write_text(_readme("gradio", front, models, title), encoding="utf-8")
 
 
 def _write_streamlit(out: Path, models: Sequence[ModelInfo], samples: Sequence[Path], title: str) -> None:
@@ -279,23 +211,8 @@ def _write_streamlit(out: Path, models: Sequence[ModelInfo], samples: Sequence[P
     (out / "requirements.txt").write_text(
         _requirements(f"streamlit=={_version('streamlit', '1.50.0')}", f"pandas=={_version('pandas', '2.2.3')}"),
         encoding="utf-8")
-    (out / "Dockerfile").write_text(DOCKERFILE, encoding="utf-8")
+    shutil.copy2(TEMPLATES_DIR / "Dockerfile", out / "Dockerfile")
     (out / ".dockerignore").write_text(".git\n__pycache__/\n*.pyc\n", encoding="utf-8")
     front = _front_matter(title=title, emoji=EMOJI, colorFrom="indigo", colorTo="blue", sdk="docker",
                           app_port=8501, pinned=False, license="mit", short_description=SHORT_DESCRIPTION)
-    body = f"""
-# {title} (Streamlit)
-
-Upload photos, pick a model, and see each image's CIFAR-10 class with its probabilities. A Docker
-Space running Streamlit on port 8501 (`Dockerfile`); the models are ONNX files run by onnxruntime on
-the CPU (no TensorFlow); `cifar10/` is the studio's inference core.
-
-{_models_table(models)}
-
-Run locally: `pip install -r requirements.txt && streamlit run web/streamlit_app.py`, or
-`docker build -t cifar10-space . && docker run -p 8501:8501 cifar10-space`.
-
-Note: Docker Spaces need paid CPU hardware now; the static Space (`cifar10 export-space --kind
-static`) is the free alternative. Made with `cifar10 export-space --kind streamlit`.
-"""
-    (out / "README.md").write_text(front + body, encoding="utf-8")
+    (out / "README.md").write_text(_readme("streamlit", front, models, title), encoding="utf-8")

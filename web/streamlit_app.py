@@ -22,7 +22,7 @@ import streamlit as st
 from cifar10 import contract
 from cifar10.inference import Classifier
 from cifar10.registry import ModelInfo, discover_models
-from web.common import (INTRO, TITLE, UPLOAD_EXTENSIONS, Prediction, classify_sources, default_model,
+from web.common import (INTRO, TITLE, UPLOAD_EXTENSIONS, classify_sources, default_model,
                         model_choice_label, model_dirs, preview, sample_images, sample_label)
 
 EXAMPLES_KEY = "examples"
@@ -45,19 +45,19 @@ def classifier_for(model: ModelInfo) -> Classifier:
     return get_classifier(str(path), path.stat().st_mtime_ns)
 
 
-def show_prediction(pred: Prediction, source) -> None:
+def show_prediction(pred: Result, source) -> None:
     with st.container(border=True):
         if not pred.ok:
-            st.error(f"**{pred.name}**: could not classify this file: {pred.error}")
+            st.error(f"**{pred.path}**: could not classify this file: {pred.error}")
             return
         left, middle, right = st.columns([2, 2, 3])
         with left:
             shown = preview(source)
-            st.image(shown if shown is not None else pred.model_input, caption=pred.name, width="stretch")
+            st.image(shown if shown is not None else pred.image, caption=pred.path, width="stretch")
         with middle:
             st.markdown(f"### {pred.label}")
             st.metric("Confidence", f"{pred.confidence:.1%}")
-            st.image(pred.model_input, caption="what the model sees (32x32)", width=96)
+            st.image(pred.image, caption="what the model sees (32x32)", width=96)
         with right:
             frame = pd.DataFrame({"class": list(contract.CLASS_NAMES),
                                   "probability": [float(p) for p in pred.probabilities]})

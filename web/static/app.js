@@ -280,6 +280,8 @@
       setStatus(`Could not load models.json: ${err.message || err}`, 'error');
       throw err;
     }
+    // The file types the apps open (cifar10.preprocess.IMAGE_SUFFIXES), from models.json.
+    if (state.manifest.accept) document.getElementById('files').accept = state.manifest.accept;
     setupUi();
     if (state.model) await getSession(state.model); // warm up: the first click is then instant
     return true;

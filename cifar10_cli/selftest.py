@@ -24,13 +24,16 @@ from pathlib import Path
 from typing import IO
 
 from cifar10.contract import CLASS_NAMES
+from cifar10 import paths
 from cifar10.paths import model_dirs, project_root, shipped_models_dir
+from cifar10.results import Result
 
 EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_RUN = 0, 1, 2
 
 
-def default_samples_dir() -> Path:
-    return project_root() / "resources" / "samples"
+def passed(result: Result) -> bool:
+    """Classified, and as the file name says."""
+    return result.ok and result.label == expected_label(result.path)
 
 
 def expected_label(path: str | os.PathLike) -> str | None:
@@ -43,19 +46,6 @@ def expected_label(path: str | os.PathLike) -> str | None:
 
 
 @dataclass
-class SampleOutcome:
-    path: str
-    expected: str | None
-    label: str = ""
-    confidence: float = float("nan")
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.error and self.expected is not None and self.label == self.expected
-
-
-@dataclass
 class SelfTestReport:
     exit_code: int
     model_name: str = ""
@@ -63,7 +53,7 @@ class SelfTestReport:
     test_accuracy: float | None = None
     provider: str = ""
     samples_dir: str = ""
-    outcomes: list[SampleOutcome] = field(default_factory=list)
+    outcomes: list[Result] = field(default_factory=list)  # one per sample file, in name order
     message: str = ""
     seconds: float = 0.0
 
@@ -73,7 +63,7 @@ class SelfTestReport:
 
     @property
     def correct(self) -> int:
-        return sum(o.ok for o in self.outcomes)
+        return sum(passed(r) for r in self.outcomes)
 
 
 def run_self_test(*, model: str | None = None, samples_dir: str | os.PathLike | None = None,
@@ -91,7 +81,7 @@ def run_self_test(*, model: str | None = None, samples_dir: str | os.PathLike | 
         say(f"self-test {verdict}: {report.message} ({report.seconds:.2f} s)")
         return report
 
-    samples = Path(samples_dir) if samples_dir is not None else default_samples_dir()
+    samples = Path(samples_dir) if samples_dir is not None else paths.samples_dir()
     where = "bundle " + str(Path(sys.executable).parent) if getattr(sys, "frozen", False) else \
         "checkout " + str(project_root())
     say(f"self-test: running from the {where}")
@@ -137,18 +127,17 @@ def run_self_test(*, model: str | None = None, samples_dir: str | os.PathLike | 
     say(f"self-test: classifying {len(files)} sample images from {samples}")
 
     for result in classify_files(classifier, [str(p) for p in files]):
-        outcome = SampleOutcome(result.path, expected_label(result.path), result.label, result.confidence,
-                                result.error)
-        if outcome.expected is None and not outcome.error:
-            outcome.error = "the file name names no CIFAR-10 class (expected <class>_<n>.png)"
-        report.outcomes.append(outcome)
-        name = os.path.basename(outcome.path)
-        if outcome.error:
-            say(f"  ERROR {name}: {outcome.error}")
-        elif outcome.ok:
-            say(f"  ok    {name:<20s} {outcome.label:<11s} {outcome.confidence:6.1%}")
+        expected = expected_label(result.path)
+        if expected is None and not result.error:
+            result.error = "the file name names no CIFAR-10 class (expected <class>_<n>.png)"
+        report.outcomes.append(result)
+        name = os.path.basename(result.path)
+        if result.error:
+            say(f"  ERROR {name}: {result.error}")
+        elif passed(result):
+            say(f"  ok    {name:<20s} {result.label:<11s} {result.confidence:6.1%}")
         else:
-            say(f"  WRONG {name:<20s} {outcome.label:<11s} {outcome.confidence:6.1%}  (expected {outcome.expected})")
+            say(f"  WRONG {name:<20s} {result.label:<11s} {result.confidence:6.1%}  (expected {expected})")
 
     total = len(report.outcomes)
     report.exit_code = EXIT_PASS if report.correct == total else EXIT_FAIL

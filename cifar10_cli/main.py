@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 from cifar10.errors import UserFacingError
+from cifar10.options import TTA_MODES, add_provider_argument
 from cifar10.paths import shipped_models_dir
+from desktop_app.options import add_app_arguments
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
 
@@ -85,7 +87,7 @@ def cmd_report(args) -> int:
 # --- apps side (onnxruntime + Pillow; no TensorFlow) ----------------------------------------------------
 
 def cmd_classify(args) -> int:
-    run = _load("cifar10.classify_cmd", "run")
+    run = _load("cifar10_cli.classify", "run")
     return run(args)
 
 
@@ -96,7 +98,7 @@ def cmd_app(args) -> int:
 
 def cmd_self_test(args) -> int:
     _load("onnxruntime"), _load("PIL")  # the 'app' extra, named clearly if missing
-    return _load("cifar10.selftest", "main")(args)
+    return _load("cifar10_cli.selftest", "main")(args)
 
 
 def cmd_bundle(args) -> int:
@@ -138,7 +140,7 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--lr-schedule", choices=["constant", "plateau", "cosine"])
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--shift-px", type=int, help="augmentation: random translation of up to N pixels")
-    p.add_argument("--tta", choices=["none", "flip", "flip_shift"],
+    p.add_argument("--tta", choices=TTA_MODES,
                    help="test-time augmentation inside the exported graph (flip: average with the mirror image; "
                         "flip_shift: also 1-pixel shifted views, as airbench)")
     p.add_argument("--early-stopping-patience", type=int, help="epochs without val improvement; 0 = off")
@@ -161,7 +163,7 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="evaluate a finished run on the test set and export it to ONNX + card")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--export-dir", type=Path, default=shipped_models_dir())
-    p.add_argument("--tta", choices=["none", "flip", "flip_shift"], help="override the run's test-time augmentation")
+    p.add_argument("--tta", choices=TTA_MODES, help="override the run's test-time augmentation")
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_export)
 
@@ -176,7 +178,7 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("reports"))
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("models", help="list the registered (trainable) models")
+    p = sub.add_parser("models", help="list the exported models (for the apps) and the trainable ones")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("classify", help="classify image files/folders with an exported ONNX model (CSV/JSON/table)")
@@ -185,16 +187,13 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", type=Path, help="write results.csv or results.json instead of printing a table")
     p.add_argument("--top-k", type=int, default=3,
                    help="classes shown per file in the table and JSON 'top_k' (the CSV has every class)")
-    p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="onnxruntime execution provider (auto: CUDA when available)")
+    add_provider_argument(p)
     p.add_argument("--batch-size", type=int, default=256, help="images per inference call")
     p.add_argument("--list-models", action="store_true", help="list the exported models found, then exit")
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("app", help="start the desktop app (drag and drop images to classify them)")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="files/folders to load at start")
-    p.add_argument("--model", help="exported model name or .onnx path to start with")
-    p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto")
+    add_app_arguments(p)
     p.set_defaults(func=cmd_app)
 
     p = sub.add_parser("self-test", help="classify the sample images with the best shipped model; exit 0 only if "
@@ -202,7 +201,7 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--model", help="any discovered model name or .onnx path (default: the best shipped model, "
                                    "i.e. in exported_models/ or $CIFAR10_MODELS_DIR)")
     p.add_argument("--samples", type=Path, help="folder of <class>_<n>.png images (default: resources/samples)")
-    p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto")
+    add_provider_argument(p)
     p.set_defaults(func=cmd_self_test)
 
     p = sub.add_parser("bundle", help="build the desktop app as a PyInstaller one-folder bundle + archive")
@@ -232,10 +231,31 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
 
 
 def cmd_models(args) -> int:
-    get_spec, model_names = _load("training.models", "get_spec"), _load("training.models", "model_names")
+    """The exported models the apps can use (onnxruntime only), then the architectures `cifar10 train` can
+    train (those need the 'training' extra; without it, one line says so)."""
+    from cifar10.registry import discover_models
+
+    models, errors = discover_models()
+    print("Exported models (cifar10 classify --model NAME, the apps):")
+    width = max([len(m.name) for m in models] + [4])
+    for model in models:
+        accuracy = f"{model.test_accuracy:.2%}" if model.test_accuracy is not None else "   ?  "
+        print(f"  {model.name:{width}s}  {accuracy}  {model.onnx_path.parent}")
+    if not models:
+        print("  (none found)")
+    for error in errors:
+        print(f"  skipped: {error}")
+    print("\nTrainable models (cifar10 train --model NAME):")
+    try:
+        from training.registry import get_spec, model_names
+        import training.models  # noqa: F401  (registers every model)
+    except ImportError as exc:
+        module = (exc.name or "").split(".")[0]
+        print(f"  (listed once the 'training' extra is installed: {module} is missing; pip install -e '.[training]')")
+        return 0
     width = max(map(len, model_names()))
     for name in model_names():
-        print(f"{name:{width}s}  {get_spec(name).summary}")
+        print(f"  {name:{width}s}  {get_spec(name).summary}")
     return 0
 
 

@@ -15,7 +15,7 @@ from cifar10.results_io import format_for, format_table, write_results
 
 
 def fail(message: str) -> UserFacingError:
-    """Printed by cli.main as one line ``cifar10: error: ...``, exit status 2."""
+    """Printed by cifar10_cli.main as one line ``cifar10: error: ...``, exit status 2."""
     return UserFacingError(f"classify: {message}")
 
 

@@ -1,0 +1,61 @@
+"""The result of classifying one image, and its one serialisation: used by the CLI, the desktop app,
+the web apps and the self-test alike.
+
+``Result.path`` is the file's path, or an upload's display name in the web apps. A file that could not
+be classified has ``error`` set and no label or probabilities; the batch it was in goes on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cifar10.contract import CLASS_NAMES
+
+
+@dataclass
+class Result:
+    path: str                                  # file path, or an upload's display name
+    label: str = ""                            # predicted class name; "" on error
+    confidence: float = float("nan")           # probability of ``label``; nan on error
+    probabilities: np.ndarray | None = None    # [10] in CLASS_NAMES order; None on error
+    error: str = ""                            # "" when it worked
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)  # the 32x32 model input, if kept
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    def top_k(self, k: int | None = 3) -> list[tuple[str, float]]:
+        """The ``k`` most probable ``(class, probability)`` pairs, best first (``k=None``: all of them)."""
+        if self.probabilities is None:
+            return []
+        order = np.argsort(-self.probabilities, kind="stable")[:k]
+        return [(CLASS_NAMES[i], float(self.probabilities[i])) for i in order]
+
+    @classmethod
+    def from_probabilities(cls, path: str, probabilities: np.ndarray, image: np.ndarray | None = None) -> "Result":
+        probabilities = np.asarray(probabilities, dtype=np.float32)
+        best = int(np.argmax(probabilities))
+        return cls(path, CLASS_NAMES[best], float(probabilities[best]), probabilities, "", image)
+
+
+COLUMNS = ("path", "label", "confidence", "error", *CLASS_NAMES)
+
+
+def result_row(result: Result, *, top_k: int = 0) -> dict:
+    """The row for one result (CSV columns = JSON keys = :data:`COLUMNS`): floats rounded to 6 decimals,
+    None where the file failed; with ``top_k`` > 0 also ``top_k``: the k best ``[class, probability]`` pairs."""
+    probs = result.probabilities
+    ok = probs is not None and not result.error
+    confidence = result.confidence if ok and not math.isnan(result.confidence) else None
+    row = {"path": str(result.path), "label": result.label if ok else "",
+           "confidence": round(float(confidence), 6) if confidence is not None else None,
+           "error": result.error}
+    for i, name in enumerate(CLASS_NAMES):
+        row[name] = round(float(probs[i]), 6) if ok else None
+    if top_k:
+        row["top_k"] = [[label, round(p, 6)] for label, p in result.top_k(top_k)]
+    return row

@@ -1,0 +1,105 @@
+"""The main window's layout, kept apart from its behaviour (as Qt Designer's setupUi does): actions,
+menus, toolbar, status bar and the table/preview splitter. Every widget and action becomes an attribute
+of the window; the slots they call are the window's methods."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSplitter, QStyle, QToolBar, QWidget
+
+
+def setup_ui(window) -> None:
+    _build_actions(window)
+    _build_toolbar(window)
+    _build_statusbar(window)
+    _build_central(window)
+    show_progress(window, False)
+
+
+def show_progress(window, visible: bool) -> None:
+    """The progress bar, rate and Cancel button show only while a job runs."""
+    for widget in (window.progress, window.rate_label, window.cancel_button):
+        widget.setVisible(visible)
+
+
+def _action(window, text: str, slot, *, icon=None, shortcut=None) -> QAction:
+    action = QAction(text, window, triggered=slot)
+    if icon is not None:
+        action.setIcon(window.style().standardIcon(icon))
+    if shortcut is not None:
+        action.setShortcut(shortcut)
+    return action
+
+
+def _build_actions(window) -> None:
+    px = QStyle.StandardPixmap
+    window.open_files_action = _action(window, "Open Files…", window.open_files_dialog, icon=px.SP_DialogOpenButton,
+                                       shortcut=QKeySequence.StandardKey.Open)
+    window.open_folder_action = _action(window, "Open Folder…", window.open_folder_dialog, icon=px.SP_DirOpenIcon,
+                                        shortcut="Ctrl+Shift+O")
+    window.export_csv_action = _action(window, "Export CSV…", lambda: window.export_dialog("csv"), shortcut="Ctrl+E")
+    window.export_json_action = _action(window, "Export JSON…", lambda: window.export_dialog("json"))
+    window.clear_action = _action(window, "Clear", window.clear, icon=px.SP_DialogResetButton)
+    window.quit_action = _action(window, "Quit", window.close, shortcut=QKeySequence.StandardKey.Quit)
+    window.card_action = _action(window, "Model Details…", window.show_model_card, icon=px.SP_FileDialogDetailedView,
+                                 shortcut="Ctrl+I")
+    window.reload_action = _action(window, "Reload Models", lambda: window.reload_models(), icon=px.SP_BrowserReload,
+                                   shortcut=QKeySequence.StandardKey.Refresh)
+    window.models_folder_action = _action(window, "Open User Models Folder", window._open_user_models)
+    window.problems_action = _action(window, "Model Problems…", window.show_model_problems)
+    window.about_action = _action(window, "About", window._about)
+    menu = window.menuBar()
+    file_menu = menu.addMenu("&File")
+    for action in (window.open_files_action, window.open_folder_action, None, window.export_csv_action,
+                   window.export_json_action, None, window.clear_action, None, window.quit_action):
+        file_menu.addSeparator() if action is None else file_menu.addAction(action)
+    model_menu = menu.addMenu("&Models")
+    for action in (window.card_action, window.reload_action, window.models_folder_action, window.problems_action):
+        model_menu.addAction(action)
+    menu.addMenu("&Help").addAction(window.about_action)
+
+
+def _build_toolbar(window) -> None:
+    bar = QToolBar("Main", window)
+    bar.setObjectName("main_toolbar")
+    bar.setMovable(False)
+    bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    window.addToolBar(bar)
+    for item in (window.open_files_action, window.open_folder_action, window.clear_action, None, QLabel(" Model: "),
+                 window.model_combo, window.card_action, None, QLabel(" Show: "), window.class_filter, window.search,
+                 None, window.export_csv_action):
+        if item is None:
+            bar.addSeparator()
+        elif isinstance(item, QAction):
+            bar.addAction(item)
+        else:
+            bar.addWidget(item)
+
+
+def _build_statusbar(window) -> None:
+    window.counts_label, window.rate_label = QLabel(""), QLabel("")
+    window.progress = QProgressBar(window)
+    window.progress.setMaximumWidth(220)
+    window.progress.setFormat("%v / %m")
+    window.cancel_button = QPushButton("Cancel", window)
+    window.cancel_button.clicked.connect(window.cancel)
+    window.provider_label = QLabel("")
+    window.provider_label.setToolTip("onnxruntime execution provider in use")
+    window.statusBar().addWidget(window.counts_label)
+    for widget in (window.progress, window.rate_label, window.cancel_button, window.provider_label):
+        window.statusBar().addPermanentWidget(widget)
+
+
+def _build_central(window) -> None:
+    window.splitter = QSplitter(Qt.Orientation.Horizontal, window)
+    window.splitter.addWidget(window.results)
+    window.splitter.addWidget(window.preview)
+    window.splitter.setStretchFactor(0, 3)
+    window.splitter.setStretchFactor(1, 2)
+    window.splitter.setSizes([700, 460])
+    holder = QWidget(window)
+    layout = QHBoxLayout(holder)
+    layout.setContentsMargins(4, 4, 4, 4)
+    layout.addWidget(window.splitter)
+    window.setCentralWidget(holder)

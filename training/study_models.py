@@ -1,0 +1,130 @@
+"""The original study's models: its small CNNs, CNN_adam_m1 (its chosen model) with its SGD variant, and
+the VGG16 transfer model. Data augmentation is not part of a model: it runs on whole batches in the input
+pipeline (training/train.py), which keeps the exported graph free of training-only layers.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops, regularizers
+
+from cifar10.contract import IMAGE_SIZE
+from training.blocks import classifier_head, model_input
+from training.registry import register_model
+
+
+# --- The study's small CNNs -------------------------------------------------------------------------
+
+def small_cnn(name: str, conv_filters: list[int | str], dropout: float) -> keras.Model:
+    """Conv(3x3, same padding, relu) stacks with 'P' = MaxPool(2), then Dropout-Flatten-Dense512-Dropout.
+
+    The study does not give the padding; 'same' keeps a 4x4 or 8x8 map for the Dense layer."""
+    inputs = model_input()
+    x = layers.Rescaling(1 / 255.0)(inputs)
+    for item in conv_filters:
+        x = layers.MaxPooling2D(2)(x) if item == "P" else layers.Conv2D(item, 3, padding="same", activation="relu")(x)
+    x = layers.Dropout(dropout)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(512, activation="relu")(x)
+    x = layers.Dropout(0.5)(x)
+    return classifier_head(inputs, x, name)
+
+
+@register_model("baseline", summary="Study 'M1 Baseline Roland': Conv32-P-Conv32-P-Conv64-Conv64-P, "
+                "Dropout .25, Dense 512", study={"column": "M1 Baseline Roland", "test_accuracy": 0.7775,
+                "f1_macro": 0.7755, "epochs": 10}, epochs=10, batch_size=64)
+def baseline():
+    return small_cnn("baseline", [32, "P", 32, "P", 64, 64, "P"], dropout=0.25)
+
+
+@register_model("ishu_m1", summary="Study 'M1 Ishu': Conv32-P-Conv64-P-Conv64, Dropout .25, Dense 512, "
+                "augmentation", study={"column": "M1 Ishu", "test_accuracy": 0.7986, "epochs": 10},
+                epochs=10, batch_size=64, augment=True)
+def ishu_m1():
+    return small_cnn("ishu_m1", [32, "P", 64, "P", 64], dropout=0.25)
+
+
+@register_model("ishu_m2", summary="Study 'M2 Ishu': Conv32-P-Conv32-P-Conv64-P, Dropout .5, Dense 512",
+                study={"column": "M2 Ishu", "test_accuracy": 0.7808, "epochs": 10}, epochs=10, batch_size=64)
+def ishu_m2():
+    # The study's 'M3 Ishu' column has the same layers and hyperparameters; its 0.9079 looks shifted.
+    return small_cnn("ishu_m2", [32, "P", 32, "P", 64, "P"], dropout=0.5)
+
+
+@register_model("ishu_baseline", summary="Study 'baseline CNN': Conv32-P-Conv32-P-Conv64-P, Dropout .25, "
+                "Dense 512, augmentation, lr 2e-3, 20 epochs",
+                study={"column": "baseline CNN", "test_accuracy": 0.8387, "f1_macro": 0.8365, "epochs": 20},
+                epochs=20, batch_size=64, lr=2e-3, augment=True)
+def ishu_baseline():
+    return small_cnn("ishu_baseline", [32, "P", 32, "P", 64, "P"], dropout=0.25)
+
+
+# --- CNN_adam_m1, the study's chosen model, and its SGD variant ---------------------------------------
+
+def conv_block(x, filters: int, weight_decay: float):
+    """Two conv3x3 (no bias: BatchNorm follows) + BatchNorm + ReLU: the study's 10,336 / 55,808 /
+    222,208 parameters per block."""
+    for _ in range(2):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                          kernel_regularizer=regularizers.l2(weight_decay))(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+    return x
+
+
+def cnn_m1(name: str, weight_decay: float = 1e-4) -> keras.Model:
+    inputs = model_input()
+    x = layers.Rescaling(1 / 255.0)(inputs)
+    for filters, dropout in ((32, 0.2), (64, 0.3), (128, 0.4)):
+        x = conv_block(x, filters, weight_decay)
+        x = layers.MaxPooling2D()(x)
+        x = layers.Dropout(dropout)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(256, activation="relu", kernel_regularizer=regularizers.l2(weight_decay))(x)
+    x = layers.Dropout(0.5)(x)
+    return classifier_head(inputs, x, name)
+
+
+@register_model("cnn_adam_m1", summary="Study's chosen CNN_adam_m1: 3 conv blocks 32-64-128 (2x conv3x3+BN), "
+                "L2, dropout .2-.3-.4-.5, GAP, Dense 256, augmentation, Adam",
+                study={"column": "baseline_CNN_adam_m1", "test_accuracy": 0.8958, "params": 323946,
+                       "epochs": 50},
+                epochs=50, batch_size=64, lr=1e-3, augment=True, early_stopping_patience=12,
+                lr_schedule="cosine")
+def cnn_adam_m1():
+    return cnn_m1("cnn_adam_m1")
+
+
+@register_model("cnn_sgd_m1", summary="CNN_adam_m1's architecture trained with SGD (momentum 0.9, lr 0.01, "
+                "batch 32)", study={"column": "sgd_m1 / adam_m2 (table columns look swapped)",
+                "test_accuracy": 0.7878, "epochs": 50},
+                epochs=50, batch_size=32, optimizer="sgd", lr=1e-2, augment=True,
+                early_stopping_patience=12, lr_schedule="plateau")
+def cnn_sgd_m1():
+    return cnn_m1("cnn_sgd_m1")
+
+
+# --- Transfer learning -----------------------------------------------------------------------------
+
+@keras.saving.register_keras_serializable(package="cifar10")
+class VGG16Preprocess(layers.Layer):
+    """VGG16's ImageNet ('caffe') preprocessing inside the graph: RGB->BGR, minus the BGR means."""
+
+    def call(self, x):
+        return ops.flip(x, axis=-1) - ops.convert_to_tensor([103.939, 116.779, 123.68], dtype=x.dtype)
+
+
+@register_model("vgg16_transfer", summary="keras.applications.VGG16 (ImageNet weights, frozen) + new head "
+                "GAP-Dense256-Dropout", study={"column": "M2 VGG16 Transfer Learning", "test_accuracy": 0.529,
+                "epochs": 2}, pretrained=True, epochs=2, batch_size=128)
+def vgg16_transfer(weights: str | None = "imagenet", trainable_base: bool = False):
+    """``weights="imagenet"`` downloads Keras' VGG16 weights (users); tests pass ``weights=None``."""
+    inputs = model_input()
+    x = VGG16Preprocess(name="vgg16_preprocess")(inputs)
+    base = keras.applications.VGG16(include_top=False, weights=weights, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
+    base.trainable = trainable_base
+    x = base(x, training=False)  # keep the frozen base in inference mode while fine-tuning the head
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(256, activation="relu")(x)
+    x = layers.Dropout(0.5)(x)
+    return classifier_head(inputs, x, "vgg16_transfer")
