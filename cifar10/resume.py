@@ -33,7 +33,7 @@ import numpy as np
 
 from cifar10.contract import CLASS_NAMES
 from cifar10.errors import UserFacingError
-from cifar10.inference import Result
+from cifar10.results import Result
 
 MANIFEST = "run.json"
 SHARD_PREFIX = "part-"

@@ -69,14 +69,29 @@ def run(args) -> int:
             raise fail(f"the folder for --output does not exist: {args.output.parent}")
     if args.top_k < 1 or args.top_k > 10:
         raise fail("--top-k must be between 1 and 10")
+    engine = getattr(args, "engine", "local")
+    if args.output is None and (engine != "local" or getattr(args, "resume", False)):
+        raise fail(f"{'--resume' if engine == 'local' else '--engine ' + engine} writes to a results file: add "
+                   "--output results.csv (or .json)")
+    if getattr(args, "address", None) and engine != "ray":
+        raise fail("--address is for --engine ray")
+    if engine == "ray":
+        from cifar10.ray_engine import import_ray
+
+        import_ray()  # without the 'ray' extra: one line naming it, before anything else
 
     model = choose_model(args.model)
+    if engine == "ray":  # the actors load the model; the driver only ships it
+        return _run_to_output(args, model, None)
     try:
         classifier = Classifier(model, provider=args.provider)
     except ProviderError as exc:
         raise fail(str(exc)) from None
     except Exception as exc:  # onnxruntime refusing the model on this provider
         raise fail(f"cannot load {model.onnx_path}: {exc}") from None
+
+    if args.output is not None:  # journaled, so that --resume can continue a killed run
+        return _run_to_output(args, model, classifier)
 
     stats = {"done": 0, "total": 0, "failed": 0}
     start = time.perf_counter()
@@ -110,6 +125,26 @@ def run(args) -> int:
     where = f"; results in {args.output}" if args.output is not None else ""
     print(f"{count} files in {elapsed:.1f} s ({count / max(elapsed, 1e-9):,.0f} files/s), "
           f"{stats['failed']} could not be classified{where}", file=sys.stderr)
+    return 0
+
+
+def _run_to_output(args, model: ModelInfo, classifier) -> int:
+    from cifar10.classify_output import run_to_output
+
+    print(f"model {model.name} ({_pct(model.test_accuracy)} test accuracy)"
+          + (f", provider {classifier.provider}" if classifier is not None else ""), file=sys.stderr)
+    try:
+        run = run_to_output(args.paths, args.output, model, engine=getattr(args, "engine", "local"),
+                            resume=getattr(args, "resume", False), address=getattr(args, "address", None),
+                            batch_size=args.batch_size, provider=args.provider, top_k=args.top_k,
+                            actors=getattr(args, "actors", None), classifier=classifier)
+    except KeyboardInterrupt:
+        print("\ncancelled; the files done so far are kept: add --resume to continue", file=sys.stderr)
+        return 130
+    rate = run.classified / max(run.seconds, 1e-9)
+    skipped = f", {run.skipped:,} skipped (already in {args.output.name})" if run.skipped else ""
+    print(f"{run.classified:,} files classified in {run.seconds:.1f} s ({rate:,.0f} files/s){skipped}; "
+          f"{run.failed} could not be classified; results in {args.output} ({run.rows:,} rows)", file=sys.stderr)
     return 0
 
 
