@@ -37,7 +37,7 @@ class ProgressLine:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.enabled, self.log_every = enabled, log_every
         self.start = time.perf_counter()
-        self._last = 0.0
+        self._last = self.start if not self.tty else 0.0  # logs: the first line after log_every
         self._printed = False
 
     def update(self, done: int) -> None:

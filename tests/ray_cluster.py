@@ -11,6 +11,7 @@ that setting and would otherwise rewrite 127.0.0.1 into the machine's network ad
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+TOKEN = secrets.token_hex(32)  # Ray's token authentication, with a token only this test session knows
 START_TIMEOUT_S = 90
 
 
@@ -35,6 +37,7 @@ def ray_env(*, cluster: bool = False) -> dict:
     """The environment of the cluster's processes and of the drivers the tests start (the CLI)."""
     env = dict(os.environ)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    env["RAY_AUTH_MODE"], env["RAY_AUTH_TOKEN"] = "token", TOKEN
     env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "1" if cluster else "0"
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
     return env
