@@ -44,14 +44,16 @@ def import_ray():
 
 
 class RaySession:
-    """``ray.init`` for one command: connect to ``address``, or start a local instance on 127.0.0.1 only.
+    """``ray.init`` for one command: connect to ``address`` (else ``$RAY_ADDRESS``), or start a local
+    instance on 127.0.0.1 only.
 
     Use as a context manager; a local instance it started is shut down at the end. ``describe()`` says
     what it runs on (nodes, CPUs).
     """
 
     def __init__(self, address: str | None = None, *, num_cpus: int | None = None):
-        self.address, self.num_cpus = address, num_cpus
+        # Ray's own convention: $RAY_ADDRESS points at a cluster when --address is not given.
+        self.address, self.num_cpus = address or os.environ.get("RAY_ADDRESS") or None, num_cpus
         self.ray = None
         self.started = False
         self.startup_s = 0.0

@@ -208,12 +208,12 @@ def run_sweep(spec: SweepSpec, *, out: Path, export_dir: Path | None, address: s
         nodes = session.nodes()
         if cpus_per_trial is None:
             node_cpus = [int(n["Resources"].get("CPU", 1)) for n in nodes] or [1]
-            cpus_per_trial = session.cpus() if not address else min(node_cpus)
+            cpus_per_trial = session.cpus() if not session.address else min(node_cpus)
         at_once = max(1, session.cpus() // cpus_per_trial)
         trials = grid_size(spec) * samples if spec.search == "grid" else samples
         log(f"sweep on {session.describe()}: {trials} trial{'s' * (trials != 1)} ({spec.search} search), "
             f"{cpus_per_trial} CPU{'s' * (cpus_per_trial != 1)} each, so {at_once} at a time"
-            + (" (local: one trial at a time uses every core; --address to run on a cluster)" if at_once == 1 and not address else ""))
+            + (" (local: one trial at a time uses every core; --address to run on a cluster)" if at_once == 1 and not session.address else ""))
         max_epochs = max(spec.epochs) if spec.epochs else _default_epochs(spec.model)
         # max_t one past the longest schedule: ASHA stops a trial that reaches max_t, which would end the
         # best trial at its last epoch before it writes its run record.
