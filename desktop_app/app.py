@@ -7,12 +7,16 @@ import os
 import sys
 from pathlib import Path
 
-from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication
+from desktop_app.qt_deps import check_qt_libraries
 
-from cifar10.paths import project_root
-from desktop_app.main_window import APP_NAME, MainWindow
-from desktop_app.options import add_app_arguments
+check_qt_libraries()  # before Qt loads: a missing system library is one line, not Qt's abort
+
+from PySide6.QtGui import QIcon  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from cifar10.paths import project_root  # noqa: E402
+from desktop_app.main_window import APP_NAME, MainWindow  # noqa: E402
+from desktop_app.options import add_app_arguments  # noqa: E402
 
 
 def icon_path() -> Path:
