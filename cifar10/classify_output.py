@@ -73,6 +73,6 @@ def run_to_output(paths, output, model, *, engine: str = "local", resume: bool =
         line.close()
         journal.close()
     run.rows = journal.write_output(top_k=top_k)
-    run.failed = sum(1 for r in journal.results() if r.error) if run.rows else 0
+    run.failed = journal.failed
     run.seconds = time.perf_counter() - started
     return run

@@ -132,6 +132,7 @@ class Journal:
         self._parquet_count = 0
         self.done: dict[str, tuple[int, int]] = {}   # key -> (size, mtime_ns) of a finished row
         self.dropped: list[str] = []                  # shards that could not be read (their files are redone)
+        self.failed = 0                               # rows with an error in the last OUT written
 
     # -- state ----------------------------------------------------------------------------------------
 
@@ -169,6 +170,9 @@ class Journal:
             for shard in shards:
                 shard.unlink()
             shards = []
+        if resume and not shards and self.out.exists():
+            raise ResumeError(f"{self.out} exists but has no journal ({self.dir}) to resume from: it was written "
+                              "before --resume existed or its journal was deleted; write to another --output")
         if shards and manifest is not None and manifest.get("model", {}).get("sha256") != identity["sha256"]:
             raise ResumeError(f"{self.out} was started with model {manifest['model'].get('name')!r} (another "
                               f".onnx file than {model.name!r}): resume with that model, or write to another --output")
@@ -256,7 +260,14 @@ class Journal:
         from cifar10.results_io import write_results
 
         self.close()
-        count = write_results(self.results(), self.out, top_k=top_k)
+        self.failed = 0
+
+        def counted():
+            for result in self.results():
+                self.failed += bool(result.error)
+                yield result
+
+        count = write_results(counted(), self.out, top_k=top_k)
         manifest = self.manifest() or {}
         self._write_manifest({**manifest, "complete": True, "rows": count,
                               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})

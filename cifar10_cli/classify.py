@@ -73,6 +73,8 @@ def run(args) -> int:
     if args.output is None and (engine != "local" or getattr(args, "resume", False)):
         raise fail(f"{'--resume' if engine == 'local' else '--engine ' + engine} writes to a results file: add "
                    "--output results.csv (or .json)")
+    if getattr(args, "actors", None) is not None and (engine != "ray" or args.actors < 1):
+        raise fail("--actors is a number >= 1, for --engine ray")
     if getattr(args, "address", None) and engine != "ray":
         raise fail("--address is for --engine ray")
     if engine == "ray":

@@ -196,3 +196,14 @@ def test_core_and_cli_never_import_ray_at_module_level():
             top = {alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
             top |= {node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
             assert not {m for m in top if m.split(".")[0] in ("ray", "pyarrow")}, f"{path} imports Ray at load time"
+
+
+def test_resume_never_drops_an_output_without_journal(slow_env, capsys):
+    """OUT written without a journal (an older version, or the journal deleted): --resume refuses to replace it."""
+    images = slow_env["tmp"] / "images"
+    noisy_folder(images, 3, broken_every=0)
+    out = slow_env["tmp"] / "old.csv"
+    out.write_text("path,label\nsomething,cat\n")
+    assert main(["classify", str(images), "-o", str(out), "--model", "slow", "--resume"]) == 2
+    assert "has no journal" in capsys.readouterr().err
+    assert out.read_text() == "path,label\nsomething,cat\n"
