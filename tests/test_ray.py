@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from cifar10.resume import shards_dir
@@ -20,6 +19,9 @@ from image_files import mixed_folder
 from onnx_fixtures import MAPPING_B, write_model
 from ray_cluster import ray_cluster, ray_env  # noqa: F401  (the fixture)
 from test_resume import assert_rows_once_and_equal, noisy_folder, start_and_kill
+
+pytest.importorskip("ray", reason="the 'ray' extra is not installed (pip install -e '.[ray]')")
+pq = pytest.importorskip("pyarrow.parquet")
 
 
 @pytest.fixture()
