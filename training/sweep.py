@@ -177,6 +177,9 @@ def plot_curves(trials: list[TrialSummary], path: Path, title: str) -> None:
         style = "-" if trial.status == "finished" else "--"
         ax.plot(epochs, trial.val_curve, style, marker="o", markersize=3,
                 label=f"{trial.label} ({trial.status})")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
     ax.grid(alpha=0.3)
