@@ -24,7 +24,9 @@ class OutputRun:
     total: int = 0          # files given this time
     skipped: int = 0        # of which already in OUT (--resume)
     classified: int = 0     # classified by this run
-    failed: int = 0         # of which could not be classified
+    failed: int = 0         # rows in OUT that could not be classified
+    unsure: int = 0         # rows in OUT flagged "may be none of the classes" (contract v2 models)
+    scored: int = 0         # rows in OUT with an open-set score (0: a contract-v1 model)
     seconds: float = 0.0    # this run, listing to OUT written
     startup_s: float = 0.0  # Ray: connecting or starting the instance
 
@@ -73,6 +75,6 @@ def run_to_output(paths, output, model, *, engine: str = "local", resume: bool =
         line.close()
         journal.close()
     run.rows = journal.write_output(top_k=top_k)
-    run.failed = journal.failed
+    run.failed, run.unsure, run.scored = journal.failed, journal.unsure, journal.scored
     run.seconds = time.perf_counter() - started
     return run

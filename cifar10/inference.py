@@ -19,6 +19,7 @@ import os
 import stat
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from typing import Callable, Iterable, Iterator
 
@@ -78,6 +79,13 @@ class Classifier:
             raise ProviderError("CUDA was requested but onnxruntime could not start it (CUDA or cuDNN "
                                 "libraries missing or mismatched); use --provider cpu.")
         self.provider_name: str = in_use[0]
+        # Contract v2's optional outputs (a v1 model has none of them: never "unsure", no CAM).
+        present = {o.name for o in self._session.get_outputs()}
+        self.outputs: tuple[str, ...] = (contract.OUTPUT_NAME,) + tuple(
+            name for name in contract.OPTIONAL_OUTPUTS if name in present)
+        self.threshold: float | None = (contract.open_set_threshold(self.model.card)
+                                        if contract.OOD_SCORE_NAME in present else None)
+        self.has_cam: bool = contract.CAM_NAME in present
         self.provider: str = next((short for short, full in PROVIDERS.items() if full == in_use[0]), in_use[0])
 
     def __repr__(self) -> str:
@@ -85,6 +93,11 @@ class Classifier:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities ``[N, 10]`` (float32) for a uint8 or float32 NHWC batch ``[N, 32, 32, 3]`` of raw RGB."""
+        return self.predict_all(batch, with_cam=False).probabilities
+
+    def predict_all(self, batch: np.ndarray, *, with_cam: bool = False) -> "Outputs":
+        """Every contract output for a batch: probabilities, and (contract v2) logits, ood_score, the
+        unsure flags at the card's threshold, and class activation maps when ``with_cam`` and the model has them."""
         batch = np.asarray(batch)
         if batch.ndim == 3:
             batch = batch[None]
@@ -93,15 +106,37 @@ class Classifier:
             raise ValueError(f"expected a batch of shape [N, 32, 32, 3], got {list(batch.shape)}")
         if batch.dtype not in (np.uint8, np.float32):
             raise ValueError(f"expected uint8 (0..255) or float32 raw RGB, got {batch.dtype}")
+        names = [n for n in self.outputs if with_cam or n != contract.CAM_NAME]
         if len(batch) == 0:
-            return np.zeros((0, contract.NUM_CLASSES), np.float32)
+            return Outputs(np.zeros((0, contract.NUM_CLASSES), np.float32), threshold=self.threshold)
         feed = np.ascontiguousarray(batch, dtype=np.float32)
-        (probs,) = self._session.run([contract.OUTPUT_NAME], {contract.INPUT_NAME: feed})
-        return np.asarray(probs, dtype=np.float32)
+        got = dict(zip(names, self._session.run(names, {contract.INPUT_NAME: feed})))
+        as32 = {k: np.asarray(v, dtype=np.float32) for k, v in got.items()}
+        return Outputs(as32[contract.OUTPUT_NAME], as32.get(contract.LOGITS_NAME),
+                       as32.get(contract.OOD_SCORE_NAME), as32.get(contract.CAM_NAME), self.threshold)
 
     def predict_image(self, source: ImageSource) -> np.ndarray:
         """Probabilities ``[10]`` for one image file/bytes (raises :class:`ImageError`)."""
         return self.predict(load_image(source)[None])[0]
+
+
+@dataclass
+class Outputs:
+    """One batch's model outputs. ``ood_score`` is all-NaN and ``unsure`` all-False for a v1 model."""
+    probabilities: np.ndarray                  # [N, 10] (calibrated for a v2 model)
+    logits: np.ndarray | None = None           # [N, 10] or None (v1)
+    ood_score: np.ndarray | None = None        # [N]; NaN where the model has no score
+    cam: np.ndarray | None = None              # [N, h, w, 10] or None
+    threshold: float | None = None             # the card's open-set threshold
+
+    def __post_init__(self):
+        if self.ood_score is None:
+            self.ood_score = np.full(len(self.probabilities), np.nan, np.float32)
+
+    @property
+    def unsure(self) -> np.ndarray:
+        """[N] bool: the "may be none of the classes" flag (ood_score above the model's threshold)."""
+        return np.array([contract.is_unsure(float(s), self.threshold) for s in self.ood_score], dtype=bool)
 
 
 def iter_image_files(paths: Iterable[str | os.PathLike]) -> Iterator[str]:
@@ -201,13 +236,16 @@ def iter_result_batches(classifier: Classifier, paths: Iterable[str | os.PathLik
             if should_stop is not None and should_stop():
                 return
             good = [i for i, d in enumerate(decoded) if isinstance(d, np.ndarray)]
-            probs = classifier.predict(np.stack([decoded[i] for i in good])) if good else None
+            outputs = classifier.predict_all(np.stack([decoded[i] for i in good])) if good else None
+            flags = outputs.unsure if outputs is not None else None
             results: list[Result] = []
             row = {i: n for n, i in enumerate(good)}
             for i, path in enumerate(chunk):
                 item = decoded[i]
                 if isinstance(item, np.ndarray):
-                    results.append(Result.from_probabilities(path, probs[row[i]], item if keep_images else None))
+                    n = row[i]
+                    results.append(Result.from_probabilities(path, outputs.probabilities[n], item if keep_images else None,
+                                                             ood_score=float(outputs.ood_score[n]), unsure=bool(flags[n])))
                 else:
                     results.append(Result(path, error=item or "cancelled"))
             done += len(chunk)

@@ -190,14 +190,27 @@ def _contract_problem(onnx_path: Path) -> str | None:
         return f"output '{probs.name}' is {probs.type}, the contract says tensor(float)"
     if not _shape_matches(probs.shape, ["N", contract.NUM_CLASSES]):
         return f"output shape is {_fmt_shape(probs.shape)}, the contract says [N, {contract.NUM_CLASSES}]"
+    # Contract v2's optional outputs: absent is fine (v1), present must have the right shape.
+    optional = {contract.LOGITS_NAME: ["N", contract.NUM_CLASSES], contract.OOD_SCORE_NAME: ["N"],
+                contract.CAM_NAME: ["N", "h", "w", contract.NUM_CLASSES]}
+    for name, shape in optional.items():
+        out = by_name.get(name)
+        if out is None:
+            continue
+        if out.type != "tensor(float)":
+            return f"output '{name}' is {out.type}, the contract says tensor(float)"
+        if out.shape is None or len(out.shape) != len(shape) or not _shape_matches(
+                [d for d, want in zip(out.shape, shape) if want not in ("h", "w")], [w for w in shape if w not in ("h", "w")]):
+            return f"output '{name}' has shape {_fmt_shape(out.shape)}, the contract says [{', '.join(map(str, shape))}]"
 
     meta = session.get_modelmeta().custom_metadata_map
     version = meta.get(contract.META_CONTRACT)
     if version is None:
         return (f"metadata '{contract.META_CONTRACT}' is missing: not exported under the cifar10 ONNX contract "
                 "(use `cifar10 export`)")
-    if version != contract.CONTRACT_VERSION:
-        return (f"metadata '{contract.META_CONTRACT}' is {version!r}, expected '{contract.CONTRACT_VERSION}' "
+    if version not in contract.SUPPORTED_CONTRACT_VERSIONS:
+        return (f"metadata '{contract.META_CONTRACT}' is {version!r}, expected one of "
+                f"{', '.join(repr(v) for v in contract.SUPPORTED_CONTRACT_VERSIONS)} "
                 "(was it exported by `cifar10 export`?)")
     raw_names = meta.get(contract.META_CLASS_NAMES)
     if raw_names is None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cifar10 import contract
 from cifar10.contract import CLASS_NAMES
 
 
@@ -23,6 +24,8 @@ class Result:
     probabilities: np.ndarray | None = None    # [10] in CLASS_NAMES order; None on error
     error: str = ""                            # "" when it worked
     image: np.ndarray | None = field(default=None, repr=False, compare=False)  # the 32x32 model input, if kept
+    ood_score: float = float("nan")            # contract v2: larger = less like CIFAR-10; nan for v1 models
+    unsure: bool = False                       # ood_score above the model's threshold: "may be none of these"
 
     @property
     def ok(self) -> bool:
@@ -35,14 +38,26 @@ class Result:
         order = np.argsort(-self.probabilities, kind="stable")[:k]
         return [(CLASS_NAMES[i], float(self.probabilities[i])) for i in order]
 
+    @property
+    def display_label(self) -> str:
+        """The label as apps show it: the class, or the unsure text when the open-set flag is raised."""
+        if not self.ok:
+            return ""
+        return contract.unsure_text() if self.unsure else self.label
+
     @classmethod
-    def from_probabilities(cls, path: str, probabilities: np.ndarray, image: np.ndarray | None = None) -> "Result":
+    def from_probabilities(cls, path: str, probabilities: np.ndarray, image: np.ndarray | None = None, *,
+                           ood_score: float = float("nan"), unsure: bool = False) -> "Result":
         probabilities = np.asarray(probabilities, dtype=np.float32)
         best = int(np.argmax(probabilities))
-        return cls(path, CLASS_NAMES[best], float(probabilities[best]), probabilities, "", image)
+        return cls(path, CLASS_NAMES[best], float(probabilities[best]), probabilities, "", image,
+                   float(ood_score), bool(unsure))
 
 
-COLUMNS = ("path", "label", "confidence", "error", *CLASS_NAMES)
+# ``unsure`` is true when the model's open-set flag is raised ("may be none of the 10 classes"; ``label`` still
+# holds the most likely class); ``ood_score`` is the score behind it (larger = less like CIFAR-10; empty for a
+# contract-v1 model, whose ``unsure`` is always false). Both are empty for a file that failed.
+COLUMNS = ("path", "label", "confidence", "error", "unsure", "ood_score", *CLASS_NAMES)
 
 
 def result_row(result: Result, *, top_k: int = 0) -> dict:
@@ -53,7 +68,9 @@ def result_row(result: Result, *, top_k: int = 0) -> dict:
     confidence = result.confidence if ok and not math.isnan(result.confidence) else None
     row = {"path": str(result.path), "label": result.label if ok else "",
            "confidence": round(float(confidence), 6) if confidence is not None else None,
-           "error": result.error}
+           "error": result.error,
+           "unsure": bool(result.unsure) if ok else None,
+           "ood_score": round(float(result.ood_score), 6) if ok and math.isfinite(result.ood_score) else None}
     for i, name in enumerate(CLASS_NAMES):
         row[name] = round(float(probs[i]), 6) if ok else None
     if top_k:

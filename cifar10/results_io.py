@@ -1,7 +1,10 @@
 """Write classification results: one writer for the CLI and the desktop app, so their files match.
 
-Columns (CSV header, JSON keys): ``path, label, confidence, error`` then one probability column per
-class, named by the class, in ``CLASS_NAMES`` order. A failed file has an empty label/confidence/
+Columns (CSV header, JSON keys): ``path, label, confidence, error, unsure, ood_score`` then one
+probability column per class, named by the class, in ``CLASS_NAMES`` order. ``unsure`` is ``true`` when
+the model's open-set flag is raised ("may be none of the 10 classes"; ``label`` still holds the most likely
+class) and ``ood_score`` the score behind it (larger = less like CIFAR-10; empty for a contract-v1 model,
+whose ``unsure`` is always ``false``). A failed file has an empty label/confidence/unsure/ood_score/
 probabilities (JSON: null) and its message in ``error``. JSON is a list of row objects; each row
 also carries ``top_k``: the k best ``[class, probability]`` pairs (``top_k=0`` leaves it out).
 """
@@ -57,6 +60,8 @@ class ResultWriter:
 def _csv_cell(value) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.6f}"  # fixed notation: spreadsheets and humans read 0.000032 better than 3.2e-05
     return str(value)
@@ -92,9 +97,15 @@ def read_results(path: str | os.PathLike) -> list[dict]:
         return json.loads(path.read_text(encoding="utf-8"))
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    numeric = ("confidence", *COLUMNS[COLUMNS.index("error") + 1:])
-    return [{k: (float(v) if k in numeric and v != "" else (None if k in numeric else v)) for k, v in row.items()}
-            for row in rows]
+    numeric = ("confidence", "ood_score", *COLUMNS[COLUMNS.index("ood_score") + 1:])
+
+    def cell(key: str, value: str):
+        if key == "unsure":
+            return {"true": True, "false": False}.get(value)
+        if key in numeric:
+            return float(value) if value != "" else None
+        return value
+    return [{k: cell(k, v) for k, v in row.items()} for row in rows]
 
 
 def format_table(results: Iterable[Result], *, top_k: int = 3, stream: IO[str]) -> int:
@@ -107,7 +118,8 @@ def format_table(results: Iterable[Result], *, top_k: int = 3, stream: IO[str]) 
             line = f"{'ERROR':<11} {'':>6}  {'':<{_top_width(top_k)}}  {result.path}: {result.error}"
         else:
             top = "  ".join(f"{label} {p:.0%}" for label, p in result.top_k(top_k)) if top_k > 1 else ""
-            line = f"{result.label:<11} {result.confidence:>6.1%}  {top:<{_top_width(top_k)}}  {result.path}"
+            label = "UNSURE" if result.unsure else result.label
+            line = f"{label:<11} {result.confidence:>6.1%}  {top:<{_top_width(top_k)}}  {result.path}"
         stream.write(line.rstrip() + "\n")
         count += 1
         if count % 64 == 0:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -73,6 +74,8 @@ def make_record(result: Result, key: FileKey) -> dict:
     return {"path": str(result.path), "key": key.key, "size": key.size, "mtime_ns": key.mtime_ns,
             "label": result.label if ok else "", "confidence": float(result.confidence) if ok else None,
             "error": result.error,
+            "unsure": bool(result.unsure) if ok else None,
+            "ood_score": float(result.ood_score) if ok and math.isfinite(result.ood_score) else None,
             "probabilities": [float(p) for p in np.asarray(result.probabilities, np.float32)] if ok else None}
 
 
@@ -81,7 +84,9 @@ def result_from_record(record: dict) -> Result:
     probs = record.get("probabilities")
     if probs is None or record.get("error"):
         return Result(record["path"], error=record.get("error") or "no result")
-    return Result(record["path"], record["label"], float(record["confidence"]), np.asarray(probs, np.float32), "")
+    score = record.get("ood_score")
+    return Result(record["path"], record["label"], float(record["confidence"]), np.asarray(probs, np.float32), "",
+                  ood_score=float("nan") if score is None else float(score), unsure=bool(record.get("unsure")))
 
 
 def records_to_table(records: list[dict]):
@@ -97,6 +102,8 @@ def records_to_table(records: list[dict]):
         "label": pa.array([r["label"] for r in records], pa.string()),
         "confidence": pa.array([r["confidence"] for r in records], pa.float64()),
         "error": pa.array([r["error"] for r in records], pa.string()),
+        "unsure": pa.array([r.get("unsure") for r in records], pa.bool_()),
+        "ood_score": pa.array([r.get("ood_score") for r in records], pa.float64()),
     }
     for i, name in enumerate(CLASS_NAMES):
         columns[name] = pa.array([p[i] if p is not None else None for p in probs], pa.float32())
@@ -108,6 +115,7 @@ def table_to_records(table) -> Iterator[dict]:
         ok = row[CLASS_NAMES[0]] is not None and not row["error"]
         yield {"path": row["path"], "key": row["key"], "size": row["size"], "mtime_ns": row["mtime_ns"],
                "label": row["label"], "confidence": row["confidence"], "error": row["error"],
+               "unsure": row.get("unsure"), "ood_score": row.get("ood_score"),
                "probabilities": [row[name] for name in CLASS_NAMES] if ok else None}
 
 
@@ -133,6 +141,8 @@ class Journal:
         self.done: dict[str, tuple[int, int]] = {}   # key -> (size, mtime_ns) of a finished row
         self.dropped: list[str] = []                  # shards that could not be read (their files are redone)
         self.failed = 0                               # rows with an error in the last OUT written
+        self.unsure = 0                               # rows flagged "may be none of the classes" (contract v2)
+        self.scored = 0                               # rows with an open-set score (0 for a contract-v1 model)
 
     # -- state ----------------------------------------------------------------------------------------
 
@@ -260,11 +270,13 @@ class Journal:
         from cifar10.results_io import write_results
 
         self.close()
-        self.failed = 0
+        self.failed = self.unsure = self.scored = 0
 
         def counted():
             for result in self.results():
                 self.failed += bool(result.error)
+                self.unsure += bool(result.ok and result.unsure)
+                self.scored += bool(result.ok and math.isfinite(result.ood_score))
                 yield result
 
         count = write_results(counted(), self.out, top_k=top_k)

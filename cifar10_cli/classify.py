@@ -95,7 +95,7 @@ def run(args) -> int:
     if args.output is not None:  # journaled, so that --resume can continue a killed run
         return _run_to_output(args, model, classifier)
 
-    stats = {"done": 0, "total": 0, "failed": 0}
+    stats = {"done": 0, "total": 0, "failed": 0, "unsure": 0}
     start = time.perf_counter()
     show_progress = args.output is not None and sys.stderr.isatty()
 
@@ -108,6 +108,7 @@ def run(args) -> int:
     def counted(results: Iterable[Result]) -> Iterator[Result]:
         for result in results:
             stats["failed"] += bool(result.error)
+            stats["unsure"] += bool(result.unsure)
             yield result
 
     print(f"model {model.name} ({_pct(model.test_accuracy)} test accuracy), provider {classifier.provider}",
@@ -127,6 +128,7 @@ def run(args) -> int:
     where = f"; results in {args.output}" if args.output is not None else ""
     print(f"{count} files in {elapsed:.1f} s ({count / max(elapsed, 1e-9):,.0f} files/s), "
           f"{stats['failed']} could not be classified{where}", file=sys.stderr)
+    print(unsure_summary(stats["unsure"], count - stats["failed"], classifier.threshold is not None), file=sys.stderr)
     return 0
 
 
@@ -147,7 +149,18 @@ def _run_to_output(args, model: ModelInfo, classifier) -> int:
     skipped = f", {run.skipped:,} skipped (already in {args.output.name})" if run.skipped else ""
     print(f"{run.classified:,} files classified in {run.seconds:.1f} s ({rate:,.0f} files/s){skipped}; "
           f"{run.failed} could not be classified; results in {args.output} ({run.rows:,} rows)", file=sys.stderr)
+    has_open_set = classifier.threshold is not None if classifier is not None else run.scored > 0
+    print(unsure_summary(run.unsure, run.rows - run.failed, has_open_set), file=sys.stderr)
     return 0
+
+
+def unsure_summary(unsure: int, classified: int, has_open_set: bool) -> str:
+    """The CLI's last line: "7 of 200 unsure: may be none of the 10 classes" (or why there is no flag)."""
+    from cifar10 import contract
+
+    if not has_open_set:
+        return "this model has no open-set score (contract v1): no image is flagged unsure"
+    return f"{unsure} of {classified} unsure: may be none of the {contract.NUM_CLASSES} classes"
 
 
 def _pct(value: float | None) -> str:

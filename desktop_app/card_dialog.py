@@ -30,6 +30,31 @@ def _fmt(key: str, value) -> str:
     return str(value)
 
 
+def trust_lines(card: dict) -> list[tuple[str, str]]:
+    """Contract v2's card entries as summary rows: temperature + ECE before/after, the open-set threshold and
+    its measured rates (empty for a v1 card)."""
+    from cifar10 import contract
+
+    rows = []
+    cal = card.get(contract.CARD_CALIBRATION)
+    if isinstance(cal, dict) and "temperature" in cal:
+        before = cal.get("test_ece_before", cal.get("ece_before"))
+        after = cal.get("test_ece_after", cal.get("ece_after"))
+        where = "test set" if "test_ece_after" in cal else "held-out images"
+        rows.append(("Calibration", f"temperature {cal['temperature']:.3g}; ECE {_fmt('', before)} → {_fmt('', after)} "
+                                    f"({where})"))
+    open_set = card.get(contract.CARD_OPEN_SET)
+    if isinstance(open_set, dict) and contract.open_set_threshold(card) is not None:
+        text = f"{open_set.get('score', '?')} score, threshold {open_set['threshold']:.4g}"
+        measured = open_set.get("measured")
+        if isinstance(measured, dict):
+            text += (f"; flags {measured.get('test_flagged', 0):.1%} of CIFAR-10 test images and "
+                     f"{measured.get('ood_flagged', 0):.1%} of {measured.get('ood_images', '?')} out-of-distribution "
+                     f"images (AUROC {measured.get('auroc', 0):.3f}, FPR at 95 % TPR {measured.get('fpr_at_95_tpr', 0):.1%})")
+        rows.append(("Unsure flag", text))
+    return rows
+
+
 def _fill(parent: QTreeWidgetItem | QTreeWidget, value) -> None:
     items = value.items() if isinstance(value, dict) else enumerate(value)
     for key, child in items:
@@ -67,6 +92,10 @@ class ModelCardDialog(QDialog):
         for key, label in HEADLINE_KEYS:
             if key in model.card:
                 form.addRow(label, QLabel(_fmt(key, model.card[key])))
+        for label, text in trust_lines(model.card):
+            line = QLabel(text)
+            line.setWordWrap(True)
+            form.addRow(label, line)
         command = model.card.get("training_command")
         if command:
             cmd = QLabel(f"<code>{command}</code>")

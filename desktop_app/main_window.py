@@ -104,6 +104,7 @@ class MainWindow(FileInputMixin, QMainWindow):
     def _on_model_changed(self, model: ModelInfo) -> None:
         self.setWindowTitle(f"{APP_NAME} — {model.name}")
         self._set_provider_text(self._classifiers.get(str(model.onnx_path)))
+        self.preview.set_classifier(self._classifiers.get(str(model.onnx_path)))
         if self._files or self._queue:
             self._reclassify()
 
@@ -177,6 +178,8 @@ class MainWindow(FileInputMixin, QMainWindow):
     def _on_classifier(self, classifier: Classifier) -> None:
         self._classifiers[str(classifier.model.onnx_path)] = classifier
         self._set_provider_text(classifier)
+        if self.current_model is not None and str(self.current_model.onnx_path) == str(classifier.model.onnx_path):
+            self.preview.set_classifier(classifier)
 
     def _on_files(self, files: list[str]) -> None:
         for path in files:
@@ -224,7 +227,13 @@ class MainWindow(FileInputMixin, QMainWindow):
 
     def _update_counts(self) -> None:
         total, errors = self.results_model.rowCount(), self.results_model.error_count()
-        self.counts_label.setText(f"{total:,} files · {errors:,} could not be read" if errors else f"{total:,} files")
+        unsure = self.results_model.unsure_count()
+        text = f"{total:,} files"
+        if unsure:
+            text += f" · {unsure:,} unsure"
+        if errors:
+            text += f" · {errors:,} could not be read"
+        self.counts_label.setText(text)
 
     # --- selection, preview, export, clear -------------------------------------------------------
     def select_row(self, row: int) -> None:

@@ -6,9 +6,10 @@ import math
 import os
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QColor, QPixmap
+from PySide6.QtGui import QColor, QFont, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle
 
+from cifar10 import contract
 from cifar10.inference import Result
 from desktop_app.widgets import array_to_qimage
 
@@ -18,6 +19,8 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 RESULT_ROLE = Qt.ItemDataRole.UserRole + 2
 THUMB_SIZE = 32
 ERRORS_ONLY = "__errors__"
+UNSURE_ONLY = "__unsure__"  # the open-set flag: "may be none of the 10 classes"
+UNSURE_COLOUR = QColor(176, 110, 0)
 _PIXMAP_CACHE_LIMIT = 4000  # thumbnails kept as QPixmaps (the rest are re-made from the 3 KB arrays)
 
 
@@ -27,6 +30,7 @@ class ResultsModel(QAbstractTableModel):
         self._results: list[Result] = []
         self._names: list[str] = []  # lower-case file names, precomputed for sorting
         self._errors = 0
+        self._unsure = 0
         self._pixmaps: dict[int, QPixmap] = {}
         self._error_icon = None
 
@@ -61,7 +65,7 @@ class ResultsModel(QAbstractTableModel):
             if col == COL_FILE:
                 return os.path.basename(result.path) or result.path
             if col == COL_CLASS:
-                return result.label or "—"
+                return result.display_label or "—"
             if col == COL_CONFIDENCE:
                 return "" if result.error or math.isnan(result.confidence) else f"{result.confidence:.1%}"
             if col == COL_ERROR:
@@ -72,11 +76,21 @@ class ResultsModel(QAbstractTableModel):
             if col == COL_ERROR and result.error:
                 return result.error
             if col == COL_CLASS and result.probabilities is not None:
-                return "\n".join(f"{label}: {p:.1%}" for label, p in result.top_k(3))
+                top = "\n".join(f"{label}: {p:.1%}" for label, p in result.top_k(3))
+                if result.unsure:
+                    return (f"The open-set score ({result.ood_score:.2f}) is above this model's threshold: the "
+                            f"picture may show none of the {contract.NUM_CLASSES} classes.\nMost likely:\n{top}")
+                return top
         elif role == Qt.ItemDataRole.TextAlignmentRole and col == COL_CONFIDENCE:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         elif role == Qt.ItemDataRole.ForegroundRole and result.error and col in (COL_CLASS, COL_ERROR):
             return QColor(190, 40, 40)
+        elif role == Qt.ItemDataRole.ForegroundRole and result.unsure and col in (COL_FILE, COL_CLASS, COL_CONFIDENCE):
+            return UNSURE_COLOUR
+        elif role == Qt.ItemDataRole.FontRole and result.unsure and col in (COL_CLASS, COL_CONFIDENCE):
+            font = QFont()
+            font.setItalic(True)
+            return font
         return None
 
     def sort_key(self, row: int, col: int):
@@ -85,7 +99,7 @@ class ResultsModel(QAbstractTableModel):
             return self._names[row]
         result = self._results[row]
         if col == COL_CLASS:
-            return result.label or "~"  # errors sort last
+            return result.display_label or "~"  # errors sort last
         if col == COL_CONFIDENCE:
             return -1.0 if result.error or math.isnan(result.confidence) else float(result.confidence)
         return result.error
@@ -115,11 +129,12 @@ class ResultsModel(QAbstractTableModel):
         self._results.extend(results)
         self._names.extend(os.path.basename(r.path).lower() for r in results)
         self._errors += sum(1 for r in results if r.error)
+        self._unsure += sum(1 for r in results if r.unsure)
         self.endInsertRows()
 
     def clear(self) -> None:
         self.beginResetModel()
-        self._results, self._names, self._errors = [], [], 0
+        self._results, self._names, self._errors, self._unsure = [], [], 0, 0
         self._pixmaps.clear()
         self.endResetModel()
 
@@ -131,6 +146,9 @@ class ResultsModel(QAbstractTableModel):
 
     def error_count(self) -> int:
         return self._errors
+
+    def unsure_count(self) -> int:
+        return self._unsure
 
 
 class ResultsFilterProxy(QSortFilterProxyModel):
@@ -144,7 +162,8 @@ class ResultsFilterProxy(QSortFilterProxyModel):
         self.setDynamicSortFilter(True)
 
     def set_class_filter(self, label: str | None) -> None:
-        """None: every row; ERRORS_ONLY: failed files; else rows predicted as ``label``."""
+        """None: every row; ERRORS_ONLY: failed files; UNSURE_ONLY: flagged "may be none of these";
+        else rows whose most likely class is ``label``."""
         self._change_filter(lambda: setattr(self, "_class", label or None))
 
     def set_text_filter(self, text: str) -> None:
@@ -171,6 +190,9 @@ class ResultsFilterProxy(QSortFilterProxyModel):
         result = model.result(source_row)
         if self._class == ERRORS_ONLY:
             if not result.error:
+                return False
+        elif self._class == UNSURE_ONLY:
+            if not result.unsure:
                 return False
         elif self._class is not None and result.label != self._class:
             return False

@@ -12,7 +12,7 @@ from cifar10.contract import CLASS_NAMES
 from cifar10.inference import Result
 from cifar10.results_io import write_results
 from desktop_app.results_model import (COL_CLASS, COL_CONFIDENCE, COL_FILE, COL_THUMB, ERRORS_ONLY, RESULT_ROLE,
-                                       THUMB_SIZE, ResultsFilterProxy, ResultsModel)
+                                       THUMB_SIZE, UNSURE_ONLY, ResultsFilterProxy, ResultsModel)
 from desktop_app.widgets import ResultsTableView
 
 
@@ -42,7 +42,7 @@ class ResultsView(ResultsTableView):
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for column, width in ((COL_THUMB, THUMB_SIZE + 16), (COL_FILE, 240), (COL_CLASS, 100), (COL_CONFIDENCE, 90)):
+        for column, width in ((COL_THUMB, THUMB_SIZE + 16), (COL_FILE, 180), (COL_CLASS, 262), (COL_CONFIDENCE, 90)):
             self.setColumnWidth(column, width)
         self.selectionModel().currentRowChanged.connect(self._on_current_changed)
 
@@ -50,6 +50,7 @@ class ResultsView(ResultsTableView):
         self.class_filter.addItem("All classes", None)
         for name in CLASS_NAMES:
             self.class_filter.addItem(name, name)
+        self.class_filter.addItem("Unsure only", UNSURE_ONLY)
         self.class_filter.addItem("Errors only", ERRORS_ONLY)
         self.class_filter.currentIndexChanged.connect(
             lambda: self.proxy.set_class_filter(self.class_filter.currentData()))

@@ -4,6 +4,7 @@ Loads ``resources/samples`` with the best shipped model (or ``--model``), select
 window. Uses a throw-away settings file, so the user's remembered folder/model are not touched.
 
     python -m desktop_app.screenshot [--model NAME|PATH.onnx] [--select cat] [--out docs/app_screenshot.png]
+    python -m desktop_app.screenshot --images FOLDER --select photo_rocket --heatmap --out docs/app_unsure.png
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--select", default="cat", help="select the first row whose file name starts with this")
     parser.add_argument("--out", type=Path, default=project_root() / "docs" / "app_screenshot.png")
     parser.add_argument("--size", default="1280x800", help="window size WxH")
+    parser.add_argument("--heatmap", action="store_true", help="turn the preview's heatmap on before the grab")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -54,6 +56,21 @@ def main(argv: list[str] | None = None) -> int:
         window.select_row(row)
         for _ in range(5):
             app.processEvents()
+        if args.heatmap:
+            import time
+
+            shown_heat = []
+            window.preview.heatmap_ready.connect(shown_heat.append)
+            window.preview.heatmap_toggle.setChecked(True)
+            deadline = time.monotonic() + 60
+            while not shown_heat and time.monotonic() < deadline:
+                app.processEvents()
+                time.sleep(0.02)
+            if not shown_heat:
+                print("the heatmap did not arrive in time", file=sys.stderr)
+                return 1
+            for _ in range(5):
+                app.processEvents()
         args.out.parent.mkdir(parents=True, exist_ok=True)
         if not window.grab().save(str(args.out)):
             print(f"could not write {args.out}", file=sys.stderr)

@@ -32,7 +32,7 @@ class ProbabilityBars(QWidget):
         super().__init__(parent)
         self._probs: np.ndarray | None = None
         self._placeholder = "Select a row to see its class probabilities"
-        self.setMinimumSize(260, 10 * 20)
+        self.setMinimumSize(260, 10 * 18)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
 
     def set_probabilities(self, probs: np.ndarray | None, placeholder: str | None = None) -> None:

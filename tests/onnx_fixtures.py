@@ -81,7 +81,7 @@ def contract_model(name: str, nodes: list, initializers: list, *, input_name: st
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="cifar10-tests")
     model.ir_version = 8
     meta = {contract.META_CLASS_NAMES: json.dumps(list(contract.CLASS_NAMES)),
-            contract.META_MODEL_NAME: name, contract.META_CONTRACT: contract.CONTRACT_VERSION}
+            contract.META_MODEL_NAME: name, contract.META_CONTRACT: "1"}  # v1: the shipped models before issue 12
     meta.update(metadata or {})
     for key, value in meta.items():
         if value is not None:
@@ -113,3 +113,76 @@ def expected_label(rgb, mapping=MAPPING_A) -> str:
         logits[cls] += rgb[channel]
     logits -= 0.001 * 255 / 12.0 * np.arange(10)
     return contract.CLASS_NAMES[int(np.argmax(logits))]
+
+
+def build_cam_model(name: str = "cam_colour", *, mapping=MAPPING_A, sharpness: float = 12.0,
+                    flip_tta: bool = False) -> onnx.ModelProto:
+    """A v1 contract model whose head is GlobalAveragePool + Dense (so contract v2 can add a CAM).
+
+    Features (NCHW, 3 channels): how much each pixel's red / green / blue exceeds the mean of the other two
+    (ReLU), so a grey background gives 0 and a coloured object lights up its own channel. ``flip_tta``
+    averages the probabilities of the image and its mirror image (a Slice with step -1), like ``--tta flip``.
+    """
+    dominance = np.array([[1, -0.5, -0.5], [-0.5, 1, -0.5], [-0.5, -0.5, 1]], np.float32) / 255.0
+    weights = np.zeros((3, num_classes := contract.NUM_CLASSES), np.float32)
+    for channel, cls in enumerate(mapping):
+        weights[channel, cls] = sharpness
+    inits = [numpy_helper.from_array(dominance.reshape(3, 3, 1, 1), "conv_w"),
+             numpy_helper.from_array(weights, "W"),
+             numpy_helper.from_array((-0.001 * np.arange(num_classes)).astype(np.float32), "b"),
+             numpy_helper.from_array(np.array([2, 3], np.int64), "squeeze_axes")]
+    nodes = []
+
+    def view(src: str, tag: str) -> str:
+        nodes.extend([helper.make_node("Transpose", [src], [f"{tag}_nchw"], perm=[0, 3, 1, 2]),
+                      helper.make_node("Conv", [f"{tag}_nchw", "conv_w"], [f"{tag}_conv"]),
+                      helper.make_node("Relu", [f"{tag}_conv"], [f"{tag}_feat"]),
+                      helper.make_node("GlobalAveragePool", [f"{tag}_feat"], [f"{tag}_gap"]),
+                      helper.make_node("Squeeze", [f"{tag}_gap", "squeeze_axes"], [f"{tag}_pooled"]),
+                      helper.make_node("MatMul", [f"{tag}_pooled", "W"], [f"{tag}_xw"]),
+                      helper.make_node("Add", [f"{tag}_xw", "b"], [f"{tag}_logits"]),
+                      helper.make_node("Softmax", [f"{tag}_logits"], [f"{tag}_probs"], axis=1)])
+        return f"{tag}_probs"
+
+    plain = view(contract.INPUT_NAME, "plain")
+    if not flip_tta:
+        nodes.append(helper.make_node("Identity", [plain], [contract.OUTPUT_NAME]))
+    else:
+        inits += [numpy_helper.from_array(np.array([-1], np.int64), "flip_start"),
+                  numpy_helper.from_array(np.array([-(2 ** 62)], np.int64), "flip_end"),
+                  numpy_helper.from_array(np.array([2], np.int64), "flip_axis"),
+                  numpy_helper.from_array(np.array([-1], np.int64), "flip_step"),
+                  numpy_helper.from_array(np.array(0.5, np.float32), "half")]
+        nodes.append(helper.make_node("Slice", [contract.INPUT_NAME, "flip_start", "flip_end", "flip_axis", "flip_step"],
+                                      ["mirrored"]))
+        mirror = view("mirrored", "mirror")
+        nodes += [helper.make_node("Add", [plain, mirror], ["sum"]),
+                  helper.make_node("Mul", ["sum", "half"], [contract.OUTPUT_NAME])]
+    return contract_model(name, nodes, inits)
+
+
+def write_v2_model(directory: Path, name: str = "cam_colour", *, temperature: float = 1.0, threshold: float = 0.0,
+                   flip_tta: bool = True, test_accuracy: float = 0.5, score: str = "energy", **build) -> Path:
+    """A contract-v2 model (calibrated, logits, ood_score, cam) + a card with its open-set threshold.
+
+    ``score="knn"``: the bank is the features of 64 random coloured-square scenes (fixed seed)."""
+    from training.calibration import add_trust_outputs, feature_bank
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.onnx"
+    v1 = build_cam_model(name, flip_tta=flip_tta, **build)
+    bank = None
+    if score == "knn":
+        rng = np.random.default_rng(7)
+        scenes = np.full((64, 32, 32, 3), 128, np.float32)
+        for i in range(64):
+            y, x = rng.integers(0, 22, 2)
+            scenes[i, y:y + 10, x:x + 10] = (RED, GREEN, BLUE)[i % 3]
+        bank = feature_bank(v1, scenes)
+    onnx.save(add_trust_outputs(v1, temperature, score=score, bank=bank), path)
+    path.with_suffix(".json").write_text(json.dumps({
+        "name": name, "test_accuracy": test_accuracy, "summary": f"test model {name}: colour dominance, GAP + Dense",
+        contract.CARD_CALIBRATION: {"temperature": temperature, "ece_before": 0.1, "ece_after": 0.01},
+        contract.CARD_OPEN_SET: {"score": score, "threshold": threshold}}, indent=2))
+    return path

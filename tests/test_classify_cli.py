@@ -35,7 +35,7 @@ def test_csv_output_uses_best_model_by_default(env, capsys):
     out = env["tmp"] / "results.csv"
     assert main(["classify", str(env["images"]), "--output", str(out)]) == 0
     header = out.read_text().splitlines()[0]
-    assert header == ",".join(COLUMNS) == "path,label,confidence,error," + ",".join(CLASS_NAMES)
+    assert header == ",".join(COLUMNS) == "path,label,confidence,error,unsure,ood_score," + ",".join(CLASS_NAMES)
     rows = rows_by_name(read_results(out), env["images"])
     assert set(rows) == set(env["expected"])
     for name, rgb in env["expected"].items():
@@ -106,3 +106,45 @@ def test_subprocess(env):
     missing = subprocess.run([sys.executable, "-m", "cifar10_cli", "classify", str(env["tmp"] / "nope")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no such file or folder" in missing.stderr
+
+
+def test_unsure_columns_and_summary_with_a_v2_model(tmp_path, monkeypatch, capsys):
+    """Contract v2: the CSV's `unsure` / `ood_score` columns and the "N of M unsure" summary line."""
+    from PIL import Image
+
+    from onnx_fixtures import RED, write_v2_model
+
+    models = tmp_path / "models"
+    write_v2_model(models, "cam_colour", threshold=-3.0, test_accuracy=0.9)
+    monkeypatch.setenv("CIFAR10_MODELS_DIR", str(models))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(3):  # flat grey: no colour to explain, flagged
+        Image.new("RGB", (48, 48), (100 + 20 * i,) * 3).save(images / f"grey{i}.png")
+    red = Image.new("RGB", (48, 48), (128, 128, 128))
+    red.paste(RED, (4, 4, 44, 44))
+    red.save(images / "red.png")
+    (images / "broken.jpg").write_bytes(b"nope")
+    out = tmp_path / "r.csv"
+    assert main(["classify", str(images), "-o", str(out)]) == 0
+    rows = {os.path.basename(r["path"]): r for r in read_results(out)}
+    assert [rows[f"grey{i}.png"]["unsure"] for i in range(3)] == [True, True, True]
+    assert rows["red.png"]["unsure"] is False and rows["red.png"]["label"] == "airplane"
+    assert all(isinstance(rows[n]["ood_score"], float) for n in rows if n != "broken.jpg")
+    assert rows["broken.jpg"]["unsure"] is None and rows["broken.jpg"]["ood_score"] is None
+    raw = out.read_text().splitlines()
+    assert any(",true," in line for line in raw) and any(",false," in line for line in raw)
+    assert "3 of 4 unsure: may be none of the 10 classes" in capsys.readouterr().err
+    # The table marks them too.
+    assert main(["classify", str(images)]) == 0
+    table = capsys.readouterr().out
+    assert table.count("UNSURE") == 3
+
+
+def test_v1_model_summary_says_it_has_no_flag(env, capsys):
+    out = env["tmp"] / "v1.csv"
+    assert main(["classify", str(env["images"]), "-o", str(out)]) == 0
+    assert "no open-set score (contract v1)" in capsys.readouterr().err
+    rows = read_results(out)
+    assert all(r["unsure"] in (False, None) and r["ood_score"] is None for r in rows)

@@ -149,7 +149,15 @@ def test_recipe_trains_on_all_images_and_exports_with_flip_shift_tta(tiny_cifar,
     views = [(0.5, x), (0.25, padded[:, 2:, 2:]), (0.25, padded[:, :-2, :-2])]
     expected = sum(weight * (model.predict(v, verbose=0) + model.predict(v[:, :, ::-1], verbose=0)) / 2
                    for weight, v in views)
-    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    # Contract v2: the graph then folds in the temperature (cross-fitted on the test images: no validation
+    # split), a monotone map of those averaged probabilities.
+    from cifar10 import contract
+    from training.calibration import calibrated
+
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta[contract.META_CONTRACT] == "2" and "cross-fitted" in card["calibration"]["fitted_on"]
+    np.testing.assert_allclose(probs, calibrated(expected, float(meta[contract.META_TEMPERATURE])), atol=1e-4)
+    np.testing.assert_array_equal(probs.argmax(1), expected.argmax(1))
 
 
 def test_recipe_refuses_what_it_would_ignore(tiny_cifar, tmp_path):

@@ -16,7 +16,7 @@ from cifar10.results_io import read_results
 from cifar10_cli.main import main
 from cifar_fixtures import write_dataset
 from image_files import mixed_folder
-from onnx_fixtures import MAPPING_B, write_model
+from onnx_fixtures import MAPPING_B, write_model, write_v2_model
 from ray_cluster import ray_cluster, ray_env  # noqa: F401  (the fixture)
 from test_resume import assert_rows_once_and_equal, noisy_folder, start_and_kill
 
@@ -29,6 +29,7 @@ def models(tmp_path, monkeypatch):
     models = tmp_path / "models"
     write_model(models, "colour_b", test_accuracy=0.8, mapping=MAPPING_B)
     write_model(models, "slow", test_accuracy=0.5, mapping=MAPPING_B, slow_layers=4, slow_channels=64)
+    write_v2_model(models, "trusty", threshold=0.0)  # contract v2: ood_score and the unsure flag in every row
     monkeypatch.setenv("CIFAR10_MODELS_DIR", str(models))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
     return models
@@ -56,6 +57,20 @@ def test_ray_rows_equal_local_rows_on_a_mixed_folder(ray_cluster, models, tmp_pa
         row.pop("top_k")
     assert [r["path"] for r in ray_rows] == [r["path"] for r in local_rows]  # same order too
     assert_rows_once_and_equal(ray_rows, local_rows)
+    assert "this model has no open-set score" in done.stderr
+
+    # a contract-v2 model: its open-set score and unsure flag come through the cluster unchanged
+    local_v2, remote_v2 = tmp_path / "local_v2.csv", tmp_path / "ray_v2.csv"
+    assert main(["classify", str(images), "-o", str(local_v2), "--model", "trusty"]) == 0
+    done = ray_cli("classify", str(images), "-o", str(remote_v2), "--model", "trusty", "--engine", "ray",
+                   "--address", ray_cluster.address, "--batch-size", "32")
+    assert done.returncode == 0, done.stderr
+    v2_local, v2_ray = read_results(local_v2), read_results(remote_v2)
+    assert_rows_once_and_equal(v2_ray, v2_local)
+    scored = [r for r in v2_ray if not r["error"]]
+    assert scored and all(r["ood_score"] is not None and r["unsure"] in (True, False) for r in scored)
+    unsure = sum(r["unsure"] for r in scored)
+    assert f"{unsure} of {len(scored)} unsure" in done.stderr
     broken = [r for r in ray_rows if r["error"]]
     assert len(broken) == 3 + 12 and all(r["label"] == "" and r["cat"] is None for r in broken)
     assert {r["error"] for r in broken} >= {"not an image, or an unsupported format",

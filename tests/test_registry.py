@@ -34,7 +34,7 @@ def test_discovers_valid_models_best_first(tmp_path):
     ("class_order", {"metadata": {"class_names": json.dumps(["cat", "dog"])}}, "'class_names' is ['cat', 'dog']"),
     ("no_class_names", {"metadata": {"class_names": None}}, "'class_names' is missing"),
     ("no_contract", {"metadata": {"cifar10_contract": None}}, "'cifar10_contract' is missing"),
-    ("future_contract", {"metadata": {"cifar10_contract": "2"}}, "'cifar10_contract' is '2'"),
+    ("future_contract", {"metadata": {"cifar10_contract": "3"}}, "'cifar10_contract' is '3'"),
     ("no_model_name", {"metadata": {"model_name": None}}, "'model_name' is missing"),
 ])
 def test_contract_violations_are_reported_not_raised(tmp_path, name, build, message):

@@ -78,6 +78,7 @@ def assert_rows_once_and_equal(rows: list[dict], reference: list[dict]) -> None:
     for row in rows:
         expected = by_path[row["path"]]
         assert row["label"] == expected["label"] and row["error"] == expected["error"]
+        assert row.get("unsure") == expected.get("unsure")
         for key, value in row.items():
             if isinstance(value, float):
                 assert value == pytest.approx(expected[key], abs=1e-6)

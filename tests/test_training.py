@@ -85,14 +85,23 @@ def test_training_run_records_what_happened(exported):
 def test_export_meets_the_onnx_contract(exported):
     _, models_dir = exported
     proto = onnx.load(models_dir / "cnn_adam_m1.onnx")
-    (inp,), (out,) = proto.graph.input, proto.graph.output
-    assert inp.name == contract.INPUT_NAME and out.name == contract.OUTPUT_NAME
+    (inp,), outputs = proto.graph.input, [o.name for o in proto.graph.output]
+    # Contract v2: calibrated probabilities, logits, the open-set score (cnn_adam_m1's head is GAP + Dense +
+    # Dense, so no CAM: occlusion is used for its heatmap).
+    assert inp.name == contract.INPUT_NAME
+    assert outputs == [contract.OUTPUT_NAME, contract.LOGITS_NAME, contract.OOD_SCORE_NAME]
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     dims = [d.dim_value or d.dim_param for d in inp.type.tensor_type.shape.dim]
     assert dims[1:] == [32, 32, 3] and isinstance(dims[0], str)  # dynamic batch
     meta = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(meta[contract.META_CLASS_NAMES]) == list(contract.CLASS_NAMES)
-    assert meta[contract.META_MODEL_NAME] == "cnn_adam_m1"
+    assert meta[contract.META_MODEL_NAME] == "cnn_adam_m1" and meta[contract.META_CONTRACT] == "2"
+    card = json.loads((models_dir / "cnn_adam_m1.json").read_text())
+    calibration, open_set = card[contract.CARD_CALIBRATION], card[contract.CARD_OPEN_SET]
+    assert float(meta[contract.META_TEMPERATURE]) == pytest.approx(calibration["temperature"], rel=1e-3)
+    assert "validation split" in calibration["fitted_on"] and calibration["ece_after"] <= calibration["ece_before"]
+    assert open_set["score"] == "knn" and open_set["held_out_flagged"] <= 0.06
+    assert contract.open_set_threshold(card) == open_set["threshold"]
     # Raw 0..255 pixels in, probabilities out.
     session = ort.InferenceSession(str(models_dir / "cnn_adam_m1.onnx"), providers=["CPUExecutionProvider"])
     probs = session.run(None, {"image": np.full((2, 32, 32, 3), 200, np.float32)})[0]

@@ -164,3 +164,26 @@ def test_streamlit_command_line():
     cmd = streamlit_command(8765)
     assert cmd[:4] == [sys.executable, "-m", "streamlit", "run"]
     assert cmd[4].endswith(os.path.join("web", "streamlit_app.py")) and "8765" in cmd
+
+
+def test_cards_and_json_show_the_unsure_state_of_a_v2_model(tmp_path):
+    """Gradio's cards (and its JSON) with a contract-v2 model: the unsure text instead of a confident label."""
+    from PIL import Image
+
+    from cifar10.inference import Classifier
+    from cifar10.registry import load_model_info
+    from onnx_fixtures import RED, write_v2_model
+
+    clf = Classifier(load_model_info(write_v2_model(tmp_path, "cam_colour", threshold=-3.0, sharpness=60.0)))
+    grey, red = tmp_path / "grey.png", tmp_path / "red.png"
+    Image.new("RGB", (40, 40), (128, 128, 128)).save(grey)
+    Image.new("RGB", (40, 40), (220, 30, 30)).save(red)
+    preds = common.classify_sources(clf, [("grey.png", grey), ("red.png", red)])
+    assert preds[0].unsure and not preds[1].unsure
+    page = common.cards_html(preds)
+    assert page.count("data-unsure='true'") == 1 and "unsure: may be none of the 10 classes" in page
+    assert "most like airplane" in page
+    from cifar10.results import result_row
+
+    rows = [result_row(p) for p in preds]
+    assert rows[0]["unsure"] is True and rows[1]["unsure"] is False and isinstance(rows[0]["ood_score"], float)

@@ -134,7 +134,11 @@ def _browser_upload(base: str, env: dict, models: Path, tmp_path: Path) -> None:
     from web.common import default_model, find_models
 
     model = default_model(find_models(models)[0])
-    expected = [Classifier(model).predict_image(p).argmax() for p in (cat, photo)]
+    from cifar10.preprocess import load_image
+
+    outputs = Classifier(model).predict_all(np.stack([load_image(p) for p in (cat, photo)]))
+    # An "unsure" prediction (contract v2) shows a warning, not a class heading.
+    expected = [int(p.argmax()) for p, unsure in zip(outputs.probabilities, outputs.unsure) if not unsure]
     from cifar10.contract import CLASS_NAMES
     with chromium(width=1280, height=1000) as driver:
         driver.get(base)
@@ -190,3 +194,36 @@ def test_exported_docker_space_entrypoint_runs(env, tmp_path):
     assert Path(core).resolve().is_relative_to(out.resolve()) and Path(common).resolve().is_relative_to(out.resolve())
     assert options == ["colour_a — 61.0% test accuracy", "colour_b — 42.0% test accuracy"]
     assert "cat" in buttons
+
+
+def test_probability_bars_use_a_fixed_0_to_100_percent_axis():
+    """Issue 12: "dog 53 %" must not fill the chart; the axis is 0..1 whatever the largest bar."""
+    sys.path.insert(0, str(APP.parent.parent))
+    import importlib
+
+    streamlit_app = importlib.import_module("web.streamlit_app")
+    spec = streamlit_app.probability_chart(np.array([0.53, 0.2, 0.1, 0.05, 0.04, 0.03, 0.02, 0.01, 0.01, 0.01])).to_dict()
+    x = spec["encoding"]["x"]
+    assert x["scale"]["domain"] == [0, 1] and x["axis"]["format"] == "%"
+    assert spec["encoding"]["y"]["sort"][0] == "airplane"
+
+
+def test_apptest_unsure_state_with_a_v2_model(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from onnx_fixtures import write_v2_model
+
+    models = tmp_path / "models"
+    write_v2_model(models, "cam_colour", threshold=-3.0, test_accuracy=0.9)
+    monkeypatch.setenv("CIFAR10_MODELS_DIR", str(models))
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    Image.new("RGB", (32, 32), (128, 128, 128)).save(samples / "cat_0.png")  # flat grey: nothing like a class
+    monkeypatch.setenv("CIFAR10_SAMPLES_DIR", str(samples))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    at.button(key="sample_cat_0").click().run()
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert any("unsure: may be none of the 10 classes" in w for w in warnings), warnings
+    assert any(m.label.startswith("Most like:") for m in at.metric)

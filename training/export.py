@@ -66,12 +66,13 @@ def serving_function(model: keras.Model, tta: str = "none") -> tf.types.experime
 
 
 def to_onnx(model: keras.Model, path: Path, name: str, tta: str = "none") -> Path:
-    """Convert with tf2onnx and stamp the contract's metadata into the ONNX file."""
+    """Convert with tf2onnx and stamp the contract's metadata into the ONNX file (a v1 graph: probabilities
+    only; :func:`calibrate_file` then makes it v2)."""
     proto, _ = tf2onnx.convert.from_function(serving_function(model, tta), input_signature=SPEC, opset=OPSET)
     meta = {
         contract.META_CLASS_NAMES: json.dumps(list(contract.CLASS_NAMES)),
         contract.META_MODEL_NAME: name,
-        contract.META_CONTRACT: contract.CONTRACT_VERSION,
+        contract.META_CONTRACT: "1",
     }
     for key, value in meta.items():
         proto.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
@@ -82,6 +83,27 @@ def to_onnx(model: keras.Model, path: Path, name: str, tta: str = "none") -> Pat
     onnx.save(proto, partial)
     partial.replace(path)
     return path
+
+
+def calibrate_file(onnx_path: Path, data: Cifar10) -> dict:
+    """Contract v2 in place: temperature, logits, open-set score (+ CAM when the head allows), fitted on the
+    validation split; a model trained on every training image (no validation split) is cross-fitted on the
+    two halves of the test set instead (docs/trust.md). Returns the card's ``calibration`` / ``open_set``."""
+    from training.calibration import upgrade
+
+    if len(data.val):
+        images, labels, crossfit = data.val.x, data.val.y, False
+        source = f"the validation split: the last {len(data.val):,} training images, never trained on"
+    else:
+        images, labels, crossfit = data.test.x, data.test.y, True
+        source = (f"the {len(data.test):,} test images, cross-fitted on their two halves (no held-out training "
+                  "images: the model trained on all of them)")
+    upgraded, card = upgrade(onnx.load(onnx_path), images, labels, source=source, crossfit=crossfit,
+                             train_images=data.train.x)
+    partial = onnx_path.with_suffix(".onnx.part")
+    onnx.save(upgraded, partial)
+    partial.replace(onnx_path)
+    return card
 
 
 def parity(model: keras.Model, onnx_path: Path, images: np.ndarray, tta: str = "none") -> dict:
@@ -132,7 +154,8 @@ def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, 
 
     tta = tta or record["settings"].get("tta", "none")
     onnx_path = to_onnx(model, Path(export_dir) / f"{name}.onnx", name, tta)
-    parity_figures = parity(model, onnx_path, data.test.x[:PARITY_IMAGES], tta)
+    parity_figures = parity(model, onnx_path, data.test.x[:PARITY_IMAGES], tta)  # the v1 graph vs Keras
+    trust = calibrate_file(onnx_path, data)
     # The card's test figures come from the shipped artefact (the ONNX model), on the whole test set.
     metrics = classification_metrics(data.test.y, onnx_probabilities(onnx_path, data.test.x))
     plot_confusion(np.array(metrics["confusion_matrix"]), run_dir / "confusion_matrix.png", name)
@@ -146,6 +169,8 @@ def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, 
         "recall_macro": round(metrics["recall_macro"], 4),
         "f1_macro": round(metrics["f1_macro"], 4),
         "ece": round(metrics["ece"], 4),
+        **trust,
+        "contract": contract.CONTRACT_VERSION,
         "parameters": int(model.count_params()),
         "architecture": architecture_summary(model),
         "training_command": record["command"],
@@ -157,7 +182,7 @@ def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, 
         "test_metrics": metrics,
         "onnx": {"file": onnx_path.name, "opset": OPSET, "input": [None, 32, 32, 3], "input_range": "0..255 RGB",
                  "output": [None, 10], "test_time_augmentation": tta,
-                 "parity_vs_keras": parity_figures},
+                 "parity_vs_keras": parity_figures, "outputs": onnx_outputs(onnx_path)},
         "study": spec.study,
         "libraries": library_versions(),
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -170,6 +195,10 @@ def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, 
     print(f"Exported {name}: test accuracy {metrics['accuracy']:.4f} (ONNX, {metrics['n']} images), "
           f"parity vs Keras {parity_figures}; card {card_path}", file=sys.stderr)
     return onnx_path
+
+
+def onnx_outputs(onnx_path: Path) -> list[str]:
+    return [o.name for o in onnx.load(onnx_path, load_external_data=False).graph.output]
 
 
 def float32_copy(model: keras.Model) -> keras.Model:

@@ -121,9 +121,12 @@ def classify_sources(classifier: Classifier, sources: Iterable[tuple[str, ImageS
         good.append(len(results))
         results.append(Result(name, image=image))
     if good:
-        probs = classifier.predict(np.stack([results[i].image for i in good]))
+        outputs = classifier.predict_all(np.stack([results[i].image for i in good]))
+        flags = outputs.unsure
         for row, index in enumerate(good):
-            results[index] = Result.from_probabilities(results[index].path, probs[row], results[index].image)
+            results[index] = Result.from_probabilities(results[index].path, outputs.probabilities[row],
+                                                       results[index].image, ood_score=float(outputs.ood_score[row]),
+                                                       unsure=bool(flags[row]))
     return results
 
 
@@ -168,6 +171,8 @@ CARDS_CSS = """
 .c10-bar{background:#8fa7c9;height:12px}
 .c10-top .c10-bar{background:#2563eb}
 .c10-top{font-weight:700}
+.c10-unsure .c10-label{color:#9a5b00;font-size:16px}
+.c10-unsure{border-color:#e0a030;background:#fffaf0}
 .c10-error{color:#b42318;background:#fef3f2;border:1px solid #fecdca;border-radius:6px;padding:8px;font-size:13px}
 """
 
@@ -180,15 +185,21 @@ def cards_html(predictions: Sequence[Result], thumbnails: Sequence[str | None] |
     for i, p in enumerate(predictions):
         thumb = thumbnails[i] if thumbnails and i < len(thumbnails) else None
         name = html.escape(p.path)
-        parts.append(f"<div class='c10-card' data-label='{html.escape(p.label)}'>")
+        unsure = " c10-unsure" if p.ok and p.unsure else ""
+        parts.append(f"<div class='c10-card{unsure}' data-label='{html.escape(p.label)}' "
+                     f"data-unsure='{str(bool(p.ok and p.unsure)).lower()}'>")
         if thumb:
             parts.append(f"<img src='{thumb}' alt='{name}'>")
         parts.append(f"<div class='c10-name' title='{name}'>{name}</div>")
         if not p.ok:
             parts.append(f"<div class='c10-error'>Could not classify this file: {html.escape(p.error)}</div></div>")
             continue
-        parts.append(f"<div class='c10-label'>{html.escape(p.label)}</div>"
-                     f"<div class='c10-conf'>confidence {p.confidence:.1%}</div>")
+        if p.unsure:
+            parts.append(f"<div class='c10-label'>{html.escape(contract.unsure_text())}</div>"
+                         f"<div class='c10-conf'>most like {html.escape(p.label)} · {p.confidence:.1%}</div>")
+        else:
+            parts.append(f"<div class='c10-label'>{html.escape(p.label)}</div>"
+                         f"<div class='c10-conf'>confidence {p.confidence:.1%}</div>")
         for cls, prob in zip(contract.CLASS_NAMES, p.probabilities):
             top = " c10-top" if cls == p.label else ""
             parts.append(f"<div class='c10-row{top}'><span>{cls}</span><div class='c10-track'>"

@@ -109,7 +109,8 @@ def _copy_models(models: Sequence[ModelInfo], dest: Path) -> list[dict]:
     for m in models:
         shutil.copy2(m.onnx_path, dest / f"{m.name}.onnx")
         (dest / f"{m.name}.json").write_text(json.dumps(m.card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        entries.append({"name": m.name, "test_accuracy": m.test_accuracy, "summary": m.summary})
+        entries.append({"name": m.name, "test_accuracy": m.test_accuracy, "summary": m.summary,
+                        "open_set_threshold": contract.open_set_threshold(m.card)})
     return entries
 
 

@@ -55,14 +55,29 @@ def show_prediction(pred: Result, source) -> None:
             shown = preview(source)
             st.image(shown if shown is not None else pred.image, caption=pred.path, width="stretch")
         with middle:
-            st.markdown(f"### {pred.label}")
-            st.metric("Confidence", f"{pred.confidence:.1%}")
+            if pred.unsure:
+                st.warning(f"**{contract.unsure_text()}**")
+                st.metric(f"Most like: {pred.label}", f"{pred.confidence:.1%}")
+            else:
+                st.markdown(f"### {pred.label}")
+                st.metric("Confidence", f"{pred.confidence:.1%}")
             st.image(pred.image, caption="what the model sees (32x32)", width=96)
         with right:
-            frame = pd.DataFrame({"class": list(contract.CLASS_NAMES),
-                                  "probability": [float(p) for p in pred.probabilities]})
-            st.bar_chart(frame, x="class", y="probability", horizontal=True, sort=False, height=300,
-                         x_label="probability", y_label="")
+            st.altair_chart(probability_chart(pred.probabilities), width="stretch")
+
+
+def probability_chart(probabilities):
+    """Horizontal bars on a fixed 0-100 % axis (st.bar_chart scales the axis to the largest bar, which made
+    "dog 53 %" look certain), classes in CLASS_NAMES order."""
+    import altair as alt
+
+    frame = pd.DataFrame({"class": list(contract.CLASS_NAMES), "probability": [float(p) for p in probabilities]})
+    return (alt.Chart(frame, height=300)
+            .mark_bar()
+            .encode(x=alt.X("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1], clamp=True),
+                            axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1])),
+                    y=alt.Y("class:N", title=None, sort=list(contract.CLASS_NAMES)),
+                    tooltip=["class", alt.Tooltip("probability:Q", format=".1%")]))
 
 
 def main() -> None:

@@ -6,6 +6,11 @@
  * use, and kept. Images go through Cifar10Preprocess.loadImage (preprocess.js), the port of
  * cifar10.preprocess.load_image, then one batched run per upload.
  *
+ * Contract v2 models (issue 12) also give `ood_score` (with the card's threshold: the "unsure: may be none
+ * of the 10 classes" state) and, when their head is global pooling + Dense, `cam` (class activation maps).
+ * The heatmap toggle shows the CAM over each picture, or occlusion sensitivity (49 occluded copies of the
+ * 32x32 input, run in batches between awaits) for models without a `cam` output.
+ *
  * window.cifar10 is a small hook for tests and measurements (classifyUrls, preprocessUrl).
  */
 (function () {
@@ -22,7 +27,7 @@
   ort.env.wasm.wasmPaths = new URL('ort/', document.baseURI).href;
   ort.env.logLevel = 'error';
 
-  const state = { manifest: null, sessions: new Map(), model: null, items: [], runId: 0 };
+  const state = { manifest: null, sessions: new Map(), model: null, items: [], runId: 0, results: [], lastModel: null };
 
   function setStatus(text, kind = '') {
     const el = $('#status');
@@ -50,11 +55,18 @@
     return state.sessions.get(model.name);
   }
 
-  /** images: Uint8Array(3072)[] -> Float32Array(10)[] (probabilities, CLASS_NAMES order). */
-  async function predict(model, images) {
+  /**
+   * images: Uint8Array(3072)[] (or Float32Array) -> [{probabilities: Float32Array(10), oodScore, cam}]
+   * (CLASS_NAMES order). oodScore is NaN and cam null for outputs the model does not have (contract v1);
+   * cam is {h, w, data: Float32Array(h*w*10)} and is only fetched when withCam.
+   */
+  async function predictAll(model, images, withCam = false) {
     const session = await getSession(model);
     const inputName = session.inputNames.includes('image') ? 'image' : session.inputNames[0];
     const outputName = session.outputNames.includes('probabilities') ? 'probabilities' : session.outputNames[0];
+    const wanted = [outputName];
+    if (session.outputNames.includes('ood_score')) wanted.push('ood_score');
+    if (withCam && session.outputNames.includes('cam')) wanted.push('cam');
     const k = state.manifest.class_names.length;
     const results = [];
     for (let start = 0; start < images.length; start += BATCH) {
@@ -62,11 +74,132 @@
       const data = new Float32Array(chunk.length * PIXELS);
       chunk.forEach((img, i) => data.set(img, i * PIXELS)); // raw 0..255 RGB, NHWC (the contract)
       const feeds = { [inputName]: new ort.Tensor('float32', data, [chunk.length, P.IMAGE_SIZE, P.IMAGE_SIZE, 3]) };
-      const output = (await session.run(feeds))[outputName];
-      for (let i = 0; i < chunk.length; i++) results.push(output.data.slice(i * k, (i + 1) * k));
-      output.dispose && output.dispose();
+      const outputs = await session.run(feeds, wanted);
+      const probs = outputs[outputName];
+      const score = outputs.ood_score;
+      const cam = outputs.cam;
+      for (let i = 0; i < chunk.length; i++) {
+        const item = { probabilities: probs.data.slice(i * k, (i + 1) * k), oodScore: score ? score.data[i] : NaN, cam: null };
+        if (cam) {
+          const [, h, w] = cam.dims;
+          item.cam = { h, w, data: cam.data.slice(i * h * w * k, (i + 1) * h * w * k) };
+        }
+        results.push(item);
+      }
+      Object.values(outputs).forEach((t) => t.dispose && t.dispose());
     }
     return results;
+  }
+
+  /** images -> Float32Array(10)[] (probabilities only). */
+  async function predict(model, images) {
+    return (await predictAll(model, images)).map((r) => r.probabilities);
+  }
+
+  // --- heatmaps (cifar10/heatmap.py's port) ------------------------------------------------------------
+  const PATCH = 8, STRIDE = 4, GREY = 128;
+
+  function normalise(heat) {
+    let lo = Infinity, hi = -Infinity;
+    for (const v of heat) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    const span = hi - lo;
+    return heat.map((v) => (span > 0 ? (v - lo) / span : 0));
+  }
+
+  /** The class's CAM ([h, w], negative evidence cut at 0, scaled 0..1). */
+  function camHeat(cam, classIndex) {
+    const k = state.manifest.class_names.length;
+    const heat = new Float32Array(cam.h * cam.w);
+    for (let i = 0; i < heat.length; i++) heat[i] = Math.max(0, cam.data[i * k + classIndex]);
+    return { h: cam.h, w: cam.w, heat: normalise(heat), method: 'cam' };
+  }
+
+  /** Occlusion sensitivity on the 32x32 input: mean drop of the class's probability per pixel, 0..1. */
+  async function occlusionHeat(model, image, classIndex) {
+    const S = P.IMAGE_SIZE;
+    const positions = [];
+    for (let y = 0; y + PATCH <= S; y += STRIDE) for (let x = 0; x + PATCH <= S; x += STRIDE) positions.push([y, x]);
+    const copies = [Float32Array.from(image)];
+    for (const [y, x] of positions) {
+      const copy = Float32Array.from(image);
+      for (let yy = y; yy < y + PATCH; yy++) for (let xx = x; xx < x + PATCH; xx++) copy.fill(GREY, (yy * S + xx) * 3, (yy * S + xx) * 3 + 3);
+      copies.push(copy);
+    }
+    const probs = await predict(model, copies);
+    const base = probs[0][classIndex];
+    const drop = new Float32Array(S * S), count = new Float32Array(S * S);
+    positions.forEach(([y, x], n) => {
+      const d = Math.max(0, base - probs[n + 1][classIndex]);
+      for (let yy = y; yy < y + PATCH; yy++) for (let xx = x; xx < x + PATCH; xx++) { drop[yy * S + xx] += d; count[yy * S + xx] += 1; }
+    });
+    return { h: S, w: S, heat: normalise(drop.map((v, i) => v / Math.max(1, count[i]))), method: 'occlusion' };
+  }
+
+  /** (row, col) of the hottest cell, in 32x32 input coordinates (a cell's centre for a coarse CAM). */
+  function heatPeak(h) {
+    let best = 0;
+    for (let i = 1; i < h.heat.length; i++) if (h.heat[i] > h.heat[best]) best = i;
+    const row = Math.floor(best / h.w), col = best % h.w;
+    const S = P.IMAGE_SIZE;
+    return [Math.floor((row + 0.5) * S / h.h), Math.floor((col + 0.5) * S / h.w)];
+  }
+
+  const RAMP = [[0, 0, 128], [0, 128, 255], [0, 230, 230], [255, 230, 0], [255, 64, 0], [200, 0, 0]];
+
+  function heatCanvas(h) {
+    const canvas = document.createElement('canvas');
+    canvas.className = 'heat';
+    canvas.width = h.w;
+    canvas.height = h.h;
+    const ctx = canvas.getContext('2d');
+    const pixels = ctx.createImageData(h.w, h.h);
+    h.heat.forEach((v, i) => {
+      const pos = Math.min(1, Math.max(0, v)) * (RAMP.length - 1);
+      const lo = Math.min(RAMP.length - 2, Math.floor(pos)), f = pos - lo;
+      for (let c = 0; c < 3; c++) pixels.data[i * 4 + c] = RAMP[lo][c] * (1 - f) + RAMP[lo + 1][c] * f;
+      pixels.data[i * 4 + 3] = Math.round(255 * 0.55 * Math.sqrt(Math.max(0, v)));
+    });
+    ctx.putImageData(pixels, 0, 0);
+    return canvas; // scaled up smoothly by the browser over the picture (CSS 100% x 100%)
+  }
+
+  async function addHeatmap(el, model, result) {
+    if (!result.image || el.querySelector('canvas.heat')) return;
+    const h = result.cam ? camHeat(result.cam, result.index) : await occlusionHeat(model, result.image, result.index);
+    const [row, col] = heatPeak(h);
+    el.dataset.heatMethod = h.method;
+    el.dataset.heatPeak = `${row},${col}`;
+    el.querySelector('.picture').appendChild(heatCanvas(h));
+    const note = document.createElement('div');
+    note.className = 'heat-note';
+    note.textContent = `heatmap for ${result.label}: ${h.method === 'cam' ? 'class activation map' : 'occlusion sensitivity'}`;
+    el.querySelector('.picture').after(note);
+  }
+
+  async function updateHeatmaps() {
+    const runId = state.runId;
+    const on = $('#heatmap').checked;
+    const cards = Array.from(document.querySelectorAll('#results .card'));
+    if (!on) {
+      cards.forEach((el) => {
+        el.querySelectorAll('canvas.heat, .heat-note').forEach((n) => n.remove());
+        delete el.dataset.heatMethod;
+        delete el.dataset.heatPeak;
+      });
+      $('#results').dataset.heatmaps = 'off';
+      return;
+    }
+    $('#results').dataset.heatmaps = 'busy';
+    for (const el of cards) {
+      if (runId !== state.runId) return;
+      const result = state.results[Number(el.dataset.index)];
+      if (result && !result.error) await addHeatmap(el, state.lastModel, result);
+    }
+    if (runId === state.runId) $('#results').dataset.heatmaps = 'done';
+  }
+
+  function unsureText() {
+    return `unsure: may be none of the ${state.manifest.class_names.length} classes`;
   }
 
   function argmax(values) {
@@ -87,13 +220,18 @@
       }
     }
     const good = decoded.map((d, i) => (d.image ? i : -1)).filter((i) => i >= 0);
-    const probs = good.length ? await predict(model, good.map((i) => decoded[i].image)) : [];
+    const preds = good.length ? await predictAll(model, good.map((i) => decoded[i].image), true) : [];
     const out = items.map((item, i) => ({ name: item.name, error: decoded[i].error || null }));
+    const threshold = typeof model.open_set_threshold === 'number' ? model.open_set_threshold : null;
     good.forEach((i, row) => {
-      const p = probs[row];
+      const p = preds[row].probabilities;
       const best = argmax(p);
+      const score = preds[row].oodScore;
       Object.assign(out[i], {
         label: state.manifest.class_names[best], index: best, confidence: p[best], probabilities: Array.from(p),
+        oodScore: Number.isFinite(score) ? score : null,
+        unsure: threshold !== null && Number.isFinite(score) && score > threshold,
+        cam: preds[row].cam, image: decoded[i].image,
       });
     });
     return out;
@@ -114,7 +252,10 @@
       }
     });
     img.src = item.url;
-    el.appendChild(img);
+    const picture = document.createElement('div');
+    picture.className = 'picture';
+    picture.appendChild(img);
+    el.appendChild(picture);
     const name = document.createElement('div');
     name.className = 'name';
     name.textContent = item.name;
@@ -131,12 +272,20 @@
     }
     el.dataset.label = result.label;
     el.dataset.confidence = result.confidence.toFixed(6);
+    el.dataset.unsure = result.unsure ? 'true' : 'false';
+    if (result.oodScore !== null) el.dataset.oodScore = result.oodScore.toFixed(6);
     const label = document.createElement('div');
     label.className = 'label';
-    label.textContent = result.label;
     const conf = document.createElement('div');
     conf.className = 'confidence';
-    conf.textContent = `confidence ${pct(result.confidence)}`;
+    if (result.unsure) {
+      el.classList.add('unsure');
+      label.textContent = unsureText();
+      conf.textContent = `most like ${result.label} · ${pct(result.confidence)}`;
+    } else {
+      label.textContent = result.label;
+      conf.textContent = `confidence ${pct(result.confidence)}`;
+    }
     el.append(label, conf);
     const bars = document.createElement('div');
     bars.className = 'bars';
@@ -168,10 +317,19 @@
       const results = await classifyBlobs(model, items);
       if (runId !== state.runId) return; // a newer upload or model change won
       const container = $('#results');
-      container.replaceChildren(...items.map((item, i) => card(item, results[i])));
+      state.results = results;
+      state.lastModel = model;
+      container.replaceChildren(...items.map((item, i) => {
+        const el = card(item, results[i]);
+        el.dataset.index = String(i);
+        return el;
+      }));
       const ok = results.filter((r) => !r.error).length;
       const ms = Math.round(performance.now() - started);
-      setStatus(`${ok} of ${results.length} image(s) classified with ${model.name} in ${ms} ms.`, ok ? 'done' : 'error');
+      const unsure = results.filter((r) => r.unsure).length;
+      setStatus(`${ok} of ${results.length} image(s) classified with ${model.name} in ${ms} ms` +
+                (unsure ? `; ${unsure} unsure (may be none of the classes).` : '.'), ok ? 'done' : 'error');
+      await updateHeatmaps();
     } catch (err) {
       if (runId === state.runId) setStatus(`Could not run the model ${model.name}: ${err.message || err}`, 'error');
     } finally {
@@ -220,6 +378,7 @@
     select.value = state.model.name;
     select.disabled = false;
     showModelInfo(state.model);
+    $('#heatmap').addEventListener('change', () => updateHeatmaps());
     select.addEventListener('change', () => {
       state.model = modelByName(select.value);
       showModelInfo(state.model);
@@ -301,7 +460,8 @@
         const items = await Promise.all(chunk.map(async (url) => ({ name: url, blob: await fetchBlob(url) })));
         const results = await classifyBlobs(model, items);
         results.forEach((r) => out.push({ label: r.label || null, index: r.index ?? -1, error: r.error,
-                                          confidence: r.confidence ?? null }));
+                                          confidence: r.confidence ?? null, unsure: !!r.unsure,
+                                          oodScore: r.oodScore ?? null }));
       }
       return out;
     },
