@@ -225,7 +225,7 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--epochs", nargs="+", type=int, default=[])
     p.add_argument("--augment", nargs="+", choices=["on", "off"], default=[])
     p.add_argument("--search", choices=["grid", "random"], default="grid")
-    p.add_argument("--samples", type=int, help="random: number of trials (default 8); grid: repeats of the grid")
+    p.add_argument("--samples", type=int, help="random: number of trials (default 8); grid: repeats of the grid, with seeds SEED, SEED+1, ...")
     p.add_argument("--grace-epochs", type=int, default=1, help="ASHA: epochs every trial runs before it can be stopped")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="use only the first N images of each split (smoke runs)")

@@ -20,6 +20,9 @@ def test_grid_and_random_spaces():
     assert samples == 1 and grid_size(grid) == 8
     assert space["optimizer"] == {"grid_search": ["adam", "sgd"]} and space["epochs"] == 3
     assert "batch_size" not in space  # not swept: the model's default
+    repeated = SweepSpec(optimizer=["adam", "sgd"], samples=3, seed=5)
+    space, samples = param_space(repeated)
+    assert samples == 1 and space["seed"] == {"grid_search": [5, 6, 7]}  # 2 x 3 trials, one seed per repeat
     random = SweepSpec(optimizer=["adam", "sgd"], lr=[(1e-4, 1e-2)], search="random", samples=5)
     space, samples = param_space(random)
     assert samples == 5 and isinstance(space["lr"], tune.search.sample.Float)

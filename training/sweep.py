@@ -39,7 +39,7 @@ class SweepSpec:
     epochs: list = field(default_factory=list)
     augment: list = field(default_factory=list)       # [True, False]
     search: str = "grid"                              # grid | random
-    samples: int | None = None                        # random: trials; grid: repeats of the grid (default 1)
+    samples: int | None = None                        # random: trials; grid: repeats of the grid, seeds seed, seed+1, ...
     grace_epochs: int = 1                             # ASHA: every trial runs at least this many epochs
     seed: int = 0
     limit: int | None = None
@@ -81,7 +81,9 @@ def param_space(spec: SweepSpec) -> tuple[dict, int]:
         else:
             space[name] = tune.choice(list(values))
     if spec.search == "grid":
-        return space, spec.samples or 1
+        if (spec.samples or 1) > 1:  # repeats of the grid: one seed each (the same seed would repeat the same run)
+            space["seed"] = tune.grid_search([spec.seed + i for i in range(spec.samples)])
+        return space, 1
     if spec.search != "random":
         raise UserFacingError(f"sweep: unknown search '{spec.search}': grid or random")
     return space, spec.samples or 8
@@ -213,7 +215,7 @@ def run_sweep(spec: SweepSpec, *, out: Path, export_dir: Path | None, address: s
             node_cpus = [int(n["Resources"].get("CPU", 1)) for n in nodes] or [1]
             cpus_per_trial = session.cpus() if not session.address else min(node_cpus)
         at_once = max(1, session.cpus() // cpus_per_trial)
-        trials = grid_size(spec) * samples if spec.search == "grid" else samples
+        trials = grid_size(spec) * (spec.samples or 1) if spec.search == "grid" else samples
         log(f"sweep on {session.describe()}: {trials} trial{'s' * (trials != 1)} ({spec.search} search), "
             f"{cpus_per_trial} CPU{'s' * (cpus_per_trial != 1)} each, so {at_once} at a time"
             + (" (local: one trial at a time uses every core; --address to run on a cluster)" if at_once == 1 and not session.address else ""))
