@@ -69,14 +69,31 @@ def run(args) -> int:
             raise fail(f"the folder for --output does not exist: {args.output.parent}")
     if args.top_k < 1 or args.top_k > 10:
         raise fail("--top-k must be between 1 and 10")
+    engine = getattr(args, "engine", "local")
+    if args.output is None and (engine != "local" or getattr(args, "resume", False)):
+        raise fail(f"{'--resume' if engine == 'local' else '--engine ' + engine} writes to a results file: add "
+                   "--output results.csv (or .json)")
+    if getattr(args, "actors", None) is not None and (engine != "ray" or args.actors < 1):
+        raise fail("--actors is a number >= 1, for --engine ray")
+    if getattr(args, "address", None) and engine != "ray":
+        raise fail("--address is for --engine ray")
+    if engine == "ray":
+        from cifar10.ray_engine import import_ray
+
+        import_ray()  # without the 'ray' extra: one line naming it, before anything else
 
     model = choose_model(args.model)
+    if engine == "ray":  # the actors load the model; the driver only ships it
+        return _run_to_output(args, model, None)
     try:
         classifier = Classifier(model, provider=args.provider)
     except ProviderError as exc:
         raise fail(str(exc)) from None
     except Exception as exc:  # onnxruntime refusing the model on this provider
         raise fail(f"cannot load {model.onnx_path}: {exc}") from None
+
+    if args.output is not None:  # journaled, so that --resume can continue a killed run
+        return _run_to_output(args, model, classifier)
 
     stats = {"done": 0, "total": 0, "failed": 0, "unsure": 0}
     start = time.perf_counter()
@@ -122,6 +139,49 @@ def run(args) -> int:
             print(f"warning: no sidecar: {problem}", file=sys.stderr)
         print(f"XMP sidecars written: {count - stats['failed'] - len(xmp_problems)} (<image>.xmp)", file=sys.stderr)
     return 0
+
+
+def _run_to_output(args, model: ModelInfo, classifier) -> int:
+    from cifar10.classify_output import run_to_output
+
+    print(f"model {model.name} ({_pct(model.test_accuracy)} test accuracy)"
+          + (f", provider {classifier.provider}" if classifier is not None else ""), file=sys.stderr)
+    try:
+        run = run_to_output(args.paths, args.output, model, engine=getattr(args, "engine", "local"),
+                            resume=getattr(args, "resume", False), address=getattr(args, "address", None),
+                            batch_size=args.batch_size, provider=args.provider, top_k=args.top_k,
+                            actors=getattr(args, "actors", None), classifier=classifier)
+    except KeyboardInterrupt:
+        print("\ncancelled; the files done so far are kept: add --resume to continue", file=sys.stderr)
+        return 130
+    rate = run.classified / max(run.seconds, 1e-9)
+    skipped = f", {run.skipped:,} skipped (already in {args.output.name})" if run.skipped else ""
+    print(f"{run.classified:,} files classified in {run.seconds:.1f} s ({rate:,.0f} files/s){skipped}; "
+          f"{run.failed} could not be classified; results in {args.output} ({run.rows:,} rows)", file=sys.stderr)
+    has_open_set = classifier.threshold is not None if classifier is not None else run.scored > 0
+    print(unsure_summary(run.unsure, run.rows - run.failed, has_open_set), file=sys.stderr)
+    if getattr(args, "xmp", False):
+        _sidecars_from(args.output, model)
+    return 0
+
+
+def _sidecars_from(output, model: ModelInfo) -> None:
+    """``--xmp`` with ``--output``: a sidecar for every classified row of the results file."""
+    from cifar10.results_io import read_results
+    from cifar10.xmp import XmpError, write_sidecar
+
+    written, problems = 0, []
+    for row in read_results(output):
+        if row["error"] or not row["label"]:
+            continue
+        try:
+            write_sidecar(row["path"], row["label"], row["confidence"], model.name)
+            written += 1
+        except (XmpError, OSError) as exc:
+            problems.append(f"{row['path']}.xmp: {exc}")
+    for problem in problems:
+        print(f"warning: no sidecar: {problem}", file=sys.stderr)
+    print(f"XMP sidecars written: {written} (<image>.xmp)", file=sys.stderr)
 
 
 def unsure_summary(unsure: int, classified: int, has_open_set: bool) -> str:

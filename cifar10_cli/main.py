@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 EXTRA_OF_MODULE = {
     "tensorflow": "training", "keras": "training", "tf2onnx": "training", "sklearn": "training",
     "matplotlib": "training", "PySide6": "app", "onnxruntime": "app", "PIL": "app",
-    "streamlit": "web", "gradio": "web", "PyInstaller": "bundle",
+    "streamlit": "web", "gradio": "web", "PyInstaller": "bundle", "ray": "ray", "pyarrow": "ray",
 }
 
 
@@ -78,6 +78,22 @@ def cmd_evaluate(args) -> int:
 
 def cmd_organize(args) -> int:
     return _load("cifar10_cli.organize", "run")(args)
+
+
+def cmd_sweep(args) -> int:
+    _load("tensorflow"), _load("keras")  # the 'training' extra, named clearly if missing
+    try:
+        importlib.import_module("ray.tune")
+    except ImportError as exc:
+        raise _require(exc) from exc
+    SweepSpec, parse_lr, run_sweep = (_load("training.sweep", name) for name in ("SweepSpec", "parse_lr", "run_sweep"))
+    spec = SweepSpec(model=args.model, optimizer=args.optimizer, lr=parse_lr(args.lr), batch_size=args.batch_size,
+                     epochs=args.epochs, augment=[value == "on" for value in args.augment], search=args.search,
+                     samples=args.samples, grace_epochs=args.grace_epochs, seed=args.seed, limit=args.limit,
+                     data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None)
+    run_sweep(spec, out=args.out, export_dir=None if args.no_export else args.export_dir, address=args.address,
+              cpus_per_trial=args.cpus_per_trial)
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -214,10 +230,41 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     add_provider_argument(p)
     p.add_argument("--batch-size", type=int, default=256, help="images per inference call")
     p.add_argument("--list-models", action="store_true", help="list the exported models found, then exit")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process (default); ray: a Ray cluster (needs --output; the 'ray' extra)")
+    p.add_argument("--address", help="--engine ray: the cluster's address, e.g. 10.0.0.5:6379 or ray://HOST:10001 "
+                                     "(default: start a local Ray instance)")
+    p.add_argument("--actors", type=int, help="--engine ray: onnxruntime actors (default: one per CPU of the cluster)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue OUT: skip the files already in it (same path, size and mtime), append the rest")
     p.add_argument("--xmp", action="store_true",
                    help="also write an XMP sidecar next to each image (photo.jpg.xmp: the label as a keyword and the "
                         "confidence; merged into an existing sidecar; the image is never touched)")
     p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("sweep", help="grid or random search over `cifar10 train` options on Ray Tune (ASHA early "
+                                     "stopping); exports the best trial")
+    p.add_argument("--model", default="baseline", help="registered model name (see `cifar10 models`)")
+    p.add_argument("--optimizer", nargs="+", choices=["adam", "adamw", "sgd"], default=[])
+    p.add_argument("--lr", nargs="+", default=[], metavar="LR",
+                   help="values, or one LOW:HIGH range sampled log-uniformly (--search random)")
+    p.add_argument("--batch-size", nargs="+", type=int, default=[])
+    p.add_argument("--epochs", nargs="+", type=int, default=[])
+    p.add_argument("--augment", nargs="+", choices=["on", "off"], default=[])
+    p.add_argument("--search", choices=["grid", "random"], default="grid")
+    p.add_argument("--samples", type=int, help="random: number of trials (default 8); grid: repeats of the grid, with seeds SEED, SEED+1, ...")
+    p.add_argument("--grace-epochs", type=int, default=1, help="ASHA: epochs every trial runs before it can be stopped")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="use only the first N images of each split (smoke runs)")
+    p.add_argument("--data-dir", help="CIFAR-10 python batches (default: $CIFAR10_DIR, else download)")
+    p.add_argument("--out", type=Path, default=Path("runs"), help="where the sweep folder goes (shared storage on a "
+                                                                 "cluster)")
+    p.add_argument("--export-dir", type=Path, default=shipped_models_dir())
+    p.add_argument("--no-export", action="store_true", help="do not export the best trial")
+    p.add_argument("--address", help="a Ray cluster's address (default: a local Ray instance, one trial at a time)")
+    p.add_argument("--cpus-per-trial", type=int,
+                   help="default: every CPU locally (one trial at a time), the smallest node's CPUs on a cluster")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("app", help="start the desktop app (drag and drop images to classify them)")
     add_app_arguments(p)

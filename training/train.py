@@ -139,20 +139,22 @@ def previous_run(run_dir, model: str) -> dict:
 
 
 def train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), export_dir: Path | None = None,
-          command: str | None = None, test_curve: bool = False) -> Path:
+          command: str | None = None, test_curve: bool = False,
+          callbacks: list[keras.callbacks.Callback] | None = None) -> Path:
     """Train, keep the best validation epoch (or a recipe's final weights), write the run record; export
-    when export_dir is set. ``test_curve``: log test accuracy per epoch (TestCurve)."""
+    when export_dir is set. ``test_curve``: log test accuracy per epoch (TestCurve). ``callbacks``: more
+    Keras callbacks for fit (``cifar10 sweep`` reports each epoch to Ray Tune with one)."""
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(settings.precision)
     try:
         return _train(settings, data_dir=data_dir, out=out, export_dir=export_dir, command=command,
-                      test_curve=test_curve)
+                      test_curve=test_curve, callbacks=callbacks)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)  # later models in this process: unchanged
 
 
 def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), export_dir: Path | None = None,
-          command: str | None = None, test_curve: bool = False) -> Path:
+          command: str | None = None, test_curve: bool = False, callbacks=None) -> Path:
     parent = previous_run(settings.init_from, settings.model) if settings.init_from else None
     spec = models.get_spec(settings.model)
     keras.utils.set_random_seed(settings.seed)
@@ -174,7 +176,7 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
     if spec.fit is not None:
         # The model's own recipe, with a fixed schedule: its final weights are the result.
         history = spec.fit(model, data, settings, verbose=verbose,
-                           callbacks=curve + [keras.callbacks.CSVLogger(run_dir / "history.csv")])
+                           callbacks=curve + [keras.callbacks.CSVLogger(run_dir / "history.csv")] + list(callbacks or []))
         checkpoint = "final.keras"
         model.save(run_dir / checkpoint)
     else:
@@ -185,7 +187,8 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
                                 augmenter=augmenter, seed=settings.seed)
         val_ds = make_dataset(data.val.x, data.val.y, 512, shuffle=False)
         history = model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs,
-                            callbacks=curve + make_callbacks(settings, run_dir), verbose=verbose).history
+                            callbacks=curve + make_callbacks(settings, run_dir) + list(callbacks or []),
+                            verbose=verbose).history
         checkpoint = "best.keras"
     wall_time = time.perf_counter() - started - sum(c.seconds for c in curve)
     if parent is not None:

@@ -1,0 +1,317 @@
+"""Resumable ``cifar10 classify --output OUT`` runs: a journal of finished rows beside OUT.
+
+Both engines write every finished row to ``OUT.shards/`` (``results.csv`` -> ``results.csv.shards/``) as
+they go, and OUT itself (CSV or JSON, through :mod:`cifar10.results_io`, the one results writer) is
+written from that journal at the end::
+
+    OUT.shards/run.json                          the model (name, sha256 of its .onnx), complete or not
+    OUT.shards/part-<time>-<pid>.jsonl           local engine: appended and fsync'd after every batch
+    OUT.shards/part-<time>-<pid>-<n>.parquet     Ray engine: one Parquet shard per batch (temp name, then renamed)
+
+Each row carries its file's key: absolute path, size and mtime (ns). ``--resume`` skips the files whose
+key is already in the journal and appends the rest; a file changed since (other size or mtime) is done
+again and its newer row wins. A run killed with kill -9 loses at most the batch in flight: a JSONL line
+cut short is ignored, a Parquet shard is either complete (renamed) or absent, and a file that two runs
+both finished (a worker that outlived its killed driver) still gets one row in OUT.
+
+Only numpy and the standard library here; Parquet shards need pyarrow (the ``ray`` extra), imported
+only when one is read or written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from cifar10.contract import CLASS_NAMES
+from cifar10.errors import UserFacingError
+from cifar10.results import Result
+
+MANIFEST = "run.json"
+SHARD_PREFIX = "part-"
+
+
+class ResumeError(UserFacingError):
+    """The journal beside OUT does not fit this run (another model, an unfinished run without --resume)."""
+
+
+@dataclass(frozen=True)
+class FileKey:
+    """What identifies a file for --resume: absolute path, size and mtime in ns (-1, -1 if it cannot be read)."""
+    key: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str) -> "FileKey":
+        absolute = os.path.abspath(path)
+        try:
+            st = os.stat(absolute)
+        except OSError:
+            return cls(absolute, -1, -1)
+        return cls(absolute, int(st.st_size), int(st.st_mtime_ns))
+
+
+def shards_dir(out: str | os.PathLike) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".shards")
+
+
+# --- rows <-> journal records ----------------------------------------------------------------------------
+
+def make_record(result: Result, key: FileKey) -> dict:
+    """The journal record of one result: its row fields at full float32 precision plus the file's key."""
+    ok = result.probabilities is not None and not result.error
+    return {"path": str(result.path), "key": key.key, "size": key.size, "mtime_ns": key.mtime_ns,
+            "label": result.label if ok else "", "confidence": float(result.confidence) if ok else None,
+            "error": result.error,
+            "unsure": bool(result.unsure) if ok else None,
+            "ood_score": float(result.ood_score) if ok and math.isfinite(result.ood_score) else None,
+            "probabilities": [float(p) for p in np.asarray(result.probabilities, np.float32)] if ok else None}
+
+
+def result_from_record(record: dict) -> Result:
+    """The :class:`Result` a journal record stands for (the results writer turns it into the row)."""
+    probs = record.get("probabilities")
+    if probs is None or record.get("error"):
+        return Result(record["path"], error=record.get("error") or "no result")
+    score = record.get("ood_score")
+    return Result(record["path"], record["label"], float(record["confidence"]), np.asarray(probs, np.float32), "",
+                  ood_score=float("nan") if score is None else float(score), unsure=bool(record.get("unsure")))
+
+
+def records_to_table(records: list[dict]):
+    """A pyarrow Table of records (the Parquet shard layout: one float32 column per class)."""
+    import pyarrow as pa
+
+    probs = [r["probabilities"] for r in records]
+    columns = {
+        "path": pa.array([r["path"] for r in records], pa.string()),
+        "key": pa.array([r["key"] for r in records], pa.string()),
+        "size": pa.array([r["size"] for r in records], pa.int64()),
+        "mtime_ns": pa.array([r["mtime_ns"] for r in records], pa.int64()),
+        "label": pa.array([r["label"] for r in records], pa.string()),
+        "confidence": pa.array([r["confidence"] for r in records], pa.float64()),
+        "error": pa.array([r["error"] for r in records], pa.string()),
+        "unsure": pa.array([r.get("unsure") for r in records], pa.bool_()),
+        "ood_score": pa.array([r.get("ood_score") for r in records], pa.float64()),
+    }
+    for i, name in enumerate(CLASS_NAMES):
+        columns[name] = pa.array([p[i] if p is not None else None for p in probs], pa.float32())
+    return pa.table(columns)
+
+
+def table_to_records(table) -> Iterator[dict]:
+    for row in table.to_pylist():
+        ok = row[CLASS_NAMES[0]] is not None and not row["error"]
+        yield {"path": row["path"], "key": row["key"], "size": row["size"], "mtime_ns": row["mtime_ns"],
+               "label": row["label"], "confidence": row["confidence"], "error": row["error"],
+               "unsure": row.get("unsure"), "ood_score": row.get("ood_score"),
+               "probabilities": [row[name] for name in CLASS_NAMES] if ok else None}
+
+
+# --- the journal -----------------------------------------------------------------------------------------
+
+def model_id(model) -> dict:
+    """Name and sha256 of a model's .onnx file: a journal belongs to one model."""
+    digest = hashlib.sha256()
+    with open(model.onnx_path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"name": model.name, "sha256": digest.hexdigest()}
+
+
+class Journal:
+    """The finished rows of one OUT, over every run that wrote it (see the module docstring)."""
+
+    def __init__(self, out: str | os.PathLike):
+        self.out = Path(out)
+        self.dir = shards_dir(self.out)
+        self._jsonl = None
+        self._parquet_count = 0
+        self.done: dict[str, tuple[int, int]] = {}   # key -> (size, mtime_ns) of a finished row
+        self.dropped: list[str] = []                  # shards that could not be read (their files are redone)
+        self.failed = 0                               # rows with an error in the last OUT written
+        self.unsure = 0                               # rows flagged "may be none of the classes" (contract v2)
+        self.scored = 0                               # rows with an open-set score (0 for a contract-v1 model)
+
+    # -- state ----------------------------------------------------------------------------------------
+
+    def shards(self) -> list[Path]:
+        if not self.dir.is_dir():
+            return []
+        return sorted(p for p in self.dir.iterdir()
+                      if p.name.startswith(SHARD_PREFIX) and p.suffix in (".jsonl", ".parquet"))
+
+    def manifest(self) -> dict | None:
+        try:
+            return json.loads((self.dir / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def _write_manifest(self, manifest: dict) -> None:
+        partial = self.dir / (MANIFEST + ".part")
+        partial.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        partial.replace(self.dir / MANIFEST)
+
+    def start(self, model, *, engine: str, resume: bool) -> int:
+        """Open the journal for a run; returns how many finished rows it already holds (0 unless resume).
+
+        Without ``resume`` an earlier *finished* run's journal is replaced (as OUT is); an unfinished one
+        is kept and the run refuses to start, so a killed run is never thrown away by accident.
+        """
+        identity = model_id(model)
+        self.model = model  # recorded in OUT (results_io.export_metadata)
+        manifest = self.manifest()
+        shards = self.shards()
+        if shards and not resume:
+            if manifest is None or not manifest.get("complete"):
+                count = sum(1 for _ in self.iter_records())
+                raise ResumeError(f"{self.out} has an unfinished run ({count:,} files done, in {self.dir}): add "
+                                  f"--resume to continue it, or delete {self.dir} to start over")
+            for shard in shards:
+                shard.unlink()
+            shards = []
+        if resume and not shards and self.out.exists():
+            raise ResumeError(f"{self.out} exists but has no journal ({self.dir}) to resume from: it was written "
+                              "before --resume existed or its journal was deleted; write to another --output")
+        if shards and manifest is not None and manifest.get("model", {}).get("sha256") != identity["sha256"]:
+            raise ResumeError(f"{self.out} was started with model {manifest['model'].get('name')!r} (another "
+                              f".onnx file than {model.name!r}): resume with that model, or write to another --output")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._write_manifest({"model": identity, "engine": engine, "complete": False,
+                              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "output": self.out.name})
+        self.done = {}
+        for record in self.iter_records():
+            self.done[record["key"]] = (record["size"], record["mtime_ns"])
+        return len(self.done)
+
+    def pending(self, paths: Iterable[str]) -> tuple[list[tuple[str, FileKey]], int]:
+        """The (path, key) pairs still to classify, in order, and how many were skipped as already done."""
+        todo, skipped = [], 0
+        for path in paths:
+            key = FileKey.of(path)
+            if self.done.get(key.key) == (key.size, key.mtime_ns) and key.size >= 0:
+                skipped += 1
+            else:
+                todo.append((path, key))
+        return todo, skipped
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def append(self, records: list[dict]) -> None:
+        """Local engine: append records to this run's JSONL shard, flushed and fsync'd (kill -9 safe)."""
+        if self._jsonl is None:
+            name = f"{SHARD_PREFIX}{time.time_ns():020d}-{os.getpid()}.jsonl"
+            self._jsonl = open(self.dir / name, "a", encoding="utf-8")
+        self._jsonl.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        self._jsonl.flush()
+        os.fsync(self._jsonl.fileno())
+
+    def append_table(self, table) -> None:
+        """Ray engine: one Parquet shard (a pyarrow Table in the :func:`records_to_table` layout)."""
+        import pyarrow.parquet as pq
+
+        self._parquet_count += 1
+        name = f"{SHARD_PREFIX}{time.time_ns():020d}-{os.getpid()}-{self._parquet_count:06d}.parquet"
+        partial = self.dir / f".{name}.tmp"
+        pq.write_table(table, partial)
+        with open(partial, "rb") as f:
+            os.fsync(f.fileno())
+        partial.replace(self.dir / name)
+
+    def close(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()
+            self._jsonl = None
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def iter_records(self) -> Iterator[dict]:
+        """Every record of every readable shard, in the order they were written."""
+        for shard in self.shards():
+            if shard.suffix == ".jsonl":
+                yield from _jsonl_records(shard)
+            else:
+                try:
+                    import pyarrow.parquet as pq
+                except ImportError:
+                    raise ResumeError(f"{self.dir} holds Parquet shards of a Ray run: reading them needs "
+                                      "pyarrow (pip install -e '.[ray]')") from None
+                try:
+                    table = pq.read_table(shard)
+                except Exception as exc:  # a shard cut short: its files are done again
+                    if str(shard) not in self.dropped:
+                        self.dropped.append(str(shard))
+                        print(f"warning: ignoring an unreadable shard {shard.name} ({exc}); its files are redone",
+                              file=sys.stderr)
+                    continue
+                yield from table_to_records(table)
+
+    def results(self) -> Iterator[Result]:
+        """One :class:`Result` per file, the newest row of each, in the order the rows were written."""
+        last: dict[str, int] = {}
+        for index, record in enumerate(self.iter_records()):
+            last[record["key"]] = index
+        for index, record in enumerate(self.iter_records()):
+            if last.get(record["key"]) == index:
+                yield result_from_record(record)
+
+    def write_output(self, *, top_k: int = 3) -> int:
+        """Write OUT (CSV/JSON by its suffix) from the journal and mark the run complete; returns the rows."""
+        from cifar10.results_io import export_metadata, write_results
+
+        self.close()
+        self.failed = self.unsure = self.scored = 0
+
+        def counted():
+            for result in self.results():
+                self.failed += bool(result.error)
+                self.unsure += bool(result.ok and result.unsure)
+                self.scored += bool(result.ok and math.isfinite(result.ood_score))
+                yield result
+
+        count = write_results(counted(), self.out, top_k=top_k, meta=export_metadata(getattr(self, "model", None)))
+        manifest = self.manifest() or {}
+        self._write_manifest({**manifest, "complete": True, "rows": count,
+                              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        return count
+
+
+def _jsonl_records(path: Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break  # the last line of a killed run, cut short: that file is done again
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue
+
+
+# --- the local engine over a journal ---------------------------------------------------------------------
+
+def classify_local(classifier, todo: list[tuple[str, FileKey]], journal: Journal, *, batch_size: int,
+                   on_batch: Callable[[list[Result]], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> int:
+    """Classify ``todo`` with the streaming local engine, journaling every batch; returns files done."""
+    from cifar10.inference import iter_result_batches
+
+    keys = {os.path.normcase(key.key): key for _, key in todo}
+    done = 0
+    for batch in iter_result_batches(classifier, [path for path, _ in todo], batch_size=batch_size,
+                                     should_stop=should_stop):
+        journal.append([make_record(r, keys[os.path.normcase(os.path.abspath(r.path))]) for r in batch])
+        done += len(batch)
+        if on_batch is not None:
+            on_batch(batch)
+    return done
