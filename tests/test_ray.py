@@ -51,7 +51,7 @@ def test_ray_rows_equal_local_rows_on_a_mixed_folder(ray_cluster, models, tmp_pa
                    "--address", ray_cluster.address, "--batch-size", "32")
     assert done.returncode == 0, done.stderr
     assert f"the Ray cluster at {ray_cluster.address}: 2 nodes, 2 CPUs" in done.stderr
-    local_rows, ray_rows = read_results(local), json.loads(remote.read_text())
+    local_rows, ray_rows = read_results(local), json.loads(remote.read_text())["rows"]
     assert len(local_rows) == len(expected) + 300
     for row in ray_rows:
         row.pop("top_k")

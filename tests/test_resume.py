@@ -138,7 +138,7 @@ def test_resume_skips_unchanged_files_and_redoes_changed_ones(slow_env, capsys):
     noisy_folder(images, 40, broken_every=0)
     out = tmp / "out.json"
     assert main(["classify", str(images), "-o", str(out), "--model", "slow"]) == 0
-    first = {r["path"]: r for r in json.loads(out.read_text())}
+    first = {r["path"]: r for r in json.loads(out.read_text())["rows"]}
     changed = images / "000" / "img_00003.png"
     Image.new("RGB", (8, 8), (250, 10, 10)).save(changed)
     os.utime(changed, ns=(time.time_ns(), time.time_ns() + 10**9))  # a newer mtime whatever the clock resolution
@@ -147,7 +147,7 @@ def test_resume_skips_unchanged_files_and_redoes_changed_ones(slow_env, capsys):
     assert main(["classify", str(images), "-o", str(out), "--model", "slow", "--resume"]) == 0
     err = capsys.readouterr().err
     assert "2 files classified" in err and "40 skipped" not in err and "39 skipped" in err
-    rows = json.loads(out.read_text())
+    rows = json.loads(out.read_text())["rows"]
     assert len(rows) == 41 and len({r["path"] for r in rows}) == 41
     new_rows = {r["path"]: r for r in rows}
     assert new_rows[str(changed)]["label"] == "horse"  # red -> horse in mapping B: the new content's row

@@ -120,3 +120,13 @@ def test_a_sidecar_that_is_not_xmp_is_left_untouched(tmp_path):
     (tmp_path / "a.png.xmp").write_text("<x:xmpmeta")
     with pytest.raises(XmpError, match="not valid XML"):
         write_sidecar(image, "cat", 0.5, "m")
+
+
+def test_xmp_with_an_output_file(tmp_path, models, capsys):
+    photos = tmp_path / "photos"
+    red = solid(photos / "red.jpg", RED, quality=95)
+    before = digest(red)
+    out = tmp_path / "results.csv"
+    assert main(["classify", str(photos), "--model", "colour_a", "--xmp", "-o", str(out)]) == 0
+    assert read_keywords(photos / "red.jpg.xmp")["subject"] == ["airplane"]
+    assert "XMP sidecars written: 1" in capsys.readouterr().err and digest(red) == before
