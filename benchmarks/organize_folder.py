@@ -17,7 +17,6 @@ and that DST is gone. Results go to ``benchmarks/results/organize_folder.json``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -32,17 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def snapshot(root: Path) -> dict[str, str]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for d in dirnames:
-            out[os.path.relpath(os.path.join(dirpath, d), root) + "/"] = "DIR"
-        for f in filenames:
-            path = os.path.join(dirpath, f)
-            with open(path, "rb") as fh:
-                out[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
-    return out
+from cifar10.organize import tree_digest  # noqa: E402
 
 
 def make_folder(root: Path, count: int, data_dir: str | None) -> None:
@@ -83,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         pristine = work / "pristine"
         t0 = time.perf_counter()
         make_folder(pristine, args.count, args.data_dir)
-        before = snapshot(pristine)
+        before = tree_digest(pristine)
         files = sum(1 for v in before.values() if v != "DIR")
         print(f"{files} files ({args.count} PNG + 5 unreadable) written in {time.perf_counter() - t0:.1f} s under {work}")
         results = {"files": files, "model": args.model, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -91,14 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         for mode in ("move", "copy"):
             src, dst = work / f"src-{mode}", work / f"sorted-{mode}"
             shutil.copytree(pristine, src)
-            src_before = snapshot(src)
+            src_before = tree_digest(src)
             organize_s, done = cli("organize", str(src), "--into", str(dst), "--mode", mode, "--model", args.model)
             journal_lines = sum(1 for _ in open(dst / ".cifar10-organize.jsonl", encoding="utf-8"))
             phases = re.search(r"\(classifying ([\d.]+) s, \w+ing ([\d.]+) s\)", done.stderr)
             classify_s, files_s = (float(phases.group(1)), float(phases.group(2))) if phases else (None, None)
             sorted_files = sum(1 for p in dst.rglob("*") if p.is_file() and not p.name.startswith("."))
             undo_s, undone = cli("organize", "--undo", str(dst))
-            identical = snapshot(src) == src_before
+            identical = tree_digest(src) == src_before
             run = {"mode": mode, "organize_s": round(organize_s, 1), "classify_s": classify_s, "file_ops_s": files_s,
                    "undo_s": round(undo_s, 1),
                    "files_sorted": sorted_files, "journal_lines": journal_lines,

@@ -86,6 +86,19 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def tree_digest(root: str | os.PathLike) -> dict[str, str]:
+    """``{relative path: sha256}`` of every file under ``root`` (hidden ones too), folders as ``"DIR"``: two equal
+    digests mean two byte-identical trees (how the tests and the benchmark check that ``--undo`` restored one)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            out[os.path.relpath(os.path.join(dirpath, d), root) + "/"] = "DIR"
+        for f in filenames:
+            path = os.path.join(dirpath, f)
+            out[os.path.relpath(path, root)] = sha256_of(path)
+    return out
+
+
 def _copy_verified(src: str, dst: str, *, sync_dir: bool = True) -> tuple[int, str]:
     """Copy ``src`` to a temporary file beside ``dst``, fsync, re-read and compare, rename to ``dst``.
 

@@ -43,7 +43,7 @@ class ClassifyRunner(QObject):
         if self._job is not None:
             raise RuntimeError("a job is already running: cancel it and wait for `finished` first")
         self._job = job
-        worker = create_worker(run_job, job, _start_thread=False)
+        worker = create_worker(run_job, job, _start_thread=False, _ignore_errors=True)  # errors: `failed`
         # Each connection remembers its job: messages of an older job are dropped in _deliver.
         worker.yielded.connect(lambda message, job=job: self._deliver(job, message))
         worker.errored.connect(lambda exc, job=job: self._failed(job, exc))

@@ -145,7 +145,7 @@ class PreviewPanel(QFrame):
         request, classifier = self._request, self._classifier
         from superqt.utils import create_worker
 
-        worker = create_worker(_compute_heatmap, classifier, result, _start_thread=False)
+        worker = create_worker(_compute_heatmap, classifier, result, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda heat, r=request: self._on_heatmap(r, heat))
         worker.errored.connect(lambda exc, r=request: self._on_heatmap_failed(r, exc))
         self._worker = worker

@@ -34,15 +34,6 @@ def labelled_folder(root):
     return root
 
 
-@pytest.fixture()
-def models(tmp_path, monkeypatch):
-    models = tmp_path / "models"
-    write_model(models, "colour_a", test_accuracy=0.6)
-    monkeypatch.setenv("CIFAR10_MODELS_DIR", str(models))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
-    return models
-
-
 def test_scan_maps_folders_to_classes_case_insensitively(tmp_path):
     root = labelled_folder(tmp_path / "lab")
     files, ignored = scan_labelled_folder(root)

@@ -15,6 +15,7 @@ from PIL import Image
 from cifar10_cli.main import main
 from cifar10.inference import Classifier, Result
 from cifar10.organize import (JOURNAL_NAME, UNSURE_DIR, destination_folder, execute, plan_organize, read_journal,
+                              tree_digest,
                               undo)
 from image_files import solid
 from onnx_fixtures import BLUE, GREEN, RED, write_model
@@ -23,30 +24,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GREY = (128, 128, 128)  # colour_a: a three-way tie, confidence ~0.33 -> _unsure at the default 0.5
 
 
-def tree(root: Path) -> dict[str, str]:
-    """{relative path: sha256} of every file under root (hidden ones included), plus folders as 'DIR'."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for d in dirnames:
-            out[os.path.relpath(os.path.join(dirpath, d), root) + "/"] = "DIR"
-        for f in filenames:
-            path = os.path.join(dirpath, f)
-            out[os.path.relpath(path, root)] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return out
+tree = tree_digest  # {relative path: sha256}, folders as "DIR"
 
 
 def contents(root: Path) -> list[str]:
     """Sorted sha256 of every non-hidden file under root: a multiset to check 'each file exactly once'."""
     return sorted(h for rel, h in tree(root).items() if h != "DIR" and not os.path.basename(rel).startswith("."))
-
-
-@pytest.fixture()
-def models(tmp_path, monkeypatch):
-    models = tmp_path / "models"
-    write_model(models, "colour_a", test_accuracy=0.6)
-    monkeypatch.setenv("CIFAR10_MODELS_DIR", str(models))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
-    return models
 
 
 @pytest.fixture()
