@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
+from cifar10 import contract
 from cifar10.contract import CLASS_NAMES
 from cifar10.paths import project_root
 
@@ -52,9 +53,13 @@ class EmptyState(QWidget):
             self.samples_button.setEnabled(False)
             return
         self.samples_button.setEnabled(samples_dir().is_dir())
+        if contract.open_set_threshold(model.card) is not None:
+            other = ("A picture of anything else is usually marked <i>unsure: may be none of these</i> "
+                     "(not always: check the percentages).")
+        else:
+            other = "A picture of anything else still gets the closest of these names, usually with a low confidence."
         self.classes.setText(f"<b>{model.name}</b> tells these {len(CLASS_NAMES)} kinds of picture apart:<br><b>"
-                             + ", ".join(CLASS_NAMES) + "</b>.<br>A picture of anything else still gets the closest "
-                             "of these names, usually with a low confidence.")
+                             + ", ".join(CLASS_NAMES) + "</b>.<br>" + other)
 
     def set_note(self, text: str) -> None:
         self.note.setText(text)

@@ -328,6 +328,20 @@ def test_first_screen_lists_the_classes_and_loads_the_samples(qtbot, window):
     assert "images/s here" in window.model_combo.currentText() and "60.0% test accuracy" in window.model_combo.currentText()
 
 
+def test_first_screen_says_what_happens_to_other_pictures(tmp_path):
+    from cifar10.registry import load_model_info
+    from desktop_app.empty_state import EmptyState
+    from onnx_fixtures import write_v2_model
+
+    screen = EmptyState()
+    write_model(tmp_path, "colour_a", test_accuracy=0.6)  # contract v1: no open-set threshold
+    screen.set_model(load_model_info(tmp_path / "colour_a.onnx"))
+    assert "closest of these names" in screen.classes.text() and "unsure" not in screen.classes.text()
+    write_v2_model(tmp_path, "cam_colour", threshold=0.5)  # has one: such pictures are flagged
+    screen.set_model(load_model_info(tmp_path / "cam_colour.onnx"))
+    assert "unsure: may be none of these" in screen.classes.text()
+
+
 def test_an_empty_folder_says_no_images_found(qtbot, window, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / ".hidden").write_text("x")
