@@ -31,6 +31,7 @@ Rules
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -51,6 +52,9 @@ JOURNAL_NAME = ".cifar10-organize.jsonl"
 UNSURE_DIR = "_unsure"
 PART_SUFFIX = ".cifar10-part"
 JOURNAL_VERSION = 1
+# Held (an OS file lock) while a run or an undo works on DST, so two of them never interleave their steps in
+# one journal. The OS drops the lock when its process ends, even by kill -9: a killed run never blocks the next.
+LOCK_NAME = ".cifar10-organize.lock"
 MODES = ORGANIZE_MODES
 GROUP = 32  # steps per group commit of the journal (one fsync for their begin lines, one for their done lines)
 _CHUNK = 1 << 20
@@ -180,12 +184,40 @@ def free_name(folder: str, name: str, taken: set[str] | None = None) -> str:
 
 # --- the journal ---------------------------------------------------------------------------------------------
 
+class _DestinationLock:
+    """An exclusive, non-blocking lock on ``DST/.cifar10-organize.lock`` (fcntl.flock; msvcrt on Windows)."""
+
+    def __init__(self, dst_root: str | os.PathLike):
+        self.path = Path(dst_root) / LOCK_NAME
+        self._file = open(self.path, "a+b")
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                msvcrt.locking(self._file.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.close()
+            raise OrganizeError(f"another `cifar10 organize` (or its --undo) is working on {dst_root} right now: "
+                                "wait for it to finish, then run this again") from None
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the file releases the lock
+            self._file = None
+
+
 class Journal:
-    """Append-only JSON lines in ``DST/.cifar10-organize.jsonl``; every line is fsynced before it counts."""
+    """Append-only JSON lines in ``DST/.cifar10-organize.jsonl``; every line is fsynced before it counts.
+    Holds DST's lock (:data:`LOCK_NAME`) from creation to :meth:`close`."""
 
     def __init__(self, dst_root: str | os.PathLike):
         self.path = Path(dst_root) / JOURNAL_NAME
         self._file = None
+        self._lock = _DestinationLock(dst_root)
 
     def write(self, record: dict) -> None:
         self.write_many([record])
@@ -207,6 +239,7 @@ class Journal:
         if self._file is not None:
             self._file.close()
             self._file = None
+        self._lock.release()
 
     def records(self) -> list[dict]:
         return read_journal(self.path.parent)
@@ -558,6 +591,8 @@ def undo(dst_root: str | os.PathLike, *, on_progress: Callable[[int, int], None]
         journal.close()
     if not report.problems:
         journal_path.unlink()
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(dst_root, LOCK_NAME))
         _fsync_dir(dst_root)
         report.journal_removed = True
         if created_dst:

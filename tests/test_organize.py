@@ -76,7 +76,7 @@ def test_copy_never_overwrites_and_leaves_sources(tmp_path, models, photos, caps
     # Running it again copies nothing twice (the journal knows), and --min-confidence 0 would not matter.
     assert main(["organize", str(photos), "--into", str(dst), "--model", "colour_a"]) == 0
     assert "5 files were already copied" in capsys.readouterr().err
-    assert len([h for h in tree(dst).values() if h != "DIR"]) == len(copies) + 1  # + the journal
+    assert len([h for h in tree(dst).values() if h != "DIR"]) == len(copies) + 2  # + the journal and its lock
     # Undo removes exactly the copies, keeps the user's file and the folder it was in.
     assert main(["organize", "--undo", str(dst)]) == 0
     assert tree(dst) == {"airplane/": "DIR", "airplane/red.png": hashlib.sha256(theirs).hexdigest()}
@@ -255,3 +255,26 @@ def test_a_journal_line_cut_off_by_a_crash_is_ignored(tmp_path, models, photos):
         journal.write('{"op": "begin", "run": "x", "id": "x-0", "mode": "move", "src": "/nowhere/a.png", "ds')
     assert len([r for r in read_journal(dst) if r["op"] == "begin"]) == 5
     assert not undo(dst).problems and tree(photos) == before and not dst.exists()
+
+
+def test_a_second_run_on_the_same_folder_waits_its_turn(tmp_path, models, photos, capsys):
+    """Two runs never interleave in one journal: while another process holds DST's lock, organize and --undo
+    refuse with one line; once that process is gone (even killed with SIGKILL), the lock is free again."""
+    dst = tmp_path / "sorted"
+    assert main(["organize", str(photos), "--into", str(dst), "--model", "colour_a"]) == 0
+    before = tree(dst)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from cifar10.organize import Journal; "
+                               "held = Journal(sys.argv[1]); print('locked', flush=True); time.sleep(60)", str(dst)],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        capsys.readouterr()
+        assert main(["organize", str(photos), "--into", str(dst), "--model", "colour_a", "--mode", "move"]) == 2
+        assert main(["organize", "--undo", str(dst)]) == 2
+        assert capsys.readouterr().err.count("is working on") == 2
+        assert tree(dst) == before and (photos / "green.jpg").exists()  # nothing moved, nothing undone
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    assert main(["organize", "--undo", str(dst)]) == 0  # the killed holder left no lock behind
+    assert not dst.exists()
