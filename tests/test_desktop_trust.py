@@ -92,9 +92,16 @@ def test_unsure_rows_filter_preview_and_heatmap(qtbot, window, images):
         window.set_model("colour_a")
     assert not any(r.unsure for r in window.results_model.results())
     assert "unsure" not in window.counts_label.text()
-    row = [os.path.basename(r.path) for r in window.results.visible_results()].index("red_square.png")
-    with qtbot.waitSignal(window.preview.heatmap_ready, timeout=10000) as blocker:
-        window.select_row(row)
+    names = [os.path.basename(r.path) for r in window.results.visible_results()]
+    # The switch keeps the red square selected and may already have refreshed its heatmap: select another row
+    # first, then wait for the red square's own heatmap (a late one for the other row is dropped as stale).
+    window.select_row(names.index("grey.png"))
+
+    def for_red_square(heat) -> bool:
+        return os.path.basename(window.selected_result().path) == "red_square.png"
+
+    with qtbot.waitSignal(window.preview.heatmap_ready, timeout=10000, check_params_cb=for_red_square) as blocker:
+        window.select_row(names.index("red_square.png"))
     assert blocker.args[0].method == "occlusion"
 
 
