@@ -23,6 +23,15 @@ from pathlib import Path
 from cifar10.paths import project_root
 
 
+def save_grab(widget, out: Path) -> bool:
+    """Save ``widget.grab()`` as ``out`` (folders made); False, with a message on stderr, if it cannot."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if widget.grab().save(str(out)):
+        return True
+    print(f"could not write {out}", file=sys.stderr)
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Screenshot of the desktop app with the sample images loaded")
     parser.add_argument("--model", help="model name or .onnx path (default: best test accuracy found)")
@@ -81,9 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             for _ in range(5):
                 app.processEvents()
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        if not window.grab().save(str(args.out)):
-            print(f"could not write {args.out}", file=sys.stderr)
+        if not save_grab(window, args.out):
             return 1
         print(f"{args.out} ({window.current_model.name}, {window.results_model.rowCount()} files)")
         window.close()
@@ -140,9 +147,7 @@ def grab_dialog(app, window, args, tmp: Path) -> int:
     if not ok or dialog.last_error:
         print(f"the dialog did not finish: {dialog.last_error}", file=sys.stderr)
         return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if not dialog.grab().save(str(args.out)):
-        print(f"could not write {args.out}", file=sys.stderr)
+    if not save_grab(dialog, args.out):
         return 1
     print(f"{args.out} ({window.current_model.name}, {args.dialog})")
     dialog.close()
