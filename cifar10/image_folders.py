@@ -294,21 +294,21 @@ def scan_image_folder(path: str | os.PathLike) -> FolderScan:
                                 + ("Put one subfolder per class in the folder, e.g. "
                                    f"{printable(str(root / 'cat' / 'photo.jpg'))}" if scan.layout == FLAT else
                                    "Put one subfolder per class in train/")))
-    for name, n in scan.counts.items():
-        if n < FEW_IMAGES:
-            problems.append(Problem("warning", f"class {printable(name)!r} has only {n} image{'s' * (n != 1)}: "
-                                    f"a few dozen per class is the least for useful results"))
+    few = {name: n for name, n in scan.counts.items() if n < FEW_IMAGES}
+    if few:
+        problems.append(Problem("warning", f"{len(few)} class{'es' * (len(few) != 1)} with fewer than {FEW_IMAGES} "
+                                "images (a few dozen per class is the least for useful results): "
+                                + ", ".join(f"{printable(name)} ({n})" for name, n in few.items())))
     folder_names = {name for entries in class_folders.values() for name, _ in entries}
     scan.display_names = _read_classes_json(root, scan, folder_names, problems)
+    # Results files have one column per class, headed by the name apps show (the display name, if any).
     reserved = reserved_names()
-    for i, name in enumerate(scan.classes):
-        shown = scan.display_names[i] if scan.display_names else name
-        for what, value in (("class folder", name), ("display name", shown)):
-            if value in reserved:
-                problems.append(Problem("error", f"{what} {value!r} clashes with a column of the results files "
-                                        f"({', '.join(sorted(reserved))}): rename the folder or map it to another "
-                                        f"name in {CLASSES_FILE}"))
-                break
+    for name, shown in zip(scan.classes, scan.labels):
+        if shown in reserved:
+            what = f"class folder {printable(name)!r}" if shown == name else f"display name {shown!r} (of {name!r})"
+            problems.append(Problem("error", f"{what} clashes with a column of the results files "
+                                    f"({', '.join(sorted(reserved))}): rename the folder or map it to another "
+                                    f"name in {CLASSES_FILE}"))
     return scan
 
 
