@@ -100,12 +100,12 @@ class ImageError(ValueError):
         super().__init__(f"{reason}: {source}" if source else reason)
 
 
-def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode ``source`` (path, bytes, or binary file object) into uint8 RGB ``[32, 32, 3]``.
+def load_image(source: ImageSource, *, size: int = IMAGE_SIZE, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode ``source`` (path, bytes, or binary file object) into uint8 RGB ``[size, size, 3]``.
 
     Raises :class:`ImageError` for anything that is not a readable image within ``max_pixels``.
     """
-    return _decode(source, max_pixels=max_pixels, size=(IMAGE_SIZE, IMAGE_SIZE), keep_aspect=False)
+    return _decode(source, max_pixels=max_pixels, size=(size, size), keep_aspect=False)
 
 
 def load_preview(source: ImageSource, max_side: int = 512, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
