@@ -80,12 +80,12 @@ def test_train_on_a_folder_exports_a_model_the_apps_discover(tmp_path):
     assert card["dataset"] == "my pets" and card["class_names"] == list(CLASSES) and card["image_size"] == 32
     assert card["onnx"]["input"] == [None, 32, 32, 3] and card["onnx"]["output"] == [None, 3]
     assert card["test_accuracy"] == exported["test_accuracy"]
-    assert "broken.jpg" in json.dumps(card["dataset_report"])
+    assert "broken.jpg" in json.dumps(card["data"]["report"]["skipped"])
     meta = {p.key: p.value for p in onnx.load(export_dir / "tiny.onnx").metadata_props}
     assert meta[contract.META_CONTRACT] == "3" and json.loads(meta[contract.META_CLASS_NAMES]) == list(CLASSES)
     # run.json keeps the same report; no staging folder is left behind.
     (run_dir,) = (tmp_path / "runs").iterdir()
-    assert "broken.jpg" in json.dumps(json.loads((run_dir / "run.json").read_text())["dataset_report"])
+    assert "broken.jpg" in json.dumps(json.loads((run_dir / "run.json").read_text())["data"]["report"])
     assert sorted(p.name for p in export_dir.iterdir()) == [
         "tiny.confusion_matrix.png", "tiny.curves.png", "tiny.json", "tiny.onnx"]
 

@@ -243,7 +243,6 @@ def export_run(run_dir: Path, export_dir: Path, *, data=None, data_dir=None, tta
             "training": {k: record[k] for k in ("settings", "checkpoint", "epochs_run", "best_epoch",
                                                 "best_val_accuracy", "continues", "finished") if k in record},
             "data": record["data"],
-            **({"dataset_report": record["dataset_report"]} if "dataset_report" in record else {}),
             "machine": machine(),
             "test_metrics": metrics,
             "onnx": {"file": f"{name}.onnx", "opset": OPSET, **onnx_shapes(onnx_path), "input_range": "0..255 RGB",

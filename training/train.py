@@ -27,10 +27,7 @@ from cifar10.errors import UserFacingError
 from training import models
 from training.plots import plot_history
 
-try:
-    from training.data import load_cifar10, load_folder_dataset
-except ImportError:  # stand-in until helper i11-data's training.data lands (deleted on merge)
-    from training.folder_standin import load_cifar10, load_folder_dataset
+from training.data import load_cifar10, load_folder_dataset
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -58,14 +55,14 @@ class TrainSettings:
     name: str | None = None  # the exported model's name (default: the model's, or <model>-<folder> for --data)
 
     @classmethod
-    def for_model(cls, name: str, **overrides) -> "TrainSettings":
+    def for_model(cls, model: str, /, **overrides) -> "TrainSettings":
         """The model's study defaults, with every non-None override applied.
 
         CIFAR-10 is 32 px; folder data (``data``) defaults to the model's ``image_size`` (128 for
         animals10_cnn and efficientnet_lite0_transfer, 32 for the CIFAR-10 CNNs). The augmentation shift
         default is given for 32 px and scales with the image size (4 px at 32 -> 16 px at 128); an explicit
         ``shift_px`` is in pixels of the actual images."""
-        defaults = asdict(models.get_spec(name).defaults)
+        defaults = asdict(models.get_spec(model).defaults)
         given = {k: v for k, v in overrides.items() if v is not None}
         if given.get("data") is None:
             if given.get("image_size", IMAGE_SIZE) != IMAGE_SIZE:
@@ -78,7 +75,7 @@ class TrainSettings:
             raise UserFacingError(f"--image-size must be a whole number of pixels from 16 to 1024, not {size!r}")
         if "shift_px" not in given:
             defaults["shift_px"] = round(defaults["shift_px"] * size / IMAGE_SIZE)
-        settings = cls(model=name, **defaults)
+        settings = cls(model=model, **defaults)
         return replace(settings, **given)
 
     @property
@@ -255,17 +252,34 @@ def load_training_data(settings: TrainSettings, data_dir=None, progress=None):
 
     def cache_progress(stage: str, done: int, total: int):
         now = time.perf_counter()
-        if progress is not None and (done >= total or now - last["t"] >= 0.5):  # at most 2 events a second
-            last["t"] = now
-            progress({"event": "cache", "stage": stage, "done": int(done), "total": int(total)})
+        if progress is not None and stage == "cache" and (done >= total or now - last["t"] >= 0.5):
+            last["t"] = now  # at most 2 events a second, and the last one
+            progress({"event": "cache", "done": int(done), "total": int(total)})
 
     data = load_folder_dataset(settings.data, settings.image_size, seed=settings.seed, progress=cache_progress,
                                limit=settings.limit)
-    report = json_ready(data.report)
-    print(f"Dataset report: {json.dumps(report, ensure_ascii=False)}", file=sys.stderr)
+    event = scan_event(data)
+    print(f"Dataset {data.name!r}: {len(data.class_names)} classes {event['classes']}; train {len(data.train)}, "
+          f"validation {len(data.val)}, test {len(data.test)} images", file=sys.stderr)
+    for problem in event["problems"]:
+        print(f"  warning: {problem}", file=sys.stderr)
     if progress is not None:
-        progress({"event": "scan", **(report if isinstance(report, dict) else {"report": report})})
+        progress(event)
     return data
+
+
+def scan_event(data) -> dict:
+    """The "scan" event: images per class (all splits), the problems (warnings: skipped, unreadable, duplicate
+    files, few images ...), the skipped files with their reason and the non-image files; the whole report
+    is in run.json (``data.report``)."""
+    report = json_ready(data.report)
+    classes = {name: sum(counts.values()) if isinstance(counts, dict) else counts
+               for name, counts in (report.get("classes") or {}).items()}
+    return {"event": "scan", "dataset": data.name, "classes": classes,
+            "display_names": list(data.display_names) if data.display_names else None,
+            "splits": {k: v.get("images") for k, v in (report.get("splits") or {}).items()},
+            "problems": report.get("warnings", []), "skipped": report.get("skipped", []),
+            "non_images": report.get("non_images", [])}
 
 
 def json_ready(value):
@@ -301,13 +315,12 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
     parent = previous_run(settings.init_from, settings.model) if settings.init_from else None
     spec = models.get_spec(settings.model)
     keras.utils.set_random_seed(settings.seed)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(out) / f"{settings.export_name}-{stamp}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-
     started = time.perf_counter()  # the training wall time includes loading the data
     data = load_training_data(settings, data_dir, progress)
     print(f"Data: {data.describe()}", file=sys.stderr)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(out) / f"{settings.export_name}-{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=True)
     num_classes = len(data.class_names)
 
     if parent is not None:
@@ -364,8 +377,7 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
         **({"test_curve_eval_s": round(curve[0].seconds, 1)} if curve else {}),
         **({"continues": {key: parent[key] for key in ("command", "epochs_run", "training_wall_time_s", "continues")
                           if key in parent} | {"run": str(settings.init_from)}} if parent else {}),
-        "data": json_ready(data.describe()),
-        **({"dataset_report": json_ready(data.report)} if settings.data is not None else {}),
+        "data": json_ready(data.describe()),  # folder datasets: with the report (skipped files, splits, ...)
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if "val_accuracy" in history:
