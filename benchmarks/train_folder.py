@@ -6,13 +6,13 @@ onnxruntime on the exported .onnx; ``training_wall_time_s`` = data loading + fit
 One result per run is stored under its export name in ``benchmarks/results/train_folder.json``.
 
 The dataset of docs/train_folder.md is the 5-class CIFAR folder (cat, dog, deer, horse, frog; 1,000 training
-images per class from the training batches, the 5,000 test images of those classes as test/, written as
-128 px JPEG by ``benchmarks/make_cifar_folder.py``):
+images per class from the training batches, the 5,000 test images of those classes as test/, upscaled
+bicubic to 128 px JPEG quality 90; helper i11-data's ``benchmarks/make_cifar_folder.py`` writes such a folder):
 
     flock /tmp/cpu.lock python benchmarks/train_folder.py --data /tmp/cifar5 --export-dir /tmp/i11_models \\
-        -- --model efficientnet_lite0_transfer --epochs 4
+        -- --model efficientnet_lite0_transfer
     flock /tmp/cpu.lock python benchmarks/train_folder.py --data /tmp/cifar5 --export-dir /tmp/i11_models \\
-        -- --model animals10_cnn --epochs 12
+        -- --model animals10_cnn --epochs 20
 
 Everything after ``--`` goes to ``cifar10 train`` as it is.
 """
