@@ -1,11 +1,23 @@
 """The ONNX contract between training and every app: the one place that defines it.
 
 An exported model is ``exported_models/<name>.onnx`` plus a model card ``<name>.json``.
-Input: float32 NHWC ``[N, 32, 32, 3]``, raw RGB values 0..255 (normalisation lives in the graph).
-Output: ``[N, 10]`` probabilities in ``CLASS_NAMES`` order.
+Input: float32 NHWC ``[N, S, S, 3]``, raw RGB values 0..255 (normalisation lives in the graph).
+Output: ``[N, C]`` probabilities in the order of the model's class names.
 
-Version 2 (issue 12) adds optional outputs; a version-1 file (``probabilities`` only) still works
-everywhere, it just has no "unsure" flag and no class activation map:
+Version 1 and 2 files are CIFAR-10 models: ``S = 32``, ``C = 10``, classes ``CLASS_NAMES``.
+
+Version 3 (issue 11: the user's own classes) lets a model say what it knows:
+
+- ``S`` is any fixed size in the graph (``MIN_IMAGE_SIZE``..``MAX_IMAGE_SIZE``; 32 for CIFAR-10 models,
+  e.g. 128 for photo datasets); every app reads it from the graph and resizes with the one preprocessing
+  function (:func:`cifar10.preprocess.load_image` with ``size=S``).
+- ``C >= 2`` classes; the metadata ``class_names`` (JSON list, the dataset's folder names, output order),
+  optional ``display_names`` (what apps show, e.g. Animals-10's ``cane`` -> ``dog``) and ``dataset`` (its name).
+  The card repeats them (``dataset``, ``class_names``, ``display_names``, ``image_size``) and the registry
+  checks that graph, metadata and card agree. Build the metadata with :func:`model_metadata`.
+
+Version 2 (issue 12) adds optional outputs (version 3 keeps them, with ``C`` for 10); a version-1 file
+(``probabilities`` only) still works everywhere, it just has no "unsure" flag and no class activation map:
 
 - ``logits`` ``[N, 10]``: the pre-softmax scores (averaged over the test-time-augmentation views with
   the same weights as the probabilities). ``probabilities`` are then *calibrated*: the graph applies
@@ -19,7 +31,9 @@ everywhere, it just has no "unsure" flag and no class activation map:
   over ``h, w`` of ``cam[..., k]`` is that view's logit ``k``, exactly.
 """
 
+import json
 import math
+import unicodedata
 
 CLASS_NAMES = (
     "airplane",
@@ -34,7 +48,9 @@ CLASS_NAMES = (
     "truck",
 )
 NUM_CLASSES = len(CLASS_NAMES)
-IMAGE_SIZE = 32
+IMAGE_SIZE = 32          # CIFAR-10 models (contract versions 1 and 2 always)
+CIFAR10_DATASET = "CIFAR-10"
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024  # version 3: the input sizes a model may have
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
 # Optional outputs (contract version 2).
@@ -49,18 +65,71 @@ META_MODEL_NAME = "model_name"
 META_CONTRACT = "cifar10_contract"
 META_TEMPERATURE = "temperature"  # version 2: the temperature folded into `probabilities`
 META_OOD_SCORE = "ood_score"      # version 2: which score `ood_score` is (e.g. "energy")
-CONTRACT_VERSION = "2"
-SUPPORTED_CONTRACT_VERSIONS = ("1", "2")
+META_DISPLAY_NAMES = "display_names"  # version 3, optional: JSON list, what apps show for each class
+META_DATASET = "dataset"              # version 3: the dataset's name ("CIFAR-10", "my-pets")
+CONTRACT_VERSION = "3"
+SUPPORTED_CONTRACT_VERSIONS = ("1", "2", "3")
 
 # Model card keys (version 2). card["calibration"] = {"temperature", "ece_before", "ece_after", "source", ...};
 # card["open_set"] = {"score", "threshold", "target_pass_rate", "source", measured rates ...}.
 CARD_CALIBRATION = "calibration"
 CARD_OPEN_SET = "open_set"
+# Model card keys (version 3): what the model knows, repeated from the graph and its metadata.
+CARD_DATASET = "dataset"
+CARD_CLASS_NAMES = "class_names"
+CARD_DISPLAY_NAMES = "display_names"
+CARD_IMAGE_SIZE = "image_size"
+
+# Names a class may not have: the result files' own columns (a class is also a probability column).
+RESERVED_CLASS_NAMES = ("path", "label", "confidence", "error", "unsure", "ood_score", "model",
+                        "model_test_accuracy", "date", "top_k")
+
+
+def class_name_problem(names) -> str | None:
+    """Why ``names`` cannot be a model's class (or display) names, or None: at least 2, unique (ignoring
+    case), non-empty strings without control characters, none a result column's name."""
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        return "must be a list of strings"
+    if len(names) < 2:
+        return f"needs at least 2 classes, found {len(names)}"
+    for name in names:
+        if not name.strip() or any(unicodedata.category(ch).startswith("C") for ch in name):
+            return f"{name!r} is not a usable class name (empty or with control characters)"
+        if name.casefold() in RESERVED_CLASS_NAMES:
+            return (f"{name!r} is also a column of the results files ({', '.join(RESERVED_CLASS_NAMES)}); "
+                    "rename the class")
+    folded = [n.casefold() for n in names]
+    twice = sorted({n for n in names if folded.count(n.casefold()) > 1})
+    if twice:
+        return f"the names must be unique (ignoring case): {', '.join(twice)}"
+    return None
+
+
+def model_metadata(*, model_name: str, class_names, display_names=None, dataset: str = CIFAR10_DATASET) -> dict:
+    """The ONNX metadata_props of a version-3 export (exporters stamp exactly these keys)."""
+    class_names = [unicodedata.normalize("NFC", n) for n in class_names]
+    problem = class_name_problem(class_names)
+    if problem:
+        raise ValueError(f"class names: {problem}")
+    meta = {META_CONTRACT: CONTRACT_VERSION, META_MODEL_NAME: model_name, META_DATASET: dataset,
+            META_CLASS_NAMES: json.dumps(class_names, ensure_ascii=False)}
+    if display_names is not None:
+        display_names = [unicodedata.normalize("NFC", n) for n in display_names]
+        problem = class_name_problem(display_names)
+        if problem or len(display_names) != len(class_names):
+            raise ValueError(f"display names: {problem or 'one per class is needed'}")
+        meta[META_DISPLAY_NAMES] = json.dumps(display_names, ensure_ascii=False)
+    return meta
 
 
 def unsure_text(num_classes: int = NUM_CLASSES) -> str:
     """What every app shows instead of a confident label when the open-set flag is raised."""
     return f"unsure: may be none of the {num_classes} classes"
+
+
+def knows_text(dataset: str, num_classes: int) -> str:
+    """What a model knows, as pickers show it: ``CIFAR-10 · 10 classes``."""
+    return f"{dataset} · {num_classes} classes"
 
 
 def open_set_threshold(card: dict) -> float | None:

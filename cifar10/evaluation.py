@@ -7,7 +7,9 @@ only: no TensorFlow, no scikit-learn), so both show the same numbers. Figures co
 Labelled folder layout::
 
     PATH/cat/any/depth/photo.jpg    -> true class "cat"
-    PATH/Dog/x.png                  -> "dog" (folder names match the class names case-insensitively)
+    PATH/Dog/x.png                  -> "dog" (folder names match the model's class names, or its display
+                                       names, case-insensitively: a model trained on Animals-10 knows
+                                       both "cane" and "dog")
     PATH/notes.txt, PATH/_unsure/…  -> ignored and listed (not inside a class folder)
 
 Files that cannot be read are listed apart and left out of the figures (a model cannot be right or
@@ -25,7 +27,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from cifar10.contract import CLASS_NAMES, NUM_CLASSES
+from cifar10.contract import CLASS_NAMES, IMAGE_SIZE
 from cifar10.inference import Classifier, Result, classify_files, iter_image_files
 from cifar10.metrics import classification_metrics
 
@@ -40,10 +42,14 @@ def is_unsure(result: Result) -> bool:
     return bool(getattr(result, "unsure", False)) and not result.error
 
 
-def class_of_folder(name: str) -> int | None:
-    """The class id a subfolder name stands for (case-insensitive), or None."""
-    lowered = name.strip().lower()
-    return CLASS_NAMES.index(lowered) if lowered in CLASS_NAMES else None
+def class_of_folder(name: str, classes=CLASS_NAMES, labels=None) -> int | None:
+    """The class id a subfolder name stands for (the model's class or display names, case-insensitive), or None."""
+    folded = name.strip().casefold()
+    for names in (classes, labels or ()):
+        for index, candidate in enumerate(names):
+            if candidate.casefold() == folded:
+                return index
+    return None
 
 
 @dataclass
@@ -52,8 +58,11 @@ class LabelledFile:
     true_class: int
 
 
-def scan_labelled_folder(folder: str | os.PathLike) -> tuple[list[LabelledFile], list[str]]:
+def scan_labelled_folder(folder: str | os.PathLike, classes=CLASS_NAMES,
+                         labels=None) -> tuple[list[LabelledFile], list[str]]:
     """Files under class subfolders (recursively) with their true class, and the paths that were ignored.
+
+    ``classes``/``labels``: the model's class names and display names (:class:`cifar10.registry.ModelInfo`).
 
     Hidden files and OS metadata are skipped as in every folder scan (:func:`iter_image_files`).
     """
@@ -67,7 +76,7 @@ def scan_labelled_folder(folder: str | os.PathLike) -> tuple[list[LabelledFile],
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        class_id = class_of_folder(entry.name) if entry.is_dir(follow_symlinks=False) else None
+        class_id = class_of_folder(entry.name, classes, labels) if entry.is_dir(follow_symlinks=False) else None
         if class_id is None:
             ignored.append(entry.path)
             continue
@@ -88,6 +97,7 @@ class Evaluation:
     metrics: dict = field(default_factory=dict)
     card_accuracy: float | None = None
     cancelled: bool = False
+    classes: tuple[str, ...] = CLASS_NAMES               # the model's labels (true classes index these)
 
     @property
     def unsure(self) -> list[Result]:
@@ -95,21 +105,21 @@ class Evaluation:
 
     def cell(self, true_class: int, predicted_class: int) -> list[Result]:
         """The images of ``true_class`` predicted as ``predicted_class``: one confusion-matrix cell."""
-        predicted = CLASS_NAMES[predicted_class]
+        predicted = self.classes[predicted_class]
         return [r for r, t in zip(self.results, self.true_classes) if t == true_class and r.label == predicted]
 
     def misclassified(self) -> list[tuple[Result, int]]:
-        return [(r, t) for r, t in zip(self.results, self.true_classes) if r.label != CLASS_NAMES[t]]
+        return [(r, t) for r, t in zip(self.results, self.true_classes) if r.label != self.classes[t]]
 
     def to_dict(self, *, rows: bool = True) -> dict:
         """JSON-ready: the figures, the lists, and (``rows``) one row per image."""
         out = {"model": self.model_name, "source": self.source, "card_test_accuracy": self.card_accuracy,
                **self.metrics,
-               "unreadable": [{"path": r.path, "true": CLASS_NAMES[t], "error": r.error} for r, t in self.unreadable],
+               "unreadable": [{"path": r.path, "true": self.classes[t], "error": r.error} for r, t in self.unreadable],
                "unsure": [r.path for r in self.unsure], "ignored": list(self.ignored),
                "cancelled": self.cancelled}
         if rows:
-            out["rows"] = [{"path": r.path, "true": CLASS_NAMES[t], "predicted": r.label,
+            out["rows"] = [{"path": r.path, "true": self.classes[t], "predicted": r.label,
                             "confidence": round(float(r.confidence), 6), "unsure": is_unsure(r)}
                            for r, t in zip(self.results, self.true_classes)]
         return out
@@ -117,9 +127,10 @@ class Evaluation:
 
 def _finish(evaluation: Evaluation) -> Evaluation:
     probabilities = (np.stack([r.probabilities for r in evaluation.results]) if evaluation.results
-                     else np.zeros((0, NUM_CLASSES), np.float32))
+                     else np.zeros((0, len(evaluation.classes)), np.float32))
     evaluation.metrics = classification_metrics(np.asarray(evaluation.true_classes, dtype=np.int64), probabilities,
-                                                macro_over="all" if evaluation.source == TEST_SET_SOURCE else "present")
+                                                macro_over="all" if evaluation.source == TEST_SET_SOURCE else "present",
+                                                class_names=evaluation.classes)
     return evaluation
 
 
@@ -130,12 +141,13 @@ def evaluate_folder(classifier: Classifier, folder: str | os.PathLike, *, batch_
 
     Raises ValueError when no class subfolder holds a file (the message names the expected folders).
     """
-    labelled, ignored = scan_labelled_folder(folder)
-    evaluation = Evaluation(classifier.model.name, str(folder), ignored=ignored,
-                            card_accuracy=classifier.model.test_accuracy)
+    model = classifier.model
+    labelled, ignored = scan_labelled_folder(folder, model.class_names, model.labels)
+    evaluation = Evaluation(model.name, str(folder), ignored=ignored, card_accuracy=model.test_accuracy,
+                            classes=model.labels)
     if not labelled:
         raise ValueError(f"{folder} has no images in class folders: it needs one subfolder per class, named "
-                         f"{', '.join(CLASS_NAMES)} (e.g. {Path(folder) / 'cat' / 'photo.jpg'})")
+                         f"{', '.join(model.labels)} (e.g. {Path(folder) / model.labels[0] / 'photo.jpg'})")
     truth = [item.true_class for item in labelled]
     done = 0
     for result in classify_files(classifier, [item.path for item in labelled], batch_size=batch_size,
@@ -153,12 +165,13 @@ def evaluate_folder(classifier: Classifier, folder: str | os.PathLike, *, batch_
 
 def evaluate_arrays(classifier: Classifier, images: np.ndarray, labels: np.ndarray, *, source: str = TEST_SET_SOURCE,
                     batch_size: int = 1000, on_progress: Callable[[int, int], None] | None = None) -> Evaluation:
-    """Evaluate on in-memory uint8 images ``[N, 32, 32, 3]`` (the CIFAR-10 test batch)."""
-    evaluation = Evaluation(classifier.model.name, source, card_accuracy=classifier.model.test_accuracy)
+    """Evaluate on in-memory uint8 images ``[N, S, S, 3]`` at the model's size (the CIFAR-10 test batch)."""
+    evaluation = Evaluation(classifier.model.name, source, card_accuracy=classifier.model.test_accuracy,
+                            classes=classifier.labels)
     total = len(images)
     for start in range(0, total, batch_size):
         probs = classifier.predict(images[start:start + batch_size])
-        evaluation.results.extend(Result.from_probabilities(f"test_batch[{start + i}]", p) for i, p in enumerate(probs))
+        evaluation.results.extend(classifier.result(f"test_batch[{start + i}]", p) for i, p in enumerate(probs))
         if on_progress is not None:
             on_progress(min(start + batch_size, total), total)
     evaluation.true_classes = [int(y) for y in labels]
@@ -170,6 +183,10 @@ def evaluate_test_set(classifier: Classifier, data_dir: str | os.PathLike | None
     """The CIFAR-10 test batch (``--data-dir``, ``$CIFAR10_DIR`` or the download cache), read without TensorFlow."""
     from cifar10.dataset import load_test_set
 
+    model = classifier.model
+    if tuple(model.class_names) != CLASS_NAMES or model.image_size != IMAGE_SIZE:
+        raise ValueError(f"{model.name} knows {model.knows} at {model.image_size} px, not CIFAR-10's classes: "
+                         "evaluate it on a labelled folder instead (--folder PATH, one subfolder per class)")
     test = load_test_set(data_dir, limit=limit)
     return evaluate_arrays(classifier, test.x, test.y, **kwargs)
 
@@ -178,26 +195,27 @@ def evaluate_test_set(classifier: Classifier, data_dir: str | os.PathLike | None
 
 def format_report(evaluation: Evaluation, *, max_listed: int = 20) -> Iterator[str]:
     m = evaluation.metrics
-    card = (f"; the model card says {evaluation.card_accuracy:.4f} on the CIFAR-10 test set"
+    card = (f"; the model card says {evaluation.card_accuracy:.4f} on its test set"
             if evaluation.card_accuracy is not None else "")
     yield (f"{evaluation.model_name} on {evaluation.source}: accuracy {m['accuracy']:.4f} on {m['n']} "
            f"{'test images' if evaluation.source == TEST_SET_SOURCE else 'images'}{card}")
-    over = "" if len(m["macro_over"]) == NUM_CLASSES else f" (over the {len(m['macro_over'])} classes with images)"
+    width = max(11, *(len(name) + 1 for name in evaluation.classes))
+    over = "" if len(m["macro_over"]) == len(evaluation.classes) else f" (over the {len(m['macro_over'])} classes with images)"
     yield (f"macro precision {m['precision_macro']:.4f}, recall {m['recall_macro']:.4f}, "
            f"F1 {m['f1_macro']:.4f}{over}")
     yield ""
-    yield f"{'class':<11} {'precision':>9} {'recall':>7} {'images':>7}"
+    yield f"{'class':<{width}} {'precision':>9} {'recall':>7} {'images':>7}"
     cm = np.asarray(m["confusion_matrix"])
     for i, (name, row) in enumerate(m["per_class"].items()):
         if not (cm[i].sum() or cm[:, i].sum()):
             continue  # neither in the folder nor predicted: nothing to say
-        yield f"{name:<11} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['support']:>7d}"
+        yield f"{name:<{width}} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['support']:>7d}"
     yield ""
     yield "confusion matrix (rows: true class, columns: predicted)"
-    short = [name[:5] for name in CLASS_NAMES]
-    yield " " * 11 + " ".join(f"{s:>5}" for s in short)
-    for name, counts in zip(CLASS_NAMES, m["confusion_matrix"]):
-        yield f"{name:<11}" + " ".join(f"{c:>5d}" for c in counts)
+    short = [name[:5] for name in evaluation.classes]
+    yield " " * width + " ".join(f"{s:>5}" for s in short)
+    for name, counts in zip(evaluation.classes, m["confusion_matrix"]):
+        yield f"{name:<{width}}" + " ".join(f"{c:>5d}" for c in counts)
     for title, items in (("could not be read (left out of the figures)",
                           [f"{r.path}: {r.error}" for r, _ in evaluation.unreadable]),
                          ("flagged unsure by the model (included above)", [r.path for r in evaluation.unsure]),

@@ -1,13 +1,13 @@
-"""Where the model looked: a heatmap over the 32x32 input for the predicted class.
+"""Where the model looked: a heatmap over the model's S x S input (32x32 for CIFAR-10) for the predicted class.
 
 - Class activation maps (Zhou et al. 2016) when the model has the contract-v2 ``cam`` output (a global
   average pooling + Dense head): exact, one forward pass.
-- Occlusion sensitivity (Zeiler & Fergus 2014) for every other model: grey out an 8x8 patch at each
-  position (stride 4: 49 patches), and measure how much the predicted class's probability drops; forward
+- Occlusion sensitivity (Zeiler & Fergus 2014) for every other model: grey out an S/4 x S/4 patch at each
+  position (stride S/8: 49 patches; 8x8 and 4 at 32 px), and measure how much the predicted class's probability drops; forward
   passes only, batched, so any contract model works. Slower (50 images per heatmap): the desktop app runs
   it on a worker thread.
 
-Both give a ``[32, 32]`` float map scaled to 0..1 (1 = where the evidence for the class is); :func:`overlay`
+Both give an ``[S, S]`` float map scaled to 0..1 (1 = where the evidence for the class is); :func:`overlay`
 blends it onto any RGB picture. numpy + Pillow only.
 """
 
@@ -20,23 +20,24 @@ from PIL import Image
 
 from cifar10 import contract
 
-PATCH, STRIDE = 8, 4
+PATCH, STRIDE = 8, 4  # at 32 px; scaled with the input size (a quarter and an eighth of it)
 GREY = 128.0  # the occluder's colour (mid grey, raw 0..255 like the contract input)
 
 
 @dataclass
 class Heatmap:
-    heat: np.ndarray     # [32, 32] float32, 0..1
+    heat: np.ndarray     # [S, S] float32, 0..1
     class_index: int     # the class it explains (the predicted one unless asked otherwise)
     method: str          # "cam" or "occlusion"
+    classes: tuple[str, ...] = contract.CLASS_NAMES  # the model's labels
 
     @property
     def class_name(self) -> str:
-        return contract.CLASS_NAMES[self.class_index]
+        return self.classes[self.class_index]
 
     @property
     def peak(self) -> tuple[int, int]:
-        """(row, column) of the hottest pixel of the 32x32 map."""
+        """(row, column) of the hottest pixel of the map."""
         row, col = np.unravel_index(int(np.argmax(self.heat)), self.heat.shape)
         return int(row), int(col)
 
@@ -55,30 +56,39 @@ def _resize(heat: np.ndarray, size: int = contract.IMAGE_SIZE) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.BILINEAR), np.float32)
 
 
-def cam_heatmap(cam: np.ndarray, class_index: int) -> np.ndarray:
-    """A model's ``cam`` output for one image (``[h, w, 10]``) -> the class's map at 32x32, 0..1.
+def cam_heatmap(cam: np.ndarray, class_index: int, size: int = contract.IMAGE_SIZE) -> np.ndarray:
+    """A model's ``cam`` output for one image (``[h, w, C]``) -> the class's map at ``size`` x ``size``, 0..1.
 
     Negative evidence is cut at 0 (the usual CAM display), then the map is stretched to 0..1."""
-    return _normalise(_resize(np.maximum(np.asarray(cam, np.float32)[:, :, class_index], 0)))
+    return _normalise(_resize(np.maximum(np.asarray(cam, np.float32)[:, :, class_index], 0), size))
 
 
-def occlusion_batch(image: np.ndarray, patch: int = PATCH, stride: int = STRIDE) -> tuple[np.ndarray, list]:
-    """The occluded copies of a 32x32 image (first row: the image itself) and each patch's (y, x)."""
+def patch_and_stride(size: int) -> tuple[int, int]:
+    """The occluder's side and stride for an input of ``size`` px: 49 positions at any size (8 and 4 at 32)."""
+    return max(1, size * PATCH // 32), max(1, size * STRIDE // 32)
+
+
+def occlusion_batch(image: np.ndarray, patch: int | None = None, stride: int | None = None) -> tuple[np.ndarray, list]:
+    """The occluded copies of an S x S image (first row: the image itself) and each patch's (y, x)."""
     image = np.asarray(image, np.float32)
-    positions = [(y, x) for y in range(0, contract.IMAGE_SIZE - patch + 1, stride)
-                 for x in range(0, contract.IMAGE_SIZE - patch + 1, stride)]
+    size = image.shape[0]
+    default_patch, default_stride = patch_and_stride(size)
+    patch, stride = patch or default_patch, stride or default_stride
+    positions = [(y, x) for y in range(0, size - patch + 1, stride)
+                 for x in range(0, size - patch + 1, stride)]
     batch = np.repeat(image[None], len(positions) + 1, axis=0)
     for i, (y, x) in enumerate(positions, start=1):
         batch[i, y:y + patch, x:x + patch] = GREY
     return batch, positions
 
 
-def occlusion_heatmap(probabilities: np.ndarray, positions: list, class_index: int, patch: int = PATCH) -> np.ndarray:
+def occlusion_heatmap(probabilities: np.ndarray, positions: list, class_index: int, patch: int = PATCH,
+                      size: int = contract.IMAGE_SIZE) -> np.ndarray:
     """From the probabilities of :func:`occlusion_batch`'s images: the mean drop of the class's probability
     at each pixel over the patches that covered it (rises count as 0), scaled to 0..1."""
     probabilities = np.asarray(probabilities, np.float32)
     base = probabilities[0, class_index]
-    drop = np.zeros((contract.IMAGE_SIZE, contract.IMAGE_SIZE), np.float32)
+    drop = np.zeros((size, size), np.float32)
     count = np.zeros_like(drop)
     for (y, x), p in zip(positions, probabilities[1:, class_index]):
         drop[y:y + patch, x:x + patch] += max(float(base - p), 0.0)
@@ -87,9 +97,10 @@ def occlusion_heatmap(probabilities: np.ndarray, positions: list, class_index: i
 
 
 def explain(classifier, image: np.ndarray, class_index: int | None = None, *, method: str = "auto") -> Heatmap:
-    """The heatmap for one 32x32 image with a :class:`cifar10.inference.Classifier` (CAM when the model has
+    """The heatmap for one model-sized image with a :class:`cifar10.inference.Classifier` (CAM when the model has
     it, occlusion otherwise; ``method`` forces one). ``class_index`` defaults to the predicted class."""
     image = np.asarray(image)
+    size = image.shape[0]
     if method not in ("auto", "cam", "occlusion"):
         raise ValueError(f"unknown heatmap method {method!r}")
     if method == "cam" and not classifier.has_cam:
@@ -97,11 +108,12 @@ def explain(classifier, image: np.ndarray, class_index: int | None = None, *, me
     if method in ("auto", "cam") and classifier.has_cam:
         out = classifier.predict_all(image[None], with_cam=True)
         k = int(np.argmax(out.probabilities[0])) if class_index is None else class_index
-        return Heatmap(cam_heatmap(out.cam[0], k), k, "cam")
-    batch, positions = occlusion_batch(image)
+        return Heatmap(cam_heatmap(out.cam[0], k, size), k, "cam", classifier.labels)
+    patch, stride = patch_and_stride(size)
+    batch, positions = occlusion_batch(image, patch, stride)
     probabilities = classifier.predict(batch)
     k = int(np.argmax(probabilities[0])) if class_index is None else class_index
-    return Heatmap(occlusion_heatmap(probabilities, positions, k), k, "occlusion")
+    return Heatmap(occlusion_heatmap(probabilities, positions, k, patch, size), k, "occlusion", classifier.labels)
 
 
 def colourise(heat: np.ndarray) -> np.ndarray:

@@ -9,8 +9,9 @@ Only numpy, Pillow and onnxruntime are used (never TensorFlow).
 
 ``classify_files`` streams: it decodes ``batch_size`` files at a time on a thread pool (Pillow
 releases the GIL while decoding and resizing), runs one batched inference per chunk, and yields
-the results in input order. At most two chunks of 32x32 images are in memory at once, whatever the
-number of files; a broken file gives a :class:`Result` with ``error`` set and the rest go on.
+the results in input order. At most two chunks of model-sized images (32x32 for CIFAR-10 models) are in
+memory at once, whatever the number of files; a broken file gives a :class:`Result` with ``error`` set and the
+rest go on. Every image is decoded at the model's own input size, and results carry the model's class names.
 """
 
 from __future__ import annotations
@@ -89,12 +90,15 @@ class Classifier:
                                         if contract.OOD_SCORE_NAME in present else None)
         self.has_cam: bool = contract.CAM_NAME in present
         self.provider: str = next((short for short, full in PROVIDERS.items() if full == in_use[0]), in_use[0])
+        # What the model knows (contract v3): its input size and the class names apps show.
+        self.image_size: int = self.model.image_size
+        self.labels: tuple[str, ...] = self.model.labels
 
     def __repr__(self) -> str:
         return f"Classifier({self.model.name!r}, provider={self.provider!r})"
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities ``[N, 10]`` (float32) for a uint8 or float32 NHWC batch ``[N, 32, 32, 3]`` of raw RGB."""
+        """Probabilities ``[N, C]`` (float32) for a uint8 or float32 NHWC batch ``[N, S, S, 3]`` of raw RGB."""
         return self.predict_all(batch, with_cam=False).probabilities
 
     def predict_all(self, batch: np.ndarray, *, with_cam: bool = False) -> "Outputs":
@@ -103,14 +107,15 @@ class Classifier:
         batch = np.asarray(batch)
         if batch.ndim == 3:
             batch = batch[None]
-        expected = (contract.IMAGE_SIZE, contract.IMAGE_SIZE, 3)
+        expected = (self.image_size, self.image_size, 3)
         if batch.ndim != 4 or batch.shape[1:] != expected:
-            raise ValueError(f"expected a batch of shape [N, 32, 32, 3], got {list(batch.shape)}")
+            raise ValueError(f"expected a batch of shape [N, {self.image_size}, {self.image_size}, 3], "
+                             f"got {list(batch.shape)}")
         if batch.dtype not in (np.uint8, np.float32):
             raise ValueError(f"expected uint8 (0..255) or float32 raw RGB, got {batch.dtype}")
         names = [n for n in self.outputs if with_cam or n != contract.CAM_NAME]
         if len(batch) == 0:
-            return Outputs(np.zeros((0, contract.NUM_CLASSES), np.float32), threshold=self.threshold)
+            return Outputs(np.zeros((0, len(self.labels)), np.float32), threshold=self.threshold)
         feed = np.ascontiguousarray(batch, dtype=np.float32)
         got = dict(zip(names, self._session.run(names, {contract.INPUT_NAME: feed})))
         as32 = {k: np.asarray(v, dtype=np.float32) for k, v in got.items()}
@@ -118,17 +123,27 @@ class Classifier:
                        as32.get(contract.OOD_SCORE_NAME), as32.get(contract.CAM_NAME), self.threshold)
 
     def predict_image(self, source: ImageSource) -> np.ndarray:
-        """Probabilities ``[10]`` for one image file/bytes (raises :class:`ImageError`)."""
-        return self.predict(load_image(source)[None])[0]
+        """Probabilities ``[C]`` for one image file/bytes (raises :class:`ImageError`)."""
+        return self.predict(self.load(source)[None])[0]
+
+    def load(self, source: ImageSource) -> np.ndarray:
+        """The model's input for one image: :func:`load_image` at this model's size (raises :class:`ImageError`)."""
+        return load_image(source, self.image_size)
+
+    def result(self, path: str, probabilities: np.ndarray, image: np.ndarray | None = None, *,
+               ood_score: float = float("nan"), unsure: bool = False) -> Result:
+        """A :class:`Result` in this model's classes."""
+        return Result.from_probabilities(path, probabilities, image, ood_score=ood_score, unsure=unsure,
+                                         classes=self.labels)
 
 
 @dataclass
 class Outputs:
     """One batch's model outputs. ``ood_score`` is all-NaN and ``unsure`` all-False for a v1 model."""
-    probabilities: np.ndarray                  # [N, 10] (calibrated for a v2 model)
-    logits: np.ndarray | None = None           # [N, 10] or None (v1)
+    probabilities: np.ndarray                  # [N, C] (calibrated for a v2/v3 model)
+    logits: np.ndarray | None = None           # [N, C] or None (v1)
     ood_score: np.ndarray | None = None        # [N]; NaN where the model has no score
-    cam: np.ndarray | None = None              # [N, h, w, 10] or None
+    cam: np.ndarray | None = None              # [N, h, w, C] or None
     threshold: float | None = None             # the card's open-set threshold
 
     def __post_init__(self):
@@ -199,11 +214,11 @@ def _walk(folder: str) -> Iterator[str]:
             continue
 
 
-def _decode_one(path: str, stop: Callable[[], bool] | None) -> np.ndarray | str | None:
+def _decode_one(path: str, stop: Callable[[], bool] | None, size: int) -> np.ndarray | str | None:
     if stop is not None and stop():
         return None
     try:
-        return load_image(path)
+        return load_image(path, size)
     except ImageError as exc:
         return exc.reason  # the row shows the path already
     except Exception as exc:  # belt and braces: one odd file must never end a 10,000-file run
@@ -229,7 +244,7 @@ def iter_result_batches(classifier: Classifier, paths: Iterable[str | os.PathLik
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cifar10-decode")
     try:
         def submit(chunk: list[str]) -> list[Future]:
-            return [pool.submit(_decode_one, path, should_stop) for path in chunk]
+            return [pool.submit(_decode_one, path, should_stop, classifier.image_size) for path in chunk]
 
         pending = submit(chunks[0])
         for index, chunk in enumerate(chunks):
@@ -247,10 +262,10 @@ def iter_result_batches(classifier: Classifier, paths: Iterable[str | os.PathLik
                 item = decoded[i]
                 if isinstance(item, np.ndarray):
                     n = row[i]
-                    results.append(Result.from_probabilities(path, outputs.probabilities[n], item if keep_images else None,
-                                                             ood_score=float(outputs.ood_score[n]), unsure=bool(flags[n])))
+                    results.append(classifier.result(path, outputs.probabilities[n], item if keep_images else None,
+                                                     ood_score=float(outputs.ood_score[n]), unsure=bool(flags[n])))
                 else:
-                    results.append(Result(path, error=item or "cancelled"))
+                    results.append(Result(path, error=item or "cancelled", classes=classifier.labels))
             done += len(chunk)
             if on_progress is not None:
                 on_progress(done, total)
@@ -268,7 +283,7 @@ def classify_files(classifier: Classifier, paths: Iterable[str | os.PathLike], b
     ``on_progress(done, total)`` is called after each batch (and once with ``done=0``);
     ``should_stop()`` is polled before each file is decoded and before each batch is classified:
     when it returns True the generator ends early (results already yielded stay valid).
-    ``keep_images`` puts the 32x32 model input on each result (3 KB each; the desktop app's thumbnails).
+    ``keep_images`` puts the model input on each result (3 KB at 32x32; the desktop app's thumbnails).
     """
     for batch in iter_result_batches(classifier, paths, batch_size, on_progress, should_stop,
                                      keep_images=keep_images, workers=workers):

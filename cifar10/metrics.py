@@ -8,7 +8,7 @@ No scikit-learn here (the apps' install has none); ``tests/test_metrics.py`` che
 scikit-learn in the dev install.
 
 Conventions (the same as scikit-learn's with ``zero_division=0``): a class with no predictions has
-precision 0, a class with no images has recall 0, and macro averages run over all ten classes.
+precision 0, a class with no images has recall 0, and macro averages run over all the model's classes.
 """
 
 from __future__ import annotations
@@ -65,27 +65,31 @@ def expected_calibration_error(y_true: np.ndarray, probabilities: np.ndarray, bi
     return float(ece)
 
 
-def classification_metrics(y_true, probabilities, *, macro_over: str = "all") -> dict:
-    """All figures for labels ``y_true`` [N] and model ``probabilities`` [N, 10] (predictions = argmax).
+def classification_metrics(y_true, probabilities, *, macro_over: str = "all",
+                           class_names: tuple[str, ...] = CLASS_NAMES) -> dict:
+    """All figures for labels ``y_true`` [N] and model ``probabilities`` [N, C] (predictions = argmax), for a
+    model whose classes are ``class_names`` (CIFAR-10's by default).
 
     Returns ``n, accuracy, precision_macro, recall_macro, f1_macro, ece, per_class{name: precision,
     recall, f1, support}, confusion_matrix`` (a list of lists, ``[true][predicted]``), ``macro_over``.
     ``macro_over="present"`` averages the macro figures over the classes that have images only (a
-    labelled folder of cats and dogs; scikit-learn's ``labels=`` those classes), "all" over all ten.
+    labelled folder of cats and dogs; scikit-learn's ``labels=`` those classes), "all" over all of them.
     """
+    num_classes = len(class_names)
     if macro_over not in ("all", "present"):
         raise ValueError("macro_over must be 'all' or 'present'")
     y_true = np.asarray(y_true).astype(np.int64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
-    if probabilities.shape != (len(y_true), NUM_CLASSES):
-        raise ValueError(f"probabilities of shape {probabilities.shape} do not match {len(y_true)} labels")
+    if probabilities.shape != (len(y_true), num_classes):
+        raise ValueError(f"probabilities of shape {probabilities.shape} do not match {len(y_true)} labels "
+                         f"and {num_classes} classes")
     y_pred = probabilities.argmax(axis=1) if len(y_true) else np.zeros(0, np.int64)
-    cm = confusion_matrix(y_true, y_pred)
+    cm = confusion_matrix(y_true, y_pred, num_classes)
     figures = per_class_figures(cm)
     n = int(len(y_true))
-    averaged = figures["support"] > 0 if macro_over == "present" else np.ones(NUM_CLASSES, bool)
+    averaged = figures["support"] > 0 if macro_over == "present" else np.ones(num_classes, bool)
     if not averaged.any():
-        averaged = np.ones(NUM_CLASSES, bool)
+        averaged = np.ones(num_classes, bool)
     return {
         "n": n,
         "accuracy": float(np.trace(cm) / n) if n else 0.0,
@@ -96,8 +100,8 @@ def classification_metrics(y_true, probabilities, *, macro_over: str = "all") ->
         "per_class": {
             name: {"precision": float(figures["precision"][i]), "recall": float(figures["recall"][i]),
                    "f1": float(figures["f1"][i]), "support": int(figures["support"][i])}
-            for i, name in enumerate(CLASS_NAMES)
+            for i, name in enumerate(class_names)
         },
         "confusion_matrix": cm.tolist(),
-        "macro_over": [name for name, used in zip(CLASS_NAMES, averaged) if used],
+        "macro_over": [name for name, used in zip(class_names, averaged) if used],
     }

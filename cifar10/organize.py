@@ -324,7 +324,17 @@ class Plan:
         return dict(sorted(out.items(), key=lambda kv: (kv[0] == UNSURE_DIR, kv[0])))
 
 
-def _inside_sorted_folders(path: str, dst_real: str) -> bool:
+_UNSAFE_IN_NAMES = '<>:"/\\|?*'
+
+
+def class_folder_name(label: str) -> str:
+    """The folder a class's images go to: its label, with characters no file system allows in a name replaced
+    by "_" (a display name may hold "/" or ":")."""
+    name = "".join("_" if ch in _UNSAFE_IN_NAMES or ord(ch) < 32 else ch for ch in label).strip().rstrip(".")
+    return name if name and name not in (".", "..") else "_"
+
+
+def _inside_sorted_folders(path: str, dst_real: str, classes=CLASS_NAMES) -> bool:
     """True for files already in DST/<class>/ or DST/_unsure/ (never organised again)."""
     try:
         rel = os.path.relpath(os.path.realpath(path), dst_real)
@@ -333,7 +343,7 @@ def _inside_sorted_folders(path: str, dst_real: str) -> bool:
     if rel.startswith(os.pardir):
         return False
     first = rel.split(os.sep, 1)[0]
-    return first in CLASS_NAMES or first == UNSURE_DIR or first == JOURNAL_NAME
+    return first in {class_folder_name(c) for c in classes} or first == UNSURE_DIR or first == JOURNAL_NAME
 
 
 def destination_folder(result: Result, min_confidence: float) -> tuple[str, str]:
@@ -342,7 +352,7 @@ def destination_folder(result: Result, min_confidence: float) -> tuple[str, str]
         return UNSURE_DIR, "the model is unsure (open-set threshold)"
     if result.confidence < min_confidence:
         return UNSURE_DIR, f"confidence {result.confidence:.0%} < {min_confidence:.0%}"
-    return result.label, ""
+    return class_folder_name(result.label), ""
 
 
 def plan_organize(classifier: Classifier, sources: Iterable[str | os.PathLike], dst_root: str | os.PathLike, *,
@@ -368,7 +378,7 @@ def plan_organize(classifier: Classifier, sources: Iterable[str | os.PathLike], 
     dst_real = os.path.realpath(dst_root)
     files = []
     for path in iter_image_files(sources):
-        if _inside_sorted_folders(path, dst_real):
+        if _inside_sorted_folders(path, dst_real, classifier.labels):
             continue
         key = os.path.normcase(os.path.abspath(path))
         if key in pending:

@@ -1,11 +1,13 @@
-"""Turn any image file into the 32x32 RGB array the models were trained on: the one preprocessing path.
+"""Turn any image file into the S x S RGB array a model takes (32x32 for CIFAR-10): the one preprocessing path.
 
-Every app (CLI, desktop, web) calls :func:`load_image`; nothing else resizes images for a model.
+Every app (CLI, desktop, web) calls :func:`load_image` with the model's input size, and so does the
+folder-dataset loader in training (what a model learns is what the apps feed it); nothing else resizes
+images for a model.
 Only Pillow and numpy are used here (no TensorFlow), so it runs wherever the apps run.
 
 Decisions, and why
 ------------------
-* **Whole image, no crop.** The image is resized to exactly 32x32, squashing the aspect ratio.
+* **Whole image, no crop.** The image is resized to exactly S x S, squashing the aspect ratio.
   CIFAR-10 images are whole small scenes with the object filling most of the frame; a centre crop
   can cut the object off, and letter-boxing adds flat borders the models never saw in training.
 * **Anti-aliased downscale.** ``Image.resize(..., BICUBIC, reducing_gap=3.0)``: Pillow's resize is
@@ -38,7 +40,7 @@ Decisions, and why
 * **Errors.** Every failure (missing, unreadable, not an image, truncated, bomb) raises
   :class:`ImageError` with a message that starts with what went wrong, never a Pillow traceback.
 
-A 32x32 RGB image comes back pixel-identical, so the CIFAR-10 test images (and
+An S x S RGB image comes back pixel-identical, so the CIFAR-10 test images (and
 ``resources/samples``) reproduce the evaluated accuracy exactly.
 """
 
@@ -100,11 +102,14 @@ class ImageError(ValueError):
         super().__init__(f"{reason}: {source}" if source else reason)
 
 
-def load_image(source: ImageSource, *, size: int = IMAGE_SIZE, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode ``source`` (path, bytes, or binary file object) into uint8 RGB ``[size, size, 3]``.
+def load_image(source: ImageSource, size: int = IMAGE_SIZE, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode ``source`` (path, bytes, or binary file object) into uint8 RGB ``[size, size, 3]`` (the model's
+    input size: :attr:`cifar10.registry.ModelInfo.image_size`; 32 for the CIFAR-10 models).
 
     Raises :class:`ImageError` for anything that is not a readable image within ``max_pixels``.
     """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive int, not {size!r}")
     return _decode(source, max_pixels=max_pixels, size=(size, size), keep_aspect=False)
 
 

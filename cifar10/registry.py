@@ -27,6 +27,25 @@ class ModelInfo:
     name: str
     onnx_path: Path
     card: dict = field(default_factory=dict)
+    # What the model knows (contract v3; versions 1 and 2 are CIFAR-10 at 32 px), read from the graph.
+    class_names: tuple[str, ...] = contract.CLASS_NAMES
+    display_names: tuple[str, ...] | None = None
+    image_size: int = contract.IMAGE_SIZE
+    dataset: str = contract.CIFAR10_DATASET
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The class names as every app shows them (the display names when the model has them)."""
+        return self.display_names or self.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def knows(self) -> str:
+        """``CIFAR-10 · 10 classes``, ``my-pets · 3 classes``."""
+        return contract.knows_text(self.dataset, self.num_classes)
 
     @property
     def test_accuracy(self) -> float | None:
@@ -43,9 +62,10 @@ class ModelInfo:
 
     @property
     def label(self) -> str:
-        """``name — 83.4 % test accuracy``: what pickers show."""
+        """``name — CIFAR-10 · 10 classes — 83.4 % test accuracy``: what pickers show."""
         acc = self.test_accuracy
-        return f"{self.name} — {acc:.1%} test accuracy" if acc is not None else f"{self.name} — accuracy unknown"
+        figure = f"{acc:.1%} test accuracy" if acc is not None else "accuracy unknown"
+        return f"{self.name} — {self.knows} — {figure}"
 
 
 def discover_models(dirs: Iterable[str | os.PathLike] | None = None) -> tuple[list[ModelInfo], list[str]]:
@@ -113,8 +133,23 @@ def load_model_info(onnx_path: str | os.PathLike) -> ModelInfo:
     if not onnx_path.is_file():
         raise ModelError(f"{onnx_path}: model file not found")
     card = read_card(onnx_path.with_suffix(".json"))
-    validate_onnx(onnx_path)
-    return ModelInfo(name=onnx_path.stem, onnx_path=onnx_path, card=card)
+    facts = validate_onnx(onnx_path)
+    problem = _card_disagreement(card, facts)
+    if problem:
+        raise ModelError(f"{onnx_path.with_suffix('.json')}: {problem}")
+    return ModelInfo(name=onnx_path.stem, onnx_path=onnx_path, card=card, **facts)
+
+
+def _card_disagreement(card: dict, facts: dict) -> str | None:
+    """Contract v3: the card's dataset, class names and image size, where given, must match the graph."""
+    checks = ((contract.CARD_CLASS_NAMES, list(facts["class_names"])),
+              (contract.CARD_DISPLAY_NAMES, list(facts["display_names"]) if facts["display_names"] else None),
+              (contract.CARD_IMAGE_SIZE, facts["image_size"]), (contract.CARD_DATASET, facts["dataset"]))
+    for key, graph_value in checks:
+        if key in card and card[key] != graph_value:
+            return (f"the model card says {key} {card[key]!r} but the ONNX model says {graph_value!r} "
+                    "(card and model file do not belong together)")
+    return None
 
 
 def read_card(card_path: Path) -> dict:
@@ -140,10 +175,11 @@ def read_card(card_path: Path) -> dict:
 
 # Validation opens an onnxruntime session (no graph optimisation: fast) and reads its signature and
 # metadata. Results are cached per (path, size, mtime) so rescanning a folder is cheap.
-_VALIDATED: dict[tuple[str, int, int], str | None] = {}
+_VALIDATED: dict[tuple[str, int, int], str | dict] = {}
 
 
-def validate_onnx(onnx_path: Path) -> None:
+def validate_onnx(onnx_path: Path) -> dict:
+    """What the model knows (class_names, display_names, image_size, dataset), or :class:`ModelError`."""
     try:
         stat = onnx_path.stat()
     except OSError as exc:
@@ -151,13 +187,14 @@ def validate_onnx(onnx_path: Path) -> None:
     key = (str(onnx_path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _VALIDATED:
         _VALIDATED[key] = _contract_problem(onnx_path)
-    problem = _VALIDATED[key]
-    if problem:
-        raise ModelError(f"{onnx_path}: {problem}")
+    outcome = _VALIDATED[key]
+    if isinstance(outcome, str):
+        raise ModelError(f"{onnx_path}: {outcome}")
+    return dict(outcome)
 
 
-def _contract_problem(onnx_path: Path) -> str | None:
-    """None if the model honours the contract, else a description of the first problem."""
+def _contract_problem(onnx_path: Path) -> str | dict:
+    """What the model knows (a dict) if it honours the contract, else a description of the first problem."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -177,9 +214,55 @@ def _contract_problem(onnx_path: Path) -> str | None:
         return f"the input is named '{image.name}', the contract says '{contract.INPUT_NAME}'"
     if image.type != "tensor(float)":
         return f"input '{image.name}' is {image.type}, the contract says tensor(float) (float32)"
-    expected_in = ["N", contract.IMAGE_SIZE, contract.IMAGE_SIZE, 3]
-    if not _shape_matches(image.shape, expected_in):
-        return f"input shape is {_fmt_shape(image.shape)}, the contract says [N, 32, 32, 3] (NHWC, any batch size)"
+    meta = session.get_modelmeta().custom_metadata_map
+    version = meta.get(contract.META_CONTRACT)
+    if version is None:
+        return (f"metadata '{contract.META_CONTRACT}' is missing: not exported under the cifar10 ONNX contract "
+                "(use `cifar10 export`)")
+    if version not in contract.SUPPORTED_CONTRACT_VERSIONS:
+        return (f"metadata '{contract.META_CONTRACT}' is {version!r}, expected one of "
+                f"{', '.join(repr(v) for v in contract.SUPPORTED_CONTRACT_VERSIONS)} "
+                "(was it exported by `cifar10 export`? A newer cifar10-studio may read it)")
+    v3 = version == "3"
+
+    shape = image.shape
+    if v3:
+        size = shape[1] if shape is not None and len(shape) == 4 else None
+        if (not isinstance(size, int) or not _shape_matches(shape, ["N", size, size, 3])
+                or not contract.MIN_IMAGE_SIZE <= size <= contract.MAX_IMAGE_SIZE):
+            return (f"input shape is {_fmt_shape(shape)}, the contract says [N, S, S, 3] (NHWC, any batch size, a "
+                    f"fixed square size S from {contract.MIN_IMAGE_SIZE} to {contract.MAX_IMAGE_SIZE})")
+    else:
+        size = contract.IMAGE_SIZE
+        if not _shape_matches(shape, ["N", size, size, 3]):
+            return f"input shape is {_fmt_shape(shape)}, the contract says [N, 32, 32, 3] (NHWC, any batch size)"
+
+    raw_names = meta.get(contract.META_CLASS_NAMES)
+    if raw_names is None:
+        return f"metadata '{contract.META_CLASS_NAMES}' is missing"
+    names = _json_list(raw_names)
+    if names is None:
+        return f"metadata '{contract.META_CLASS_NAMES}' is not a JSON list: {raw_names[:80]!r}"
+    display = None
+    if v3:
+        problem = contract.class_name_problem(names)
+        if problem:
+            return f"metadata '{contract.META_CLASS_NAMES}': {problem}"
+        raw_display = meta.get(contract.META_DISPLAY_NAMES)
+        if raw_display is not None:
+            display = _json_list(raw_display)
+            problem = "not a JSON list" if display is None else contract.class_name_problem(display)
+            if problem is None and len(display) != len(names):
+                problem = f"{len(display)} names for {len(names)} classes"
+            if problem:
+                return f"metadata '{contract.META_DISPLAY_NAMES}': {problem}"
+        dataset = meta.get(contract.META_DATASET) or "unnamed dataset"
+    else:
+        if names != list(contract.CLASS_NAMES):
+            return (f"metadata '{contract.META_CLASS_NAMES}' is {names!r}; the contract's classes, in order, are "
+                    f"{list(contract.CLASS_NAMES)}")
+        dataset = contract.CIFAR10_DATASET
+    num_classes = len(names)
 
     by_name = {o.name: o for o in outputs}
     if contract.OUTPUT_NAME not in by_name:
@@ -188,11 +271,12 @@ def _contract_problem(onnx_path: Path) -> str | None:
     probs = by_name[contract.OUTPUT_NAME]
     if probs.type != "tensor(float)":
         return f"output '{probs.name}' is {probs.type}, the contract says tensor(float)"
-    if not _shape_matches(probs.shape, ["N", contract.NUM_CLASSES]):
-        return f"output shape is {_fmt_shape(probs.shape)}, the contract says [N, {contract.NUM_CLASSES}]"
+    if not _shape_matches(probs.shape, ["N", num_classes]):
+        return (f"output shape is {_fmt_shape(probs.shape)}, the contract says [N, {num_classes}] "
+                f"(one probability for each of the {num_classes} class names in its metadata)")
     # Contract v2's optional outputs: absent is fine (v1), present must have the right shape.
-    optional = {contract.LOGITS_NAME: ["N", contract.NUM_CLASSES], contract.OOD_SCORE_NAME: ["N"],
-                contract.CAM_NAME: ["N", "h", "w", contract.NUM_CLASSES]}
+    optional = {contract.LOGITS_NAME: ["N", num_classes], contract.OOD_SCORE_NAME: ["N"],
+                contract.CAM_NAME: ["N", "h", "w", num_classes]}
     for name, shape in optional.items():
         out = by_name.get(name)
         if out is None:
@@ -203,28 +287,18 @@ def _contract_problem(onnx_path: Path) -> str | None:
                 [d for d, want in zip(out.shape, shape) if want not in ("h", "w")], [w for w in shape if w not in ("h", "w")]):
             return f"output '{name}' has shape {_fmt_shape(out.shape)}, the contract says [{', '.join(map(str, shape))}]"
 
-    meta = session.get_modelmeta().custom_metadata_map
-    version = meta.get(contract.META_CONTRACT)
-    if version is None:
-        return (f"metadata '{contract.META_CONTRACT}' is missing: not exported under the cifar10 ONNX contract "
-                "(use `cifar10 export`)")
-    if version not in contract.SUPPORTED_CONTRACT_VERSIONS:
-        return (f"metadata '{contract.META_CONTRACT}' is {version!r}, expected one of "
-                f"{', '.join(repr(v) for v in contract.SUPPORTED_CONTRACT_VERSIONS)} "
-                "(was it exported by `cifar10 export`?)")
-    raw_names = meta.get(contract.META_CLASS_NAMES)
-    if raw_names is None:
-        return f"metadata '{contract.META_CLASS_NAMES}' is missing"
-    try:
-        names = json.loads(raw_names)
-    except json.JSONDecodeError:
-        return f"metadata '{contract.META_CLASS_NAMES}' is not a JSON list: {raw_names[:80]!r}"
-    if names != list(contract.CLASS_NAMES):
-        return (f"metadata '{contract.META_CLASS_NAMES}' is {names!r}; the contract's classes, in order, are "
-                f"{list(contract.CLASS_NAMES)}")
     if not meta.get(contract.META_MODEL_NAME):
         return f"metadata '{contract.META_MODEL_NAME}' is missing"
-    return None
+    return {"class_names": tuple(names), "display_names": tuple(display) if display else None,
+            "image_size": size, "dataset": dataset}
+
+
+def _json_list(text: str) -> list | None:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, list) else None
 
 
 def _shape_matches(actual, expected) -> bool:

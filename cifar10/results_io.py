@@ -1,7 +1,8 @@
 """Write classification results: one writer for the CLI and the desktop app, so their files match.
 
 Columns (CSV header, JSON keys): ``path, label, confidence, error, unsure, ood_score`` then one
-probability column per class, named by the class, in ``CLASS_NAMES`` order. ``unsure`` is ``true`` when
+probability column per class of the model, named by the class, in the model's order (CIFAR-10's ten for the
+shipped models; :func:`cifar10.results.columns`). ``unsure`` is ``true`` when
 the model's open-set flag is raised ("may be none of the 10 classes"; ``label`` still holds the most likely
 class) and ``ood_score`` the score behind it (larger = less like CIFAR-10; empty for a contract-v1 model,
 whose ``unsure`` is always ``false``). A failed file has an empty label/confidence/unsure/ood_score/
@@ -10,7 +11,7 @@ probabilities (JSON: null) and its message in ``error``.
 Which model made the results, and when, is recorded too (:func:`export_metadata`): the CSV has
 ``model, model_test_accuracy, date`` columns before the class columns (the same on every row: CSV has no
 other place for it, and comment lines would break CSV readers); the JSON file is an object ``{"model",
-"model_test_accuracy", "date", "rows": [...]}`` whose rows also carry ``top_k``: the k best
+"model_test_accuracy", "date", "classes", "rows": [...]}`` whose rows also carry ``top_k``: the k best
 ``[class, probability]`` pairs (``top_k=0`` leaves it out).
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import IO, Iterable
 
 from cifar10.contract import CLASS_NAMES
-from cifar10.results import FILE_COLUMNS, META_COLUMNS, Result, result_row
+from cifar10.results import META_COLUMNS, Result, file_columns, result_row
 
 FORMATS = {".csv": "csv", ".json": "json"}
 
@@ -37,29 +38,35 @@ def format_for(path: str | os.PathLike) -> str:
 
 
 def export_metadata(model=None) -> dict:
-    """``{"model", "model_test_accuracy", "date"}`` for a :class:`cifar10.registry.ModelInfo` (or None: unknown)."""
+    """``{"model", "model_test_accuracy", "date", "classes"}`` for a :class:`cifar10.registry.ModelInfo` (or None:
+    unknown model, CIFAR-10's classes)."""
     from datetime import datetime, timezone
 
     return {"model": getattr(model, "name", None), "model_test_accuracy": getattr(model, "test_accuracy", None),
-            "date": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")}
+            "date": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
+            "classes": list(getattr(model, "labels", CLASS_NAMES))}
 
 
 class ResultWriter:
     """Streams rows to a CSV or JSON file as they come (constant memory for any number of files)."""
 
     def __init__(self, stream: IO[str], fmt: str, *, top_k: int = 3, meta: dict | None = None):
+        """``meta``: :func:`export_metadata` of the model (its ``classes`` name the probability columns)."""
         if fmt not in ("csv", "json"):
             raise ValueError(f"unknown results format '{fmt}' (csv or json)")
         self.stream, self.fmt, self.top_k, self.count = stream, fmt, top_k, 0
         self.meta = {key: (meta or {}).get(key) for key in META_COLUMNS}
+        self.classes = tuple((meta or {}).get("classes") or CLASS_NAMES)
         if fmt == "csv":
-            self._csv = csv.DictWriter(stream, fieldnames=FILE_COLUMNS, lineterminator="\n")
+            self._csv = csv.DictWriter(stream, fieldnames=file_columns(self.classes), lineterminator="\n")
             self._csv.writeheader()
         else:
-            head = json.dumps(self.meta, ensure_ascii=False)[:-1]  # the object stays open for "rows"
+            head = json.dumps({**self.meta, "classes": list(self.classes)}, ensure_ascii=False)[:-1]  # stays open
             stream.write(head + ', "rows": [')
 
     def write(self, result: Result) -> None:
+        if result.classes != self.classes:
+            raise ValueError(f"a result in the classes {result.classes} cannot go into a file of {self.classes}")
         if self.fmt == "csv":
             self._csv.writerow({k: _csv_cell(v) for k, v in {**result_row(result), **self.meta}.items()})
         else:
@@ -115,12 +122,12 @@ def read_results(path: str | os.PathLike) -> list[dict]:
         return data["rows"] if isinstance(data, dict) else data  # older files: a bare list of rows
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    numeric = ("confidence", "ood_score", "model_test_accuracy", *CLASS_NAMES)
+    text = ("path", "label", "error", "model", "date")  # every other column is a number (the classes' too)
 
     def cell(key: str, value: str):
         if key == "unsure":
             return {"true": True, "false": False}.get(value)
-        if key in numeric:
+        if key not in text:
             return float(value) if value != "" else None
         return value
     return [{k: cell(k, v) for k, v in row.items()} for row in rows]

@@ -79,18 +79,23 @@ def make_record(result: Result, key: FileKey) -> dict:
             "probabilities": [float(p) for p in np.asarray(result.probabilities, np.float32)] if ok else None}
 
 
-def result_from_record(record: dict) -> Result:
+def result_from_record(record: dict, classes: tuple[str, ...] = CLASS_NAMES) -> Result:
     """The :class:`Result` a journal record stands for (the results writer turns it into the row)."""
     probs = record.get("probabilities")
     if probs is None or record.get("error"):
-        return Result(record["path"], error=record.get("error") or "no result")
+        return Result(record["path"], error=record.get("error") or "no result", classes=tuple(classes))
     score = record.get("ood_score")
     return Result(record["path"], record["label"], float(record["confidence"]), np.asarray(probs, np.float32), "",
-                  ood_score=float("nan") if score is None else float(score), unsure=bool(record.get("unsure")))
+                  ood_score=float("nan") if score is None else float(score), unsure=bool(record.get("unsure")),
+                  classes=tuple(classes))
+
+
+PROBABILITIES_COLUMN = "probabilities"
 
 
 def records_to_table(records: list[dict]):
-    """A pyarrow Table of records (the Parquet shard layout: one float32 column per class)."""
+    """A pyarrow Table of records (the Parquet shard layout: the probabilities as one float32 list column, for
+    any number of classes; shards written before contract v3 had one column per CIFAR-10 class, still read)."""
     import pyarrow as pa
 
     probs = [r["probabilities"] for r in records]
@@ -105,18 +110,21 @@ def records_to_table(records: list[dict]):
         "unsure": pa.array([r.get("unsure") for r in records], pa.bool_()),
         "ood_score": pa.array([r.get("ood_score") for r in records], pa.float64()),
     }
-    for i, name in enumerate(CLASS_NAMES):
-        columns[name] = pa.array([p[i] if p is not None else None for p in probs], pa.float32())
+    columns[PROBABILITIES_COLUMN] = pa.array(probs, pa.list_(pa.float32()))
     return pa.table(columns)
 
 
 def table_to_records(table) -> Iterator[dict]:
     for row in table.to_pylist():
-        ok = row[CLASS_NAMES[0]] is not None and not row["error"]
+        if PROBABILITIES_COLUMN in row:
+            probs = row[PROBABILITIES_COLUMN]
+        else:  # a shard written before contract v3: one column per CIFAR-10 class
+            probs = [row[name] for name in CLASS_NAMES] if row[CLASS_NAMES[0]] is not None else None
+        ok = probs is not None and not row["error"]
         yield {"path": row["path"], "key": row["key"], "size": row["size"], "mtime_ns": row["mtime_ns"],
                "label": row["label"], "confidence": row["confidence"], "error": row["error"],
                "unsure": row.get("unsure"), "ood_score": row.get("ood_score"),
-               "probabilities": [row[name] for name in CLASS_NAMES] if ok else None}
+               "probabilities": probs if ok else None}
 
 
 # --- the journal -----------------------------------------------------------------------------------------
@@ -264,7 +272,7 @@ class Journal:
             last[record["key"]] = index
         for index, record in enumerate(self.iter_records()):
             if last.get(record["key"]) == index:
-                yield result_from_record(record)
+                yield result_from_record(record, getattr(getattr(self, "model", None), "labels", CLASS_NAMES))
 
     def write_output(self, *, top_k: int = 3) -> int:
         """Write OUT (CSV/JSON by its suffix) from the journal and mark the run complete; returns the rows."""

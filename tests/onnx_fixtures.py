@@ -91,16 +91,32 @@ def contract_model(name: str, nodes: list, initializers: list, *, input_name: st
 
 
 def write_model(directory: Path, name: str = "colour_a", *, test_accuracy: float | None = 0.5,
-                card: dict | None = None, write_card: bool = True, **build) -> Path:
-    """``<directory>/<name>.onnx`` + its card; returns the .onnx path."""
+                card: dict | None = None, write_card: bool = True, class_names=None, display_names=None,
+                image_size: int | None = None, dataset: str | None = None, **build) -> Path:
+    """``<directory>/<name>.onnx`` + its card; returns the .onnx path.
+
+    With ``class_names`` (and optionally ``display_names``, ``image_size``, ``dataset``): a contract-v3 model
+    of those classes at that input size (red/green/blue -> ``mapping``'s classes, modulo the class count), its
+    card saying the same; without: a v1 CIFAR-10 model."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.onnx"
+    v3 = {}
+    if class_names is not None:
+        size = image_size or contract.IMAGE_SIZE
+        dataset = dataset or "test-dataset"
+        meta = contract.model_metadata(model_name=name, class_names=class_names, display_names=display_names,
+                                       dataset=dataset)
+        build = {"input_shape": ("N", size, size, 3), "num_classes": len(class_names),
+                 "metadata": {**meta, **build.pop("metadata", {})}, **build}
+        v3 = {contract.CARD_DATASET: dataset, contract.CARD_CLASS_NAMES: list(class_names),
+              contract.CARD_IMAGE_SIZE: size,
+              **({contract.CARD_DISPLAY_NAMES: list(display_names)} if display_names else {})}
     onnx.save(build_colour_model(name, **build), path)
     if write_card:
         content = {"name": name, "test_accuracy": test_accuracy,
                    "summary": f"test model {name}: classifies by mean colour",
-                   "parameters": 40, "training": {"epochs_run": 0, "settings": {"optimizer": "none"}}}
+                   "parameters": 40, "training": {"epochs_run": 0, "settings": {"optimizer": "none"}}, **v3}
         content.update(card or {})
         path.with_suffix(".json").write_text(json.dumps(content, indent=2))
     return path

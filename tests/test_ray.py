@@ -79,8 +79,24 @@ def test_ray_rows_equal_local_rows_on_a_mixed_folder(ray_cluster, models, tmp_pa
     shards = sorted(shards_dir(remote).glob("part-*.parquet"))
     assert len(shards) >= 2
     table = pq.read_table(shards[0])
-    assert {"path", "key", "size", "mtime_ns", "label", "confidence", "error", "cat"} <= set(table.column_names)
+    assert {"path", "key", "size", "mtime_ns", "label", "confidence", "error", "probabilities"} <= set(table.column_names)
     assert sum(pq.read_metadata(s).num_rows for s in shards) == len(local_rows)
+
+
+def test_shards_of_the_old_layout_still_read():
+    """Shards written before contract v3 had one float32 column per CIFAR-10 class: --resume still reads them."""
+    import pyarrow as pa
+
+    from cifar10.contract import CLASS_NAMES
+    from cifar10.resume import table_to_records
+
+    old = {"path": ["a.png", "b.txt"], "key": ["/a.png", "/b.txt"], "size": [1, 2], "mtime_ns": [3, 4],
+           "label": ["cat", ""], "confidence": [0.9, None], "error": ["", "not an image"],
+           "unsure": [False, None], "ood_score": [None, None]}
+    old |= {name: pa.array([0.9 if name == "cat" else 0.01, None], pa.float32()) for name in CLASS_NAMES}
+    good, bad = table_to_records(pa.table(old))
+    assert good["probabilities"][CLASS_NAMES.index("cat")] == pytest.approx(0.9) and len(good["probabilities"]) == 10
+    assert bad["probabilities"] is None and bad["error"] == "not an image"
 
 
 def test_killed_ray_run_resumes_with_every_file_once(ray_cluster, models, tmp_path):

@@ -34,7 +34,7 @@ def test_discovers_valid_models_best_first(tmp_path):
     ("class_order", {"metadata": {"class_names": json.dumps(["cat", "dog"])}}, "'class_names' is ['cat', 'dog']"),
     ("no_class_names", {"metadata": {"class_names": None}}, "'class_names' is missing"),
     ("no_contract", {"metadata": {"cifar10_contract": None}}, "'cifar10_contract' is missing"),
-    ("future_contract", {"metadata": {"cifar10_contract": "3"}}, "'cifar10_contract' is '3'"),
+    ("future_contract", {"metadata": {"cifar10_contract": "4"}}, "'cifar10_contract' is '4'"),
     ("no_model_name", {"metadata": {"model_name": None}}, "'model_name' is missing"),
 ])
 def test_contract_violations_are_reported_not_raised(tmp_path, name, build, message):
@@ -107,3 +107,55 @@ def test_load_model_info_rejects_a_broken_model(tmp_path):
     path = write_model(tmp_path, "bad", input_name="x")
     with pytest.raises(ModelError, match="input is named 'x'"):
         load_model_info(path)
+
+
+# --- contract v3: a model of the user's own classes and input size -------------------------------------------
+
+def test_v3_model_says_what_it_knows(tmp_path):
+    write_model(tmp_path, "pets", class_names=["cane", "gatto", "ragno"], display_names=["dog", "cat", "spider"],
+                image_size=64, dataset="animals", test_accuracy=0.9)
+    write_model(tmp_path, "cifar", test_accuracy=0.8)  # v1: CIFAR-10 at 32 px
+    models, errors = discover_models([tmp_path])
+    assert errors == []
+    pets, cifar = models
+    assert pets.class_names == ("cane", "gatto", "ragno") and pets.labels == ("dog", "cat", "spider")
+    assert (pets.image_size, pets.dataset, pets.num_classes) == (64, "animals", 3)
+    assert pets.knows == "animals · 3 classes" and "animals · 3 classes" in pets.label
+    assert cifar.labels == cifar.class_names and cifar.num_classes == 10 and cifar.image_size == 32
+    assert "CIFAR-10 · 10 classes" in cifar.label
+
+
+V3 = {"class_names": ["a", "b", "c"], "image_size": 48}
+
+
+@pytest.mark.parametrize("name,build,message", [
+    ("count", {**V3, "num_classes": 4}, "output shape is [N, 4], the contract says [N, 3]"),
+    ("small", {**V3, "image_size": 8}, "fixed square size S from 16 to 1024"),
+    ("not_square", {**V3, "input_shape": ("N", 48, 40, 3)}, "input shape is [N, 48, 40, 3]"),
+    ("dynamic_size", {**V3, "input_shape": ("N", "h", "w", 3)}, "input shape is [N, N, N, 3]"),
+    ("one_class", {**V3, "metadata": {"class_names": json.dumps(["a"])}}, "needs at least 2 classes"),
+    ("duplicate", {**V3, "metadata": {"class_names": json.dumps(["a", "B", "b"])}}, "unique (ignoring case): B, b"),
+    ("reserved", {**V3, "metadata": {"class_names": json.dumps(["a", "label", "c"])}}, "'label' is also a column"),
+    ("display_count", {**V3, "metadata": {"display_names": json.dumps(["x", "y"])}}, "2 names for 3 classes"),
+    ("card_classes", {**V3, "card": {"class_names": ["a", "b", "d"]}}, "the model card says class_names"),
+    ("card_size", {**V3, "card": {"image_size": 32}}, "the model card says image_size 32"),
+])
+def test_v3_contract_violations(tmp_path, name, build, message):
+    build = dict(build)
+    if "input_shape" in build:  # the size in the metadata does not matter: the graph's input is checked
+        build.pop("image_size")
+    write_model(tmp_path, name, **build)
+    models, errors = discover_models([tmp_path])
+    assert models == [] and len(errors) == 1
+    assert message in errors[0], errors[0]
+
+
+def test_model_metadata_refuses_bad_names():
+    from cifar10 import contract
+
+    meta = contract.model_metadata(model_name="m", class_names=["Katze", "Hund"], dataset="tiere")
+    assert meta["cifar10_contract"] == "3" and json.loads(meta["class_names"]) == ["Katze", "Hund"]
+    with pytest.raises(ValueError, match="at least 2"):
+        contract.model_metadata(model_name="m", class_names=["only"])
+    with pytest.raises(ValueError, match="one per class"):
+        contract.model_metadata(model_name="m", class_names=["a", "b"], display_names=["x", "y", "z"])
