@@ -227,7 +227,8 @@ def test_exported_docker_space_entrypoint_runs(env, tmp_path):
     core, common, exceptions, options, buttons = json.loads(done.stdout.strip().splitlines()[-1])
     assert not exceptions
     assert Path(core).resolve().is_relative_to(out.resolve()) and Path(common).resolve().is_relative_to(out.resolve())
-    assert options == ["colour_a — 61.0% test accuracy", "colour_b — 42.0% test accuracy"]
+    assert options == ["colour_a — CIFAR-10 · 10 classes — 61.0% test accuracy",
+                       "colour_b — CIFAR-10 · 10 classes — 42.0% test accuracy"]
     assert "cat" in buttons
 
 

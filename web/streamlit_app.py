@@ -68,12 +68,14 @@ def show_prediction(pred: Result, source) -> None:
             st.altair_chart(probability_chart(pred), width="stretch")
 
 
-def probability_chart(pred: Result):
+def probability_chart(pred):
     """Horizontal bars on a fixed 0-100 % axis (st.bar_chart scales the axis to the largest bar, which made
     "dog 53 %" look certain), in the model's class order (web.common.bars: every class up to 12, else the top
-    10 and "other")."""
+    10 and "other"). ``pred``: a Result (its classes), or bare probabilities in CIFAR-10's class order."""
     import altair as alt
 
+    if not isinstance(pred, Result):
+        pred = Result.from_probabilities("", pred)
     rows = bars(pred)
     names = [name for name, _, _ in rows]
     frame = pd.DataFrame({"class": names, "probability": [p for _, p, _ in rows]})
