@@ -44,7 +44,8 @@ def list_models() -> int:
     for model in models:
         mark = "*" if model is best else " "
         acc = f"{model.test_accuracy:.2%}" if model.test_accuracy is not None else "   ?  "
-        print(f"{mark} {model.name:24s} {acc:>7s}  {model.summary}  [{model.onnx_path}]")
+        print(f"{mark} {model.name:24s} {acc:>7s}  {model.knows} at {model.image_size} px  {model.summary}  "
+              f"[{model.onnx_path}]")
     for error in errors:
         print(f"! {error}")
     if not models:
@@ -111,8 +112,8 @@ def run(args) -> int:
             stats["unsure"] += bool(result.unsure)
             yield result
 
-    print(f"model {model.name} ({_pct(model.test_accuracy)} test accuracy), provider {classifier.provider}",
-          file=sys.stderr)
+    print(f"model {model.name} ({model.knows}, {model.image_size} px; {_pct(model.test_accuracy)} test accuracy), "
+          f"provider {classifier.provider}", file=sys.stderr)
     results = counted(classify_files(classifier, args.paths, batch_size=args.batch_size, on_progress=on_progress))
     xmp_problems: list[str] = []
     if getattr(args, "xmp", False):
@@ -133,7 +134,8 @@ def run(args) -> int:
     where = f"; results in {args.output}" if args.output is not None else ""
     print(f"{count} files in {elapsed:.1f} s ({count / max(elapsed, 1e-9):,.0f} files/s), "
           f"{stats['failed']} could not be classified{where}", file=sys.stderr)
-    print(unsure_summary(stats["unsure"], count - stats["failed"], classifier.threshold is not None), file=sys.stderr)
+    print(unsure_summary(stats["unsure"], count - stats["failed"], classifier.threshold is not None,
+                         model.num_classes), file=sys.stderr)
     if getattr(args, "xmp", False):
         for problem in xmp_problems:
             print(f"warning: no sidecar: {problem}", file=sys.stderr)
@@ -144,7 +146,7 @@ def run(args) -> int:
 def _run_to_output(args, model: ModelInfo, classifier) -> int:
     from cifar10.classify_output import run_to_output
 
-    print(f"model {model.name} ({_pct(model.test_accuracy)} test accuracy)"
+    print(f"model {model.name} ({model.knows}, {model.image_size} px; {_pct(model.test_accuracy)} test accuracy)"
           + (f", provider {classifier.provider}" if classifier is not None else ""), file=sys.stderr)
     try:
         run = run_to_output(args.paths, args.output, model, engine=getattr(args, "engine", "local"),
@@ -159,7 +161,7 @@ def _run_to_output(args, model: ModelInfo, classifier) -> int:
     print(f"{run.classified:,} files classified in {run.seconds:.1f} s ({rate:,.0f} files/s){skipped}; "
           f"{run.failed} could not be classified; results in {args.output} ({run.rows:,} rows)", file=sys.stderr)
     has_open_set = classifier.threshold is not None if classifier is not None else run.scored > 0
-    print(unsure_summary(run.unsure, run.rows - run.failed, has_open_set), file=sys.stderr)
+    print(unsure_summary(run.unsure, run.rows - run.failed, has_open_set, model.num_classes), file=sys.stderr)
     if getattr(args, "xmp", False):
         _sidecars_from(args.output, model)
     return 0
@@ -184,13 +186,15 @@ def _sidecars_from(output, model: ModelInfo) -> None:
     print(f"XMP sidecars written: {written} (<image>.xmp)", file=sys.stderr)
 
 
-def unsure_summary(unsure: int, classified: int, has_open_set: bool) -> str:
-    """The CLI's last line: "7 of 200 unsure: may be none of the 10 classes" (or why there is no flag)."""
+def unsure_summary(unsure: int, classified: int, has_open_set: bool, num_classes: int | None = None) -> str:
+    """The CLI's last line: "7 of 200 unsure: may be none of the 10 classes" (the model's class count; or why
+    there is no flag)."""
     from cifar10 import contract
 
-    if not has_open_set:
-        return "this model has no open-set score (contract v1): no image is flagged unsure"
-    return f"{unsure} of {classified} unsure: may be none of the {contract.NUM_CLASSES} classes"
+    if not has_open_set:  # a CIFAR-10 model without one is a contract-v1 export; a v3 model may have none either
+        why = " (contract v1)" if num_classes in (None, contract.NUM_CLASSES) else ""
+        return f"this model has no open-set score{why}: no image is flagged unsure"
+    return f"{unsure} of {classified} {contract.unsure_text(num_classes or contract.NUM_CLASSES)}"
 
 
 def _pct(value: float | None) -> str:

@@ -39,7 +39,10 @@ def run(args) -> int:
             except (ValueError, OSError) as exc:
                 raise UserFacingError(f"evaluate: {exc}") from None
         else:
-            evaluation = evaluate_test_set(classifier, args.data_dir, limit=args.limit, on_progress=on_progress)
+            try:  # a model of other classes cannot be measured on CIFAR-10: the core says so and what to do
+                evaluation = evaluate_test_set(classifier, args.data_dir, limit=args.limit, on_progress=on_progress)
+            except ValueError as exc:
+                raise UserFacingError(f"evaluate: {exc}") from None
     except KeyboardInterrupt:
         print("\ncancelled", file=sys.stderr)
         return 130

@@ -249,11 +249,13 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="a model's accuracy, per-class precision/recall and confusion matrix on a "
-                                        "labelled folder (--folder) or the 10,000 CIFAR-10 test images")
+                                        "labelled folder (--folder) or, for a CIFAR-10 model, the 10,000 CIFAR-10 "
+                                        "test images")
     p.add_argument("onnx", nargs="?", type=Path, metavar="MODEL.onnx", help="an .onnx file (or use --model)")
     p.add_argument("--model", help="exported model name or .onnx path (default: best test accuracy)")
     p.add_argument("--folder", type=Path, metavar="PATH",
-                   help="labelled images: one subfolder per class (cat/, dog/, ...); default: the CIFAR-10 test set")
+                   help="labelled images: one subfolder per class of the model, named by its class or display "
+                        "names (cat/, dog/, ...); default: the CIFAR-10 test set (CIFAR-10 models only)")
     p.add_argument("--output", "-o", type=Path, metavar="REPORT.json", help="also write the figures and one row per image")
     p.add_argument("--data-dir", help="CIFAR-10 python batches (default: $CIFAR10_DIR, else download)")
     p.add_argument("--limit", type=int, help="test set: only the first N images")
@@ -333,10 +335,11 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     add_app_arguments(p)
     p.set_defaults(func=cmd_app)
 
-    p = sub.add_parser("self-test", help="classify the sample images with the best shipped model; exit 0 only if "
-                                        "all get the label in their file name")
-    p.add_argument("--model", help="any discovered model name or .onnx path (default: the best shipped model, "
-                                   "i.e. in exported_models/ or $CIFAR10_MODELS_DIR)")
+    p = sub.add_parser("self-test", help="classify the CIFAR-10 sample images with the best shipped CIFAR-10 model; "
+                                        "exit 0 only if all get the label in their file name")
+    p.add_argument("--model", help="any discovered CIFAR-10 model name or .onnx path (default: the best shipped "
+                                   "CIFAR-10 model, i.e. in exported_models/ or $CIFAR10_MODELS_DIR); a model of "
+                                   "other classes cannot be self-tested (use `cifar10 evaluate --folder`)")
     p.add_argument("--samples", type=Path, help="folder of <class>_<n>.png images (default: resources/samples)")
     add_provider_argument(p)
     p.set_defaults(func=cmd_self_test)
@@ -377,7 +380,7 @@ def cmd_models(args) -> int:
     width = max([len(m.name) for m in models] + [4])
     for model in models:
         accuracy = f"{model.test_accuracy:.2%}" if model.test_accuracy is not None else "   ?  "
-        print(f"  {model.name:{width}s}  {accuracy}  {model.onnx_path.parent}")
+        print(f"  {model.name:{width}s}  {accuracy}  {model.knows} at {model.image_size} px  {model.onnx_path.parent}")
     if not models:
         print("  (none found)")
     for error in errors:

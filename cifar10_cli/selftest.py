@@ -12,6 +12,11 @@ Sample files are ``resources/samples/<class>_<anything>.png`` (e.g. ``cat_0.png`
 part before the last ``_`` (or the whole stem). Files whose name names no CIFAR-10 class are errors.
 The samples are real CIFAR-10 test images, so a weak model can legitimately get one wrong: the
 self-test then fails and says which, because "all right" is what it promises.
+
+Only a CIFAR-10 model (CIFAR-10's ten classes at 32 px: every v1/v2 model) can be self-tested: the default
+is the best shipped *CIFAR-10* model, and ``--model`` naming a model of other classes (contract v3, e.g. one
+trained with ``cifar10 train --data``) exits 2 with a sentence saying so and pointing to
+``cifar10 evaluate --folder`` (a labelled folder of that model's classes) instead.
 """
 
 from __future__ import annotations
@@ -23,12 +28,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from cifar10.contract import CLASS_NAMES
+from cifar10.contract import CLASS_NAMES, IMAGE_SIZE
 from cifar10 import paths
 from cifar10.paths import model_dirs, project_root, shipped_models_dir
 from cifar10.results import Result
 
 EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_RUN = 0, 1, 2
+
+
+def is_cifar10_model(model) -> bool:
+    """The model knows CIFAR-10's classes, in order, at 32 px (what the samples can test)."""
+    return tuple(model.class_names) == CLASS_NAMES and model.image_size == IMAGE_SIZE
 
 
 def passed(result: Result) -> bool:
@@ -101,16 +111,27 @@ def run_self_test(*, model: str | None = None, samples_dir: str | os.PathLike | 
         say(f"self-test: warning: skipped a model: {error}")
     shipped_dir = shipped_models_dir().resolve()
     shipped = [m for m in models if m.onnx_path.resolve().parent == shipped_dir]
-    try:  # --model: any discovered model or .onnx path; default: the best *shipped* one (what was built in)
-        chosen = find_model(model, models) if model else best_model(shipped)
+    try:  # --model: any discovered model or .onnx path; default: the best *shipped* CIFAR-10 one (built in)
+        chosen = find_model(model, models) if model else best_model([m for m in shipped if is_cifar10_model(m)])
     except ModelError as exc:
         report.message = str(exc)
         return finish(report)
+    if chosen is not None and not is_cifar10_model(chosen):
+        report.model_name, report.model_path = chosen.name, str(chosen.onnx_path)
+        report.message = (f"cannot self-test {chosen.name}: it knows {chosen.knows} at {chosen.image_size} px, and "
+                          f"the sample images are CIFAR-10's; only a CIFAR-10 model can be self-tested. Check this "
+                          f"model on a labelled folder instead: cifar10 evaluate --model {chosen.name} --folder PATH "
+                          "(one subfolder per class)")
+        return finish(report)
     if chosen is None:
-        others = f" (other folders have: {', '.join(m.name for m in models)}; pass --model NAME to test one)" \
-            if models else ""
-        report.message = (f"no shipped models in {shipped_dir}{others}; add <name>.onnx + <name>.json, "
-                          "or pass --model PATH.onnx")
+        others = [m.name for m in models if is_cifar10_model(m)]
+        not_cifar = [m.name for m in shipped if not is_cifar10_model(m)]
+        hint = f" (other folders have: {', '.join(others)}; pass --model NAME to test one)" if others else ""
+        if not_cifar:
+            hint += (f" ({', '.join(not_cifar)} {'knows' if len(not_cifar) == 1 else 'know'} other classes: only "
+                     "a CIFAR-10 model can be self-tested)")
+        report.message = (f"no shipped {'CIFAR-10 ' if not_cifar else ''}models in {shipped_dir}{hint}; add "
+                          "<name>.onnx + <name>.json, or pass --model PATH.onnx")
         return finish(report)
     report.model_name, report.model_path, report.test_accuracy = chosen.name, str(chosen.onnx_path), \
         chosen.test_accuracy

@@ -44,7 +44,8 @@ FORBIDDEN_QT_LIBS = re.compile(r"libQt6(Qml|Quick|WebEngine|WebChannel|WebSocket
                                r"Qt6(Qml|Quick|WebEngine|Multimedia|3D|Pdf|Network)\w*\.dll")
 
 README = """CIFAR-10 Studio {version} ({platform}): a desktop app that sorts images into the 10 CIFAR-10 classes
-(airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck) with ONNX models on onnxruntime.
+(airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck), or into the classes of a model of
+your own, with ONNX models on onnxruntime.
 
   ./{name}
       open the app: drop images or folders onto the window
@@ -53,7 +54,7 @@ README = """CIFAR-10 Studio {version} ({platform}): a desktop app that sorts ima
   ./{name} classify PATH... --output results.csv
       classify without a window (CSV or JSON, same columns as `cifar10 classify`)
   ./{name} --self-test
-      classify the bundled sample images with the best shipped model;
+      classify the bundled sample images (CIFAR-10) with the best shipped CIFAR-10 model;
       exit status 0 if every one gets the class in its file name
   ./{name} --version
       versions, and the folders models are read from
@@ -61,10 +62,13 @@ README = """CIFAR-10 Studio {version} ({platform}): a desktop app that sorts ima
 Models: the shipped ones are in _internal/exported_models/. To add one, put <name>.onnx and its card
 <name>.json (both from `cifar10 export`) into the models/ folder next to this file, then start the app
 (or use Models > Reload Models). The per-user models folder works too (see --version).
+A model trained on your own classes (`cifar10 train --data PHOTOS/`: one subfolder per class) is added
+the same way: the app and `classify` then show its classes and feed it images at its own input size.
 Runs from any folder; nothing is installed, and nothing is written except the app's settings.
 """
 
-MODELS_README = """Drop extra models here: <name>.onnx + <name>.json (the model card), as written by `cifar10 export`.
+MODELS_README = """Drop extra models here: <name>.onnx + <name>.json (the model card), as written by `cifar10 export`
+or `cifar10 train --data` (a model of your own classes, at its own input size: the app follows it).
 {name} reads this folder at start-up and on Models > Reload Models; a model that breaks the ONNX
 contract is listed under Models > Model Problems instead of being used.
 """

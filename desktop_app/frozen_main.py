@@ -29,13 +29,14 @@ NOT_BUNDLED = ("train", "export", "report", "models", "web", "export-space", "bu
 
 def gui_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="CIFAR-10 Studio: classify images into the 10 CIFAR-10 classes.",
+        prog=PROG, description="CIFAR-10 Studio: classify images into the 10 CIFAR-10 classes, or into the classes "
+                               "of a model of your own (drop it into models/ next to this program).",
         epilog=f"headless: {PROG} classify PATH... [--output results.csv]  |  {PROG} --self-test  "
                f"(`{PROG} classify --help` for its options)")
     add_app_arguments(parser)
     parser.add_argument("--self-test", action="store_true",
-                        help="classify the bundled sample images with the best shipped model (or --model), print "
-                             "the results, exit 0 only if every one gets the label in its file name")
+                        help="classify the bundled sample images (CIFAR-10) with the best shipped CIFAR-10 model (or "
+                             "--model), print the results, exit 0 only if every one gets the label in its file name")
     parser.add_argument("--quit-after-show", action="store_true",
                         help="open the window, then quit right after it is first shown (start-up timing)")
     parser.add_argument("--version", action="store_true", help="print versions and where models are read from")

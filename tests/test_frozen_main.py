@@ -91,3 +91,61 @@ def test_evaluate_and_organize_go_through_the_cifar10_cli(models, tmp_path, caps
     assert sorted(p.parent.name for p in sorted_dir.rglob("*.png")) == sorted(CLASS_NAMES)
     assert frozen_main.main(["organize", "--undo", str(sorted_dir)]) == 0
     assert not sorted_dir.exists()
+
+
+def test_a_v3_model_dropped_next_to_the_executable(tmp_path, monkeypatch, capsys):
+    """The bundle's folder layout (PyInstaller one-folder, simulated: sys.frozen, _MEIPASS, sys.executable): a
+    contract-v3 model of 3 non-CIFAR classes at 64 px dropped into models/ is discovered, and classify / evaluate /
+    organize follow its classes; --self-test says it cannot test it; the shipped v1 model is unchanged."""
+    import json
+
+    from cifar10 import paths
+    from cifar10.results import file_columns
+    from image_files import solid
+    from onnx_fixtures import BLUE, GREEN, RED, write_model
+
+    real_root = project_root()
+    bundle = tmp_path / "cifar10-classifier"
+    internal = bundle / "_internal"
+    write_model(internal / "exported_models", "shipped", test_accuracy=0.6)
+    write_model(bundle / "models", "pets", class_names=("gatto", "cane", "cavallo"), image_size=64,
+                dataset="my-pets", test_accuracy=0.9)
+    monkeypatch.delenv("CIFAR10_MODELS_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "_MEIPASS", str(internal), raising=False)
+    monkeypatch.setattr(sys, "executable", str(bundle / "cifar10-classifier"))
+    monkeypatch.chdir(tmp_path)
+    assert paths.bundle_models_dir() == (bundle / "models").resolve()
+
+    images = tmp_path / "images"
+    for name, rgb in (("r.png", RED), ("g.jpg", GREEN), ("b.png", BLUE)):
+        solid(images / name, rgb, size=(120, 90))
+    (images / "corrupt.jpg").write_bytes(b"\xff\xd8\xff nope")
+    out = tmp_path / "pets.csv"
+    assert frozen_main.main(["classify", str(images), "--model", "pets", "--output", str(out)]) == 0
+    assert out.read_text().splitlines()[0] == ",".join(file_columns(("gatto", "cane", "cavallo")))
+    labels = {os.path.basename(r["path"]): r["label"] for r in read_results(out)}
+    assert labels == {"r.png": "gatto", "g.jpg": "cane", "b.png": "cavallo", "corrupt.jpg": ""}
+    assert "model pets (my-pets · 3 classes, 64 px" in capsys.readouterr().err
+    # The shipped v1 model still gives CIFAR-10 rows (the best model by accuracy is pets, so name it).
+    v1 = tmp_path / "v1.json"
+    assert frozen_main.main(["classify", str(images / "r.png"), "--model", "shipped", "-o", str(v1)]) == 0
+    assert json.loads(v1.read_text())["rows"][0]["label"] == "airplane"
+
+    labelled = tmp_path / "labelled"
+    solid(labelled / "gatto" / "1.png", RED)
+    solid(labelled / "cane" / "2.png", GREEN)
+    assert frozen_main.main(["evaluate", "--model", "pets", "--folder", str(labelled)]) == 0
+    assert "accuracy 1.0000 on 2 images" in capsys.readouterr().out
+    sorted_dir = tmp_path / "sorted"
+    assert frozen_main.main(["organize", str(images), "--into", str(sorted_dir), "--model", "pets",
+                             "--min-confidence", "0"]) == 0
+    assert {p.name for p in sorted_dir.iterdir() if p.is_dir()} == {"gatto", "cane", "cavallo"}
+
+    import shutil
+
+    shutil.copytree(real_root / "resources" / "samples", internal / "resources" / "samples")
+    capsys.readouterr()
+    assert frozen_main.main(["--self-test", "--model", "pets"]) == 2
+    assert "cannot self-test pets: it knows my-pets · 3 classes at 64 px" in capsys.readouterr().out

@@ -36,7 +36,7 @@ def test_models_best_first_with_readable_errors(models_dir):
     models, errors = common.find_models(models_dir)
     assert [m.name for m in models] == ["colour_b", "colour_a"]
     assert common.default_model(models).name == "colour_b"
-    assert common.model_choice_label(models[0]) == "colour_b — 70.0% test accuracy"
+    assert common.model_choice_label(models[0]) == "colour_b — CIFAR-10 · 10 classes — 70.0% test accuracy"
     assert len(errors) == 1 and "broken.onnx" in errors[0]
 
 
@@ -187,3 +187,41 @@ def test_cards_and_json_show_the_unsure_state_of_a_v2_model(tmp_path):
 
     rows = [result_row(p) for p in preds]
     assert rows[0]["unsure"] is True and rows[1]["unsure"] is False and isinstance(rows[0]["ood_score"], float)
+
+
+def test_v3_model_classes_and_size(tmp_path):
+    """A contract-v3 model (3 classes, 64 px): uploads are decoded at 64 px, rows (errors too) carry its classes,
+    the cards have its 3 bars and the unsure text counts 3; the intro describes it."""
+    from cifar10.results import columns, result_row
+    from onnx_fixtures import RED, write_model
+
+    write_model(tmp_path, "colours", class_names=("rosso", "verde", "blu"), display_names=("red", "green", "blue"),
+                image_size=64, dataset="colours", test_accuracy=0.9)
+    model = common.find_models(tmp_path)[0][0]
+    clf = common.ClassifierCache().get(model)
+    good, bad = common.classify_sources(clf, [("r.png", png_bytes(np.full((90, 70, 3), RED, np.uint8))),
+                                              ("bad.png", b"nope")])
+    assert good.image.shape == (64, 64, 3) and good.label == "red" and good.classes == ("red", "green", "blue")
+    assert bad.error and bad.classes == ("red", "green", "blue")
+    assert list(result_row(bad)) == list(columns(("red", "green", "blue")))
+    page = common.cards_html([good, bad])
+    assert page.count("class='c10-row") == 3 and "airplane" not in page
+    good.unsure = True
+    assert "may be none of the 3 classes" in common.cards_html([good])
+    text = common.intro(model)
+    assert "colours" in text and "red, green, blue" in text and "64x64" in text and "CIFAR-10" not in text
+    assert common.intro(None) == common.INTRO
+
+
+def test_bars_beyond_twelve_classes_show_the_top_ten_and_other():
+    from cifar10.results import Result
+
+    names = tuple(f"c{i}" for i in range(15))
+    probs = np.linspace(1, 15, 15, dtype=np.float32)
+    probs /= probs.sum()
+    rows = common.bars(Result.from_probabilities("x", probs, classes=names))
+    assert [name for name, _, _ in rows[:-1]] == [f"c{i}" for i in range(5, 15)]
+    assert rows[-1][0] == "other (5 classes)" and rows[-1][1] == pytest.approx(float(probs[:5].sum()))
+    assert [top for _, _, top in rows].count(True) == 1 and rows[-2][2]
+    twelve = Result.from_probabilities("y", np.full(12, 1 / 12, np.float32), classes=names[:12])
+    assert [name for name, _, _ in common.bars(twelve)] == list(names[:12])

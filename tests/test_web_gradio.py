@@ -17,11 +17,12 @@ from PIL import Image
 
 from cifar10.contract import CLASS_NAMES
 from cifar10.inference import Classifier
-from onnx_fixtures import MAPPING_B, RED, expected_label
+from onnx_fixtures import MAPPING_B, RED, expected_label, write_model
 from web.testing import free_port, wait_for_http
 from web_browser import keep_screenshot, require_chromium
 from web_fixtures import add_shipped_models, sample_dir, write_colour_models
 
+V3_CLASSES, V3_LABELS = ("rosso", "verde", "blu"), ("red thing", "green thing", "blue/other")
 ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "NO_PROXY": "127.0.0.1,localhost"}
 
 
@@ -30,6 +31,9 @@ def setup(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("gradio")
     models = write_colour_models(root / "models")
     real = add_shipped_models(models)  # trained models, when exported, make the screenshot meaningful
+    # A contract-v3 model of 3 non-CIFAR classes at 64 px (lowest accuracy: never the default).
+    write_model(models, "colours", class_names=V3_CLASSES, display_names=V3_LABELS, image_size=64,
+                dataset="colours", test_accuracy=0.2)
     samples = sample_dir(root / "samples")
     red = root / "red.png"
     Image.new("RGB", (640, 480), RED).save(red)
@@ -87,6 +91,28 @@ def test_gradio_client_classifies_and_reports_errors(server, setup):
 
     cards, result = client.predict("colour_a", [], api_name="/classify")  # nothing uploaded: no error
     assert result["results"] == [] and "Upload" in cards
+
+
+def test_gradio_api_follows_a_v3_models_classes_and_size(server, setup):
+    from gradio_client import Client, handle_file
+
+    from cifar10.results import columns
+    from web.gradio_app import describe
+
+    client = Client(server, verbose=False)
+    cards, result = client.predict("colours", [handle_file(str(setup["red"])), handle_file(str(setup["broken"]))],
+                                   api_name="/classify")
+    assert result["columns"] == list(columns(V3_LABELS)) and result["classes"] == list(V3_LABELS)
+    assert result["image_size"] == 64 and result["dataset"] == "colours"
+    good, bad = (dict(zip(result["columns"], row)) for row in result["results"])
+    assert good["label"] == "red thing" and good["red thing"] > 0.5 and "airplane" not in good
+    assert bad["error"] and bad["red thing"] is None
+    assert cards.count("class='c10-row") == 3 and "blue/other" in cards
+    _, empty = client.predict("colours", [], api_name="/classify")
+    assert empty["columns"] == list(columns(V3_LABELS)) and empty["results"] == []
+    text = describe(setup["models"])("colours")
+    assert "red thing, green thing, blue/other" in text and "64x64" in text and "CIFAR-10" not in text
+    assert "10 classes" in describe(setup["models"])("colour_a")
 
 
 def test_gradio_in_browser_upload_example_screenshot(server, setup, tmp_path):

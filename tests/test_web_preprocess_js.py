@@ -1,8 +1,9 @@
 """web/static/preprocess.js against Pillow, in Node (no browser): the resize must be bit-exact.
 
-The static Space's JavaScript replicates ``Image.resize((32, 32), BICUBIC, reducing_gap=3.0)``
-(Image.reduce + Pillow's fixed-point separable convolution) and JPEG's draft scale choice. Random
-images of many shapes are resized by both and compared byte for byte.
+The static Space's JavaScript replicates ``Image.resize((S, S), BICUBIC, reducing_gap=3.0)``
+(Image.reduce + Pillow's fixed-point separable convolution) and JPEG's draft scale choice, at the model's
+input size S (32 for CIFAR-10; 64 and 128 tested for contract-v3 models). Random images of many shapes are
+resized by both and compared byte for byte.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ const out = [];
 for (const c of cases) {
   const data = new Uint8Array(fs.readFileSync(c.input));
   let result;
-  if (c.op === 'resize') result = P.pillowResize({ width: c.w, height: c.h, data }, 32, 32).data;
-  else result = P.fromDecoded(data, c.w, c.h, true);
+  const size = c.size || 32;
+  if (c.op === 'resize') result = P.pillowResize({ width: c.w, height: c.h, data }, size, size).data;
+  else if (c.size) result = P.fromDecoded(data, c.w, c.h, true, size);
+  else result = P.fromDecoded(data, c.w, c.h, true);  // the default: 32
   fs.writeFileSync(c.output, Buffer.from(result));
-  out.push({ draft: P.jpegDraftScale(c.w, c.h) });
+  out.push({ draft: c.size ? P.jpegDraftScale(c.w, c.h, Math.trunc(size * 3)) : P.jpegDraftScale(c.w, c.h) });
 }
 console.log(JSON.stringify(out));
 """
@@ -61,27 +64,31 @@ def _run_node(tmp_path: Path, cases: list[dict]) -> list[dict]:
     return json.loads(done.stdout)
 
 
-def test_resize_is_bit_exact_with_pillow(tmp_path):
+@pytest.mark.parametrize("target", [32, 64, 128])
+def test_resize_is_bit_exact_with_pillow(tmp_path, target):
     rng = np.random.default_rng(7)
     cases, expected = [], []
-    for w, h in SIZES:
+    for w, h in SIZES if target == 32 else SIZES[:-1]:  # (4000x3000 once is enough)
         image = _texture(rng, w, h)
         src = tmp_path / f"in_{w}x{h}.raw"
         image.tofile(src)
-        cases.append({"op": "resize", "w": w, "h": h, "input": str(src), "output": str(tmp_path / f"out_{w}x{h}.raw")})
+        cases.append({"op": "resize", "w": w, "h": h, "input": str(src), "output": str(tmp_path / f"out_{w}x{h}.raw"),
+                      "size": target})
         ref = Image.fromarray(image)
-        if ref.size != (32, 32):
-            ref = ref.resize((32, 32), RESAMPLE, reducing_gap=REDUCING_GAP)
+        if ref.size != (target, target):
+            ref = ref.resize((target, target), RESAMPLE, reducing_gap=REDUCING_GAP)
         expected.append(np.asarray(ref))
     _run_node(tmp_path, cases)
     for case, ref in zip(cases, expected):
-        ours = np.fromfile(case["output"], np.uint8).reshape(32, 32, 3)
+        ours = np.fromfile(case["output"], np.uint8).reshape(target, target, 3)
         diff = np.abs(ours.astype(int) - ref.astype(int))
         assert diff.max() == 0, f"{case['w']}x{case['h']}: {np.count_nonzero(diff)} values differ (max {diff.max()})"
 
 
-@pytest.mark.parametrize("size", [(256, 256), (640, 480), (1200, 1600), (4000, 3000), (150, 100)])
-def test_jpeg_draft_approximation(tmp_path, size):
+@pytest.mark.parametrize("size,target", [((256, 256), None), ((640, 480), None), ((1200, 1600), None),
+                                         ((4000, 3000), None), ((150, 100), None), ((1200, 1600), 64),
+                                         ((1600, 1200), 128), ((640, 480), 64)])
+def test_jpeg_draft_approximation(tmp_path, size, target):
     """Python decodes big JPEGs at 1/2..1/8 scale (libjpeg DCT); the JS area-averages a full decode."""
     rng = np.random.default_rng(size[0])
     small = _texture(rng, 32, 32)  # photo-like: structure + noise (pure white noise is JPEG's worst case)
@@ -91,12 +98,13 @@ def test_jpeg_draft_approximation(tmp_path, size):
     full = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))  # what the browser decodes
     src = tmp_path / "full.raw"
     full.tofile(src)
-    (result,) = _run_node(tmp_path, [{"op": "jpeg", "w": size[0], "h": size[1], "input": str(src),
-                                      "output": str(tmp_path / "out.raw")}])
+    case = {"op": "jpeg", "w": size[0], "h": size[1], "input": str(src), "output": str(tmp_path / "out.raw")}
+    (result,) = _run_node(tmp_path, [{**case, "size": target} if target else case])  # None: the JS default, 32
+    side = target or 32
     draft = Image.open(io.BytesIO(data))
-    draft.draft(None, (96, 96))
+    draft.draft(None, (side * 3, side * 3))
     assert result["draft"] == size[0] // draft.size[0] or (result["draft"] == 1 and draft.size == size)
-    ours = np.fromfile(tmp_path / "out.raw", np.uint8).reshape(32, 32, 3).astype(int)
-    diff = np.abs(ours - load_image(data).astype(int))
+    ours = np.fromfile(tmp_path / "out.raw", np.uint8).reshape(side, side, 3).astype(int)
+    diff = np.abs(ours - load_image(data, side).astype(int))
     # DCT-domain scaling is not exactly an area average: a few levels at most, well under 1 on average.
     assert diff.max() <= 4 and diff.mean() < 0.75, (diff.max(), diff.mean())

@@ -47,7 +47,8 @@ def test_apptest_pick_model_click_example_upload(env, monkeypatch):
     assert not at.exception
     picker = at.selectbox(key="model")
     assert picker.value == "colour_a"  # best test accuracy first
-    assert picker.options == ["colour_a — 61.0% test accuracy", "colour_b — 42.0% test accuracy"]
+    assert picker.options == ["colour_a — CIFAR-10 · 10 classes — 61.0% test accuracy",
+                              "colour_b — CIFAR-10 · 10 classes — 42.0% test accuracy"]
     assert any(m.value == "61.0%" for m in at.sidebar.metric)
     assert "click an example" in at.info[0].value
 
@@ -67,6 +68,40 @@ def test_apptest_pick_model_click_example_upload(env, monkeypatch):
 
     at.selectbox(key="model").set_value("colour_b").run()
     assert f"### {expected_label(RED, MAPPING_B)}" in [m.value for m in at.markdown]
+
+
+def test_apptest_v3_model_of_other_classes_and_size(tmp_path, monkeypatch):
+    """A contract-v3 model (3 classes, 64 px): the page describes it, the bars and the label are its classes, the
+    model input is 64x64, a broken upload is an error row; switching to a v1 model brings CIFAR-10 back."""
+    from streamlit.testing.v1 import AppTest
+
+    from onnx_fixtures import write_model
+
+    models = write_colour_models(tmp_path / "models")
+    write_model(models, "colours", class_names=("rosso", "verde", "blu"),
+                display_names=("red thing", "green thing", "blue/other"), image_size=64, dataset="colours",
+                test_accuracy=0.9)
+    monkeypatch.setenv("CIFAR10_MODELS_DIR", str(models))
+    monkeypatch.setenv("CIFAR10_SAMPLES_DIR", str(tmp_path / "none"))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    assert not at.exception and at.selectbox(key="model").value == "colours"
+    captions = " ".join(c.value for c in at.caption)
+    assert "red thing, green thing, blue/other" in captions and "64x64 pixels" in captions
+    assert "Knows colours · 3 classes at 64x64 px" in captions
+    red = png_bytes(np.full((48, 64, 3), RED, np.uint8))
+    at.file_uploader(key="uploads").set_value([("red.png", red, "image/png"),
+                                              ("broken.jpg", b"\xff\xd8\xff garbage", "image/jpeg")]).run()
+    assert not at.exception
+    assert "### red thing" in [m.value for m in at.markdown]
+    assert len(at.error) == 1 and "broken.jpg" in at.error[0].value
+    (chart,) = at.get("vega_lite_chart")  # the bars, sorted in the model's class order
+    assert '["red thing", "green thing", "blue/other"]' in chart.proto.spec and "airplane" not in chart.proto.spec
+    captions = [i.caption for image in at.get("image") for i in image.proto.imgs]
+    assert "what the model sees (64x64)" in captions
+    at.selectbox(key="model").set_value("colour_a").run()
+    assert f"### {expected_label(RED)}" in [m.value for m in at.markdown]
+    assert any("airplane" in c.value for c in at.caption)
 
 
 def test_apptest_no_models(tmp_path, monkeypatch):
@@ -192,7 +227,8 @@ def test_exported_docker_space_entrypoint_runs(env, tmp_path):
     core, common, exceptions, options, buttons = json.loads(done.stdout.strip().splitlines()[-1])
     assert not exceptions
     assert Path(core).resolve().is_relative_to(out.resolve()) and Path(common).resolve().is_relative_to(out.resolve())
-    assert options == ["colour_a — 61.0% test accuracy", "colour_b — 42.0% test accuracy"]
+    assert options == ["colour_a — CIFAR-10 · 10 classes — 61.0% test accuracy",
+                       "colour_b — CIFAR-10 · 10 classes — 42.0% test accuracy"]
     assert "cat" in buttons
 
 

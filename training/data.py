@@ -46,6 +46,7 @@ class Dataset:
     name: str = CIFAR10_NAME                          # the dataset's name in the model card ("CIFAR-10", "my-pets")
     image_size: int = IMAGE_SIZE
     report: dict = field(default_factory=dict)        # folder datasets: how the splits were made, what was left out
+    files: dict = field(default_factory=dict)         # folder datasets: {"train"|"validation"|"test": [path per row]}
 
     @property
     def num_classes(self) -> int:
@@ -121,13 +122,14 @@ def load_folder_dataset(path: str | os.PathLike, image_size: int, *, seed: int =
                         validation_fraction: float = VALIDATION_FRACTION, test_fraction: float = TEST_FRACTION,
                         cache_dir: str | os.PathLike | None = None, progress: Progress | None = None,
                         limit: int | None = None, name: str | None = None,
-                        scan: FolderScan | None = None) -> Dataset:
+                        scan: FolderScan | None = None, workers: int | None = None) -> Dataset:
     """A labelled image folder (one subfolder per class, or train/ + val/ + test/) as a :class:`Dataset`.
 
     Flat layout: a stratified split into train / validation / test with ``seed`` and the two fractions
     (of all usable images). Split layout: the folders' own splits; a missing val/ (or test/) folder is
     split from train/ the same way. ``limit``: at most that many images per class and split folder
-    (tests, smoke runs). ``scan``: a :func:`scan_image_folder` result already made for ``path``.
+    (tests, smoke runs). ``scan``: a :func:`scan_image_folder` result already made for ``path``;
+    ``workers``: decode threads (default min(8, CPUs)); ``name``: the dataset's name (default: the folder's).
     Raises :class:`DataError` when the folder cannot be trained on (the message lists why).
     """
     for what, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
@@ -140,8 +142,7 @@ def load_folder_dataset(path: str | os.PathLike, image_size: int, *, seed: int =
     if progress is not None:
         progress("scan", scan.total, scan.total)
     if not scan.ok:
-        raise DataError(f"cannot train on {printable(str(root))}:\n" + "\n".join(
-            f"  {p.message}" for p in scan.errors) + "\n" + describe_scan(scan))
+        raise DataError(f"cannot train on this folder:\n{describe_scan(scan)}")
     classes = scan.classes
     split_of, class_of, files = [], [], []
     for split, per_class in scan.files.items():
@@ -151,7 +152,7 @@ def load_folder_dataset(path: str | os.PathLike, image_size: int, *, seed: int =
             split_of += [split] * len(chosen)
             class_of += [class_id] * len(chosen)
     labels = np.asarray(class_of, dtype=np.int64)
-    cached = cache_images(files, image_size, root=root, cache_dir=cache_dir,
+    cached = cache_images(files, image_size, root=root, cache_dir=cache_dir, workers=workers,
                           progress=(lambda done, total: progress("cache", done, total)) if progress else None)
 
     warnings = [p.message for p in scan.warnings]
@@ -216,10 +217,10 @@ def load_folder_dataset(path: str | os.PathLike, image_size: int, *, seed: int =
         warnings.append("no test images: the model's test accuracy cannot be measured")
 
     def take(idx: np.ndarray) -> Split:
-        idx = np.sort(idx)
         x = np.asarray(cached.images[idx]) if len(idx) else np.zeros((0, image_size, image_size, 3), np.uint8)
         return Split(x, labels[idx])
 
+    main, val_idx, test_idx = (np.sort(i) for i in (main, val_idx, test_idx))
     train, val, test = take(main), take(val_idx), take(test_idx)
     per_class = {cls: {split: int(np.sum(s.y == c)) for split, s in
                        (("train", train), ("validation", val), ("test", test))} for c, cls in enumerate(classes)}
@@ -246,7 +247,9 @@ def load_folder_dataset(path: str | os.PathLike, image_size: int, *, seed: int =
     }
     return Dataset(train=train, val=val, test=test, source=root, class_names=classes,
                    display_names=scan.display_names, name=name or root.resolve().name or str(root),
-                   image_size=image_size, report=report)
+                   image_size=image_size, report=report,
+                   files={split: [files[i] for i in idx] for split, idx in
+                          (("train", main), ("validation", val_idx), ("test", test_idx))})
 
 
 def _split(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int, notes: list[str],

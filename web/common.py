@@ -29,6 +29,33 @@ TITLE = "CIFAR-10 image classifier"
 INTRO = ("Upload photos (JPG, PNG, WebP, GIF, BMP, TIFF...) and a network trained on CIFAR-10 says which of its "
          "10 classes each one shows: " + ", ".join(contract.CLASS_NAMES) + ". Every image is shrunk to "
          "32x32 pixels first, the size the models were trained on.")
+# Bars per result: every class up to MAX_BARS; beyond, the TOP_BARS most likely and one "other" bar.
+MAX_BARS, TOP_BARS = 12, 10
+
+
+def intro(model: ModelInfo | None = None) -> str:
+    """What the page says the selected model does: its dataset, classes and input size (CIFAR-10's text for
+    a CIFAR-10 model, :data:`INTRO`)."""
+    if model is None or (tuple(model.labels) == contract.CLASS_NAMES and model.image_size == contract.IMAGE_SIZE):
+        return INTRO
+    return (f"Upload photos (JPG, PNG, WebP, GIF, BMP, TIFF...) and a network trained on {model.dataset} says which "
+            f"of its {model.num_classes} classes each one shows: {', '.join(model.labels)}. Every image is shrunk "
+            f"to {model.image_size}x{model.image_size} pixels first, the size the model was trained on.")
+
+
+def bars(result: Result) -> list[tuple[str, float, bool]]:
+    """``(class, probability, is_the_label)`` for a result's bars, in the model's class order: every class up to
+    :data:`MAX_BARS`; beyond, the :data:`TOP_BARS` most likely (still in class order) and ``other (N classes)``
+    with the rest's summed probability."""
+    if result.probabilities is None:
+        return []
+    probs = [float(p) for p in result.probabilities]
+    rows = [(name, p, name == result.label) for name, p in zip(result.classes, probs)]
+    if len(rows) <= MAX_BARS:
+        return rows
+    keep = set(np.argsort(-np.asarray(probs), kind="stable")[:TOP_BARS].tolist())
+    rest = [p for i, p in enumerate(probs) if i not in keep]
+    return [row for i, row in enumerate(rows) if i in keep] + [(f"other ({len(rest)} classes)", sum(rest), False)]
 # What every upload widget accepts (Streamlit, Gradio, the static Space): the formats cifar10.preprocess opens.
 UPLOAD_SUFFIXES = sorted(IMAGE_SUFFIXES)                          # ".jpg", ... (Gradio, HTML accept=)
 UPLOAD_EXTENSIONS = [suffix.lstrip(".") for suffix in UPLOAD_SUFFIXES]  # "jpg", ... (Streamlit)
@@ -57,7 +84,7 @@ def default_model(models: Sequence[ModelInfo]) -> ModelInfo | None:
 
 
 def model_choice_label(model: ModelInfo) -> str:
-    """``name — 83.4% test accuracy``."""
+    """``name — CIFAR-10 · 10 classes — 83.4% test accuracy`` (:attr:`ModelInfo.label`)."""
     return model.label
 
 
@@ -106,27 +133,29 @@ class ClassifierCache:
 def classify_sources(classifier: Classifier, sources: Iterable[tuple[str, ImageSource]]) -> list[Result]:
     """Classify ``(display name, path | bytes | file)`` pairs in one batch; broken ones get ``error``.
 
-    Each :class:`cifar10.results.Result` has the display name as ``path`` and keeps its 32x32 model input."""
+    Each :class:`cifar10.results.Result` has the display name as ``path``, the model's classes (error rows too)
+    and keeps its model input (the model's size: 32x32 for CIFAR-10)."""
     results: list[Result] = []
     good: list[int] = []
+    classes = tuple(classifier.labels)
     for name, source in sources:
         try:
-            image = load_image(source)
+            image = load_image(source, classifier.image_size)
         except ImageError as exc:
-            results.append(Result(name, error=exc.reason))
+            results.append(Result(name, error=exc.reason, classes=classes))
             continue
         except Exception as exc:  # never a traceback in the page
-            results.append(Result(name, error=f"unexpected error reading the image ({type(exc).__name__}: {exc})"))
+            results.append(Result(name, error=f"unexpected error reading the image ({type(exc).__name__}: {exc})",
+                                  classes=classes))
             continue
         good.append(len(results))
-        results.append(Result(name, image=image))
+        results.append(Result(name, image=image, classes=classes))
     if good:
         outputs = classifier.predict_all(np.stack([results[i].image for i in good]))
         flags = outputs.unsure
         for row, index in enumerate(good):
-            results[index] = Result.from_probabilities(results[index].path, outputs.probabilities[row],
-                                                       results[index].image, ood_score=float(outputs.ood_score[row]),
-                                                       unsure=bool(flags[row]))
+            results[index] = classifier.result(results[index].path, outputs.probabilities[row], results[index].image,
+                                               ood_score=float(outputs.ood_score[row]), unsure=bool(flags[row]))
     return results
 
 
@@ -167,6 +196,7 @@ CARDS_CSS = """
 .c10-label{font-size:20px;font-weight:700;margin:2px 0}
 .c10-conf{font-size:13px;color:#57606a;margin-bottom:6px}
 .c10-row{display:grid;grid-template-columns:84px 1fr 48px;align-items:center;gap:6px;font-size:12px;margin:2px 0}
+.c10-row span:first-child{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .c10-track{background:#eef1f4;border-radius:4px;height:12px;overflow:hidden}
 .c10-bar{background:#8fa7c9;height:12px}
 .c10-top .c10-bar{background:#2563eb}
@@ -178,7 +208,8 @@ CARDS_CSS = """
 
 
 def cards_html(predictions: Sequence[Result], thumbnails: Sequence[str | None] | None = None) -> str:
-    """Self-contained HTML: one card per image with its thumbnail, label, confidence and 10 bars."""
+    """Self-contained HTML: one card per image with its thumbnail, label, confidence and a bar per class of the
+    model (:func:`bars`)."""
     if not predictions:
         return "<p>Upload one or more images, or click an example.</p>"
     parts = [f"<style>{CARDS_CSS}</style><div class='c10-cards'>"]
@@ -195,14 +226,15 @@ def cards_html(predictions: Sequence[Result], thumbnails: Sequence[str | None] |
             parts.append(f"<div class='c10-error'>Could not classify this file: {html.escape(p.error)}</div></div>")
             continue
         if p.unsure:
-            parts.append(f"<div class='c10-label'>{html.escape(contract.unsure_text())}</div>"
+            parts.append(f"<div class='c10-label'>{html.escape(contract.unsure_text(len(p.classes)))}</div>"
                          f"<div class='c10-conf'>most like {html.escape(p.label)} · {p.confidence:.1%}</div>")
         else:
             parts.append(f"<div class='c10-label'>{html.escape(p.label)}</div>"
                          f"<div class='c10-conf'>confidence {p.confidence:.1%}</div>")
-        for cls, prob in zip(contract.CLASS_NAMES, p.probabilities):
-            top = " c10-top" if cls == p.label else ""
-            parts.append(f"<div class='c10-row{top}'><span>{cls}</span><div class='c10-track'>"
+        for cls, prob, is_label in bars(p):
+            top = " c10-top" if is_label else ""
+            parts.append(f"<div class='c10-row{top}'><span title='{html.escape(cls)}'>{html.escape(cls)}</span>"
+                         "<div class='c10-track'>"
                          f"<div class='c10-bar' style='width:{max(0.0, min(1.0, float(prob))) * 100:.1f}%'></div>"
                          f"</div><span>{float(prob):.1%}</span></div>")
         parts.append("</div>")

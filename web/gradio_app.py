@@ -3,7 +3,9 @@
 Run it with ``cifar10 web --ui gradio`` (or ``python -m web.gradio_app``). One :class:`Classifier`
 per model for the whole process (:class:`web.common.ClassifierCache`), shared by all visitors.
 The API endpoint ``/classify`` (``gradio_client``) takes ``(model_name, [files])`` and returns the
-cards HTML and the results as JSON.
+cards HTML and the results as JSON: ``columns`` are the CLI's row columns for that model
+(``cifar10.results.columns(model.labels)``: one probability column per class of the model), ``classes`` its
+class names as shown, ``image_size`` its input size.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no usage pings fro
 
 import gradio as gr  # noqa: E402
 
-from cifar10.results import COLUMNS, result_row
-from web.common import (INTRO, TITLE, UPLOAD_SUFFIXES, ClassifierCache, cards_html, classify_sources, default_model, find_models,
-                        model_choice_label, png_data_uri, preview, sample_images, sample_label)
+from cifar10.results import columns, result_row
+from web.common import (TITLE, UPLOAD_SUFFIXES, ClassifierCache, cards_html, classify_sources, default_model, find_models,
+                        intro, model_choice_label, png_data_uri, preview, sample_images, sample_label)
 
 CLASSIFIERS = ClassifierCache(provider="cpu")  # one per model file, per process
 
@@ -39,8 +41,11 @@ def make_classify(models_dir: str | os.PathLike | None = None):
         if model is None:
             raise gr.Error("No models found: train and export one, or set CIFAR10_MODELS_DIR.")
         paths = [_path_of(f) for f in (files or [])]
+        about = {"model": model.name, "test_accuracy": model.test_accuracy, "dataset": model.dataset,
+                 "classes": list(model.labels), "image_size": model.image_size,
+                 "columns": list(columns(model.labels))}
         if not paths:
-            return cards_html([]), {"model": model.name, "columns": list(COLUMNS), "results": []}
+            return cards_html([]), {**about, "results": []}
         try:
             classifier = CLASSIFIERS.get(model)
         except Exception as exc:
@@ -55,11 +60,20 @@ def make_classify(models_dir: str | os.PathLike | None = None):
             gr.Warning(f"None of the {len(bad)} file(s) could be read as an image.")
         # The CLI's row layout (cifar10.results), as value lists under "columns": a row dict's "path" key
         # would make gradio_client take the row for a file to download.
-        result = {"model": model.name, "test_accuracy": model.test_accuracy, "columns": list(COLUMNS),
-                  "results": [list(result_row(p).values()) for p in predictions]}
+        result = {**about, "results": [list(result_row(p).values()) for p in predictions]}
         return cards_html(predictions, thumbs), result
 
     return classify
+
+
+def describe(models_dir: str | os.PathLike | None = None):
+    """The page's text about the selected model: what it knows, its classes and input size."""
+    def description(model_name: str | None) -> str:
+        models, _ = find_models(models_dir)
+        model = next((m for m in models if m.name == model_name), None) or default_model(models)
+        return intro(model)
+
+    return description
 
 
 def build_demo(models_dir: str | os.PathLike | None = None, samples: Sequence[str | os.PathLike] | None = None) -> gr.Blocks:
@@ -69,7 +83,8 @@ def build_demo(models_dir: str | os.PathLike | None = None, samples: Sequence[st
     classify = make_classify(models_dir)
 
     with gr.Blocks(title=TITLE) as demo:
-        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        gr.Markdown(f"# {TITLE}")
+        about = gr.Markdown(intro(best), elem_id="model-intro")
         if errors:
             gr.Markdown("\n".join(f"- skipped a model: {e}" for e in errors))
         with gr.Row():
@@ -92,6 +107,7 @@ def build_demo(models_dir: str | os.PathLike | None = None, samples: Sequence[st
         button.click(classify, [model, files], outputs, api_name="classify")
         files.upload(classify, [model, files], outputs, api_name=False)
         model.change(classify, [model, files], outputs, api_name=False)
+        model.change(describe(models_dir), [model], about, api_name=False)
         if samples:
             def pick(evt: gr.SelectData):
                 return [samples[evt.index]]

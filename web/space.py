@@ -69,8 +69,7 @@ def _front_matter(**fields) -> str:
 def _readme(kind: str, front: str, models: Sequence[ModelInfo], title: str, **values) -> str:
     """``space_templates/<kind>_README.md`` with its ${...} fields filled in, under the YAML header."""
     template = string.Template((TEMPLATES_DIR / f"{kind}_README.md").read_text(encoding="utf-8"))
-    body = template.substitute(title=title, models_table=_models_table(models),
-                               class_names=", ".join(contract.CLASS_NAMES), **values)
+    body = template.substitute(title=title, models_table=_models_table(models), what=_what(models), **values)
     return front + "\n" + body
 
 
@@ -81,11 +80,36 @@ def _version(dist: str, fallback: str) -> str:
         return fallback
 
 
+def _is_cifar10(model: ModelInfo) -> bool:
+    return tuple(model.labels) == contract.CLASS_NAMES and model.image_size == contract.IMAGE_SIZE
+
+
+def _what(models: Sequence[ModelInfo]) -> str:
+    """What the Space's models classify into (the READMEs' first sentence)."""
+    if all(_is_cifar10(m) for m in models):
+        return f"the 10 CIFAR-10 classes ({', '.join(contract.CLASS_NAMES)})"
+    if len(models) == 1:
+        m = models[0]
+        return f"the {m.num_classes} classes of {m.dataset} ({', '.join(m.labels)})"
+    return "the classes each model knows (see the table below)"
+
+
+def _short_description(models: Sequence[ModelInfo]) -> str:
+    """The Space card's one line (at most 60 characters on the Hub)."""
+    if all(_is_cifar10(m) for m in models):
+        return SHORT_DESCRIPTION
+    text = f"Classify photos into the {models[0].num_classes} classes of {models[0].dataset}" \
+        if len(models) == 1 else "Classify photos with your own image classifiers"
+    return text if len(text) <= 60 else "Classify photos with your own image classifiers"
+
+
 def _models_table(models: Sequence[ModelInfo]) -> str:
-    rows = ["| model | test accuracy | summary |", "| --- | --- | --- |"]
+    rows = ["| model | knows | input | test accuracy | summary |", "| --- | --- | --- | --- | --- |"]
     for m in models:
         acc = f"{m.test_accuracy:.2%}" if m.test_accuracy is not None else "?"
-        rows.append(f"| {m.name} | {acc} | {m.summary.replace('|', '/')} |")
+        knows = f"{m.knows}: {', '.join(m.labels)}" if not _is_cifar10(m) else m.knows
+        rows.append(f"| {m.name} | {knows.replace('|', '/')} | {m.image_size}x{m.image_size} | {acc} | "
+                    f"{m.summary.replace('|', '/')} |")
     return "\n".join(rows)
 
 
@@ -109,8 +133,12 @@ def _copy_models(models: Sequence[ModelInfo], dest: Path) -> list[dict]:
     for m in models:
         shutil.copy2(m.onnx_path, dest / f"{m.name}.onnx")
         (dest / f"{m.name}.json").write_text(json.dumps(m.card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        # What the model knows (contract v3; CIFAR-10's ten classes at 32 px for v1/v2): the static Space's
+        # app.js decodes at image_size and names the bars with labels.
         entries.append({"name": m.name, "test_accuracy": m.test_accuracy, "summary": m.summary,
-                        "open_set_threshold": contract.open_set_threshold(m.card)})
+                        "open_set_threshold": contract.open_set_threshold(m.card),
+                        "dataset": m.dataset, "knows": m.knows, "class_names": list(m.class_names),
+                        "labels": list(m.labels), "image_size": m.image_size})
     return entries
 
 
@@ -166,12 +194,14 @@ def _write_static(out: Path, models: Sequence[ModelInfo], samples: Sequence[Path
         entry["file"] = f"models/{entry['name']}.onnx"
         entry["card"] = f"models/{entry['name']}.json"
     sample_names = _copy_samples(samples, out / "samples")
+    # Top-level class_names / image_size: CIFAR-10's (what a model entry without its own means); each entry
+    # carries its model's class_names, labels, image_size and dataset.
     manifest = {"title": title, "class_names": list(contract.CLASS_NAMES), "image_size": contract.IMAGE_SIZE,
                 "models": entries, "samples": [f"samples/{n}" for n in sample_names],
                 "onnxruntime_web": ort_version, "accept": ",".join(["image/*", *UPLOAD_SUFFIXES])}
     (out / "models.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     front = _front_matter(title=title, emoji=EMOJI, colorFrom="indigo", colorTo="blue", sdk="static",
-                          app_file="index.html", pinned=False, license="mit", short_description=SHORT_DESCRIPTION)
+                          app_file="index.html", pinned=False, license="mit", short_description=_short_description(models))
     (out / "README.md").write_text(_readme("static", front, models, title, ort_version=ort_version), encoding="utf-8")
 
 
@@ -203,7 +233,7 @@ def _write_gradio(out: Path, models: Sequence[ModelInfo], samples: Sequence[Path
     (out / "requirements.txt").write_text(_requirements(), encoding="utf-8")
     front = _front_matter(title=title, emoji=EMOJI, colorFrom="indigo", colorTo="blue", sdk="gradio",
                           sdk_version=_version("gradio", "6.0.0"), python_version="3.11", app_file="app.py",
-                          pinned=False, license="mit", short_description=SHORT_DESCRIPTION)
+                          pinned=False, license="mit", short_description=_short_description(models))
     (out / "README.md").write_text(_readme("gradio", front, models, title), encoding="utf-8")
 
 
@@ -215,5 +245,5 @@ def _write_streamlit(out: Path, models: Sequence[ModelInfo], samples: Sequence[P
     shutil.copy2(TEMPLATES_DIR / "Dockerfile", out / "Dockerfile")
     (out / ".dockerignore").write_text(".git\n__pycache__/\n*.pyc\n", encoding="utf-8")
     front = _front_matter(title=title, emoji=EMOJI, colorFrom="indigo", colorTo="blue", sdk="docker",
-                          app_port=8501, pinned=False, license="mit", short_description=SHORT_DESCRIPTION)
+                          app_port=8501, pinned=False, license="mit", short_description=_short_description(models))
     (out / "README.md").write_text(_readme("streamlit", front, models, title), encoding="utf-8")

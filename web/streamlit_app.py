@@ -22,7 +22,8 @@ import streamlit as st
 from cifar10 import contract
 from cifar10.inference import Classifier
 from cifar10.registry import ModelInfo, discover_models
-from web.common import (INTRO, TITLE, UPLOAD_EXTENSIONS, classify_sources, default_model,
+from cifar10.results import Result
+from web.common import (TITLE, UPLOAD_EXTENSIONS, bars, classify_sources, default_model, intro,
                         model_choice_label, model_dirs, preview, sample_images, sample_label)
 
 EXAMPLES_KEY = "examples"
@@ -56,35 +57,39 @@ def show_prediction(pred: Result, source) -> None:
             st.image(shown if shown is not None else pred.image, caption=pred.path, width="stretch")
         with middle:
             if pred.unsure:
-                st.warning(f"**{contract.unsure_text()}**")
+                st.warning(f"**{contract.unsure_text(len(pred.classes))}**")
                 st.metric(f"Most like: {pred.label}", f"{pred.confidence:.1%}")
             else:
                 st.markdown(f"### {pred.label}")
                 st.metric("Confidence", f"{pred.confidence:.1%}")
-            st.image(pred.image, caption="what the model sees (32x32)", width=96)
+            side = pred.image.shape[0]
+            st.image(pred.image, caption=f"what the model sees ({side}x{side})", width=96)
         with right:
-            st.altair_chart(probability_chart(pred.probabilities), width="stretch")
+            st.altair_chart(probability_chart(pred), width="stretch")
 
 
-def probability_chart(probabilities):
+def probability_chart(pred):
     """Horizontal bars on a fixed 0-100 % axis (st.bar_chart scales the axis to the largest bar, which made
-    "dog 53 %" look certain), classes in CLASS_NAMES order."""
+    "dog 53 %" look certain), in the model's class order (web.common.bars: every class up to 12, else the top
+    10 and "other"). ``pred``: a Result (its classes), or bare probabilities in CIFAR-10's class order."""
     import altair as alt
 
-    frame = pd.DataFrame({"class": list(contract.CLASS_NAMES), "probability": [float(p) for p in probabilities]})
-    return (alt.Chart(frame, height=300)
+    if not isinstance(pred, Result):
+        pred = Result.from_probabilities("", pred)
+    rows = bars(pred)
+    names = [name for name, _, _ in rows]
+    frame = pd.DataFrame({"class": names, "probability": [p for _, p, _ in rows]})
+    return (alt.Chart(frame, height=max(120, 30 * len(rows)))
             .mark_bar()
             .encode(x=alt.X("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1], clamp=True),
                             axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1])),
-                    y=alt.Y("class:N", title=None, sort=list(contract.CLASS_NAMES)),
+                    y=alt.Y("class:N", title=None, sort=names),
                     tooltip=["class", alt.Tooltip("probability:Q", format=".1%")]))
 
 
 def main() -> None:
     st.set_page_config(page_title=TITLE, page_icon=":frame_with_picture:", layout="wide")
     st.title(TITLE)
-    st.caption(INTRO)
-
     models, errors = list_models(tuple(str(d) for d in model_dirs()))
     with st.sidebar:
         st.header("Model")
@@ -100,11 +105,15 @@ def main() -> None:
             model = by_name[chosen]
             if model.test_accuracy is not None:
                 st.metric("Test accuracy", f"{model.test_accuracy:.1%}",
-                          help="On the 10,000 CIFAR-10 test images (from the model card)")
+                          help=(f"On the {model.dataset} test images (from the model card)"
+                                if model.dataset != contract.CIFAR10_DATASET
+                                else "On the 10,000 CIFAR-10 test images (from the model card)"))
+            st.caption(f"Knows {model.knows} at {model.image_size}x{model.image_size} px")
             if model.summary:
                 st.caption(model.summary)
         for error in errors:
             st.warning(f"Skipped a model: {error}")
+    st.caption(intro(model if models else None))
     if not models:
         return
 

@@ -1,15 +1,16 @@
 /*
  * The static Space: classify images in the browser with onnxruntime-web.
  *
- * models.json (written by `cifar10 export-space --kind static`) lists the models (ONNX + card),
- * the class names and the example images. Each model's InferenceSession is created once, on first
+ * models.json (written by `cifar10 export-space --kind static`) lists the models (ONNX + card) with what
+ * each one knows (contract v3: its class names, the labels shown, its input size and dataset; a manifest
+ * without them, or a v1/v2 model, means CIFAR-10's ten classes at 32 px) and the example images. Each model's InferenceSession is created once, on first
  * use, and kept. Images go through Cifar10Preprocess.loadImage (preprocess.js), the port of
  * cifar10.preprocess.load_image, then one batched run per upload.
  *
  * Contract v2 models (issue 12) also give `ood_score` (with the card's threshold: the "unsure: may be none
  * of the 10 classes" state) and, when their head is global pooling + Dense, `cam` (class activation maps).
  * The heatmap toggle shows the CAM over each picture, or occlusion sensitivity (49 occluded copies of the
- * 32x32 input, run in batches between awaits) for models without a `cam` output.
+ * model's input, run in batches between awaits) for models without a `cam` output.
  *
  * window.cifar10 is a small hook for tests and measurements (classifyUrls, preprocessUrl).
  */
@@ -17,8 +18,8 @@
   'use strict';
 
   const P = window.Cifar10Preprocess;
-  const PIXELS = P.IMAGE_SIZE * P.IMAGE_SIZE * 3;
   const BATCH = 64;
+  const MAX_BARS = 12, TOP_BARS = 10; // web.common.bars: every class up to 12, else the top 10 and "other"
   const $ = (sel) => document.querySelector(sel);
 
   // Static hosting has no COOP/COEP headers, so no SharedArrayBuffer: one wasm thread, no proxy worker.
@@ -43,6 +44,20 @@
     return state.manifest.models.find((m) => m.name === name) || null;
   }
 
+  /** The class names the model's results show (display names, else class names), in output order. */
+  function labelsOf(model) {
+    return model.labels || model.class_names || state.manifest.class_names;
+  }
+
+  /** The model's input side S (the images are decoded to S x S). */
+  function sizeOf(model) {
+    return model.image_size || state.manifest.image_size || P.IMAGE_SIZE;
+  }
+
+  function knowsOf(model) {
+    return model.knows || `${model.dataset || 'CIFAR-10'} · ${labelsOf(model).length} classes`;
+  }
+
   function getSession(model) {
     if (!state.sessions.has(model.name)) {
       const created = ort.InferenceSession.create(model.file, {
@@ -56,9 +71,9 @@
   }
 
   /**
-   * images: Uint8Array(3072)[] (or Float32Array) -> [{probabilities: Float32Array(10), oodScore, cam}]
-   * (CLASS_NAMES order). oodScore is NaN and cam null for outputs the model does not have (contract v1);
-   * cam is {h, w, data: Float32Array(h*w*10)} and is only fetched when withCam.
+   * images: Uint8Array(S*S*3)[] (or Float32Array) -> [{probabilities: Float32Array(C), oodScore, cam}]
+   * (the model's class order). oodScore is NaN and cam null for outputs the model does not have (contract v1);
+   * cam is {h, w, data: Float32Array(h*w*C)} and is only fetched when withCam.
    */
   async function predictAll(model, images, withCam = false) {
     const session = await getSession(model);
@@ -67,13 +82,15 @@
     const wanted = [outputName];
     if (session.outputNames.includes('ood_score')) wanted.push('ood_score');
     if (withCam && session.outputNames.includes('cam')) wanted.push('cam');
-    const k = state.manifest.class_names.length;
+    const k = labelsOf(model).length;
+    const S = sizeOf(model);
+    const pixels = S * S * 3;
     const results = [];
     for (let start = 0; start < images.length; start += BATCH) {
       const chunk = images.slice(start, start + BATCH);
-      const data = new Float32Array(chunk.length * PIXELS);
-      chunk.forEach((img, i) => data.set(img, i * PIXELS)); // raw 0..255 RGB, NHWC (the contract)
-      const feeds = { [inputName]: new ort.Tensor('float32', data, [chunk.length, P.IMAGE_SIZE, P.IMAGE_SIZE, 3]) };
+      const data = new Float32Array(chunk.length * pixels);
+      chunk.forEach((img, i) => data.set(img, i * pixels)); // raw 0..255 RGB, NHWC (the contract)
+      const feeds = { [inputName]: new ort.Tensor('float32', data, [chunk.length, S, S, 3]) };
       const outputs = await session.run(feeds, wanted);
       const probs = outputs[outputName];
       const score = outputs.ood_score;
@@ -97,7 +114,7 @@
   }
 
   // --- heatmaps (cifar10/heatmap.py's port) ------------------------------------------------------------
-  const PATCH = 8, STRIDE = 4, GREY = 128;
+  const PATCH32 = 8, STRIDE32 = 4, GREY = 128;
 
   function normalise(heat) {
     let lo = Infinity, hi = -Infinity;
@@ -108,15 +125,17 @@
 
   /** The class's CAM ([h, w], negative evidence cut at 0, scaled 0..1). */
   function camHeat(cam, classIndex) {
-    const k = state.manifest.class_names.length;
+    const k = cam.data.length / (cam.h * cam.w);
     const heat = new Float32Array(cam.h * cam.w);
     for (let i = 0; i < heat.length; i++) heat[i] = Math.max(0, cam.data[i * k + classIndex]);
     return { h: cam.h, w: cam.w, heat: normalise(heat), method: 'cam' };
   }
 
-  /** Occlusion sensitivity on the 32x32 input: mean drop of the class's probability per pixel, 0..1. */
+  /** Occlusion sensitivity on the model's S x S input: mean drop of the class's probability per pixel, 0..1.
+   * The occluder scales with S (8 and 4 px at 32: 49 positions at any size), as cifar10/heatmap.py. */
   async function occlusionHeat(model, image, classIndex) {
-    const S = P.IMAGE_SIZE;
+    const S = sizeOf(model);
+    const PATCH = Math.max(1, Math.floor(S * PATCH32 / 32)), STRIDE = Math.max(1, Math.floor(S * STRIDE32 / 32));
     const positions = [];
     for (let y = 0; y + PATCH <= S; y += STRIDE) for (let x = 0; x + PATCH <= S; x += STRIDE) positions.push([y, x]);
     const copies = [Float32Array.from(image)];
@@ -135,12 +154,11 @@
     return { h: S, w: S, heat: normalise(drop.map((v, i) => v / Math.max(1, count[i]))), method: 'occlusion' };
   }
 
-  /** (row, col) of the hottest cell, in 32x32 input coordinates (a cell's centre for a coarse CAM). */
-  function heatPeak(h) {
+  /** (row, col) of the hottest cell, in S x S input coordinates (a cell's centre for a coarse CAM). */
+  function heatPeak(h, S) {
     let best = 0;
     for (let i = 1; i < h.heat.length; i++) if (h.heat[i] > h.heat[best]) best = i;
     const row = Math.floor(best / h.w), col = best % h.w;
-    const S = P.IMAGE_SIZE;
     return [Math.floor((row + 0.5) * S / h.h), Math.floor((col + 0.5) * S / h.w)];
   }
 
@@ -166,7 +184,7 @@
   async function addHeatmap(el, model, result) {
     if (!result.image || el.querySelector('canvas.heat')) return;
     const h = result.cam ? camHeat(result.cam, result.index) : await occlusionHeat(model, result.image, result.index);
-    const [row, col] = heatPeak(h);
+    const [row, col] = heatPeak(h, sizeOf(model));
     el.dataset.heatMethod = h.method;
     el.dataset.heatPeak = `${row},${col}`;
     el.querySelector('.picture').appendChild(heatCanvas(h));
@@ -198,8 +216,8 @@
     if (runId === state.runId) $('#results').dataset.heatmaps = 'done';
   }
 
-  function unsureText() {
-    return `unsure: may be none of the ${state.manifest.class_names.length} classes`;
+  function unsureText(classes) {
+    return `unsure: may be none of the ${classes.length} classes`;
   }
 
   function argmax(values) {
@@ -214,27 +232,39 @@
     const decoded = [];
     for (const item of items) {
       try {
-        decoded.push({ image: await P.loadImage(item.blob) });
+        decoded.push({ image: await P.loadImage(item.blob, sizeOf(model)) });
       } catch (err) {
         decoded.push({ error: err instanceof P.ImageError ? err.message : `cannot read this image (${err.message || err})` });
       }
     }
     const good = decoded.map((d, i) => (d.image ? i : -1)).filter((i) => i >= 0);
     const preds = good.length ? await predictAll(model, good.map((i) => decoded[i].image), true) : [];
-    const out = items.map((item, i) => ({ name: item.name, error: decoded[i].error || null }));
+    const classes = labelsOf(model);
+    const out = items.map((item, i) => ({ name: item.name, error: decoded[i].error || null, classes }));
     const threshold = typeof model.open_set_threshold === 'number' ? model.open_set_threshold : null;
     good.forEach((i, row) => {
       const p = preds[row].probabilities;
       const best = argmax(p);
       const score = preds[row].oodScore;
       Object.assign(out[i], {
-        label: state.manifest.class_names[best], index: best, confidence: p[best], probabilities: Array.from(p),
+        label: classes[best], index: best, confidence: p[best], probabilities: Array.from(p),
         oodScore: Number.isFinite(score) ? score : null,
         unsure: threshold !== null && Number.isFinite(score) && score > threshold,
         cam: preds[row].cam, image: decoded[i].image,
       });
     });
     return out;
+  }
+
+  /** [class, probability, index] per bar, in class order: every class up to MAX_BARS; beyond, the TOP_BARS most
+   * likely and ["other (N classes)", their summed probability, -1] (web.common.bars). */
+  function barRows(result) {
+    const rows = result.classes.map((cls, i) => [cls, result.probabilities[i], i]);
+    if (rows.length <= MAX_BARS) return rows;
+    const keep = new Set(rows.slice().sort((a, b) => b[1] - a[1] || a[2] - b[2]).slice(0, TOP_BARS).map((r) => r[2]));
+    const rest = rows.filter((r) => !keep.has(r[2]));
+    return rows.filter((r) => keep.has(r[2])).concat([[`other (${rest.length} classes)`,
+      rest.reduce((sum, r) => sum + r[1], 0), -1]]);
   }
 
   function card(item, result) {
@@ -280,7 +310,7 @@
     conf.className = 'confidence';
     if (result.unsure) {
       el.classList.add('unsure');
-      label.textContent = unsureText();
+      label.textContent = unsureText(result.classes);
       conf.textContent = `most like ${result.label} · ${pct(result.confidence)}`;
     } else {
       label.textContent = result.label;
@@ -289,14 +319,14 @@
     el.append(label, conf);
     const bars = document.createElement('div');
     bars.className = 'bars';
-    state.manifest.class_names.forEach((cls, i) => {
-      const p = result.probabilities[i];
+    barRows(result).forEach(([cls, p, i]) => {
       const row = document.createElement('div');
-      row.className = 'bar-row' + (i === result.index ? ' top' : '');
+      row.className = 'bar-row' + (i === result.index ? ' top' : '') + (i < 0 ? ' other' : '');
       row.dataset.cls = cls;
       row.dataset.p = p.toFixed(6);
       row.innerHTML = '<span class="cls"></span><div class="track"><div class="bar"></div></div><span class="p"></span>';
       row.querySelector('.cls').textContent = cls;
+      row.querySelector('.cls').title = cls;
       row.querySelector('.bar').style.width = `${Math.max(0, Math.min(1, p)) * 100}%`;
       row.querySelector('.p').textContent = pct(p);
       bars.appendChild(row);
@@ -354,8 +384,19 @@
     return run();
   }
 
+  /** The intro names the selected model's dataset, classes and input size. */
+  function showIntro(model) {
+    const labels = labelsOf(model), S = sizeOf(model);
+    $('#intro-dataset').textContent = model.dataset || 'CIFAR-10';
+    $('#intro-count').textContent = String(labels.length);
+    $('#intro-classes').textContent = labels.join(', ');
+    $('#intro-size').textContent = `${S}×${S}`;
+    document.body.dataset.imageSize = String(S);
+  }
+
   function showModelInfo(model) {
-    const parts = [];
+    showIntro(model);
+    const parts = [`knows ${knowsOf(model)} at ${sizeOf(model)} px`];
     if (typeof model.test_accuracy === 'number') parts.push(`test accuracy ${pct(model.test_accuracy)}`);
     if (model.summary) parts.push(model.summary);
     $('#model-info').textContent = parts.join(' — ');
@@ -366,7 +407,8 @@
     select.replaceChildren(...state.manifest.models.map((m) => {
       const option = document.createElement('option');
       option.value = m.name;
-      option.textContent = typeof m.test_accuracy === 'number' ? `${m.name} — ${pct(m.test_accuracy)} test accuracy` : m.name;
+      option.textContent = `${m.name} — ${knowsOf(m)}` +
+        (typeof m.test_accuracy === 'number' ? ` — ${pct(m.test_accuracy)} test accuracy` : '');
       return option;
     }));
     const wanted = new URLSearchParams(location.search).get('model');
@@ -459,15 +501,19 @@
         const chunk = urls.slice(start, start + BATCH);
         const items = await Promise.all(chunk.map(async (url) => ({ name: url, blob: await fetchBlob(url) })));
         const results = await classifyBlobs(model, items);
-        results.forEach((r) => out.push({ label: r.label || null, index: r.index ?? -1, error: r.error,
+        results.forEach((r) => out.push({ label: r.label || null, index: r.index ?? -1, error: r.error, classes: r.classes,
                                           confidence: r.confidence ?? null, unsure: !!r.unsure,
                                           oodScore: r.oodScore ?? null }));
       }
       return out;
     },
-    /** The 32x32x3 uint8 model input for an image URL, as a plain array. */
-    async preprocessUrl(url) {
-      return Array.from(await P.loadImage(await fetchBlob(url)));
+    /** The S x S x 3 uint8 model input for an image URL, as a plain array: S = the size given, else the named
+     * model's input size, else the selected model's. */
+    async preprocessUrl(url, sizeOrModel) {
+      await ready;
+      const model = typeof sizeOrModel === 'string' ? modelByName(sizeOrModel) : state.model;
+      const size = typeof sizeOrModel === 'number' ? sizeOrModel : (model ? sizeOf(model) : P.IMAGE_SIZE);
+      return Array.from(await P.loadImage(await fetchBlob(url), size));
     },
   };
 })();

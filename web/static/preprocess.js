@@ -1,5 +1,6 @@
 /*
- * Browser port of cifar10/preprocess.py `load_image`: any image file -> uint8 RGB [32, 32, 3].
+ * Browser port of cifar10/preprocess.py `load_image`: any image file -> uint8 RGB [S, S, 3], S the model's
+ * input size (models.json gives each model's `image_size`; 32 for the CIFAR-10 models, the default).
  *
  * The Python function is the reference; this file copies its *decisions*, and replicates the
  * arithmetic of the Pillow calls it makes, so that the static Space and `cifar10 classify` give
@@ -7,18 +8,18 @@
  *
  *   Python (Pillow 10+)                               here
  *   ------------------------------------------------  ---------------------------------------------
- *   JPEG: im.draft(None, (96, 96)) -> libjpeg DCT      decode at full size, then an area average by
+ *   JPEG: im.draft(None, (3S, 3S)) -> libjpeg DCT      decode at full size, then an area average by
  *         scaling by 1/2, 1/4 or 1/8                   the same factor (what the DCT scaling
  *                                                      approximates; the only non-exact step)
  *   ImageOps.exif_transpose                            createImageBitmap(imageOrientation: 'from-image')
  *   alpha composited onto white                        canvas filled white, then drawImage
  *   ICC profiles not applied                           colorSpaceConversion: 'none'
- *   resize((32, 32), BICUBIC, reducing_gap=3.0)        pillowResize(): Image.reduce() box step +
+ *   resize((S, S), BICUBIC, reducing_gap=3.0)          pillowResize(): Image.reduce() box step +
  *                                                      ImagingResample's separable bicubic with
  *                                                      Pillow's 22-bit fixed-point coefficients,
  *                                                      rounding and uint8 clipping between passes
  *
- * A 32x32 PNG therefore comes back pixel-identical, and a bigger PNG/WebP/BMP gives the same
+ * An SxS PNG therefore comes back pixel-identical, and a bigger PNG/WebP/BMP gives the same
  * bytes as Pillow as long as the browser's decoder gives the same pixels (it does for PNG).
  *
  * Pure functions (pillowResize, reduce, ...) work in Node too: module.exports when loaded there.
@@ -223,7 +224,7 @@
     return resampleInner(img, outW, outH, box);
   }
 
-  // JpegImagePlugin.draft(None, (96, 96)): the DCT scale libjpeg would decode at.
+  // JpegImagePlugin.draft(None, (3S, 3S)): the DCT scale libjpeg would decode at (target = 3S: 96 at 32 px).
   function jpegDraftScale(width, height, target = Math.trunc(IMAGE_SIZE * REDUCING_GAP)) {
     const scale = Math.min(Math.floor(width / target), Math.floor(height / target));
     for (const s of [8, 4, 2, 1]) {
@@ -243,14 +244,20 @@
     return out;
   }
 
-  // From decoded pixels (already upright, alpha on white) to the model's 32x32 RGB.
-  function fromDecoded(rgb, width, height, isJpeg) {
+  function checkSize(size) {
+    if (!Number.isInteger(size) || size < 1) throw new RangeError(`size must be a positive integer, not ${size}`);
+    return size;
+  }
+
+  // From decoded pixels (already upright, alpha on white) to the model's SxS RGB (S = size, default 32).
+  function fromDecoded(rgb, width, height, isJpeg, size = IMAGE_SIZE) {
+    checkSize(size);
     let img = { width, height, data: rgb };
     if (isJpeg) {
-      const s = jpegDraftScale(width, height);
+      const s = jpegDraftScale(width, height, Math.trunc(size * REDUCING_GAP));
       if (s > 1) img = reduce(img, s, s);
     }
-    return pillowResize(img, IMAGE_SIZE, IMAGE_SIZE).data;
+    return pillowResize(img, size, size).data;
   }
 
   // --- browser side ------------------------------------------------------------------------------
@@ -291,12 +298,13 @@
     return { width, height, rgba };
   }
 
-  /** Blob/File -> Uint8Array(32*32*3) RGB, the same as cifar10.preprocess.load_image. */
-  async function loadImage(blob) {
+  /** Blob/File -> Uint8Array(size*size*3) RGB, the same as cifar10.preprocess.load_image(blob, size). */
+  async function loadImage(blob, size = IMAGE_SIZE) {
+    checkSize(size);
     if (!blob || blob.size === 0) throw new ImageError('empty data: not an image');
     const head = new Uint8Array(await blob.slice(0, 4).arrayBuffer());
     const { width, height, rgba } = await decodeToCanvas(blob);
-    return fromDecoded(rgbaToRgb(rgba, width, height), width, height, sniffJpeg(head));
+    return fromDecoded(rgbaToRgb(rgba, width, height), width, height, sniffJpeg(head), size);
   }
 
   return {
