@@ -52,7 +52,7 @@ def test_every_model_maps_raw_pixels_to_probabilities(name):
 
 
 def test_unknown_model_lists_known_ones():
-    with pytest.raises(KeyError, match="known models: baseline"):
+    with pytest.raises(KeyError, match="known models: animals10_cnn, baseline"):
         models.get_spec("resnet9000")
 
 
