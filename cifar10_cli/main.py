@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import shlex
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from cifar10.errors import UserFacingError
 from cifar10.options import ORGANIZE_MODES, TTA_MODES, add_provider_argument
-from cifar10.paths import shipped_models_dir
+from cifar10.paths import shipped_models_dir, user_models_dir
 from desktop_app.options import add_app_arguments
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
@@ -54,21 +55,67 @@ def _load(module: str, name: str | None = None):
 # --- training side ----------------------------------------------------------------------------------
 
 def cmd_train(args) -> int:
+    if args.progress != "json":
+        return _train(args)
+    # --progress json: stdout carries only the JSON events, one per line. Everything else written to stdout
+    # (Python prints, Keras, TensorFlow's C++ code) goes to stderr: file descriptor 1 is pointed at 2 and the
+    # events are written to a private copy of the original stdout.
+    sys.stdout.flush()
+    events = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    # A parent's Cancel (QProcess.terminate: SIGTERM) unwinds like Ctrl+C, so the export cleans up after itself.
+    import signal
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    def emit(event: dict) -> None:
+        events.write(json.dumps(event, ensure_ascii=False) + "\n")
+        events.flush()
+    try:
+        return _train(args, progress=emit)
+    except (SystemExit, KeyboardInterrupt, Exception) as exc:
+        if isinstance(exc, SystemExit) and exc.code in (0, None):
+            raise
+        if isinstance(exc, UserFacingError):
+            message = str(exc)
+        elif isinstance(exc, KeyboardInterrupt):
+            message = "cancelled"
+        elif isinstance(exc, SystemExit):
+            message = str(exc.code)
+        else:
+            import traceback
+            traceback.print_exc()
+            message = f"{type(exc).__name__}: {exc}"
+        emit({"event": "error", "message": message})
+        print(f"cifar10: error: {message}", file=sys.stderr)
+        return 2 if isinstance(exc, UserFacingError) else 1
+    finally:
+        events.close()
+
+
+def _train(args, progress=None) -> int:
     TrainSettings, train = _load("training.train", "TrainSettings"), _load("training.train", "train")
     settings = TrainSettings.for_model(
         args.model, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         augment=args.augment, shift_px=args.shift_px, tta=args.tta, early_stopping_patience=args.early_stopping_patience,
         lr_schedule=args.lr_schedule, seed=args.seed, precision=args.precision,
-        weights=None if args.weights == "none" else args.weights, limit=args.limit, init_from=args.init_from)
-    train(settings, data_dir=args.data_dir, out=args.out,
-          export_dir=None if args.no_export else args.export_dir, command=_command_line(args),
-          test_curve=args.test_curve)
+        weights=None if args.weights == "none" else args.weights, limit=args.limit, init_from=args.init_from,
+        data=str(args.data) if args.data else None, image_size=args.image_size, name=args.name)
+    export_dir = args.export_dir or (user_models_dir() if args.data else shipped_models_dir())
+    train(settings, data_dir=args.data_dir, out=args.out, export_dir=None if args.no_export else export_dir,
+          command=_command_line(args), test_curve=args.test_curve, progress=progress)
     return 0
 
 
 def cmd_export(args) -> int:
     export_run = _load("training.export", "export_run")
-    export_run(args.run_dir, args.export_dir, data_dir=args.data_dir, tta=args.tta, command=_command_line(args))
+    export_dir = args.export_dir
+    if export_dir is None:  # a run on a folder of own images goes to the user's models folder
+        record_path = Path(args.run_dir) / "run.json"
+        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+        export_dir = user_models_dir() if record.get("settings", {}).get("data") else shipped_models_dir()
+    export_run(args.run_dir, export_dir, data_dir=args.data_dir, tta=args.tta, command=_command_line(args),
+               name=args.name)
     return 0
 
 
@@ -149,8 +196,21 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="CIFAR-10 classifier studio")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a registered model, evaluate it on the test set, export to ONNX")
-    p.add_argument("--model", default="cnn_adam_m1", help="registered model name (see `cifar10 models`)")
+    p = sub.add_parser("train", help="train a registered model on CIFAR-10 or on your own folder of images, "
+                                     "evaluate it on the test set, export to ONNX")
+    p.add_argument("--model", default="cnn_adam_m1", help="registered model name (see `cifar10 models`); for your "
+                                                          "own images efficientnet_lite0_transfer is recommended")
+    p.add_argument("--data", type=Path, metavar="PATH",
+                   help="train on your own images: one subfolder per class (or train/ + val/ + test/ with class "
+                        "subfolders; optional classes.json maps folder names to display names); default: CIFAR-10")
+    p.add_argument("--name", metavar="EXPORT_NAME",
+                   help="the exported model's name (default: the model's; with --data, <model>-<folder name>)")
+    p.add_argument("--image-size", type=int, metavar="S",
+                   help="--data: the model's input size in pixels (default: the model's, 128 for animals10_cnn and "
+                        "efficientnet_lite0_transfer, 32 for the CIFAR-10 CNNs)")
+    p.add_argument("--progress", choices=["text", "json"], default="text",
+                   help="json: one JSON event per line on stdout (scan, cache, epoch, exported, error); logs on "
+                        "stderr")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
@@ -174,13 +234,16 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
                    help="also log test accuracy after each epoch (learning curves; not timed, not used to select)")
     p.add_argument("--data-dir", help="CIFAR-10 python batches (default: $CIFAR10_DIR, else download)")
     p.add_argument("--out", type=Path, default=Path("runs"), help="where run folders go")
-    p.add_argument("--export-dir", type=Path, default=shipped_models_dir())
+    p.add_argument("--export-dir", type=Path,
+                   help="where the .onnx + card go (default: exported_models/; with --data, your models folder "
+                        f"{user_models_dir()}, where every app finds it)")
     p.add_argument("--no-export", action="store_true", help="train only; export later with `cifar10 export`")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="evaluate a finished run on the test set and export it to ONNX + card")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--export-dir", type=Path, default=shipped_models_dir())
+    p.add_argument("--export-dir", type=Path, help="default: exported_models/ (a --data run: your models folder)")
+    p.add_argument("--name", metavar="EXPORT_NAME", help="default: the run's export name")
     p.add_argument("--tta", choices=TTA_MODES, help="override the run's test-time augmentation")
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_export)

@@ -36,7 +36,7 @@ def state():
 @pytest.fixture(scope="module")
 def transfer64():
     _need_weights()
-    return create_model("efficientnet_lite0_transfer", weights="imagenet", image_size=64)
+    return create_model("efficientnet_lite0_transfer", weights="imagenet", resolution=64)
 
 
 @pytest.fixture
@@ -192,7 +192,7 @@ def test_exported_onnx_graph_matches_keras(transfer64, tmp_path):
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # Keras' own, when saving
 def test_training_steps_change_head_and_backbone_and_save_load_round_trips(tmp_path):
     _need_weights()
-    model = create_model("efficientnet_lite0_transfer", weights="imagenet", image_size=64)
+    model = create_model("efficientnet_lite0_transfer", weights="imagenet", resolution=64)
     # Eager steps: the same computation as fit's compiled step, without seconds of tracing in a unit test.
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", run_eagerly=True)
     base = model.get_layer(effnet.BACKBONE_NAME)
@@ -216,7 +216,7 @@ def test_training_steps_change_head_and_backbone_and_save_load_round_trips(tmp_p
 
 def test_mixed_bfloat16(float32_policy):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    model = effnet.efficientnet_lite0_transfer(weights=None, image_size=48)
+    model = effnet.efficientnet_lite0_transfer(weights=None, resolution=48)
     assert model.get_layer(effnet.BACKBONE_NAME).compute_dtype == "bfloat16"
     assert model.get_layer("upsample").compute_dtype == "float32"
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", run_eagerly=True)
@@ -236,11 +236,11 @@ def test_random_init_needs_no_torch_and_imagenet_says_what_to_install():
         "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
         "sys.meta_path.insert(0, Block())\n"
         "from training.efficientnet_lite import efficientnet_lite0_transfer, MissingWeightsError\n"
-        "m = efficientnet_lite0_transfer(weights=None, image_size=32)\n"
+        "m = efficientnet_lite0_transfer(weights=None, resolution=32)\n"
         "assert m.output_shape == (None, 10)\n"
         "assert 'torch' not in sys.modules\n"
         "try:\n"
-        "    efficientnet_lite0_transfer(weights='imagenet', image_size=32)\n"
+        "    efficientnet_lite0_transfer(weights='imagenet', resolution=32)\n"
         "except MissingWeightsError as e:\n"
         "    print('ERROR:', e)\n"
     )
@@ -266,4 +266,4 @@ def test_drop_connect_is_training_only(state):
 
 def test_unknown_weights_are_refused():
     with pytest.raises(ValueError, match="imagenet"):
-        effnet.efficientnet_lite0_transfer(weights="noisy-student", image_size=32)
+        effnet.efficientnet_lite0_transfer(weights="noisy-student", resolution=32)

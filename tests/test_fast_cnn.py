@@ -155,7 +155,7 @@ def test_recipe_trains_on_all_images_and_exports_with_flip_shift_tta(tiny_cifar,
     from training.calibration import calibrated
 
     meta = session.get_modelmeta().custom_metadata_map
-    assert meta[contract.META_CONTRACT] == "2" and "cross-fitted" in card["calibration"]["fitted_on"]
+    assert meta[contract.META_CONTRACT] == "3" and "cross-fitted" in card["calibration"]["fitted_on"]
     np.testing.assert_allclose(probs, calibrated(expected, float(meta[contract.META_TEMPERATURE])), atol=1e-4)
     np.testing.assert_array_equal(probs.argmax(1), expected.argmax(1))
 

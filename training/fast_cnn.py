@@ -166,8 +166,9 @@ class FlipShiftBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, shift_px: int = 2,
-                 seed: int = 0, augment: bool = True):
+                 seed: int = 0, augment: bool = True, num_classes: int = NUM_CLASSES):
         super().__init__()
+        self.num_classes = num_classes
         self.rng = np.random.default_rng(seed)
         self.images, self.labels = images, labels
         self.batch_size, self.shift_px, self.augment = batch_size, shift_px, augment
@@ -196,7 +197,7 @@ class FlipShiftBatches(keras.utils.PyDataset):
             batch = self.padded[rows[:, None, None], ys[:, :, None], xs[:, None, :]]
         else:
             batch = self.images[rows]
-        return batch.astype(np.float32), np.eye(NUM_CLASSES, dtype=np.float32)[self.labels[rows]]
+        return batch.astype(np.float32), np.eye(self.num_classes, dtype=np.float32)[self.labels[rows]]
 
 
 # --- The recipe -------------------------------------------------------------------------------------
@@ -216,7 +217,7 @@ def fit_fast_cnn(model: keras.Model, data, settings, callbacks: list | None = No
     x, y = data.train.x, data.train.y
     init_whitening(model, x[:5000])
     batches = FlipShiftBatches(x, y, settings.batch_size, shift_px=settings.shift_px, seed=settings.seed,
-                               augment=settings.augment)
+                               augment=settings.augment, num_classes=int(model.output_shape[-1]))
     if len(batches) == 0:
         raise UserFacingError(f"fast_cnn: {len(y)} training images make no full batch of {settings.batch_size}; "
                               "lower --batch-size")
@@ -242,7 +243,8 @@ def fit_fast_cnn(model: keras.Model, data, settings, callbacks: list | None = No
             "50,000 training images, flip+shift TTA",
     epochs=10, batch_size=2000, optimizer="muon", lr=0.24, augment=True, shift_px=2, tta="flip_shift",
     lr_schedule="linear", precision="mixed_bfloat16", validation_size=0)
-def fast_cnn(widths: tuple[int, int, int] = (64, 256, 256)) -> keras.Model:
+def fast_cnn(widths: tuple[int, int, int] = (64, 256, 256), num_classes: int = NUM_CLASSES) -> keras.Model:
+    """32x32 input only (its final 3x3 pooling expects the 3x3 map a 32 px image leaves): no ``image_size``."""
     inputs = model_input()
     x = layers.Rescaling(list(1 / CIFAR_STD), offset=list(-CIFAR_MEAN / CIFAR_STD), name="normalize")(inputs)
     # Trick: a 2x2 conv initialised to whiten the patches of the training images (init_whitening), frozen.
@@ -260,7 +262,7 @@ def fast_cnn(widths: tuple[int, int, int] = (64, 256, 256)) -> keras.Model:
         x = layers.Activation(gelu, name=f"block{i}_gelu2")(x)
     x = layers.MaxPooling2D(3, name="final_pool")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(NUM_CLASSES, use_bias=False, dtype="float32", name="head")(x)
+    x = layers.Dense(num_classes, use_bias=False, dtype="float32", name="head")(x)
     logits = layers.Rescaling(1 / widths[-1], dtype="float32", name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
     model = keras.Model(inputs, outputs, name="fast_cnn")

@@ -9,5 +9,5 @@
 """
 
 from training import efficientnet_lite, fast_cnn, study_models  # noqa: F401  (they register their models)
-from training.registry import (ModelSpec, TrainingDefaults, UnknownModelError, create_model, get_spec,  # noqa: F401
-                               model_names, register_model)
+from training.registry import (ModelSpec, TrainingDefaults, UnknownModelError, build_accepts, create_model,  # noqa: F401
+                               get_spec, model_names, register_model)

@@ -32,17 +32,22 @@ def plot_history(history: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
+def plot_confusion(matrix: np.ndarray, path: Path, title: str, class_names=CLASS_NAMES) -> None:
+    """``class_names``: the model's classes as apps show them (display names when the dataset has them)."""
     matrix = np.asarray(matrix)
-    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    n = len(class_names)
+    if matrix.shape != (n, n):
+        raise ValueError(f"a {matrix.shape} confusion matrix for {n} class names")
+    side = min(max(5.0, 0.55 * n + 2.5), 24.0)
+    fig, ax = plt.subplots(figsize=(side, side * 0.87))
     image = ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=45, ha="right")
-    ax.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     threshold = matrix.max() / 2
     for i, j in np.ndindex(matrix.shape):
-        ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
+        ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7 if n <= 20 else 5,
                 color="white" if matrix[i, j] > threshold else "black")
     fig.colorbar(image, ax=ax, fraction=0.046)
     ax.set_title(f"{title}: confusion matrix (test set)")

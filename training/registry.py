@@ -31,6 +31,7 @@ class TrainingDefaults:
     lr_schedule: str = "constant"  # constant | plateau | cosine (models with their own recipe: theirs)
     precision: str = "float32"  # or mixed_bfloat16 (fast on CPUs with AVX512-BF16 / AMX)
     validation_size: int = VALIDATION_SIZE  # held out for model selection; 0 = train on all 50,000
+    image_size: int = 32  # input size for folder datasets (`--data`) when --image-size is not given
 
 
 @dataclass(frozen=True)
@@ -76,3 +77,10 @@ def get_spec(name: str) -> ModelSpec:
 
 def create_model(name: str, **kwargs):
     return get_spec(name).build(**kwargs)
+
+
+def build_accepts(name: str, argument: str) -> bool:
+    """Whether the model's build function takes ``argument`` (e.g. "image_size": fast_cnn is 32 px only)."""
+    import inspect
+
+    return argument in inspect.signature(get_spec(name).build).parameters
