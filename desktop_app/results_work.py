@@ -1,6 +1,6 @@
 """The main window's part for working with results (a mixin for MainWindow): the first screen (what the
 model knows, Try the sample images, "no images found"), the counts, forgetting rows taken out of the list, and the
-Evaluate on a Labelled Folder… and Sort into Class Folders… dialogs (their own modules)."""
+Evaluate on a Labelled Folder…, Sort into Class Folders… and Train on a Folder… dialogs (their own modules)."""
 
 from __future__ import annotations
 
@@ -74,5 +74,17 @@ class ResultsWorkMixin:
         dialog = OrganizeDialog(self.current_model, self.provider, self, sources=list(self._sources),
                                 start_dir=self._last_dir())
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def show_train_dialog(self, **options):
+        """Models ▸ Train on a Folder… (train_dialog.py; ``options``: export_dir, runs_dir); when a model is
+        saved, the models are rescanned and the new one is selected. Returns the dialog."""
+        from desktop_app.train_dialog import TrainDialog
+
+        dialog = TrainDialog(self, start_dir=self._last_dir(), **options)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.model_exported.connect(lambda path: self.reload_models(path))
+        self.train_dialog = dialog
         dialog.show()
         return dialog
