@@ -264,7 +264,8 @@ def add_trust_outputs(model: onnx.ModelProto, temperature: float = 1.0, score: s
         graph.output.append(helper.make_tensor_value_info(contract.CAM_NAME, TensorProto.FLOAT, [n, "h", "w", k]))
 
     meta = {p.key: p.value for p in model.metadata_props}
-    version = "3" if meta.get(contract.META_CONTRACT) == "3" else "2"
+    # A version-3 graph (any classes and size) stays version 3; a version-1 graph becomes version 2.
+    version = contract.CONTRACT_VERSION if meta.get(contract.META_CONTRACT) == contract.CONTRACT_VERSION else "2"
     meta.update({contract.META_CONTRACT: version, contract.META_TEMPERATURE: repr(float(temperature)),
                  contract.META_OOD_SCORE: score if score != "knn" else f"knn (k={k}, {len(bank)} training images)"})
     del model.metadata_props[:]

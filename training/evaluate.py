@@ -16,6 +16,6 @@ def onnx_probabilities(onnx_path: Path, images: np.ndarray, batch_size: int = 10
 
     Uses the apps' own contract check and onnxruntime session (the card may not exist yet)."""
     onnx_path = Path(onnx_path)
-    validate_onnx(onnx_path)
-    classifier = Classifier(ModelInfo(name=onnx_path.stem, onnx_path=onnx_path), provider="cpu")
+    facts = validate_onnx(onnx_path)  # what the graph knows: its classes and input size
+    classifier = Classifier(ModelInfo(name=onnx_path.stem, onnx_path=onnx_path, **facts), provider="cpu")
     return np.concatenate([classifier.predict(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])

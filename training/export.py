@@ -23,6 +23,7 @@ import tensorflow as tf
 import tf2onnx
 
 from cifar10 import contract
+from cifar10.contract import model_metadata
 from cifar10.options import TTA_MODES
 from cifar10.paths import portable_paths
 from training.evaluate import onnx_probabilities
@@ -30,19 +31,9 @@ from cifar10.metrics import classification_metrics
 from training.models import get_spec
 from training.plots import plot_confusion
 
-try:
-    from cifar10.contract import model_metadata
-except ImportError:  # stand-in until the lead's contract v3 is merged from main (same keys)
-    def model_metadata(*, model_name: str, class_names, display_names=None, dataset: str) -> dict:
-        meta = {"cifar10_contract": "3", "class_names": json.dumps(list(class_names), ensure_ascii=False),
-                "dataset": dataset, "model_name": model_name}
-        if display_names:
-            meta["display_names"] = json.dumps(list(display_names), ensure_ascii=False)
-        return meta
-
 OPSET = 17
 PARITY_IMAGES = 1000
-CIFAR10 = "CIFAR-10"
+CIFAR10 = contract.CIFAR10_DATASET
 
 
 def input_spec(model: keras.Model) -> tuple:
@@ -215,7 +206,7 @@ def export_run(run_dir: Path, export_dir: Path, *, data=None, data_dir=None, tta
         trust = calibrate_file(onnx_path, data)
         # The card's test figures come from the shipped artefact (the ONNX model), on the whole test set.
         metrics = classification_metrics(data.test.y, onnx_probabilities(onnx_path, data.test.x),
-                                         **_class_names_argument(class_names))
+                                         class_names=tuple(class_names))
         shown = display_names or class_names
         plot_confusion(np.array(metrics["confusion_matrix"]), run_dir / "confusion_matrix.png", name,
                        class_names=shown)
@@ -269,17 +260,6 @@ def export_run(run_dir: Path, export_dir: Path, *, data=None, data_dir=None, tta
           f"classes, {image_size} px), parity vs Keras {parity_figures}; card {final.with_suffix('.json')}",
           file=sys.stderr)
     return (final, card) if with_card else final
-
-
-def _class_names_argument(class_names) -> dict:
-    """classification_metrics' class_names argument (contract v3 on main), left out for CIFAR-10's ten."""
-    import inspect
-
-    if "class_names" in inspect.signature(classification_metrics).parameters:
-        return {"class_names": list(class_names)}
-    if tuple(class_names) != tuple(contract.CLASS_NAMES):
-        raise RuntimeError("classification_metrics has no class_names argument yet (merge main)")
-    return {}
 
 
 def onnx_shapes(onnx_path: Path) -> dict:
