@@ -46,6 +46,7 @@ class Dataset:
     name: str = CIFAR10_NAME                          # the dataset's name in the model card ("CIFAR-10", "my-pets")
     image_size: int = IMAGE_SIZE
     report: dict = field(default_factory=dict)        # folder datasets: how the splits were made, what was left out
+    files: dict = field(default_factory=dict)         # folder datasets: {"train"|"validation"|"test": [path per row]}
 
     @property
     def num_classes(self) -> int:
@@ -140,8 +141,7 @@ def load_folder_dataset(path: str | os.PathLike, image_size: int, *, seed: int =
     if progress is not None:
         progress("scan", scan.total, scan.total)
     if not scan.ok:
-        raise DataError(f"cannot train on {printable(str(root))}:\n" + "\n".join(
-            f"  {p.message}" for p in scan.errors) + "\n" + describe_scan(scan))
+        raise DataError(f"cannot train on this folder:\n{describe_scan(scan)}")
     classes = scan.classes
     split_of, class_of, files = [], [], []
     for split, per_class in scan.files.items():
@@ -216,10 +216,10 @@ def load_folder_dataset(path: str | os.PathLike, image_size: int, *, seed: int =
         warnings.append("no test images: the model's test accuracy cannot be measured")
 
     def take(idx: np.ndarray) -> Split:
-        idx = np.sort(idx)
         x = np.asarray(cached.images[idx]) if len(idx) else np.zeros((0, image_size, image_size, 3), np.uint8)
         return Split(x, labels[idx])
 
+    main, val_idx, test_idx = (np.sort(i) for i in (main, val_idx, test_idx))
     train, val, test = take(main), take(val_idx), take(test_idx)
     per_class = {cls: {split: int(np.sum(s.y == c)) for split, s in
                        (("train", train), ("validation", val), ("test", test))} for c, cls in enumerate(classes)}
@@ -246,7 +246,9 @@ def load_folder_dataset(path: str | os.PathLike, image_size: int, *, seed: int =
     }
     return Dataset(train=train, val=val, test=test, source=root, class_names=classes,
                    display_names=scan.display_names, name=name or root.resolve().name or str(root),
-                   image_size=image_size, report=report)
+                   image_size=image_size, report=report,
+                   files={split: [files[i] for i in idx] for split, idx in
+                          (("train", main), ("validation", val_idx), ("test", test_idx))})
 
 
 def _split(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int, notes: list[str],
