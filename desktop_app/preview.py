@@ -94,9 +94,10 @@ class PreviewPanel(QFrame):
             self._picture = load_preview(result.path, PREVIEW_SIZE)
         except ImageError as exc:
             self.image.set_image(None, f"Cannot show this file:\n{exc.reason}")
-        self.model_input.set_image(array_to_qimage(result.image) if result.image is not None else None)
-        if result.image is not None:
-            height, width = result.image.shape[:2]
+        model_input = self._model_input(result)
+        self.model_input.set_image(array_to_qimage(model_input) if model_input is not None else None)
+        if model_input is not None:
+            height, width = model_input.shape[:2]
             self.caption.setText(f"Model input ({width}×{height}):")
         small = f"<br><small>{model_name}</small>" if model_name else ""
         if result.error:
@@ -110,6 +111,19 @@ class PreviewPanel(QFrame):
             self.title.setText(f"<b>{name}</b><br>{result.label} · {result.confidence:.1%}{small}")
             self.bars.set_probabilities(result.probabilities, labels=result.classes)
         self._refresh_heatmap()
+
+    def _model_input(self, result: Result):
+        """The picture the model saw: the row's kept input, or (a photo model's row keeps only a thumbnail:
+        desktop_app.jobs) the file decoded again at the model's input size."""
+        size = self._classifier.image_size if self._classifier is not None else None
+        image = result.image
+        if result.error or size is None or (image is not None and image.shape[0] == size) or \
+                tuple(self._classifier.labels) != tuple(result.classes):
+            return image
+        try:
+            return load_image(result.path, size)
+        except (ImageError, OSError):
+            return image
 
     def clear(self) -> None:
         self._result, self._heat, self._picture = None, None, None

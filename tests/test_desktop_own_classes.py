@@ -33,6 +33,7 @@ def models_dir(tmp_path_factory):
     write_model(directory, "colour_a", test_accuracy=0.6)  # a v1 CIFAR-10 model
     write_model(directory, "pets", test_accuracy=0.95, class_names=PETS, image_size=64, dataset="my-pets")
     write_model(directory, "many", test_accuracy=0.5, class_names=MANY, image_size=48, dataset="fifteen")
+    write_model(directory, "photos", test_accuracy=0.9, class_names=PETS, image_size=128, dataset="my-pets")
     return directory
 
 
@@ -229,3 +230,19 @@ def test_evaluation_view_has_the_models_matrix(qtbot, window, tmp_path):
     dialog.select_cell(2, 0)
     assert "hamster predicted as cat: 1 image(s)" in dialog.images_title.text()
     dialog.close()
+
+
+def test_a_photo_model_keeps_thumbnails_and_the_preview_shows_its_input(qtbot, window, images):
+    window.set_model("photos")  # 128 px: each row keeps a 32 px thumbnail, not the 48 KB model input
+    rows = classify(qtbot, window, [images])
+    assert rows["green.jpg"].label == "dog" and rows["green.jpg"].image.shape == (32, 32, 3)
+    names = [os.path.basename(r.path) for r in window.results.visible_results()]
+    window.select_row(names.index("green.jpg"))
+    QApplication.processEvents()
+    assert window.preview.caption.text() == "Model input (128×128):"
+    heat = []
+    window.preview.heatmap_ready.connect(heat.append)
+    window.preview.heatmap_toggle.setChecked(True)
+    qtbot.waitUntil(lambda: bool(heat), timeout=60000)
+    assert heat[0].heat.shape == (128, 128) and heat[0].class_name == "dog"
+    window.preview.heatmap_toggle.setChecked(False)
