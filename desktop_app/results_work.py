@@ -5,6 +5,7 @@ Evaluate on a Labelled Folder…, Sort into Class Folders… and Train on a Fold
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QStackedWidget
@@ -84,7 +85,19 @@ class ResultsWorkMixin:
 
         dialog = TrainDialog(self, start_dir=self._last_dir(), **options)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.model_exported.connect(lambda path: self.reload_models(path))
+        dialog.model_exported.connect(self._on_model_trained)
         self.train_dialog = dialog
         dialog.show()
         return dialog
+
+    def _on_model_trained(self, onnx_path: str) -> None:
+        """Rescan the model folders and select the new model (by name when it is in one of them, as every
+        model the window finds; else by its path, as `--model PATH`)."""
+        from cifar10.paths import model_dirs
+
+        path = Path(onnx_path)
+        folders = {Path(d).resolve() for d in (self.model_combo.model_dirs or model_dirs())}
+        self.reload_models(path.stem if path.parent.resolve() in folders else str(path))
+        current = self.current_model
+        if (current is None or current.onnx_path.resolve() != path.resolve()) and self.model_combo.findData(path.stem) >= 0:
+            self.set_model(path.stem)  # a model given with --model PATH stays the reload's preference

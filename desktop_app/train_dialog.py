@@ -107,7 +107,7 @@ class TrainDialog(QDialog):
         self.name_note.setWordWrap(True)
 
         self.train_button = QPushButton("Train", self)
-        self.train_button.setDefault(True)
+        self.train_button.setAutoDefault(False)  # Enter in the folder box scans; it never starts a run
         self.train_button.clicked.connect(self.start_training)
         self.cancel_button = QPushButton("Cancel Training", self)
         self.cancel_button.clicked.connect(self.cancel_training)
