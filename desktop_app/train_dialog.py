@@ -100,6 +100,8 @@ class TrainDialog(QDialog):
         self.image_size.setSingleStep(16)
         self.image_size.setSpecialValueText("model's default")
         self.image_size.setSuffix(" px")
+        for box in (self.epochs, self.image_size):
+            box.setMaximumWidth(200)
         self.name_edit = QLineEdit(self)
         self.name_edit.textEdited.connect(lambda _: setattr(self, "_name_edited", True))
         self.name_edit.textChanged.connect(self._check_name)
@@ -208,6 +210,7 @@ class TrainDialog(QDialog):
                 if col == 2:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.classes_table.setItem(row, col, item)
+        self.classes_table.setColumnHidden(1, not scan.display_names)  # classes.json's names, when it has them
         self.problems.clear()
         for problem in scan.problems:
             self._add_problem(problem.severity, problem.message)
