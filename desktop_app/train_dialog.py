@@ -226,6 +226,8 @@ class TrainDialog(QDialog):
     def _add_problem(self, severity: str, message: str) -> None:
         if any(self.problems.item(i).text() == message for i in range(self.problems.count())):
             return
+        if self.problems.count() == 1 and self.problems.item(0).data(Qt.ItemDataRole.UserRole) == "ok":
+            self.problems.clear()  # "No problems found." was the scan's word; decoding found one
         icon = {"error": QStyle.StandardPixmap.SP_MessageBoxCritical,
                 "warning": QStyle.StandardPixmap.SP_MessageBoxWarning}.get(
             severity, QStyle.StandardPixmap.SP_MessageBoxInformation)

@@ -88,7 +88,7 @@ class ProbabilityBars(QWidget):
         metrics = painter.fontMetrics()
         label_w = min(max(metrics.horizontalAdvance(name) for name, _ in rows) + 10, int(self.width() * 0.45))
         value_w = metrics.horizontalAdvance("100.0%") + 8
-        row_h = self.height() / len(rows)
+        row_h = min(self.height() / len(rows), 34.0)  # a few classes: bars stay together at the top
         bar_h = max(4.0, min(row_h * 0.62, 22.0))
         bar_x = label_w
         bar_w = max(10.0, self.width() - label_w - value_w)
