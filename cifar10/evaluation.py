@@ -28,6 +28,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from cifar10.contract import CLASS_NAMES, IMAGE_SIZE
+from cifar10.image_folders import list_class_folders
 from cifar10.inference import Classifier, Result, classify_files, iter_image_files
 from cifar10.metrics import classification_metrics
 
@@ -64,24 +65,23 @@ def scan_labelled_folder(folder: str | os.PathLike, classes=CLASS_NAMES,
 
     ``classes``/``labels``: the model's class names and display names (:class:`cifar10.registry.ModelInfo`).
 
-    Hidden files and OS metadata are skipped as in every folder scan (:func:`iter_image_files`).
+    Class folders are listed as for training (:func:`cifar10.image_folders.list_class_folders`: names in
+    Unicode NFC, symlinked class folders followed, hidden folders and OS artefacts such as ``__MACOSX``
+    left out); hidden files and OS metadata inside them are skipped as in every folder scan
+    (:func:`iter_image_files`). Raises OSError when ``folder`` cannot be listed.
     """
-    folder = Path(folder)
+    class_folders, loose, problems = list_class_folders(folder)  # the one labelled-folder listing
+    if problems:
+        raise OSError(problems[0].message)
     labelled: list[LabelledFile] = []
     ignored: list[str] = []
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as exc:
-        raise OSError(f"cannot list {folder}: {exc.strerror or exc}") from None
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        class_id = class_of_folder(entry.name, classes, labels) if entry.is_dir(follow_symlinks=False) else None
+    for name, path in class_folders:
+        class_id = class_of_folder(name, classes, labels)
         if class_id is None:
-            ignored.append(entry.path)
+            ignored.append(path)
             continue
-        labelled.extend(LabelledFile(path, class_id) for path in iter_image_files([entry.path]))
-    return labelled, ignored
+        labelled.extend(LabelledFile(file, class_id) for file in iter_image_files([path]))
+    return labelled, ignored + loose
 
 
 @dataclass

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from cifar10.inference import SKIPPED_FILE_NAMES, iter_image_files
 from cifar10.preprocess import IMAGE_SUFFIXES
-from cifar10 import results as _results
+from cifar10 import contract
 
 CLASSES_FILE = "classes.json"
 FEW_IMAGES = 10  # a class with fewer images than this gets a warning
@@ -43,12 +43,8 @@ SPLIT = "split"
 
 
 def reserved_names() -> frozenset[str]:
-    """Names a class may not have: the fixed columns of results files (CSV header = JSON keys)."""
-    reserved = getattr(_results, "RESERVED_COLUMNS", None)
-    if reserved is None:  # before contract v3: the non-class columns of COLUMNS, plus the file metadata
-        fixed = [c for c in _results.COLUMNS if c not in _results.CLASS_NAMES]
-        reserved = (*fixed, *_results.META_COLUMNS, "top_k")
-    return frozenset(reserved)
+    """Names a class may not have (ignoring case): the fixed columns of results files."""
+    return frozenset(contract.RESERVED_CLASS_NAMES)
 
 
 @dataclass(frozen=True)
@@ -301,15 +297,35 @@ def scan_image_folder(path: str | os.PathLike) -> FolderScan:
                                 + ", ".join(f"{printable(name)} ({n})" for name, n in few.items())))
     folder_names = {name for entries in class_folders.values() for name, _ in entries}
     scan.display_names = _read_classes_json(root, scan, folder_names, problems)
-    # Results files have one column per class, headed by the name apps show (the display name, if any).
-    reserved = reserved_names()
-    for name, shown in zip(scan.classes, scan.labels):
-        if shown in reserved:
-            what = f"class folder {printable(name)!r}" if shown == name else f"display name {shown!r} (of {name!r})"
-            problems.append(Problem("error", f"{what} clashes with a column of the results files "
-                                    f"({', '.join(sorted(reserved))}): rename the folder or map it to another "
-                                    f"name in {CLASSES_FILE}"))
+    _check_names(scan, problems)
     return scan
+
+
+def _check_names(scan: FolderScan, problems: list[Problem]) -> None:
+    """The contract's rules for class and display names (:func:`cifar10.contract.class_name_problem`), each
+    broken rule as an error that says what to rename."""
+    reserved = ", ".join(contract.RESERVED_CLASS_NAMES)
+    before = len(problems)
+    for names, what, fix in ((scan.classes, "class folder", "rename the folder"),
+                             (scan.display_names or (), "display name", f"pick another one in {CLASSES_FILE}")):
+        for name in names:
+            if name.casefold() in contract.RESERVED_CLASS_NAMES:
+                problems.append(Problem("error", f"{what} {printable(name)!r} is also a column of the results files "
+                                        f"({reserved}): {fix}"))
+            elif any(unicodedata.category(ch).startswith("C") for ch in name) or not name.strip():
+                problems.append(Problem("error", f"{what} {printable(name)!r} is empty or has control characters: "
+                                        f"{fix}"))
+        folded: dict[str, list[str]] = {}
+        for name in names:
+            folded.setdefault(name.casefold(), []).append(name)
+        for same in (group for group in folded.values() if len(group) > 1):
+            problems.append(Problem("error", f"{what}s {' and '.join(map(repr, same))} differ only in case "
+                                    f"(class names must differ ignoring case): {fix}"))
+    if len(problems) == before and len(scan.classes) >= 2:  # any rule the contract adds later
+        for names, what in ((scan.classes, "class folders"), (scan.display_names, "display names")):
+            problem = contract.class_name_problem(list(names)) if names else None
+            if problem:
+                problems.append(Problem("error", f"{what}: {problem}"))
 
 
 def _names(paths: list[str], shown: int = 5) -> str:

@@ -117,17 +117,26 @@ def test_problems_empty_single_few_loose_reserved(tmp_path):
     assert "fewer than 10 images" in messages(scan, "warning") and "cat (3)" in messages(scan)
     assert "1 file not in a class folder, left out: loose.jpg" in messages(scan, "warning")
 
-    write_folder_dataset(root, per_class=10, classes=("label", "confidence"), corrupt=False, text=False)
+    write_folder_dataset(root, per_class=10, classes=("label", "Confidence"), corrupt=False, text=False)
     scan = scan_image_folder(root)
     errors = messages(scan, "error")
-    assert "class folder 'label' clashes with a column" in errors and "'confidence'" in errors
+    assert "class folder 'label' is also a column of the results files" in errors and "'Confidence'" in errors
+    assert "rename the folder" in errors
     assert {"path", "label", "confidence", "error", "unsure", "ood_score", "model", "model_test_accuracy",
             "date"} <= reserved_names()
-    # Mapped to other names in classes.json, the folders are fine (the columns carry the display names).
+    # The model's metadata carries both the folder names and the display names: mapping does not help.
     (root / "classes.json").write_text('{"label": "tag", "confidence": "trust"}', encoding="utf-8")
-    assert "clashes" not in messages(scan_image_folder(root))
-    (root / "classes.json").write_text('{"cat": "date"}', encoding="utf-8")
-    assert "display name 'date' (of 'cat') clashes" in messages(scan_image_folder(root), "error")
+    assert "class folder 'label' is also a column" in messages(scan_image_folder(root), "error")
+    shutil.rmtree(root / "label")
+    shutil.rmtree(root / "Confidence")
+    (root / "classes.json").write_text('{"cat": "Date"}', encoding="utf-8")
+    write_folder_dataset(root, per_class=10, classes=("dog",), corrupt=False, text=False, offset=20)
+    assert "display name 'Date' is also a column" in messages(scan_image_folder(root), "error")
+    (root / "classes.json").write_text('{"cat": "Dog"}', encoding="utf-8")
+    assert "display names 'Dog' and 'dog' differ only in case" in messages(scan_image_folder(root), "error")
+    write_folder_dataset(root, per_class=10, classes=("CAT",), corrupt=False, text=False, offset=40)
+    (root / "classes.json").unlink()
+    assert "class folders 'CAT' and 'cat' differ only in case" in messages(scan_image_folder(root), "error")
 
 
 def test_non_ascii_and_nfd_class_names(tmp_path):

@@ -122,13 +122,14 @@ def load_folder_dataset(path: str | os.PathLike, image_size: int, *, seed: int =
                         validation_fraction: float = VALIDATION_FRACTION, test_fraction: float = TEST_FRACTION,
                         cache_dir: str | os.PathLike | None = None, progress: Progress | None = None,
                         limit: int | None = None, name: str | None = None,
-                        scan: FolderScan | None = None) -> Dataset:
+                        scan: FolderScan | None = None, workers: int | None = None) -> Dataset:
     """A labelled image folder (one subfolder per class, or train/ + val/ + test/) as a :class:`Dataset`.
 
     Flat layout: a stratified split into train / validation / test with ``seed`` and the two fractions
     (of all usable images). Split layout: the folders' own splits; a missing val/ (or test/) folder is
     split from train/ the same way. ``limit``: at most that many images per class and split folder
-    (tests, smoke runs). ``scan``: a :func:`scan_image_folder` result already made for ``path``.
+    (tests, smoke runs). ``scan``: a :func:`scan_image_folder` result already made for ``path``;
+    ``workers``: decode threads (default min(8, CPUs)); ``name``: the dataset's name (default: the folder's).
     Raises :class:`DataError` when the folder cannot be trained on (the message lists why).
     """
     for what, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
@@ -151,7 +152,7 @@ def load_folder_dataset(path: str | os.PathLike, image_size: int, *, seed: int =
             split_of += [split] * len(chosen)
             class_of += [class_id] * len(chosen)
     labels = np.asarray(class_of, dtype=np.int64)
-    cached = cache_images(files, image_size, root=root, cache_dir=cache_dir,
+    cached = cache_images(files, image_size, root=root, cache_dir=cache_dir, workers=workers,
                           progress=(lambda done, total: progress("cache", done, total)) if progress else None)
 
     warnings = [p.message for p in scan.warnings]
