@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from html import escape
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, QPushButton, QTabWidget,
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from cifar10.contract import CLASS_NAMES, IMAGE_SIZE
+from cifar10.contract import CIFAR10_DATASET
 from cifar10.registry import ModelInfo
 from desktop_app.widgets import ScaledImageLabel
 
@@ -49,7 +50,8 @@ def trust_lines(card: dict) -> list[tuple[str, str]]:
         text = f"{open_set.get('score', '?')} score, threshold {open_set['threshold']:.4g}"
         measured = open_set.get("measured")
         if isinstance(measured, dict):
-            text += (f"; flags {measured.get('test_flagged', 0):.1%} of CIFAR-10 test images and "
+            text += (f"; flags {measured.get('test_flagged', 0):.1%} of {card.get('dataset', CIFAR10_DATASET)} test "
+                     f"images and "
                      f"{measured.get('ood_flagged', 0):.1%} of {measured.get('ood_images', '?')} out-of-distribution "
                      f"images (AUROC {measured.get('auroc', 0):.3f}, FPR at 95 % TPR {measured.get('fpr_at_95_tpr', 0):.1%})")
         rows.append(("Unsure flag", text))
@@ -78,11 +80,15 @@ def _fill(parent: QTreeWidgetItem | QTreeWidget, value) -> None:
 def plain_summary(model: ModelInfo) -> str:
     """The card in a few sentences anyone can read: what it recognises, how often it is right, and what it
     does with pictures of anything else. The expert figures follow it in the dialog."""
-    parts = [f"<b>{model.name}</b> sorts pictures into {len(CLASS_NAMES)} kinds: {', '.join(CLASS_NAMES)}."]
+    labels = tuple(model.labels)
+    source = "" if model.dataset == CIFAR10_DATASET else f", learned from <i>{escape(model.dataset)}</i>"
+    parts = [f"<b>{escape(model.name)}</b> sorts pictures into {len(labels)} kinds{source}: "
+             f"{escape(', '.join(labels))}."]
     acc = model.test_accuracy
     if acc is not None:
-        n = model.card.get("test_metrics", {}).get("n", 10000)
-        parts.append(f"On {n:,} test pictures it had never seen, it was right {acc:.0%} of the time — about "
+        n = model.card.get("test_metrics", {}).get("n", 10000 if model.dataset == CIFAR10_DATASET else None)
+        pictures = f"On {n:,} test pictures" if isinstance(n, int) else "On test pictures"
+        parts.append(f"{pictures} it had never seen, it was right {acc:.0%} of the time — about "
                      f"{round(acc * 10)} in 10.")
         per_class = model.card.get("test_metrics", {}).get("per_class", {})
         if per_class:
@@ -97,7 +103,9 @@ def plain_summary(model: ModelInfo) -> str:
         parts.append("It only knows these kinds: a picture of something else (a person, a flower, a screenshot) "
                      "still gets the closest of these names, usually with a lower confidence — check the "
                      "percentage before trusting an answer.")
-    parts.append(f"Every picture is shrunk to {IMAGE_SIZE}×{IMAGE_SIZE} pixels first, so small details do not count.")
+    size = model.image_size
+    parts.append(f"Every picture is shrunk to {size}×{size} pixels first, so "
+                 + ("small details do not count." if size <= 64 else "details smaller than that do not count."))
     return " ".join(parts)
 
 

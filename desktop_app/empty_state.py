@@ -1,8 +1,10 @@
-"""What the window shows before any image is loaded: what the model recognises, how to start, and a button
-that loads the bundled sample images (one per class) so a first-time user sees the app work at once."""
+"""What the window shows before any image is loaded: what the model recognises (its own classes), how to
+start, and a button that loads the bundled sample images (one CIFAR-10 picture per class) so a first-time user
+sees the app work at once."""
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -11,6 +13,8 @@ from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 from cifar10 import contract
 from cifar10.contract import CLASS_NAMES
 from cifar10.paths import project_root
+
+LISTED = 30  # a model with more classes lists the first LISTED and says how many more
 
 
 def samples_dir() -> Path:
@@ -53,13 +57,23 @@ class EmptyState(QWidget):
             self.samples_button.setEnabled(False)
             return
         self.samples_button.setEnabled(samples_dir().is_dir())
+        labels = tuple(model.labels)
+        cifar = labels == CLASS_NAMES
+        self.samples_button.setToolTip(f"Classify the {len(CLASS_NAMES)} pictures in {samples_dir()}" if cifar else
+                                       f"Classify the {len(CLASS_NAMES)} CIFAR-10 example pictures in "
+                                       f"{samples_dir()} (this model knows other classes: {model.knows})")
         if contract.open_set_threshold(model.card) is not None:
             other = ("A picture of anything else is usually marked <i>unsure: may be none of these</i> "
                      "(not always: check the percentages).")
         else:
             other = "A picture of anything else still gets the closest of these names, usually with a low confidence."
-        self.classes.setText(f"<b>{model.name}</b> tells these {len(CLASS_NAMES)} kinds of picture apart:<br><b>"
-                             + ", ".join(CLASS_NAMES) + "</b>.<br>" + other)
+        listed = ", ".join(escape(name) for name in labels[:LISTED])
+        if len(labels) > LISTED:
+            listed += f" and {len(labels) - LISTED} more"
+        source = "" if cifar else f" (learned from <i>{escape(model.dataset)}</i>, pictures at {model.image_size}×" \
+                                  f"{model.image_size} pixels)"
+        self.classes.setText(f"<b>{escape(model.name)}</b> tells these {len(labels)} kinds of picture apart{source}:"
+                             f"<br><b>{listed}</b>.<br>" + other)
 
     def set_note(self, text: str) -> None:
         self.note.setText(text)

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLay
                                QProgressBar, QPushButton, QSplitter, QTableView, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
-from cifar10.contract import CLASS_NAMES, NUM_CLASSES
 from cifar10.evaluation import Evaluation, evaluate_folder, is_unsure
 from cifar10.inference import Classifier
 from cifar10.registry import ModelInfo
@@ -57,13 +56,16 @@ class EvaluationDialog(QDialog):
                  start_dir: str = ""):
         super().__init__(parent)
         self.model, self.provider, self.start_dir = model, provider, start_dir
+        self.labels = labels = tuple(model.labels)  # the true classes the folder names stand for
+        n = len(labels)
         self.evaluation: Evaluation | None = None
         self.last_error = ""
         self.setWindowTitle(f"Evaluate {model.name} on a labelled folder")
         self.resize(1180, 720)
 
         self.folder_edit = QLineEdit(self)
-        self.folder_edit.setPlaceholderText("A folder with one subfolder per class: airplane/, cat/, dog/, …")
+        self.folder_edit.setPlaceholderText("A folder with one subfolder per class: "
+                                            + ", ".join(f"{name}/" for name in labels[:3]) + ", …")
         choose = QPushButton("Choose…", self)
         choose.clicked.connect(self.choose_folder)
         self.run_button = QPushButton("Evaluate", self)
@@ -80,13 +82,13 @@ class EvaluationDialog(QDialog):
         self.task.finished.connect(lambda: self._set_running(False))
 
         self.summary = QLabel(f"Choose a labelled folder to see how <b>{model.name}</b> does on your own pictures. "
-                              "Subfolder names are the true classes (" + ", ".join(CLASS_NAMES) + ").", self)
+                              "Subfolder names are the true classes (" + ", ".join(labels) + ").", self)
         self.summary.setWordWrap(True)
         self.summary.setTextFormat(Qt.TextFormat.RichText)
 
-        self.matrix = QTableWidget(NUM_CLASSES, NUM_CLASSES, self)
-        self.matrix.setHorizontalHeaderLabels([SHORT.get(n, n) for n in CLASS_NAMES])
-        self.matrix.setVerticalHeaderLabels(list(CLASS_NAMES))
+        self.matrix = QTableWidget(n, n, self)
+        self.matrix.setHorizontalHeaderLabels([SHORT.get(name, name) for name in labels])
+        self.matrix.setVerticalHeaderLabels(list(labels))
         self.matrix.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.matrix.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.matrix.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
@@ -204,7 +206,7 @@ class EvaluationDialog(QDialog):
     def show_evaluation(self, evaluation: Evaluation) -> None:
         self.evaluation = evaluation
         m = evaluation.metrics
-        card = (f" (its card says {evaluation.card_accuracy:.1%} on the CIFAR-10 test set)"
+        card = (f" (its card says {evaluation.card_accuracy:.1%} on the {self.model.dataset} test set)"
                 if evaluation.card_accuracy is not None else "")
         extra = []
         if evaluation.unreadable:
@@ -221,8 +223,9 @@ class EvaluationDialog(QDialog):
             f" over {len(m['macro_over'])} classes." + (" " + "; ".join(extra) + "." if extra else ""))
         cm = m["confusion_matrix"]
         peak = max(1, max(max(row) for row in cm))
-        for t in range(NUM_CLASSES):
-            for p in range(NUM_CLASSES):
+        n, names = len(self.labels), self.labels
+        for t in range(n):
+            for p in range(n):
                 count = cm[t][p]
                 item = QTableWidgetItem(str(count) if count else "")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -231,10 +234,10 @@ class EvaluationDialog(QDialog):
                     strength = int(40 + 160 * count / peak)
                     colour = QColor(40, 120, 200, strength) if t == p else QColor(220, 80, 60, strength)
                     item.setBackground(QBrush(colour))
-                item.setToolTip(f"{count} {CLASS_NAMES[t]} image(s) predicted as {CLASS_NAMES[p]}")
+                item.setToolTip(f"{count} {names[t]} image(s) predicted as {names[p]}")
                 self.matrix.setItem(t, p, item)
         rows = [(name, fig) for i, (name, fig) in enumerate(m["per_class"].items())
-                if fig["support"] or any(cm[t][i] for t in range(NUM_CLASSES))]
+                if fig["support"] or any(cm[t][i] for t in range(n))]
         self.per_class.setRowCount(len(rows))
         for r, (name, fig) in enumerate(rows):
             for c, text in enumerate((name, f"{fig['precision']:.3f}", f"{fig['recall']:.3f}", str(fig["support"]))):
@@ -261,8 +264,9 @@ class EvaluationDialog(QDialog):
         if self.evaluation is None:
             return
         cell = self.evaluation.cell(true_class, predicted_class)
-        what = (f"{CLASS_NAMES[true_class]} predicted as {CLASS_NAMES[predicted_class]}" if true_class != predicted_class
-                else f"{CLASS_NAMES[true_class]} recognised correctly")
+        names = self.labels
+        what = (f"{names[true_class]} predicted as {names[predicted_class]}" if true_class != predicted_class
+                else f"{names[true_class]} recognised correctly")
         self.filter_images([r.path for r in cell], f"{what}: {len(cell)} image(s)")
 
     def show_mistakes(self) -> None:

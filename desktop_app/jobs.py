@@ -11,8 +11,16 @@ import threading
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from cifar10.inference import Classifier, iter_image_files, iter_result_batches
+import numpy as np
+
+from cifar10.inference import Classifier, Result, iter_image_files, iter_result_batches
 from cifar10.registry import ModelInfo
+
+# Each row keeps its model input for the table's thumbnail and the preview. Inputs larger than this (photo
+# models: 128 px and more, 48 KB+ a row) are kept as a THUMB x THUMB thumbnail instead (3 KB, as a CIFAR-10
+# row), so 20,000 photos do not hold a gigabyte; the preview decodes the full model input of the row it shows.
+KEEP_INPUT_UP_TO = 64
+THUMB = 32
 
 
 @dataclass
@@ -52,6 +60,18 @@ def run_job(job: Job) -> Iterator[tuple[str, object]]:
     yield "files", files
     for batch in iter_result_batches(classifier, files, job.batch_size, should_stop=job.stop.is_set,
                                      keep_images=True):
+        if classifier.image_size > KEEP_INPUT_UP_TO:
+            shrink_inputs(batch)
         yield "batch", batch
         if job.stop.is_set():
             return
+
+
+def shrink_inputs(batch: list[Result], size: int = THUMB) -> None:
+    """Replace each kept model input by a ``size`` x ``size`` thumbnail (area average: no aliasing)."""
+    from PIL import Image
+
+    for result in batch:
+        if result.image is not None and max(result.image.shape[:2]) > size:
+            thumb = Image.fromarray(result.image).resize((size, size), Image.Resampling.BOX)
+            result.image = np.asarray(thumb, dtype=np.uint8)

@@ -272,8 +272,8 @@ class MainWindow(ResultsWorkMixin, FileInputMixin, QMainWindow):
 
     def _about(self) -> None:
         QMessageBox.about(self, f"About {APP_NAME}",
-                          f"<b>{APP_NAME}</b><br>Classifies images into the 10 CIFAR-10 classes with exported "
-                          "ONNX models (onnxruntime).<br>Models are read from:<br>"
+                          f"<b>{APP_NAME}</b><br>Classifies images with exported ONNX models (onnxruntime): CIFAR-10's "
+                          "10 classes, or the classes of a model trained on your own folder.<br>Models are read from:<br>"
                           + "<br>".join(str(d) for d in (self.model_combo.model_dirs or model_dirs())))
 
     def wait_idle(self, timeout_s: float = 60.0) -> bool:

@@ -52,8 +52,7 @@ class ModelPicker(QComboBox):
         self.clear()
         for model in self._models:
             self.addItem(self.item_text(model), model.name)
-            self.setItemData(self.count() - 1, f"{model.summary or model.name}\n{describe(self.speed(model))}",
-                             Qt.ItemDataRole.ToolTipRole)
+            self.setItemData(self.count() - 1, self.tooltip(model), Qt.ItemDataRole.ToolTipRole)
         if not self._models:
             self.addItem("No models found")
         self.setEnabled(bool(self._models))
@@ -79,13 +78,21 @@ class ModelPicker(QComboBox):
         speed = self.speed(model)
         return model.label + (f" · {speed:,.0f} images/s here" if speed is not None else "")
 
+    def tooltip(self, model: ModelInfo) -> str:
+        """What the model knows (dataset, classes, input size), its summary and its speed here."""
+        more = model.num_classes - 12
+        classes = ", ".join(model.labels[:12]) + (f", … ({more} more)" if more > 0 else "")
+        return (f"{model.name}: {model.knows} ({classes}); pictures shrunk to {model.image_size}×{model.image_size} px\n"
+                + (f"{model.summary}\n" if model.summary else "") + describe(self.speed(model)))
+
     def set_speed(self, model: ModelInfo, images_per_s: float) -> None:
         self.settings.setValue(settings_key(model), float(images_per_s))
         for index, known in enumerate(self._models):
             if known.onnx_path == model.onnx_path:
                 self.setItemText(index, self.item_text(known))
-                self.setItemData(index, f"{known.summary or known.name}\n{describe(images_per_s)}",
-                                 Qt.ItemDataRole.ToolTipRole)
+                self.setItemData(index, self.tooltip(known), Qt.ItemDataRole.ToolTipRole)
+                if known is self._current:
+                    self.setToolTip(self.tooltip(known))
 
     def _add_extra(self) -> ModelInfo | None:
         try:
@@ -114,7 +121,7 @@ class ModelPicker(QComboBox):
     def _select(self, model: ModelInfo) -> None:
         self._current = model
         self.settings.setValue(SETTINGS_MODEL, model.name)
-        self.setToolTip(model.summary)
+        self.setToolTip(self.tooltip(model))
         self.model_changed.emit(model)
 
     def show_problems(self) -> QMessageBox:

@@ -13,8 +13,10 @@ BATCH = 32
 
 
 def measure(classifier, *, repeats: int = 2) -> float:
-    """Best of ``repeats`` timed batches of 32 images (after a small warm-up batch); images per second."""
-    batch = np.random.default_rng(0).integers(0, 256, (BATCH, 32, 32, 3), dtype=np.uint8)
+    """Best of ``repeats`` timed batches of 32 images at the model's input size (after a small warm-up batch);
+    images per second."""
+    size = getattr(classifier, "image_size", 32)
+    batch = np.random.default_rng(0).integers(0, 256, (BATCH, size, size, 3), dtype=np.uint8)
     classifier.predict(batch[:8])  # warm-up: first-run allocations are not speed
     best = float("inf")
     for _ in range(repeats):

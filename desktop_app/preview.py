@@ -1,5 +1,5 @@
 """The preview panel: the selected image large (optionally with the heatmap of where the model looked), the
-32x32 the model saw, the label (or the "unsure" state) and the probability bars on a fixed 0-100 % scale."""
+picture the model saw (at its input size: 32x32 for the CIFAR-10 models), the label (or the "unsure" state) and the probability bars on a fixed 0-100 % scale."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from cifar10 import contract, heatmap
+from cifar10 import heatmap
 from cifar10.inference import Classifier, Result
 from cifar10.preprocess import ImageError, load_image, load_preview
 from desktop_app.widgets import ProbabilityBars, ScaledImageLabel, array_to_qimage
@@ -19,7 +19,10 @@ UNSURE_STYLE = "color:#b06e00"
 
 
 def _compute_heatmap(classifier: Classifier, result: Result) -> heatmap.Heatmap:
-    image = result.image if result.image is not None else load_image(result.path)
+    size = classifier.image_size
+    image = result.image
+    if image is None or image.shape[:2] != (size, size):  # no kept input, or another model's
+        image = load_image(result.path, size)
     return heatmap.explain(classifier, image)
 
 
@@ -40,7 +43,8 @@ class PreviewPanel(QFrame):
         self.model_input.setFixedSize(96, 96)
         self.model_input.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.model_input.setFrameShape(QFrame.Shape.StyledPanel)
-        self.model_input.setToolTip("What the model sees: the 32×32 image after preprocessing")
+        self.model_input.setToolTip("What the model sees: the picture after preprocessing, at the model's input "
+                                    "size")
         self.title = QLabel(self)
         self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -52,7 +56,7 @@ class PreviewPanel(QFrame):
         self.heatmap_note = QLabel(self)
         self.heatmap_note.setStyleSheet("color: palette(placeholder-text);")
         self.bars = ProbabilityBars(self)
-        caption = QLabel("Model input (32×32):", self)
+        self.caption = caption = QLabel("Model input:", self)
         caption.setStyleSheet("color: palette(placeholder-text);")
 
         row = QHBoxLayout()
@@ -90,19 +94,36 @@ class PreviewPanel(QFrame):
             self._picture = load_preview(result.path, PREVIEW_SIZE)
         except ImageError as exc:
             self.image.set_image(None, f"Cannot show this file:\n{exc.reason}")
-        self.model_input.set_image(array_to_qimage(result.image) if result.image is not None else None)
+        model_input = self._model_input(result)
+        self.model_input.set_image(array_to_qimage(model_input) if model_input is not None else None)
+        if model_input is not None:
+            height, width = model_input.shape[:2]
+            self.caption.setText(f"Model input ({width}×{height}):")
         small = f"<br><small>{model_name}</small>" if model_name else ""
         if result.error:
             self.title.setText(f"<b>{name}</b><br><span style='color:#b22'>{result.error}</span>")
             self.bars.set_probabilities(None, "No prediction: the file could not be read")
         elif result.unsure:
-            self.title.setText(f"<b>{name}</b><br><span style='{UNSURE_STYLE}'><b>{contract.unsure_text()}</b></span>"
+            self.title.setText(f"<b>{name}</b><br><span style='{UNSURE_STYLE}'><b>{result.display_label}</b></span>"
                                f"<br>most like {result.label} · {result.confidence:.1%}{small}")
-            self.bars.set_probabilities(result.probabilities)
+            self.bars.set_probabilities(result.probabilities, labels=result.classes)
         else:
             self.title.setText(f"<b>{name}</b><br>{result.label} · {result.confidence:.1%}{small}")
-            self.bars.set_probabilities(result.probabilities)
+            self.bars.set_probabilities(result.probabilities, labels=result.classes)
         self._refresh_heatmap()
+
+    def _model_input(self, result: Result):
+        """The picture the model saw: the row's kept input, or (a photo model's row keeps only a thumbnail:
+        desktop_app.jobs) the file decoded again at the model's input size."""
+        size = self._classifier.image_size if self._classifier is not None else None
+        image = result.image
+        if result.error or size is None or (image is not None and image.shape[0] == size) or \
+                tuple(self._classifier.labels) != tuple(result.classes):
+            return image
+        try:
+            return load_image(result.path, size)
+        except (ImageError, OSError):
+            return image
 
     def clear(self) -> None:
         self._result, self._heat, self._picture = None, None, None

@@ -9,7 +9,6 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, QSortFilterP
 from PySide6.QtGui import QColor, QFont, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle
 
-from cifar10 import contract
 from cifar10.inference import Result
 from desktop_app.widgets import array_to_qimage
 
@@ -19,7 +18,7 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 RESULT_ROLE = Qt.ItemDataRole.UserRole + 2
 THUMB_SIZE = 32
 ERRORS_ONLY = "__errors__"
-UNSURE_ONLY = "__unsure__"  # the open-set flag: "may be none of the 10 classes"
+UNSURE_ONLY = "__unsure__"  # the open-set flag: "may be none of the model's classes"
 UNSURE_COLOUR = QColor(176, 110, 0)
 _PIXMAP_CACHE_LIMIT = 4000  # thumbnails kept as QPixmaps (the rest are re-made from the 3 KB arrays)
 
@@ -80,7 +79,7 @@ class ResultsModel(QAbstractTableModel):
                 top = "\n".join(f"{label}: {p:.1%}" for label, p in result.top_k(3))
                 if result.unsure:
                     return (f"The open-set score ({result.ood_score:.2f}) is above this model's threshold: the "
-                            f"picture may show none of the {contract.NUM_CLASSES} classes.\nMost likely:\n{top}")
+                            f"picture may show none of the {len(result.classes)} classes.\nMost likely:\n{top}")
                 return top
         elif role == Qt.ItemDataRole.TextAlignmentRole and col == COL_CONFIDENCE:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -117,6 +116,9 @@ class ResultsModel(QAbstractTableModel):
             if len(self._pixmaps) > _PIXMAP_CACHE_LIMIT:
                 self._pixmaps.clear()
             pixmap = QPixmap.fromImage(array_to_qimage(result.image))
+            if max(pixmap.width(), pixmap.height()) > THUMB_SIZE:  # a model input larger than CIFAR's 32 px
+                pixmap = pixmap.scaled(THUMB_SIZE, THUMB_SIZE, Qt.AspectRatioMode.KeepAspectRatio,
+                                       Qt.TransformationMode.SmoothTransformation)
             self._pixmaps[row] = pixmap
         return pixmap
 

@@ -47,11 +47,8 @@ class ResultsView(ResultsTableView):
         self.selectionModel().currentRowChanged.connect(self._on_current_changed)
 
         self.class_filter = QComboBox(parent)
-        self.class_filter.addItem("All classes", None)
-        for name in CLASS_NAMES:
-            self.class_filter.addItem(name, name)
-        self.class_filter.addItem("Unsure only", UNSURE_ONLY)
-        self.class_filter.addItem("Errors only", ERRORS_ONLY)
+        self.class_filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.set_classes(CLASS_NAMES)
         self.class_filter.currentIndexChanged.connect(
             lambda: self.proxy.set_class_filter(self.class_filter.currentData()))
         self.search = QLineEdit(parent)
@@ -62,9 +59,44 @@ class ResultsView(ResultsTableView):
         from desktop_app.row_actions import RowActions  # context menu, Enter, Delete, Ctrl+C
 
         self.actions_ = RowActions(self)
-        self.model_info = None  # the ModelInfo that made the rows: recorded in exports (the window sets it)
+        self._model_info = None
         # A re-classification in place changes the current row's result: show the new one.
         self.results_model.dataChanged.connect(self._on_data_changed)
+
+    @property
+    def model_info(self):
+        """The ModelInfo that makes the rows (the window sets it): its classes fill the class filter, and it is
+        recorded in exports."""
+        return self._model_info
+
+    @model_info.setter
+    def model_info(self, model) -> None:
+        self._model_info = model
+        self.set_classes(model.labels if model is not None else CLASS_NAMES)
+
+    def classes(self) -> tuple[str, ...]:
+        """The classes the class filter offers (the model's labels)."""
+        return tuple(self.class_filter.itemData(i) for i in range(1, self.class_filter.count() - 2))
+
+    def set_classes(self, labels) -> None:
+        """Fill the class filter with ``labels``; the chosen class stays chosen if the new model has it (else
+        the filter goes back to All classes)."""
+        labels = tuple(labels)
+        if self.class_filter.count() and labels == self.classes():
+            return
+        chosen = self.class_filter.currentData()
+        self.class_filter.blockSignals(True)
+        self.class_filter.clear()
+        self.class_filter.addItem("All classes", None)
+        for name in labels:
+            self.class_filter.addItem(name, name)
+        self.class_filter.addItem("Unsure only", UNSURE_ONLY)
+        self.class_filter.addItem("Errors only", ERRORS_ONLY)
+        index = self.class_filter.findData(chosen) if chosen is not None else 0
+        self.class_filter.setCurrentIndex(max(index, 0))
+        self.class_filter.blockSignals(False)
+        if hasattr(self, "proxy"):
+            self.proxy.set_class_filter(self.class_filter.currentData())
 
     def _on_data_changed(self, top_left, bottom_right, roles=()) -> None:
         current = self.currentIndex()
@@ -108,7 +140,12 @@ class ResultsView(ResultsTableView):
         if which not in ("shown", "all"):
             raise ValueError("which must be 'shown' or 'all'")
         rows = self.visible_results() if which == "shown" else self.results_model.results()
-        return write_results(rows, path, fmt=fmt, meta=export_metadata(self.model_info))
+        meta = export_metadata(self.model_info)
+        stale = sum(1 for r in rows if tuple(r.classes) != tuple(meta["classes"]))
+        if stale:  # a model switch with other classes is still re-classifying them (or was cancelled)
+            raise ValueError(f"{stale:,} of {len(rows):,} rows still hold another model's classes: let the "
+                             f"re-classification with {meta['model']} finish (or classify them again), then export")
+        return write_results(rows, path, fmt=fmt, meta=meta)
 
     def export_scope_box(self) -> QMessageBox | None:
         """The "all rows / only the N shown" question, or None when every row is shown."""
@@ -140,6 +177,6 @@ class ResultsView(ResultsTableView):
         path += "" if path.lower().endswith(f".{fmt}") else f".{fmt}"
         try:
             return f"Exported {self.export(path, fmt=fmt, which=which):,} rows to {path}"
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             QMessageBox.warning(self, "Export failed", f"Could not write {path}:\n{exc}")
             return ""

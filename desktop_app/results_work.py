@@ -1,10 +1,11 @@
 """The main window's part for working with results (a mixin for MainWindow): the first screen (what the
 model knows, Try the sample images, "no images found"), the counts, forgetting rows taken out of the list, and the
-Evaluate on a Labelled Folder… and Sort into Class Folders… dialogs (their own modules)."""
+Evaluate on a Labelled Folder…, Sort into Class Folders… and Train on a Folder… dialogs (their own modules)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QStackedWidget
@@ -76,3 +77,27 @@ class ResultsWorkMixin:
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog
+
+    def show_train_dialog(self, **options):
+        """Models ▸ Train on a Folder… (train_dialog.py; ``options``: export_dir, runs_dir); when a model is
+        saved, the models are rescanned and the new one is selected. Returns the dialog."""
+        from desktop_app.train_dialog import TrainDialog
+
+        dialog = TrainDialog(self, start_dir=self._last_dir(), **options)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.model_exported.connect(self._on_model_trained)
+        self.train_dialog = dialog
+        dialog.show()
+        return dialog
+
+    def _on_model_trained(self, onnx_path: str) -> None:
+        """Rescan the model folders and select the new model (by name when it is in one of them, as every
+        model the window finds; else by its path, as `--model PATH`)."""
+        from cifar10.paths import model_dirs
+
+        path = Path(onnx_path)
+        folders = {Path(d).resolve() for d in (self.model_combo.model_dirs or model_dirs())}
+        self.reload_models(path.stem if path.parent.resolve() in folders else str(path))
+        current = self.current_model
+        if (current is None or current.onnx_path.resolve() != path.resolve()) and self.model_combo.findData(path.stem) >= 0:
+            self.set_model(path.stem)  # a model given with --model PATH stays the reload's preference

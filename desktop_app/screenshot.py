@@ -6,6 +6,12 @@ window. Uses a throw-away settings file, so the user's remembered folder/model a
     python -m desktop_app.screenshot [--model NAME|PATH.onnx] [--select cat] [--out docs/app_screenshot.png]
     python -m desktop_app.screenshot --images FOLDER --select photo_rocket --heatmap --out docs/app_unsure.png
 
+``--dialog train`` grabs Models ▸ Train on a Folder… after a real run (``cifar10 train`` in a child process) on
+``--train-classes`` CIFAR-10 test images written as class folders (plus one corrupt file); ``--main-out`` then
+grabs the window with the new model classifying other test images of those classes (its own classes)::
+
+    python -m desktop_app.screenshot --dialog train --out docs/train_dialog.png --main-out docs/own_classes.png
+
 ``--dialog evaluate`` / ``--dialog organize`` grab the Evaluate on a Labelled Folder… / Sort into Class
 Folders… dialog instead, run on CIFAR-10 test images (``--per-class`` of each class, from ``$CIFAR10_DIR``)
 written to a temporary folder: one subfolder per class for evaluate, one flat "camera" folder (plus an
@@ -42,9 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=project_root() / "docs" / "app_screenshot.png")
     parser.add_argument("--size", default="1280x800", help="window size WxH")
     parser.add_argument("--heatmap", action="store_true", help="turn the preview's heatmap on before the grab")
-    parser.add_argument("--dialog", choices=["none", "evaluate", "organize"], default="none")
+    parser.add_argument("--dialog", choices=["none", "evaluate", "organize", "train"], default="none")
     parser.add_argument("--per-class", type=int, default=20, help="--dialog: CIFAR-10 test images per class")
     parser.add_argument("--data-dir", help="--dialog: CIFAR-10 batches (default: $CIFAR10_DIR or the cache)")
+    parser.add_argument("--train-classes", default="cat,dog,frog", help="--dialog train: the class folders")
+    parser.add_argument("--train-model", default="baseline", help="--dialog train: the model to train")
+    parser.add_argument("--epochs", type=int, default=3, help="--dialog train")
+    parser.add_argument("--image-size", type=int, default=32, help="--dialog train")
+    parser.add_argument("--main-out", type=Path, help="--dialog train: also grab the window with the new model")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -98,18 +109,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def cifar_folder(root: Path, per_class: int, data_dir, *, labelled: bool) -> Path:
-    """CIFAR-10 test images as PNG files: class subfolders (labelled) or one flat folder with a broken file."""
+def cifar_folder(root: Path, per_class: int, data_dir, *, labelled: bool, classes=None, skip: int = 0) -> Path:
+    """CIFAR-10 test images as PNG files: class subfolders (labelled) or one flat folder with a broken file.
+    ``classes``: only these (default: all ten); ``skip``: leave out the first ``skip`` of each class."""
     from PIL import Image
 
     from cifar10.contract import CLASS_NAMES
     from cifar10.dataset import load_test_set
 
     test = load_test_set(data_dir)
-    taken = {name: 0 for name in CLASS_NAMES}
+    taken = {name: -skip for name in (classes or CLASS_NAMES)}
     for index, (image, label) in enumerate(zip(test.x, test.y)):
         name = CLASS_NAMES[int(label)]
-        if taken[name] >= per_class:
+        if name not in taken or taken[name] >= per_class:
+            continue
+        if taken[name] < 0:
+            taken[name] += 1
             continue
         taken[name] += 1
         folder = root / name if labelled else root / "camera"
@@ -122,9 +137,48 @@ def cifar_folder(root: Path, per_class: int, data_dir, *, labelled: bool) -> Pat
     return root
 
 
+def grab_train(app, window, args, tmp: Path) -> int:
+    """Train on a Folder… after a real run, then (``--main-out``) the window with the new model."""
+    classes = [c.strip() for c in args.train_classes.split(",") if c.strip()]
+    data = cifar_folder(tmp / "my-pets", args.per_class, args.data_dir, labelled=True, classes=classes)
+    (data / classes[0] / "IMG_broken.jpg").write_bytes(b"\xff\xd8\xff cut off during the copy")
+    dialog = window.show_train_dialog(export_dir=tmp / "models", runs_dir=tmp / "runs")
+    dialog.resize(960, 720)
+    dialog.set_folder(str(data))
+    dialog.wait_scan(60)
+    dialog.model_box.setCurrentText(args.train_model)
+    dialog.epochs.setValue(args.epochs)
+    dialog.image_size.setValue(args.image_size)
+    if not dialog.start_training() or not dialog.wait(900) or not dialog.outcome.ok:
+        print(f"the training did not finish: {dialog.last_error}", file=sys.stderr)
+        return 1
+    for _ in range(10):
+        app.processEvents()
+    if not save_grab(dialog, args.out):
+        return 1
+    print(f"{args.out} ({args.train_model} on {', '.join(classes)}: {dialog.status.text()})")
+    dialog.close()
+    if args.main_out:
+        others = cifar_folder(tmp / "photos", 4, args.data_dir, labelled=False, classes=classes, skip=args.per_class)
+        window.add_paths([others / "camera"])
+        if not window.wait_idle(120):
+            return 1
+        shown = window.proxy.visible_results()
+        window.select_row(next((r for r, result in enumerate(shown) if result.ok and result.label == classes[0]), 0))
+        for _ in range(5):
+            app.processEvents()
+        if not save_grab(window, args.main_out):
+            return 1
+        print(f"{args.main_out} ({window.current_model.label}, {window.results_model.rowCount()} files)")
+    window.close()
+    return 0
+
+
 def grab_dialog(app, window, args, tmp: Path) -> int:
     from cifar10.contract import CLASS_NAMES
 
+    if args.dialog == "train":
+        return grab_train(app, window, args, tmp)
     if args.dialog == "evaluate":
         folder = cifar_folder(tmp / "labelled", args.per_class, args.data_dir, labelled=True)
         dialog = window.show_evaluation_dialog()

@@ -9,6 +9,9 @@ from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QTableView, QWid
 
 from cifar10.contract import CLASS_NAMES
 
+ALL_BARS_UP_TO = 12  # a model with more classes shows its TOP_BARS most likely ones and one "other" bar
+TOP_BARS = 10
+
 
 def message_box(parent: QWidget, icon: QMessageBox.Icon, title: str, text: str) -> QMessageBox:
     """A window-modal box that deletes itself when closed: call ``.open()`` (never blocks the event loop)."""
@@ -24,28 +27,53 @@ def array_to_qimage(rgb: np.ndarray) -> QImage:
     return QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
 
 
+def bar_rows(probs: np.ndarray, labels) -> list[tuple[str, float]]:
+    """The bars to draw: every class in the model's order when it has at most :data:`ALL_BARS_UP_TO` (so two
+    models are easy to compare); else the :data:`TOP_BARS` most likely, best first, and ``other (N classes)``
+    holding the rest's sum."""
+    labels = tuple(labels)
+    if len(labels) != len(probs):
+        raise ValueError(f"{len(probs)} probabilities for {len(labels)} class names")
+    if len(labels) <= ALL_BARS_UP_TO:
+        return [(name, float(p)) for name, p in zip(labels, probs)]
+    order = np.argsort(-probs, kind="stable")
+    rows = [(labels[i], float(probs[i])) for i in order[:TOP_BARS]]
+    rest = order[TOP_BARS:]
+    return rows + [(f"other ({len(rest)} classes)", float(np.sum(probs[rest])))]
+
+
 class ProbabilityBars(QWidget):
-    """A horizontal bar per class, in CLASS_NAMES order (so two models are easy to compare); the top class
-    is drawn in the highlight colour. ``set_probabilities(None)`` shows a placeholder text."""
+    """A horizontal bar per class (see :func:`bar_rows`); the top class is drawn in the highlight colour.
+    ``set_probabilities(None)`` shows a placeholder text."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._probs: np.ndarray | None = None
+        self._rows: list[tuple[str, float]] = []
         self._placeholder = "Select a row to see its class probabilities"
         self.setMinimumSize(260, 10 * 18)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
 
-    def set_probabilities(self, probs: np.ndarray | None, placeholder: str | None = None) -> None:
+    def set_probabilities(self, probs: np.ndarray | None, placeholder: str | None = None, *,
+                          labels=CLASS_NAMES) -> None:
+        """``labels``: the model's class names in output order (``Result.classes``)."""
         self._probs = None if probs is None else np.asarray(probs, dtype=np.float32)
+        self._rows = [] if self._probs is None else bar_rows(self._probs, labels)
         if placeholder is not None:
             self._placeholder = placeholder
+        self.setMinimumHeight(max(4, len(self._rows) or 10) * 18)
+        self.updateGeometry()
         self.update()
 
     def probabilities(self) -> np.ndarray | None:
         return self._probs
 
+    def rows(self) -> list[tuple[str, float]]:
+        """The bars on show: (name, probability), top to bottom."""
+        return list(self._rows)
+
     def sizeHint(self) -> QSize:
-        return QSize(320, 10 * 24)
+        return QSize(320, max(4, len(self._rows) or 10) * 24)
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         painter = QPainter(self)
@@ -56,14 +84,15 @@ class ProbabilityBars(QWidget):
             painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder)
             return
+        rows = self._rows
         metrics = painter.fontMetrics()
-        label_w = max(metrics.horizontalAdvance(name) for name in CLASS_NAMES) + 10
+        label_w = min(max(metrics.horizontalAdvance(name) for name, _ in rows) + 10, int(self.width() * 0.45))
         value_w = metrics.horizontalAdvance("100.0%") + 8
-        row_h = self.height() / len(CLASS_NAMES)
+        row_h = min(self.height() / len(rows), 34.0)  # a few classes: bars stay together at the top
         bar_h = max(4.0, min(row_h * 0.62, 22.0))
         bar_x = label_w
         bar_w = max(10.0, self.width() - label_w - value_w)
-        top = int(np.argmax(self._probs))
+        top = 0 if len(self._probs) > ALL_BARS_UP_TO else int(np.argmax(self._probs))  # never the "other" bar
         accent = palette.color(QPalette.ColorRole.Highlight)
         other = QColor(accent)
         other.setAlpha(110)
@@ -71,13 +100,14 @@ class ProbabilityBars(QWidget):
         track.setAlpha(45)
         bold = QFont(painter.font())
         bold.setBold(True)
-        for i, name in enumerate(CLASS_NAMES):
-            p = float(np.clip(self._probs[i], 0.0, 1.0))
+        for i, (name, p) in enumerate(rows):
+            p = float(np.clip(p, 0.0, 1.0))
             y = i * row_h
             painter.setFont(bold if i == top else self.font())
             painter.setPen(text_color)
+            shown = painter.fontMetrics().elidedText(name, Qt.TextElideMode.ElideMiddle, label_w - 6)
             painter.drawText(QRectF(0, y, label_w - 6, row_h),
-                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, name)
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, shown)
             bar_y = y + (row_h - bar_h) / 2
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(track)

@@ -76,7 +76,8 @@ def drop(win, paths=None, urls=None):
 def test_models_listed_with_accuracy_best_selected(window):
     combo = window.model_combo
     assert [combo.itemText(i) for i in range(combo.count())] == [
-        "colour_b — 80.0% test accuracy", "colour_a — 60.0% test accuracy", "slow — 10.0% test accuracy"]
+        "colour_b — CIFAR-10 · 10 classes — 80.0% test accuracy", "colour_a — CIFAR-10 · 10 classes — 60.0% test "
+        "accuracy", "slow — CIFAR-10 · 10 classes — 10.0% test accuracy"]
     assert window.current_model.name == "colour_b"
     assert window.problems_action.isEnabled() and "(1)" in window.problems_action.text()  # broken.onnx
 

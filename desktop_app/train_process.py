@@ -1,0 +1,226 @@
+"""`cifar10 train --data FOLDER --progress json` as a child process (QProcess) for the Train on a Folder dialog.
+
+The training runs in its own Python process (TensorFlow never loads into the app): the window stays
+responsive, Cancel ends it (SIGTERM, which the trainer turns into a clean stop that leaves no half-written
+model; a kill after a grace period), and a crash cannot take the app down. The child's stdout carries one
+JSON event per line (scan, cache, epoch, exported, error: HELPERS.md / docs); its stderr is the human log.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+
+from cifar10.paths import project_root, user_models_dir
+
+TRAINING_EXTRA = "training"  # pyproject.toml's optional dependency group with TensorFlow / Keras
+INSTALL_HINT = f"pip install -e '.[{TRAINING_EXTRA}]'"
+# Registered models that train on a folder of any class count (`cifar10 models` lists them all; any name can
+# be typed into the dialog's model box). The first is the default: ImageNet features, minutes on a CPU.
+FOLDER_MODELS = (
+    ("efficientnet_lite0_transfer", "EfficientNet-Lite0 with ImageNet features, fine-tuned (recommended: "
+                                    "best accuracy, minutes on a CPU; 128 px)"),
+    ("animals10_cnn", "The study's Animals-10 CNN, trained from scratch (128 px, up to 60 epochs, early stopping)"),
+    ("cnn_adam_m1", "The study's chosen CIFAR-10 CNN, trained from scratch (32 px)"),
+    ("fast_cnn", "airbench-style fast CNN, trained from scratch (32 px)"),
+    ("baseline", "The study's baseline CNN: small and quick, for a first try (32 px)"),
+)
+DEFAULT_MODEL = FOLDER_MODELS[0][0]
+KILL_AFTER_MS = 8000  # Cancel: SIGTERM first (clean stop), then a kill if the child is still there
+
+
+def training_unavailable() -> str | None:
+    """None when `cifar10 train` can run here (TensorFlow and Keras importable, not a frozen bundle), else
+    what to install."""
+    if getattr(sys, "frozen", False):
+        return f"Training needs the source install with the '{TRAINING_EXTRA}' extra: {INSTALL_HINT}"
+    missing = [name for name in ("tensorflow", "keras") if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"Training needs the '{TRAINING_EXTRA}' extra ({', '.join(missing)} missing): {INSTALL_HINT}"
+    return None
+
+
+def default_runs_dir() -> Path:
+    """Where the dialog's training runs keep their run folders: next to the user's models folder."""
+    return user_models_dir().parent / "runs"
+
+
+def train_arguments(model: str, data, *, name: str = "", epochs: int | None = None, image_size: int | None = None,
+                    export_dir=None, runs_dir=None) -> list[str]:
+    """The child's arguments: ``-m cifar10_cli train --model M --data PATH [--name N] [--epochs E]
+    [--image-size S] [--export-dir D] --out RUNS --progress json`` (left out: the CLI's defaults; export dir:
+    the user's models folder, where every app finds the model)."""
+    args = ["-m", "cifar10_cli", "train", "--model", model, "--data", os.fspath(data)]
+    if name:
+        args += ["--name", name]
+    if epochs:
+        args += ["--epochs", str(int(epochs))]
+    if image_size:
+        args += ["--image-size", str(int(image_size))]
+    if export_dir:
+        args += ["--export-dir", os.fspath(export_dir)]
+    return args + ["--out", os.fspath(runs_dir or default_runs_dir()), "--progress", "json"]
+
+
+def parse_event(line: str) -> dict | None:
+    """One stdout line -> its event dict (None for anything that is not a JSON object with an "event")."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and isinstance(event.get("event"), str) else None
+
+
+@dataclass
+class TrainOutcome:
+    ok: bool = False
+    cancelled: bool = False
+    exported: dict | None = None            # the "exported" event (model, path, test_accuracy, ...)
+    error: str = ""                         # the "error" event's message, else the last stderr lines
+    exit_code: int | None = None
+    stderr_tail: list[str] = field(default_factory=list)
+
+
+class TrainProcess(QObject):
+    """Runs one training child at a time. ``event`` fires per JSON event, ``log_line`` per stderr line,
+    ``finished`` once with a :class:`TrainOutcome`."""
+
+    event = Signal(dict)
+    log_line = Signal(str)
+    finished = Signal(object)  # TrainOutcome
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.process: QProcess | None = None
+        self._out = self._err = b""
+        self._tail: deque[str] = deque(maxlen=20)
+        self._outcome = TrainOutcome()
+        self._kill_timer = QTimer(self)
+        self._kill_timer.setSingleShot(True)
+        self._kill_timer.timeout.connect(self._kill)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None
+
+    def start(self, arguments: list[str], *, program: str | None = None, workdir=None) -> None:
+        if self.process is not None:
+            raise RuntimeError("a training run is already going")
+        self._out = self._err = b""
+        self._tail.clear()
+        self._outcome = TrainOutcome()
+        process = QProcess(self)
+        env = QProcessEnvironment.systemEnvironment()
+        if not getattr(sys, "frozen", False):  # the child runs this same checkout's code
+            paths = [str(project_root()), env.value("PYTHONPATH", "")]
+            env.insert("PYTHONPATH", os.pathsep.join(p for p in paths if p))
+        env.insert("PYTHONUNBUFFERED", "1")
+        env.insert("PYTHONIOENCODING", "utf-8")
+        if not env.contains("TF_CPP_MIN_LOG_LEVEL"):
+            env.insert("TF_CPP_MIN_LOG_LEVEL", "2")
+        process.setProcessEnvironment(env)
+        if workdir is not None:
+            Path(workdir).mkdir(parents=True, exist_ok=True)
+            process.setWorkingDirectory(os.fspath(workdir))
+        process.readyReadStandardOutput.connect(self._read_stdout)
+        process.readyReadStandardError.connect(self._read_stderr)
+        process.finished.connect(self._on_finished)
+        process.errorOccurred.connect(self._on_error)
+        self.process = process
+        process.start(program or sys.executable, arguments)
+
+    def cancel(self) -> None:
+        """Ask the child to stop (it removes what it had started to write); kill it if it does not."""
+        if self.process is None:
+            return
+        self._outcome.cancelled = True
+        if sys.platform == "win32":  # no SIGTERM for a console child there
+            self.process.kill()
+        else:
+            self.process.terminate()
+            self._kill_timer.start(KILL_AFTER_MS)
+
+    def wait(self, timeout_ms: int = 30000) -> bool:
+        """Block until the child is gone (closing the app); True when it is."""
+        if self.process is None:
+            return True
+        return self.process.waitForFinished(timeout_ms)
+
+    # --- reading the child -----------------------------------------------------------------------
+    def _read_stdout(self) -> None:
+        if self.process is None:
+            return
+        self._out += bytes(self.process.readAllStandardOutput())
+        *lines, self._out = self._out.split(b"\n")
+        for raw in lines:
+            self._handle_line(raw.decode("utf-8", "replace"))
+
+    def _handle_line(self, text: str) -> None:
+        event = parse_event(text)
+        if event is None:
+            if text.strip():
+                self._log(text)
+            return
+        if event["event"] == "exported":
+            self._outcome.exported = event
+        elif event["event"] == "error":
+            self._outcome.error = str(event.get("message") or "training failed")
+        self.event.emit(event)
+
+    def _read_stderr(self) -> None:
+        if self.process is None:
+            return
+        self._err += bytes(self.process.readAllStandardError())
+        *lines, self._err = self._err.split(b"\n")
+        for raw in lines:
+            text = raw.decode("utf-8", "replace").rstrip("\r")
+            if text.strip():
+                self._log(text)
+
+    def _log(self, text: str) -> None:
+        self._tail.append(text)
+        self.log_line.emit(text)
+
+    def _kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+
+    def _on_error(self, error: QProcess.ProcessError) -> None:
+        if error == QProcess.ProcessError.FailedToStart and self.process is not None:
+            self._outcome.error = f"could not start {self.process.program()}: {self.process.errorString()}"
+            self._finish(None)
+
+    def _on_finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
+        self._read_stdout()
+        self._read_stderr()
+        for rest in (self._out, self._err):
+            if rest.strip():
+                self._handle_line(rest.decode("utf-8", "replace"))
+        self._out = self._err = b""
+        crashed = exit_status != QProcess.ExitStatus.NormalExit
+        self._finish(None if crashed else exit_code)
+
+    def _finish(self, exit_code: int | None) -> None:
+        self._kill_timer.stop()
+        outcome, process = self._outcome, self.process
+        self.process = None
+        outcome.exit_code = exit_code
+        outcome.stderr_tail = list(self._tail)
+        outcome.ok = exit_code == 0 and outcome.exported is not None and not outcome.cancelled
+        if not outcome.ok and not outcome.cancelled and not outcome.error:
+            outcome.error = "\n".join(outcome.stderr_tail[-8:]) or (
+                f"the training process ended with exit code {exit_code}" if exit_code is not None
+                else "the training process crashed")
+        if process is not None:
+            process.deleteLater()
+        self.finished.emit(outcome)

@@ -1,0 +1,174 @@
+"""Models > Train on a Folder… (pytest-qt, offscreen): the dialog scans a real folder of images, runs a REAL
+`cifar10 train --data --progress json` child process (QProcess) and the new model appears in the picker;
+Cancel leaves no model; a failed run shows its error.
+
+Kept fast on purpose: a few dozen small pictures, the small `baseline` CNN at 32 px, 1 epoch. The user's
+folders are pointed at tmp_path (XDG_DATA_HOME / XDG_CACHE_HOME / CIFAR10_MODELS_DIR), so the dialog's
+defaults (export to the user's models folder, which the window scans) are what is tested.
+"""
+
+import importlib.util
+import os
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from cifar10.paths import user_models_dir  # noqa: E402
+from desktop_app.main_window import MainWindow  # noqa: E402
+from desktop_app.train_dialog import default_name  # noqa: E402
+from desktop_app.train_process import (DEFAULT_MODEL, INSTALL_HINT, parse_event, train_arguments,  # noqa: E402
+                                       training_unavailable)
+from folder_fixtures import CLASSES, write_folder_dataset  # noqa: E402
+from image_files import solid  # noqa: E402
+from onnx_fixtures import RED, write_model  # noqa: E402
+
+needs_training = pytest.mark.skipif(training_unavailable() is not None, reason="needs the training extra")
+TIMEOUT_MS = 300_000  # a real child: TensorFlow's import alone takes seconds on a busy 2-core machine
+
+
+@pytest.fixture()
+def user_dirs(tmp_path, monkeypatch):
+    shipped = tmp_path / "shipped"
+    write_model(shipped, "colour_a", test_accuracy=0.6)
+    monkeypatch.setenv("CIFAR10_MODELS_DIR", str(shipped))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert str(user_models_dir()).startswith(str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture()
+def window(qtbot, user_dirs):
+    settings = QSettings(str(user_dirs / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(settings=settings, batch_size=4)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    dialog = getattr(win, "train_dialog", None)
+    if dialog is not None and dialog.running:
+        dialog.close()
+    win.cancel()
+    win.wait_idle(10)
+
+
+def open_dialog(qtbot, window, folder, *, model="baseline", epochs=1, image_size=32):
+    dialog = window.show_train_dialog()
+    dialog.set_folder(str(folder))
+    assert dialog.wait_scan(30)
+    dialog.model_box.setCurrentText(model)
+    dialog.epochs.setValue(epochs)
+    dialog.image_size.setValue(image_size)
+    return dialog
+
+
+def test_command_and_events():
+    args = train_arguments("baseline", "/data/pets", name="tiny", epochs=1, image_size=32, export_dir="/x",
+                           runs_dir="/r")
+    assert args == ["-m", "cifar10_cli", "train", "--model", "baseline", "--data", "/data/pets", "--name", "tiny",
+                    "--epochs", "1", "--image-size", "32", "--export-dir", "/x", "--out", "/r", "--progress", "json"]
+    defaults = train_arguments(DEFAULT_MODEL, "/data/pets")
+    assert "--epochs" not in defaults and "--image-size" not in defaults and "--export-dir" not in defaults
+    assert parse_event('{"event": "epoch", "epoch": 1}') == {"event": "epoch", "epoch": 1}
+    assert parse_event("Epoch 1/1: accuracy 0.5") is None and parse_event('{"no": "event"}') is None
+    assert default_name("baseline", "/data/my pets") == "baseline-my_pets"
+    assert DEFAULT_MODEL == "efficientnet_lite0_transfer"
+
+
+def test_menu_item_says_which_extra_to_install(qtbot, user_dirs, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorflow" else real(name, *a))
+    assert "tensorflow missing" in training_unavailable()
+    win = MainWindow(settings=QSettings(str(user_dirs / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(win)
+    assert not win.train_action.isEnabled()
+    assert "'training' extra" in win.train_action.text() and INSTALL_HINT in win.train_action.text()
+    assert INSTALL_HINT == "pip install -e '.[training]'"
+
+
+@needs_training
+def test_train_on_a_folder_adds_the_model_to_the_picker(qtbot, window, user_dirs):
+    assert window.train_action.isEnabled()
+    data = user_dirs / "my pets"
+    written = write_folder_dataset(data, per_class=8)  # + a corrupt JPEG and a text file in airplane/
+    dialog = open_dialog(qtbot, window, data)
+    # The scan lists the classes with their image counts (broken.jpg is only found unreadable when decoded).
+    assert dialog.class_rows() == [(name, len(written[name]) + (name == CLASSES[0])) for name in CLASSES]
+    assert any("notes.txt" in text for text in dialog.problem_texts())
+    assert dialog.name_edit.text() == "baseline-my_pets" and dialog.train_button.isEnabled()
+    assert dialog.start_training()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=TIMEOUT_MS)
+    outcome = dialog.outcome
+    assert outcome.ok, f"{outcome.error}\n" + "\n".join(outcome.stderr_tail)
+    kinds = [e["event"] for e in dialog.events]
+    assert kinds[0] == "cache" and "scan" in kinds and kinds.count("epoch") == 1 and kinds[-1] == "exported"
+    assert any("broken.jpg" in text for text in dialog.problem_texts())  # the corrupt file is reported
+    assert dialog.progress.format() == "Done" and "Done" in dialog.status.text()
+
+    onnx_path = user_models_dir() / "baseline-my_pets.onnx"
+    assert onnx_path.is_file() and outcome.exported["path"] == str(onnx_path.resolve())
+    # The window rescanned its model folders and selected the new model: labels = the folder names.
+    assert window.current_model.name == "baseline-my_pets"
+    assert tuple(window.current_model.labels) == CLASSES and window.current_model.image_size == 32
+    assert "my pets · 3 classes" in window.model_combo.currentText()
+    assert window.results.classes() == CLASSES
+    dialog.close()
+    window.add_paths([written["bird"][0]])
+    qtbot.waitUntil(lambda: not window.busy, timeout=30000)
+    (result,) = window.results_model.results()
+    assert result.ok and result.classes == CLASSES and result.label in CLASSES
+
+
+@needs_training
+def test_cancel_leaves_no_model_and_the_window_works_meanwhile(qtbot, window, user_dirs):
+    data = user_dirs / "pets"
+    write_folder_dataset(data, per_class=8, corrupt=False, text=False)
+    dialog = open_dialog(qtbot, window, data, epochs=400)
+    assert dialog.start_training()
+    assert not dialog.train_button.isEnabled() and dialog.cancel_button.isEnabled()
+    # The window is not blocked: it classifies a picture while the child trains.
+    picture = solid(user_dirs / "red.png", RED)
+    window.add_paths([picture])
+    qtbot.waitUntil(lambda: not window.busy and window.results_model.rowCount() == 1, timeout=30000)
+    qtbot.waitUntil(lambda: any(e["event"] == "epoch" for e in dialog.events), timeout=TIMEOUT_MS)
+    dialog.cancel_training()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=60000)
+    assert dialog.outcome.cancelled and not dialog.outcome.ok
+    assert "Cancelled: no model was saved" in dialog.status.text()
+    left = list(user_models_dir().iterdir()) if user_models_dir().is_dir() else []
+    assert left == []  # no model, no half-written staging folder
+    assert [m.name for m in window.models] == ["colour_a"]
+    assert dialog.train_button.isEnabled()  # ready for another try
+
+
+def test_a_folder_with_one_class_cannot_start(qtbot, window, user_dirs):
+    data = user_dirs / "one"
+    for i in range(4):
+        solid(data / "only" / f"{i}.png", RED)
+    dialog = open_dialog(qtbot, window, data)
+    assert dialog.scan is not None and not dialog.scan.ok
+    assert any("at least 2 classes" in text for text in dialog.problem_texts())
+    assert not dialog.train_button.isEnabled()
+    assert "cannot start" in dialog.summary.text()
+    assert not dialog.start_training() and "no errors" in dialog.last_error
+    assert not dialog.running
+
+
+@needs_training
+def test_a_failed_run_shows_its_error(qtbot, window, user_dirs):
+    data = user_dirs / "pets"
+    write_folder_dataset(data, per_class=4, corrupt=False, text=False)
+    dialog = open_dialog(qtbot, window, data, model="no_such_model")
+    assert dialog.start_training()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=TIMEOUT_MS)
+    assert not dialog.outcome.ok and not dialog.outcome.cancelled and dialog.outcome.exit_code != 0
+    assert "no_such_model" in dialog.outcome.error
+    assert "Training failed" in dialog.status.text() and "no_such_model" in dialog.status.text()
+    assert dialog.progress.format() == "Failed"
+    assert not (user_models_dir().is_dir() and list(user_models_dir().glob("*.onnx")))
+    assert window.current_model.name == "colour_a"
+    assert os.path.isdir(user_dirs)
