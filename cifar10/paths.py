@@ -76,3 +76,18 @@ def portable_paths(value):
         return "…/" + (re.split(r"[\\/]", path.rstrip("/\\"))[-1] or path)
 
     return _ABSOLUTE_PATH.sub(shorten, value)
+
+
+def model_file_stem(text: str) -> str:
+    """``text`` as a model name (its file name stem) that is safe everywhere: letters, digits, '.', '_', '-'
+    (other characters, spaces included, become '_'); non-ASCII letters are kept (NFC); at most 100 characters.
+    "" when nothing usable is left. ``cifar10 train --name`` and the desktop Train dialog both use it."""
+    import re
+    import unicodedata
+
+    return re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", text)).strip("._-")[:100]
+
+
+def default_model_name(model: str, folder: str | None) -> str:
+    """The default export name of ``cifar10 train --data FOLDER``: ``<model>-<folder name>``, made safe."""
+    return model_file_stem(f"{model}-{Path(folder).resolve().name}" if folder else model)

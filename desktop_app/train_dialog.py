@@ -11,8 +11,6 @@ user's models folder (or ``export_dir``), and the window selects it (``model_exp
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -23,7 +21,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QFileDialo
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from cifar10.image_folders import FolderScan, scan_image_folder
-from cifar10.paths import user_models_dir
+from cifar10.paths import default_model_name, user_models_dir
 from desktop_app.background import BackgroundTask
 from desktop_app.train_process import (DEFAULT_MODEL, FOLDER_MODELS, TrainOutcome, TrainProcess, default_runs_dir,
                                        train_arguments)
@@ -36,10 +34,8 @@ def _scan_task(folder: str, *, on_progress, should_stop) -> FolderScan:
 
 
 def default_name(model: str, folder: str) -> str:
-    """The CLI's default export name, ``<model>-<folder name>``, as a file name stem (the rule of
-    training.train.safe_name, which the app cannot import: it loads TensorFlow)."""
-    text = f"{model}-{Path(folder).resolve().name}" if folder else model
-    return re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", text)).strip("._-")[:100]
+    """The CLI's default export name, ``<model>-<folder name>`` (one rule: cifar10.paths.default_model_name)."""
+    return default_model_name(model, folder or None)
 
 
 class TrainDialog(QDialog):

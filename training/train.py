@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from cifar10.contract import IMAGE_SIZE
 from cifar10.errors import UserFacingError
+from cifar10.paths import default_model_name, model_file_stem
 from training import models
 from training.plots import plot_history
 
@@ -85,19 +86,16 @@ class TrainSettings:
             return safe_name(self.name)
         if self.data is None:
             return self.model
-        return safe_name(f"{self.model}-{Path(self.data).resolve().name}")
+        return safe_name(default_model_name(self.model, self.data) or self.model)
 
 
 def safe_name(text: str) -> str:
     """``text`` as a file name stem that is safe everywhere: letters, digits, '.', '_', '-' (other characters,
     spaces included, become '_'); non-ASCII letters are kept (NFC)."""
-    import re
-    import unicodedata
-
-    cleaned = re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", text)).strip("._-")
+    cleaned = model_file_stem(text)
     if not cleaned:
         raise UserFacingError(f"{text!r} cannot be a model name: use letters, digits, '.', '_' or '-'")
-    return cleaned[:100]
+    return cleaned
 
 
 def make_optimizer(name: str, lr) -> keras.optimizers.Optimizer:
