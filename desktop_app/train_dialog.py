@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QFileDialo
 from cifar10.image_folders import FolderScan, scan_image_folder
 from cifar10.paths import default_model_name, user_models_dir
 from desktop_app.background import BackgroundTask
-from desktop_app.train_process import (DEFAULT_MODEL, FOLDER_MODELS, TrainOutcome, TrainProcess, default_runs_dir,
+from desktop_app.train_process import (DEFAULT_MODEL, FOLDER_MODELS, TrainOutcome, TrainProcess, default_runs_dir, model_note,
                                        train_arguments)
 
 ERROR_COLOUR, WARNING_COLOUR = QColor(178, 34, 34), QColor(176, 110, 0)
@@ -82,11 +82,11 @@ class TrainDialog(QDialog):
             self.model_box.setItemData(self.model_box.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
         self.model_box.setCurrentIndex(self.model_box.findData(DEFAULT_MODEL))
         self.model_box.currentTextChanged.connect(self._update_name)
-        self.model_note = QLabel(dict(FOLDER_MODELS)[DEFAULT_MODEL], self)
+        self.model_note = QLabel(model_note(DEFAULT_MODEL), self)
         self.model_note.setWordWrap(True)
         self.model_note.setStyleSheet("color: palette(placeholder-text);")
         self.model_box.currentTextChanged.connect(
-            lambda name: self.model_note.setText(dict(FOLDER_MODELS).get(name.strip(), "a registered model")))
+            lambda name: self.model_note.setText(model_note(name)))
         self.epochs = QSpinBox(self)
         self.epochs.setRange(0, 500)
         self.epochs.setSpecialValueText("model's default")

