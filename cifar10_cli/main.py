@@ -213,7 +213,8 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
                         "stderr")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
+    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "sgd_plain"],
+                   help="sgd: momentum 0.9, Nesterov; sgd_plain: Keras' SGD without momentum")
     p.add_argument("--lr", type=float)
     p.add_argument("--lr-schedule", choices=["constant", "plateau", "cosine"])
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)

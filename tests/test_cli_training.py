@@ -42,8 +42,27 @@ def test_train_then_export_then_evaluate_then_report(tmp_path, capsys):
                      "--limit", "64"]) == 0
     out = capsys.readouterr().out
     assert f"accuracy {card['test_accuracy']:.4f} on 64 test images" in out
+    # A leaderboard-only model: exported into the models folder's study/ subfolder, which the apps do not read.
+    assert cli.main(["train", "--model", "ishu_m2", "--epochs", "1", "--limit", "64", "--data-dir", str(data_dir),
+                     "--out", str(runs), "--export-dir", str(models_dir / "study")]) == 0
+    study_card = json.loads((models_dir / "study" / "ishu_m2.json").read_text())
     assert cli.main(["report", "--models-dir", str(models_dir), "--out", str(tmp_path / "report")]) == 0
-    assert "| `baseline` |" in (tmp_path / "report" / "leaderboard.md").read_text()
+    report = (tmp_path / "report" / "leaderboard.md").read_text()
+    # One row per column of the study's table, in its order, with the study's figure and ours.
+    study_part = report.split("## Every exported model")[0]
+    study_rows = [line for line in study_part.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    rows = {line.split(" | ")[1]: line for line in study_rows}
+    assert list(rows) == ["M1 Baseline Roland", "M2 VGG16 Transfer Learning", "M1 Ishu", "M2 Ishu", "M3 Ishu",
+                          "baseline CNN", "baseline_CNN_adam_m1", "sgd_m1", "adam_m2", "Gulmehak (Animals-10)"]
+    m2 = rows["M2 Ishu"]
+    assert "0.7808 (0.7302), 10" in m2 and "`ishu_m2` (leaderboard only)" in m2
+    assert f"**{study_card['test_accuracy']:.4f}**" in m2 and f"{study_card['test_accuracy'] - 0.7808:+.4f}" in m2
+    assert "`cifar10 train --model ishu_m2 --epochs 1" in m2 and "cores" in m2
+    assert f"**{card['test_accuracy']:.4f}**" in rows["M1 Baseline Roland"]
+    assert "not trained yet: `cifar10 train --model ishu_m3`" in rows["M3 Ishu"]
+    assert "VGG16 ImageNet weights" in rows["M2 VGG16 Transfer Learning"]
+    # Every exported model, and whether it ships in the apps.
+    assert "| `baseline` | yes |" in report and "| `ishu_m2` | no |" in report
     assert (tmp_path / "report" / "leaderboard.png").stat().st_size > 1000
 
 

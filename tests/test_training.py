@@ -59,8 +59,10 @@ def test_unknown_model_lists_known_ones():
 def test_settings_take_study_defaults_and_overrides():
     s = TrainSettings.for_model("baseline")
     assert (s.epochs, s.batch_size, s.optimizer, s.lr) == (10, 64, "adam", 1e-3)
-    s = TrainSettings.for_model("cnn_sgd_m1", lr=0.05)
-    assert (s.optimizer, s.lr, s.batch_size) == ("sgd", 0.05, 32)
+    s = TrainSettings.for_model("cnn_adam_m2", lr=0.05)  # the study's "adam_m2" column lists SGD
+    assert (s.optimizer, s.lr, s.batch_size) == ("sgd_plain", 0.05, 32)
+    s = TrainSettings.for_model("cnn_sgd_m1")  # and its "sgd_m1" column lists Adam
+    assert (s.optimizer, s.lr, s.batch_size, s.epochs) == ("adam", 1e-3, 32, 50)
 
 
 def test_vgg16_transfer_builds_without_download_and_fine_tunes_the_head_only():

@@ -1,4 +1,12 @@
-"""`cifar10 report`: a markdown leaderboard of every exported model next to the study's figures."""
+"""`cifar10 report`: the leaderboard. One row per column of the original study's table (its figure next to
+every model we trained for it: our test accuracy, the command, epochs, wall time, machine), then every
+exported model, the extra ones included, and whether it ships in the apps or lives in the leaderboard only.
+
+The study's figures come from the registry (each study model's ``study={...}``, copied from the study's
+table in ``../shared/seed/``); ours come from the model cards, which ``cifar10 export`` measures with
+onnxruntime on the exported ``.onnx``. Cards are read from the models folder (the models the apps and the
+bundle ship) and its ``study/`` subfolder (leaderboard only).
+"""
 
 from __future__ import annotations
 
@@ -11,54 +19,141 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+LEADERBOARD_ONLY = "study"  # subfolder of the models folder: exported with a card, not shipped in the apps
+
+# Study columns without a trained model here, and why (the row says it instead of a figure).
+NOT_TRAINED = {
+    "vgg16_transfer": "needs Keras' VGG16 ImageNet weights, a download this machine cannot make; "
+                      "`efficientnet_lite0_transfer` is our transfer model",
+    "animals10_cnn": "Animals-10 is not on this machine: `cifar10 train --model animals10_cnn --data <Animals-10 "
+                     "folder>`",
+}
+
 
 def load_cards(models_dir: Path) -> list[dict]:
-    cards = [json.loads(p.read_text()) for p in sorted(Path(models_dir).glob("*.json"))]
-    return sorted((c for c in cards if "test_accuracy" in c), key=lambda c: -c["test_accuracy"])
+    """Every card (``*.json`` with a ``test_accuracy``) in ``models_dir`` and its ``study/`` subfolder, best
+    first; each gets ``_ships`` (True for the top folder, the one the apps and the bundle read)."""
+    cards = []
+    for folder, ships in ((Path(models_dir), True), (Path(models_dir) / LEADERBOARD_ONLY, False)):
+        for path in sorted(folder.glob("*.json")):
+            card = json.loads(path.read_text())
+            if "test_accuracy" in card:
+                cards.append(card | {"_ships": ships})
+    return sorted(cards, key=lambda c: -c["test_accuracy"])
+
+
+def card_model(card: dict) -> str:
+    """The registered model a card was trained from (its export name can differ: ``cnn_adam_m1-seed1``)."""
+    return card.get("training", {}).get("settings", {}).get("model") or card["name"]
+
+
+def study_columns() -> list[tuple[str, dict]]:
+    """(model name, study dict) for every registered model that reproduces a column of the study's table,
+    in the table's order."""
+    from training import models
+
+    specs = [models.get_spec(name) for name in models.model_names()]
+    found = [(s.name, s.study) for s in specs if s.study.get("table_column")]
+    return sorted(found, key=lambda item: item[1]["table_column"])
 
 
 def _fmt(value, digits=4):
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _minutes(card: dict) -> str:
+    seconds = card.get("training_wall_time_s")
+    return "—" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def _machine(card: dict) -> str:
+    machine = card.get("machine", {})
+    return f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores"
+
+
+def _epochs(card: dict):
+    return card.get("training", {}).get("epochs_run", "—")
+
+
+def _command(card: dict) -> str:
+    return f"`{card.get('training_command', '—')}`"
+
+
+def study_table_rows(cards: list[dict]) -> list[dict]:
+    """One row per (study column, card trained for it); a column nobody trained gets one row without ours."""
+    rows = []
+    for model, study in study_columns():
+        trained = [c for c in cards if card_model(c) == model and c.get("dataset", "CIFAR-10") ==
+                   study.get("dataset", "CIFAR-10")]
+        for card in trained or [None]:
+            rows.append({"model": model, "study": study, "card": card})
+    return rows
+
+
 def leaderboard_markdown(cards: list[dict]) -> str:
     lines = [
-        "# Leaderboard: exported models on the 10,000 CIFAR-10 test images",
+        "# Leaderboard",
         "",
-        "Figures measured by onnxruntime on the exported `.onnx` files (`cifar10 export`); the study's",
-        "figures are copied from its table (`../shared/seed/`) for comparison, not re-measured.",
+        "Our figures are measured by onnxruntime on the exported `.onnx` files (`cifar10 export`, on the 10,000",
+        "CIFAR-10 test images); the study's are copied from its table (`../shared/seed/`), not re-measured.",
+        "What explains the table's odd figures: [docs/study_table.md](../docs/study_table.md).",
         "",
-        "| model | test acc. | macro F1 | ECE | params | epochs | train time | study column | study acc. |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "## The study's table, column by column",
+        "",
+        "| # | study column | study: acc. (final loss), epochs | our model | our test acc. | Δ | epochs | "
+        "train time | command | machine |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in study_table_rows(cards):
+        study, card = row["study"], row["card"]
+        loss = f" ({study['final_loss']:.4f})" if "final_loss" in study else ""
+        theirs = f"{study['test_accuracy']:.4f}{loss}, {study.get('epochs', '?')}"
+        dataset = study.get("dataset", "CIFAR-10")
+        column = study["column"] + ("" if dataset == "CIFAR-10" else f" ({dataset})")
+        if card is None:
+            why = NOT_TRAINED.get(row["model"], f"not trained yet: `cifar10 train --model {row['model']}`")
+            lines.append(f"| {study['table_column']} | {column} | {theirs} | `{row['model']}` | — | | | | {why} | |")
+            continue
+        delta = card["test_accuracy"] - study["test_accuracy"]
+        where = "" if card["_ships"] else " (leaderboard only)"
+        lines.append(
+            f"| {study['table_column']} | {column} | {theirs} | `{card['name']}`{where} | "
+            f"**{card['test_accuracy']:.4f}** | {delta:+.4f} | {_epochs(card)} | {_minutes(card)} | "
+            f"{_command(card)} | {_machine(card)} |")
+    lines += [
+        "",
+        "## Every exported model",
+        "",
+        "Models in `exported_models/` ship in the apps and the bundle; those in `exported_models/study/` are",
+        "leaderboard only (`cifar10 evaluate exported_models/study/<name>.onnx` re-measures any of them).",
+        "",
+        "| model | ships in the apps | test acc. | macro F1 | ECE | params | epochs | train time | command | machine |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cards:
-        study = c.get("study", {})
-        minutes = c.get("training_wall_time_s", 0) / 60
         lines.append(
-            f"| `{c['name']}` | {_fmt(c['test_accuracy'])} | {_fmt(c.get('f1_macro'))} | {_fmt(c.get('ece'))} "
-            f"| {c.get('parameters', 0):,} | {c.get('training', {}).get('epochs_run', '—')} | {minutes:.1f} min "
-            f"| {study.get('column', '—')} | {_fmt(study.get('test_accuracy'))} |")
-    lines += ["", "Training commands (each from the model's card):", ""]
-    lines += [f"- `{c['name']}`: `{c.get('training_command', '—')}` on {c.get('machine', {}).get('cpu', '?')} "
-              f"({c.get('machine', {}).get('cores', '?')} cores)" for c in cards]
+            f"| `{c['name']}` | {'yes' if c['_ships'] else 'no'} | {_fmt(c['test_accuracy'])} | "
+            f"{_fmt(c.get('f1_macro'))} | {_fmt(c.get('ece'))} | {c.get('parameters', 0):,} | {_epochs(c)} | "
+            f"{_minutes(c)} | {_command(c)} | {_machine(c)} |")
     lines += ["", "![leaderboard](leaderboard.png)", ""]
     return "\n".join(lines)
 
 
 def plot_leaderboard(cards: list[dict], path: Path) -> None:
-    names = [c["name"] for c in cards]
+    study = {model: s["test_accuracy"] for model, s in study_columns()}
+    names = [c["name"] + ("" if c["_ships"] else " *") for c in cards]
     ours = [c["test_accuracy"] for c in cards]
-    study = [c.get("study", {}).get("test_accuracy") or 0 for c in cards]
+    theirs = [study.get(card_model(c), 0) for c in cards]
     fig, ax = plt.subplots(figsize=(8, 0.6 * len(cards) + 1.5))
     y = range(len(cards))
     ax.barh([i + 0.2 for i in y], ours, height=0.4, label="this project (ONNX, measured)")
-    ax.barh([i - 0.2 for i in y], study, height=0.4, label="original study (reported)", color="#bbb")
+    ax.barh([i - 0.2 for i in y], theirs, height=0.4, label="original study (reported)", color="#bbb")
     for i, acc in zip(y, ours):
         ax.text(acc + 0.005, i + 0.2, f"{acc:.3f}", va="center", fontsize=8)
     ax.set_yticks(list(y), names)
     ax.invert_yaxis()
     ax.set_xlim(0, 1.05)
-    ax.set_xlabel("test accuracy")
+    ax.set_xlabel("test accuracy (* = leaderboard only, not shipped in the apps)")
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("CIFAR-10 test accuracy")
     fig.tight_layout()

@@ -103,6 +103,7 @@ def make_optimizer(name: str, lr) -> keras.optimizers.Optimizer:
         "adam": lambda: keras.optimizers.Adam(lr),
         "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=1e-4),
         "sgd": lambda: keras.optimizers.SGD(lr, momentum=0.9, nesterov=True),
+        "sgd_plain": lambda: keras.optimizers.SGD(lr),  # Keras' SGD as is: no momentum (the study's 'SGD')
     }
     if name not in optimizers:
         raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(optimizers)}")

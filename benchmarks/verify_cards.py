@@ -1,0 +1,55 @@
+"""Re-measure every exported CIFAR-10 model independently of training: onnxruntime on the `.onnx` (the apps'
+code path: cifar10.inference + cifar10.evaluation, no TensorFlow), the 10,000 test images, against the
+accuracy its card states.
+
+    python benchmarks/verify_cards.py            # exported_models/ and exported_models/study/
+
+Writes benchmarks/results/verify_cards.json; exits 1 if a model's accuracy differs from its card by more
+than 0.0005 (card figures have 4 decimals). Needs CIFAR-10 ($CIFAR10_DIR or the download cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "benchmarks" / "results" / "verify_cards.json"
+TOLERANCE = 0.0005
+
+
+def main(argv=None) -> int:
+    from cifar10.evaluation import evaluate_test_set
+    from cifar10.inference import Classifier
+    from cifar10.registry import load_model_info
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "exported_models")
+    parser.add_argument("--data-dir")
+    args = parser.parse_args(argv)
+    rows, failed = [], 0
+    for path in sorted(args.models_dir.glob("*.onnx")) + sorted((args.models_dir / "study").glob("*.onnx")):
+        info = load_model_info(path)
+        if info.dataset != "CIFAR-10":
+            continue
+        started = time.perf_counter()
+        evaluation = evaluate_test_set(Classifier(info), args.data_dir)
+        measured = evaluation.metrics["accuracy"]
+        ok = abs(measured - info.test_accuracy) <= TOLERANCE
+        failed += not ok
+        rows.append({"model": str(path.relative_to(args.models_dir)), "card": info.test_accuracy,
+                     "measured": round(measured, 4), "agrees": ok, "seconds": round(time.perf_counter() - started, 1)})
+        print(f"{rows[-1]['model']:45s} card {info.test_accuracy:.4f}  onnxruntime {measured:.4f}  "
+              f"{'ok' if ok else 'DIFFERS'}  ({rows[-1]['seconds']} s)", flush=True)
+    RESULTS.write_text(json.dumps({"command": "python benchmarks/verify_cards.py", "tolerance": TOLERANCE,
+                                   "models": rows}, indent=1))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
