@@ -58,7 +58,9 @@ def test_no_absolute_paths_in_shipped_cards_or_the_leaderboard():
     from cifar10.paths import project_root
 
     absolute = re.compile(r"(?<![\w.~:/-])(?:/(?:work|home|tmp|root|Users|mnt|var|opt)/|[A-Za-z]:\\)")
-    shipped = [*sorted((project_root() / "exported_models").glob("*.json")), project_root() / "reports" / "leaderboard.md"]
+    shipped = [*sorted((project_root() / "exported_models").glob("*.json")),
+               *sorted((project_root() / "exported_models" / "study").glob("*.json")),
+               project_root() / "reports" / "leaderboard.md"]
     for path in shipped:
         found = absolute.findall(path.read_text(encoding="utf-8"))
         assert not found, f"{path.name} holds absolute paths: {found}"
@@ -74,3 +76,20 @@ def test_portable_paths_keeps_urls_and_shortens_paths():
                                     "data": ["…/cifar-10-batches-py",
                                              "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"],
                                     "n": 3, "ratio": "1/255"}
+
+
+def test_leaderboard_only_models_are_valid_but_not_in_the_apps():
+    """exported_models/study/ holds the study's columns: each passes the registry's contract checks (graph,
+    metadata and card agree), and none of them is among the models the apps discover."""
+    from cifar10.paths import project_root
+    from cifar10.registry import discover_models, load_model_info
+
+    study = sorted((project_root() / "exported_models" / "study").glob("*.onnx"))
+    assert len(study) >= 4
+    for path in study:
+        info = load_model_info(path)
+        assert info.dataset == "CIFAR-10" and info.test_accuracy is not None and info.card["study"]["column"]
+    shipped, problems = discover_models([project_root() / "exported_models"])
+    assert not problems
+    assert {m.name for m in shipped}.isdisjoint({p.stem for p in study})
+    assert len(shipped) == 4

@@ -158,3 +158,21 @@ def test_flip_shift_tta_exports_and_matches_tensorflow(tmp_path):
     assert figures["argmax_agreement"] == 1.0 and figures["max_abs_diff"] < 1e-5
     probs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x.astype(np.float32)})[0]
     np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
+
+
+def test_study_small_cnn_variants_used_by_the_ablations():
+    """benchmarks/study_ablation.py builds the study's small CNNs with Keras' default padding or BatchNorm."""
+    same = models.create_model("ishu_m2")
+    valid = models.create_model("ishu_m2", padding="valid")
+    normed = models.create_model("ishu_m2", batch_norm=True)
+    assert (same.count_params(), valid.count_params()) == (558_570, 165_354)  # 4x4 vs 2x2 maps into Dense 512
+    norms = [layer for layer in normed.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 3 and not any(isinstance(layer, keras.layers.BatchNormalization) for layer in same.layers)
+    assert normed.predict(np.zeros((2, 32, 32, 3), np.float32), verbose=0).shape == (2, 10)
+
+
+def test_the_study_sgd_is_plain_sgd():
+    from training.train import make_optimizer
+
+    assert float(make_optimizer("sgd_plain", 0.01).momentum) == 0.0  # the table's "SGD": Keras' defaults
+    assert float(make_optimizer("sgd", 0.01).momentum) == 0.9
