@@ -58,6 +58,7 @@ def test_train_then_export_then_evaluate_then_report(tmp_path, capsys):
     assert "0.7808 (0.7302), 10" in m2 and "`ishu_m2` (leaderboard only)" in m2
     assert f"**{study_card['test_accuracy']:.4f}**" in m2 and f"{study_card['test_accuracy'] - 0.7808:+.4f}" in m2
     assert "`cifar10 train --model ishu_m2 --epochs 1" in m2 and "cores" in m2
+    assert "| changed: epochs 1 (10), limit 64 |" in m2  # what the run changed against the table's recipe
     assert f"**{card['test_accuracy']:.4f}**" in rows["M1 Baseline Roland"]
     assert "not trained yet: `cifar10 train --model ishu_m3`" in rows["M3 Ishu"]
     assert "VGG16 ImageNet weights" in rows["M2 VGG16 Transfer Learning"]

@@ -57,6 +57,22 @@ def study_columns() -> list[tuple[str, dict]]:
     return sorted(found, key=lambda item: item[1]["table_column"])
 
 
+def recipe_changes(card: dict, model: str) -> list[str]:
+    """How the card's training settings differ from the model's registered recipe (the study's
+    hyperparameters): ["epochs 20 (10)", ...]; empty when it was trained as registered."""
+    from dataclasses import asdict
+
+    from training import models
+
+    defaults = asdict(models.get_spec(model).defaults)
+    settings = card.get("training", {}).get("settings", {})
+    changes = [f"{key} {settings[key]} ({value})" for key, value in defaults.items()
+               if key in settings and key != "image_size" and settings[key] != value]
+    if settings.get("limit"):
+        changes.append(f"limit {settings['limit']}")
+    return changes
+
+
 def _fmt(value, digits=4):
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -96,13 +112,15 @@ def leaderboard_markdown(cards: list[dict]) -> str:
         "",
         "Our figures are measured by onnxruntime on the exported `.onnx` files (`cifar10 export`, on the 10,000",
         "CIFAR-10 test images); the study's are copied from its table (`../shared/seed/`), not re-measured.",
-        "What explains the table's odd figures: [docs/study_table.md](../docs/study_table.md).",
+        "What explains the table's odd figures: [docs/study_table.md](../docs/study_table.md). \"recipe\": the",
+        "table's hyperparameters as registered (`cifar10 train --model NAME`), or what the run changed (registered",
+        "value in brackets).",
         "",
         "## The study's table, column by column",
         "",
-        "| # | study column | study: acc. (final loss), epochs | our model | our test acc. | Δ | epochs | "
+        "| # | study column | study: acc. (final loss), epochs | our model | our test acc. | Δ | recipe | epochs | "
         "train time | command | machine |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in study_table_rows(cards):
         study, card = row["study"], row["card"]
@@ -112,13 +130,15 @@ def leaderboard_markdown(cards: list[dict]) -> str:
         column = study["column"] + ("" if dataset == "CIFAR-10" else f" ({dataset})")
         if card is None:
             why = NOT_TRAINED.get(row["model"], f"not trained yet: `cifar10 train --model {row['model']}`")
-            lines.append(f"| {study['table_column']} | {column} | {theirs} | `{row['model']}` | — | | | | {why} | |")
+            lines.append(f"| {study['table_column']} | {column} | {theirs} | `{row['model']}` | — | | | | | {why} | |")
             continue
         delta = card["test_accuracy"] - study["test_accuracy"]
         where = "" if card["_ships"] else " (leaderboard only)"
+        changes = recipe_changes(card, row["model"])
+        recipe = "changed: " + ", ".join(changes) if changes else "the table's"
         lines.append(
             f"| {study['table_column']} | {column} | {theirs} | `{card['name']}`{where} | "
-            f"**{card['test_accuracy']:.4f}** | {delta:+.4f} | {_epochs(card)} | {_minutes(card)} | "
+            f"**{card['test_accuracy']:.4f}** | {delta:+.4f} | {recipe} | {_epochs(card)} | {_minutes(card)} | "
             f"{_command(card)} | {_machine(card)} |")
     lines += [
         "",
@@ -144,7 +164,7 @@ def plot_leaderboard(cards: list[dict], path: Path) -> None:
     names = [c["name"] + ("" if c["_ships"] else " *") for c in cards]
     ours = [c["test_accuracy"] for c in cards]
     theirs = [study.get(card_model(c), 0) for c in cards]
-    fig, ax = plt.subplots(figsize=(8, 0.6 * len(cards) + 1.5))
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(cards) + 2))
     y = range(len(cards))
     ax.barh([i + 0.2 for i in y], ours, height=0.4, label="this project (ONNX, measured)")
     ax.barh([i - 0.2 for i in y], theirs, height=0.4, label="original study (reported)", color="#bbb")
@@ -153,8 +173,8 @@ def plot_leaderboard(cards: list[dict], path: Path) -> None:
     ax.set_yticks(list(y), names)
     ax.invert_yaxis()
     ax.set_xlim(0, 1.05)
-    ax.set_xlabel("test accuracy (* = leaderboard only, not shipped in the apps)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("test accuracy (* = leaderboard only, not shipped in the apps)", fontsize=9)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8)  # below: no bar hidden
     ax.set_title("CIFAR-10 test accuracy")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
