@@ -224,8 +224,9 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
                         "flip_shift: also 1-pixel shifted views, as airbench)")
     p.add_argument("--early-stopping-patience", type=int, help="epochs without val improvement; 0 = off")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--precision", choices=["float32", "mixed_bfloat16"],
-                   help="default: the model's (fast_cnn trains in mixed_bfloat16)")
+    p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"],
+                   help="default: the model's (fast_cnn: auto = mixed_bfloat16 where the CPU (AVX512-BF16, AMX) or "
+                        "GPU computes bfloat16 natively, else float32)")
     p.add_argument("--weights", default="imagenet", help="transfer models: 'imagenet' (download) or 'none'")
     p.add_argument("--limit", type=int, help="use only the first N images of each split (smoke runs)")
     p.add_argument("--init-from", metavar="RUN_DIR",

@@ -64,6 +64,10 @@ def test_train_then_export_then_evaluate_then_report(tmp_path, capsys):
     assert "VGG16 ImageNet weights" in rows["M2 VGG16 Transfer Learning"]
     # Every exported model, and whether it ships in the apps.
     assert "| `baseline` | yes |" in report and "| `ishu_m2` | no |" in report
+    # Registered models outside the table with no card here: listed with their command, not silently missing.
+    untrained = report.split("## Registered, not trained yet")[1]
+    assert "| `fast_cnn_95` | airbench95 in Keras" in untrained and "`cifar10 train --model fast_cnn_95`" in untrained
+    assert "`baseline`" not in untrained and "`ishu_m3`" not in untrained  # trained here / a study column
     assert (tmp_path / "report" / "leaderboard.png").stat().st_size > 1000
 
 

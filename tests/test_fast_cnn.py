@@ -1,6 +1,7 @@
 """fast_cnn's pieces (whitening, Muon, alternating-flip batches) and a tiny run of its recipe through
 `train` + export. No full training here: the 8-epoch run is benchmarks/fast_cnn.py."""
 
+import dataclasses
 import json
 
 import keras
@@ -13,6 +14,7 @@ from cifar_fixtures import write_dataset
 from training import fast_cnn, models
 from training.data import load_cifar10
 from training.export import float32_copy
+from training.precision import resolve_precision
 from training.train import TrainSettings, train
 
 
@@ -41,6 +43,19 @@ def test_blocks_start_as_identity_and_head_has_unit_std():
     np.testing.assert_array_equal(kernel[1, 1, :, :64], np.eye(64))
     assert np.count_nonzero(kernel[..., :64]) == 64 and np.count_nonzero(kernel[..., 64:]) > 0
     assert abs(float(np.std(model.get_layer("head").kernel.numpy())) - 1) < 1e-5
+
+
+def test_fast_cnn_95_is_fast_cnn_wider_and_longer_with_the_same_recipe():
+    spec, base = models.get_spec("fast_cnn_95"), models.get_spec("fast_cnn")
+    assert spec.fit is base.fit is fast_cnn.fit_fast_cnn
+    assert (spec.defaults.epochs, base.defaults.epochs) == (12, 10)
+    assert dataclasses.replace(spec.defaults, epochs=10) == base.defaults  # only the length differs
+    model = models.create_model("fast_cnn_95")
+    assert model.name == "fast_cnn_95"
+    widths = [model.get_layer(f"block{i}_conv2").kernel.shape[-1] for i in (1, 2, 3)]
+    assert widths == [128, 384, 384]
+    kernel = model.get_layer("block2_conv1").kernel.numpy()  # 128 -> 384, identity on the first 128 filters
+    np.testing.assert_array_equal(kernel[1, 1, :, :128], np.eye(128))
 
 
 def test_newton_schulz_roughly_orthogonalises():
@@ -121,11 +136,12 @@ def test_batches_translate_by_at_most_shift_px():
 
 def test_recipe_trains_on_all_images_and_exports_with_flip_shift_tta(tiny_cifar, tmp_path):
     settings = TrainSettings.for_model("fast_cnn", epochs=2, batch_size=100)
-    assert (settings.validation_size, settings.precision, settings.tta) == (0, "mixed_bfloat16", "flip_shift")
+    assert (settings.validation_size, settings.precision, settings.tta) == (0, "auto", "flip_shift")
     run_dir = train(settings, data_dir=tiny_cifar, out=tmp_path / "runs", export_dir=tmp_path / "models",
                     command="cifar10 train --model fast_cnn --epochs 2 --batch-size 100", test_curve=True)
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for whatever runs next
     record = json.loads((run_dir / "run.json").read_text())
+    assert record["settings"]["precision"] == resolve_precision("auto")[0]  # what ran, not "auto"
     assert record["data"]["train"] == 600 and record["data"]["validation"] == 0
     assert record["checkpoint"] == "final.keras" and "best_epoch" not in record
     history = (run_dir / "history.csv").read_text().splitlines()

@@ -139,16 +139,25 @@ def parity(model: keras.Model, onnx_path: Path, images: np.ndarray, tta: str = "
     }
 
 
+# The CPU features that set a training run's speed here: one "AMD EPYC" had AVX512-BF16, another only AVX2,
+# and fast_cnn's step differed 6x between them (docs/fast_cnn.md).
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
+    cpu, flags = None, None
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():  # the first CPU's lines
+            if line.startswith("model name") and cpu is None:
                 cpu = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags") and flags is None:
+                present = set(line.split(":", 1)[1].split())
+                flags = [flag for flag in SPEED_FLAGS if flag in present]
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(), "python": platform.python_version()}
+    cpu = cpu or platform.processor() or platform.machine()
+    found = {"cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(), "python": platform.python_version()}
+    return found if flags is None else {**found, "cpu_flags": flags}
 
 
 def library_versions() -> dict:

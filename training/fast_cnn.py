@@ -242,8 +242,9 @@ def fit_fast_cnn(model: keras.Model, data, settings, callbacks: list | None = No
             "GELU, Muon + Nesterov SGD, label smoothing 0.2, alternating flip + 2-px translate, 10 epochs on all "
             "50,000 training images, flip+shift TTA",
     epochs=10, batch_size=2000, optimizer="muon", lr=0.24, augment=True, shift_px=2, tta="flip_shift",
-    lr_schedule="linear", precision="mixed_bfloat16", validation_size=0)
-def fast_cnn(widths: tuple[int, int, int] = (64, 256, 256), num_classes: int = NUM_CLASSES) -> keras.Model:
+    lr_schedule="linear", precision="auto", validation_size=0)
+def fast_cnn(widths: tuple[int, int, int] = (64, 256, 256), num_classes: int = NUM_CLASSES,
+             name: str = "fast_cnn") -> keras.Model:
     """32x32 input only (its final 3x3 pooling expects the 3x3 map a 32 px image leaves): no ``image_size``."""
     inputs = model_input()
     x = layers.Rescaling(list(1 / CIFAR_STD), offset=list(-CIFAR_MEAN / CIFAR_STD), name="normalize")(inputs)
@@ -265,9 +266,24 @@ def fast_cnn(widths: tuple[int, int, int] = (64, 256, 256), num_classes: int = N
     x = layers.Dense(num_classes, use_bias=False, dtype="float32", name="head")(x)
     logits = layers.Rescaling(1 / widths[-1], dtype="float32", name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
-    model = keras.Model(inputs, outputs, name="fast_cnn")
+    model = keras.Model(inputs, outputs, name=name)
     _identity_init(model)
     return model
+
+
+# airbench95 (the same repository's airbench95.py) is airbench94 made wider (block widths 64/256/256 ->
+# 128/384/384, 2.55x the multiply-adds per image), trained longer (9.9 -> 15 epochs) at 0.87x the learning
+# rate: 95.01 % mean on a GPU. The Muon recipe here needs fewer epochs than airbench94's SGD (8 vs 9.9), so
+# 15 x 8/9.9 ~ 12. The rates stay fast_cnn's: Muon renormalises every kernel and orthogonalises its update,
+# so the relative step a learning rate makes does not depend on the width.
+@register_model(
+    "fast_cnn_95", fit=fit_fast_cnn,
+    summary="airbench95 in Keras: fast_cnn widened to 128/384/384, 12 epochs on all 50,000 training images, "
+            "the same tricks (whitening, Muon, label smoothing, alternating flip, flip+shift TTA)",
+    epochs=12, batch_size=2000, optimizer="muon", lr=0.24, augment=True, shift_px=2, tta="flip_shift",
+    lr_schedule="linear", precision="auto", validation_size=0)
+def fast_cnn_95(num_classes: int = NUM_CLASSES) -> keras.Model:
+    return fast_cnn(widths=(128, 384, 384), num_classes=num_classes, name="fast_cnn_95")
 
 
 def _identity_init(model: keras.Model) -> None:

@@ -29,7 +29,7 @@ class TrainingDefaults:
     tta: str = "none"  # test-time augmentation built into the exported graph: none | flip | flip_shift
     early_stopping_patience: int = 0  # 0 = off
     lr_schedule: str = "constant"  # constant | plateau | cosine (models with their own recipe: theirs)
-    precision: str = "float32"  # or mixed_bfloat16 (fast on CPUs with AVX512-BF16 / AMX)
+    precision: str = "float32"  # or mixed_bfloat16, or auto: mixed_bfloat16 where native (training/precision.py)
     validation_size: int = VALIDATION_SIZE  # held out for model selection; 0 = train on all 50,000
     image_size: int = 32  # input size for folder datasets (`--data`) when --image-size is not given
 

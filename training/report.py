@@ -67,7 +67,8 @@ def recipe_changes(card: dict, model: str) -> list[str]:
     defaults = asdict(models.get_spec(model).defaults)
     settings = card.get("training", {}).get("settings", {})
     changes = [f"{key} {settings[key]} ({value})" for key, value in defaults.items()
-               if key in settings and key != "image_size" and settings[key] != value]
+               if key in settings and key != "image_size" and settings[key] != value
+               and not (key == "precision" and value == "auto")]  # auto: whichever the machine resolved
     if settings.get("limit"):
         changes.append(f"limit {settings['limit']}")
     return changes
@@ -84,7 +85,12 @@ def _minutes(card: dict) -> str:
 
 def _machine(card: dict) -> str:
     machine = card.get("machine", {})
-    return f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores"
+    text = f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores"
+    flags = machine.get("cpu_flags")  # cards from before 2026-12-06 do not say
+    if flags is not None:
+        text += ", " + ("AMX" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags
+                        else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2")
+    return text
 
 
 def _epochs(card: dict):
@@ -104,6 +110,14 @@ def study_table_rows(cards: list[dict]) -> list[dict]:
         for card in trained or [None]:
             rows.append({"model": model, "study": study, "card": card})
     return rows
+
+
+def untrained_models(cards: list[dict]) -> list:
+    """Registered models outside the study's table that no card in the models folder was trained from."""
+    from training import models
+
+    trained = {card_model(c) for c in cards} | {model for model, _ in study_columns()}
+    return [models.get_spec(name) for name in models.model_names() if name not in trained]
 
 
 def leaderboard_markdown(cards: list[dict]) -> str:
@@ -155,6 +169,10 @@ def leaderboard_markdown(cards: list[dict]) -> str:
             f"| `{c['name']}` | {'yes' if c['_ships'] else 'no'} | {_fmt(c['test_accuracy'])} | "
             f"{_fmt(c.get('f1_macro'))} | {_fmt(c.get('ece'))} | {c.get('parameters', 0):,} | {_epochs(c)} | "
             f"{_minutes(c)} | {_command(c)} | {_machine(c)} |")
+    untrained = untrained_models(cards)
+    if untrained:
+        lines += ["", "## Registered, not trained yet", "", "| model | what | command |", "|---|---|---|"]
+        lines += [f"| `{spec.name}` | {spec.summary} | `cifar10 train --model {spec.name}` |" for spec in untrained]
     lines += ["", "![leaderboard](leaderboard.png)", ""]
     return "\n".join(lines)
 

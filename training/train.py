@@ -29,6 +29,7 @@ from training import models
 from training.plots import plot_history
 
 from training.data import load_cifar10, load_folder_dataset
+from training.precision import resolve_precision
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -233,8 +234,12 @@ def train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), e
     when export_dir is set. ``test_curve``: log test accuracy per epoch (TestCurve). ``callbacks``: more
     Keras callbacks for fit (``cifar10 sweep`` reports each epoch to Ray Tune with one). ``progress``: a
     function that takes each progress event (a JSON-ready dict; see the module docstring)."""
+    policy, message = resolve_precision(settings.precision)
+    if message:
+        print(message, file=sys.stderr)
+    settings = replace(settings, precision=policy)  # the run record and the card keep what was used
     previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(settings.precision)
+    keras.mixed_precision.set_global_policy(policy)
     try:
         return _train(settings, data_dir=data_dir, out=out, export_dir=export_dir, command=command,
                       test_curve=test_curve, callbacks=callbacks, progress=progress)
