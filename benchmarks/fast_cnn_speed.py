@@ -86,7 +86,7 @@ def main() -> None:
         results[label] = round(rate, 1)
         print(f"{label:45s} {rate:7.1f} images/s  ({50000 / rate:5.1f} s per epoch)", flush=True)
     from training.precision import native_bfloat16, resolve_precision
-    from training.export import machine
+    from cifar10.machine import machine
 
     host = {**machine(), "native_bfloat16": native_bfloat16(), "auto_precision": resolve_precision("auto")[0]}
     args.results.parent.mkdir(parents=True, exist_ok=True)

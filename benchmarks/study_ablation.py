@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     parser.add_argument("--shift-px", type=int)
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
-    from training.export import machine
+    from cifar10.machine import machine
     command = "python benchmarks/study_ablation.py " + " ".join(argv if argv is not None else sys.argv[1:])
     records = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     combinations = [(padding, size, seed, norm) for padding in args.padding for size in args.train_size

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -30,18 +29,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cifar10.machine import machine
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "train_folder.json"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(data: Path, export_dir: Path, runs: Path, train_args: list[str]) -> dict:
@@ -63,7 +54,7 @@ def run(data: Path, export_dir: Path, runs: Path, train_args: list[str]) -> dict
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
     result = {"command": "cifar10 train " + " ".join(command[4:]), "returncode": returncode,
               "command_wall_time_s": round(wall, 1), "peak_rss_mb": round(peak_rss_mb),
-              "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "load_average_after": os.getloadavg()},
+              "machine": {**machine(), "load_average_after": os.getloadavg()},
               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "events": events}
     exported = [e for e in events if e["event"] == "exported"]
     if returncode == 0 and exported:

@@ -3,8 +3,9 @@ code path: cifar10.inference + cifar10.evaluation, no TensorFlow), the 10,000 te
 accuracy its card states.
 
     python benchmarks/verify_cards.py            # exported_models/ and exported_models/study/
+    python benchmarks/verify_cards.py --results benchmarks/results/verify_cards_avx2.json   # another machine
 
-Writes benchmarks/results/verify_cards.json; exits 1 if a model's accuracy differs from its card by more
+Writes benchmarks/results/verify_cards.json (or --results), with the machine it ran on; exits 1 if a model's accuracy differs from its card by more
 than 0.0005 (card figures have 4 decimals). Needs CIFAR-10 ($CIFAR10_DIR or the download cache).
 """
 
@@ -31,6 +32,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models-dir", type=Path, default=ROOT / "exported_models")
     parser.add_argument("--data-dir")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     rows, failed = [], 0
     for path in sorted(args.models_dir.glob("*.onnx")) + sorted((args.models_dir / "study").glob("*.onnx")):
@@ -46,8 +48,11 @@ def main(argv=None) -> int:
                      "measured": round(measured, 4), "agrees": ok, "seconds": round(time.perf_counter() - started, 1)})
         print(f"{rows[-1]['model']:45s} card {info.test_accuracy:.4f}  onnxruntime {measured:.4f}  "
               f"{'ok' if ok else 'DIFFERS'}  ({rows[-1]['seconds']} s)", flush=True)
-    RESULTS.write_text(json.dumps({"command": "python benchmarks/verify_cards.py", "tolerance": TOLERANCE,
-                                   "models": rows}, indent=1))
+    from cifar10.machine import machine
+
+    command = "python benchmarks/verify_cards.py" + ("" if args.results == RESULTS else f" --results {args.results}")
+    args.results.write_text(json.dumps({"command": command, "tolerance": TOLERANCE, "machine": machine(),
+                                        "models": rows}, indent=1))
     return 1 if failed else 0
 
 

@@ -66,7 +66,7 @@ def test_the_command_line_takes_auto():
 
 
 def test_cards_name_the_cpu_features_that_set_training_speed():
-    from training.export import SPEED_FLAGS, machine
+    from cifar10.machine import SPEED_FLAGS, machine
     from training.report import _machine
 
     found = machine()

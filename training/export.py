@@ -9,8 +9,6 @@ folder (the apps discover a model by its ``.onnx``); a failure removes the stagi
 from __future__ import annotations
 
 import json
-import os
-import platform
 import shutil
 import sys
 from datetime import datetime, timezone
@@ -24,6 +22,7 @@ import tf2onnx
 
 from cifar10 import contract
 from cifar10.contract import model_metadata
+from cifar10.machine import machine
 from cifar10.options import TTA_MODES
 from cifar10.paths import portable_paths
 from training.evaluate import onnx_probabilities
@@ -137,27 +136,6 @@ def parity(model: keras.Model, onnx_path: Path, images: np.ndarray, tta: str = "
         "max_abs_diff": float(np.abs(keras_probs - onnx_probs).max()),
         "argmax_agreement": float((keras_probs.argmax(1) == onnx_probs.argmax(1)).mean()),
     }
-
-
-# The CPU features that set a training run's speed here: one "AMD EPYC" had AVX512-BF16, another only AVX2,
-# and fast_cnn's step differed 6x between them (docs/fast_cnn.md).
-SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-
-
-def machine() -> dict:
-    cpu, flags = None, None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():  # the first CPU's lines
-            if line.startswith("model name") and cpu is None:
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and flags is None:
-                present = set(line.split(":", 1)[1].split())
-                flags = [flag for flag in SPEED_FLAGS if flag in present]
-    except OSError:
-        pass
-    cpu = cpu or platform.processor() or platform.machine()
-    found = {"cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(), "python": platform.python_version()}
-    return found if flags is None else {**found, "cpu_flags": flags}
 
 
 def library_versions() -> dict:

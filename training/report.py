@@ -19,6 +19,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from cifar10.machine import describe  # noqa: E402
+
 LEADERBOARD_ONLY = "study"  # subfolder of the models folder: exported with a card, not shipped in the apps
 
 # Study columns without a trained model here, and why (the row says it instead of a figure).
@@ -84,13 +86,7 @@ def _minutes(card: dict) -> str:
 
 
 def _machine(card: dict) -> str:
-    machine = card.get("machine", {})
-    text = f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores"
-    flags = machine.get("cpu_flags")  # cards from before 2026-12-06 do not say
-    if flags is not None:
-        text += ", " + ("AMX" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags
-                        else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2")
-    return text
+    return describe(card.get("machine", {}))
 
 
 def _epochs(card: dict):
