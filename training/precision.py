@@ -2,8 +2,8 @@
 
 ``mixed_bfloat16`` pays only where the hardware computes bfloat16 natively: on the 2-core AMD EPYC with
 AVX512-BF16 it made fast_cnn's step 33 % faster than float32 (docs/fast_cnn.md); on a CPU without it
-(an AVX2-only AMD EPYC, 2026-12-06) TensorFlow emulates it and the same step ran many times slower than
-float32 (benchmarks/results/precision.json). So the fast_cnn recipes register ``precision="auto"``:
+(an AVX2-only AMD EPYC, 2026-12-06) TensorFlow emulates it and the same step ran 12.5x slower than
+float32 (9.2 vs 115.3 images/s, benchmarks/results/precision_avx2.json). So the fast_cnn recipes register ``precision="auto"``:
 :func:`resolve_precision` picks mixed_bfloat16 where it is native and float32 elsewhere, and says why.
 The run record and the card keep the resolved policy.
 """
