@@ -12,7 +12,8 @@ import os
 import platform
 from pathlib import Path
 
-SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # Linux /proc/cpuinfo names
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # native bfloat16 arithmetic (Linux /proc/cpuinfo names)
+SPEED_FLAGS = ("avx2", "avx512f", *BF16_FLAGS)
 
 
 def machine() -> dict:

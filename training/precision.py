@@ -10,9 +10,9 @@ The run record and the card keep the resolved policy.
 
 from __future__ import annotations
 
+from cifar10.machine import BF16_FLAGS as NATIVE_BF16_CPU_FEATURES  # archspec uses the same names
+
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
-# CPU flags (Linux /proc/cpuinfo names, as archspec reports them) of native bfloat16 arithmetic.
-NATIVE_BF16_CPU_FEATURES = ("avx512_bf16", "amx_bf16")
 MIN_BF16_GPU_CAPABILITY = (8, 0)  # NVIDIA Ampere and later
 
 
