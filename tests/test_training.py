@@ -190,3 +190,26 @@ def test_the_study_sgd_is_plain_sgd():
 
     assert float(make_optimizer("sgd_plain", 0.01).momentum) == 0.0  # the table's "SGD": Keras' defaults
     assert float(make_optimizer("sgd", 0.01).momentum) == 0.9
+
+
+def test_backend_speed_benchmark_times_each_backend_in_its_own_process(tmp_path):
+    """benchmarks/backend_speed.py: one row per backend, run by that backend, with the machine it ran on."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    results = tmp_path / "speed.json"
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "backend_speed.py"), "--models", "cnn_sgd_m1",
+                           "--backends", "tensorflow", "torch", "--steps", "1", "--warmup", "1", "--batch-size", "4",
+                           "--results", str(results)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(results.read_text())
+    assert report["command"].startswith("python benchmarks/backend_speed.py --models cnn_sgd_m1")
+    assert report["machine"]["cores"] >= 1
+    rows = report["results"]
+    assert [row["backend"] for row in rows] == ["tensorflow", "torch"]
+    for row in rows:
+        assert "error" not in row, row
+        assert row["batch_size"] == 4 and row["steps"] == 1 and row["ms_per_step"] > 0
+        assert row["images_per_s"] == pytest.approx(4000 / row["ms_per_step"], rel=0.05)
