@@ -46,9 +46,7 @@ def measure(model_name: str, batch_size: int, steps: int, warmup: int, jit_compi
     labels = rng.integers(0, 10, batch_size)
     if spec.fit is not None:  # fast_cnn's own recipe: MuonSGD on the logits, label smoothing, summed loss
         model = fast_cnn.logits_model(model)
-        model.compile(optimizer=fast_cnn.MuonSGD(1.0),
-                      loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2,
-                                                                reduction="sum"), jit_compile=jit)
+        model.compile(optimizer=fast_cnn.MuonSGD(1.0), loss=fast_cnn.recipe_loss(), jit_compile=jit)
         y = np.eye(10, dtype=np.float32)[labels]
     else:  # what training/train.py compiles for every other model
         defaults = spec.defaults

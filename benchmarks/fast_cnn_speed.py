@@ -45,8 +45,7 @@ def measure(precision: str, batch_size: int, steps: int, model: str = "fast_cnn"
 
     keras.mixed_precision.set_global_policy(precision)
     trainer = fast_cnn.logits_model(models.create_model(model))
-    trainer.compile(optimizer=fast_cnn.MuonSGD(1.0),
-                    loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2, reduction="sum"))
+    trainer.compile(optimizer=fast_cnn.MuonSGD(1.0), loss=fast_cnn.recipe_loss())
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (batch_size, 32, 32, 3)).astype(np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch_size)]

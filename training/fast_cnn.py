@@ -202,6 +202,12 @@ class FlipShiftBatches(keras.utils.PyDataset):
 
 # --- The recipe -------------------------------------------------------------------------------------
 
+def recipe_loss() -> keras.losses.Loss:
+    """airbench's loss: cross-entropy on the logits with label smoothing 0.2, summed over the batch (so the
+    learning rates and the weight decay are per image)."""
+    return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2, reduction="sum")
+
+
 def fit_fast_cnn(model: keras.Model, data, settings, callbacks: list | None = None, verbose: int = 2) -> dict:
     """airbench94_muon's recipe on ``data.train`` (uint8 images): whitening init, Muon + SGD, a linear
     decay of every learning rate to 0, label-smoothed cross-entropy summed over the batch. Trains
@@ -227,9 +233,8 @@ def fit_fast_cnn(model: keras.Model, data, settings, callbacks: list | None = No
     optimizer = MuonSGD(schedule, muon_lr=settings.lr, weight_decay_per_step=2e-6 * settings.batch_size,
                         whiten_bias_steps=math.ceil(3 / 8 * total_steps))
     trainer = logits_model(model)
-    trainer.compile(optimizer=optimizer, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-                    loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2,
-                                                              reduction="sum"))
+    trainer.compile(optimizer=optimizer, loss=recipe_loss(),
+                    metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
     history = trainer.fit(batches, epochs=settings.epochs, callbacks=callbacks or [], verbose=verbose)
     return history.history
 
