@@ -122,6 +122,25 @@ def test_batches_alternate_the_flip_and_cover_every_image_once_per_epoch():
         assert (img.astype(np.uint8).tobytes() != images[i].tobytes()) != flipped_first[i]
 
 
+def test_tf_dataset_feeds_the_same_batches_in_the_same_order_over_epochs():
+    """fit_fast_cnn hands Keras as_tf_dataset(batches): what it yields over three epochs (iterated anew each
+    epoch, as Keras does) is exactly what the PyDataset itself serves."""
+    images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3)).astype(np.uint8)
+    labels = np.arange(40) % 10
+    direct = fast_cnn.FlipShiftBatches(images, labels, batch_size=8, shift_px=2, seed=5)
+    fed = fast_cnn.FlipShiftBatches(images, labels, batch_size=8, shift_px=2, seed=5)
+    dataset = fast_cnn.as_tf_dataset(fed)
+    assert tuple(dataset.element_spec[0].shape) == (8, 32, 32, 3)
+    assert tuple(dataset.element_spec[1].shape) == (8, 10)
+    for _ in range(3):
+        got = [(x.numpy(), y.numpy()) for x, y in dataset]
+        want = [direct[i] for i in range(len(direct))]
+        assert len(got) == len(want) == 5
+        for (got_x, got_y), (want_x, want_y) in zip(got, want):
+            np.testing.assert_array_equal(got_x, want_x)
+            np.testing.assert_array_equal(got_y, want_y)
+
+
 def test_batches_translate_by_at_most_shift_px():
     images = np.random.default_rng(0).integers(0, 256, (30, 32, 32, 3)).astype(np.uint8)
     batches = fast_cnn.FlipShiftBatches(images, np.zeros(30, int), batch_size=30, shift_px=2, seed=3)
