@@ -122,16 +122,17 @@ def test_batches_alternate_the_flip_and_cover_every_image_once_per_epoch():
         assert (img.astype(np.uint8).tobytes() != images[i].tobytes()) != flipped_first[i]
 
 
-def test_tf_dataset_feeds_the_same_batches_in_the_same_order_over_epochs():
+@pytest.mark.parametrize("size, num_classes", [(32, 10), (24, 3)])  # CIFAR-10, and a user's own 3 classes
+def test_tf_dataset_feeds_the_same_batches_in_the_same_order_over_epochs(size, num_classes):
     """fit_fast_cnn hands Keras as_tf_dataset(batches): what it yields over three epochs (iterated anew each
     epoch, as Keras does) is exactly what the PyDataset itself serves."""
-    images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3)).astype(np.uint8)
-    labels = np.arange(40) % 10
-    direct = fast_cnn.FlipShiftBatches(images, labels, batch_size=8, shift_px=2, seed=5)
-    fed = fast_cnn.FlipShiftBatches(images, labels, batch_size=8, shift_px=2, seed=5)
+    images = np.random.default_rng(0).integers(0, 256, (40, size, size, 3)).astype(np.uint8)
+    labels = np.arange(40) % num_classes
+    direct = fast_cnn.FlipShiftBatches(images, labels, batch_size=8, shift_px=2, seed=5, num_classes=num_classes)
+    fed = fast_cnn.FlipShiftBatches(images, labels, batch_size=8, shift_px=2, seed=5, num_classes=num_classes)
     dataset = fast_cnn.as_tf_dataset(fed)
-    assert tuple(dataset.element_spec[0].shape) == (8, 32, 32, 3)
-    assert tuple(dataset.element_spec[1].shape) == (8, 10)
+    assert tuple(dataset.element_spec[0].shape) == (8, size, size, 3)
+    assert tuple(dataset.element_spec[1].shape) == (8, num_classes)
     for _ in range(3):
         got = [(x.numpy(), y.numpy()) for x, y in dataset]
         want = [direct[i] for i in range(len(direct))]
