@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("CIFAR10_DIR") or "/work/shared/data/cifar-10-batches-py")
+DATA = Path(os.environ.get("CIFAR10_DIR") or REPO.parent / "shared" / "data" / "cifar-10-batches-py")
 BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
 

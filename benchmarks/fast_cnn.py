@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cifar10.paths import portable_paths
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"fast_cnn": 0.94, "fast_cnn_95": 0.95}
 
@@ -48,7 +50,7 @@ def run_seed(model: str, seed: int, export_dir: Path, runs_dir: Path, extra: lis
     return {"seed": seed, "test_accuracy_tta": final, "test_accuracy_no_tta": curve[-1]["test_accuracy_no_tta"],
             "training_wall_time_s": record["training_wall_time_s"],
             "command_wall_time_s": round(command_wall - record.get("test_curve_eval_s", 0.0), 1),
-            "target": target, "time_to_target_s": time_to_target, "curve": curve, "run_dir": str(run_dir)}
+            "target": target, "time_to_target_s": time_to_target, "curve": curve, "run_dir": portable_paths(str(run_dir))}
 
 
 def main() -> None:

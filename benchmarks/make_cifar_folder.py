@@ -11,7 +11,7 @@ as JPEG (quality 90), plus a ``test/`` split from the test batch (all 1,000 test
         [--test-per-class 1000] [--size 128] [--layout split|flat] [--data-dir DIR]
 
 CIFAR-10 is read with :mod:`cifar10.dataset` (``--data-dir``, ``$CIFAR10_DIR`` or
-``/work/shared/data/cifar-10-batches-py``). An existing OUT is refused unless ``--force``.
+``../shared/data/cifar-10-batches-py`` beside the project). An existing OUT is refused unless ``--force``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from cifar10.contract import CLASS_NAMES  # noqa: E402
 from cifar10.dataset import TEST_BATCH, TRAIN_BATCHES, load_batch, resolve_data_dir  # noqa: E402
 
 DEFAULT_CLASSES = ("cat", "dog", "deer", "horse", "frog")
-SHARED = Path("/work/shared/data/cifar-10-batches-py")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar-10-batches-py"
 
 
 def write_split(out: Path, images, labels, classes, per_class: int, size: int, layout: str, split: str) -> int:

@@ -1,4 +1,8 @@
-"""``cifar10 evaluate``: a model's figures on a labelled folder or on the CIFAR-10 test set (no TensorFlow)."""
+"""``cifar10 evaluate``: a model's figures on a labelled folder or on the CIFAR-10 test set (no TensorFlow).
+
+Exit codes, as for ``classify`` and ``organize``: 0 every image was measured, 1 some could not be read (listed, and
+left out of the figures), 2 a usage error or nothing to measure.
+"""
 
 from __future__ import annotations
 
@@ -54,4 +58,4 @@ def run(args) -> int:
         write_report(evaluation, args.output)
         print(f"report with one row per image: {args.output}", file=sys.stderr)
     print(f"{evaluation.metrics['n']} images in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    return 0
+    return 1 if evaluation.unreadable else 0

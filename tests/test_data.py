@@ -107,7 +107,7 @@ def test_official_download_address_is_the_published_one():
     assert data.CIFAR10_SHA256 == "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 
 
-@pytest.mark.skipif(not SHARED_CIFAR.is_dir(), reason=f"real CIFAR-10 not at {SHARED_CIFAR}")
+@pytest.mark.skipif(not SHARED_CIFAR.is_dir(), reason=f"real CIFAR-10 not at {SHARED_CIFAR}: set CIFAR10_DIR to a cifar-10-batches-py folder to run it")
 def test_real_cifar10_spot_values():
     cifar = load_cifar10(SHARED_CIFAR)
     assert (len(cifar.train), len(cifar.val), len(cifar.test)) == (45000, 5000, 10000)

@@ -89,7 +89,7 @@ def test_evaluation_view_cell_click_filters_to_exactly_those_images(qtbot, windo
 def test_evaluation_view_shows_the_same_numbers_as_the_cli(qtbot, window, tmp_path, capsys):
     root = labelled_folder(tmp_path / "lab")
     report = tmp_path / "report.json"
-    assert cli_main(["evaluate", "--folder", str(root), "--model", "colour_a", "-o", str(report)]) == 0
+    assert cli_main(["evaluate", "--folder", str(root), "--model", "colour_a", "-o", str(report)]) == 1  # broken.jpg: not read
     cli = json.loads(report.read_text())
     dialog = window.show_evaluation_dialog()
     qtbot.addWidget(dialog)

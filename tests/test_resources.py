@@ -22,7 +22,7 @@ def test_one_sample_per_class_with_label_and_test_index_in_the_name():
         assert Image.open(path).size == (32, 32)
 
 
-@pytest.mark.skipif(not (SHARED_CIFAR / "test_batch").is_file(), reason="CIFAR-10 test batch not available")
+@pytest.mark.skipif(not (SHARED_CIFAR / "test_batch").is_file(), reason="CIFAR-10 test batch not available: set CIFAR10_DIR to a cifar-10-batches-py folder to run it")
 def test_samples_are_the_exact_test_set_pixels():
     from training.data import load_batch
 

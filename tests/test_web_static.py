@@ -196,7 +196,7 @@ def test_browser_input_matches_python(page, space, tmp_path_factory):
         assert diff.mean() <= tolerance / 4, f"{name}: browser input differs from Python by {diff.mean():.2f} on average"
 
 
-@pytest.mark.skipif(not have_cifar(), reason="CIFAR-10 test batch not found (shared/data/cifar-10-batches-py)")
+@pytest.mark.skipif(not have_cifar(), reason="CIFAR-10 test batch not found (shared/data/cifar-10-batches-py): set CIFAR10_DIR to a cifar-10-batches-py folder to run it")
 def test_predictions_agree_with_python_on_cifar_files(page, space):
     """A 300-image slice of the agreement benchmark (benchmarks/web_agreement.py runs all 10,000)."""
     test = cifar_split("test_batch")
