@@ -781,22 +781,22 @@ def execute(plan: Plan, *, on_progress: Callable[[int, int], None] | None = None
         os.makedirs(plan.dst_root, exist_ok=True)
     except OSError as exc:
         raise OrganizeError(f"cannot create {shown(plan.dst_root)}: {exc.strerror or exc}") from None
+    trusted_journal(plan.dst_root)  # refused before even the lock file is made (and checked again under the lock)
     journal = Journal(plan.dst_root)
     verb = "copied" if plan.mode == "copy" else "moved"
+    total = len(plan.steps)
     try:
         trusted = trusted_journal(plan.dst_root, journal.records())
-        report.recovered = _recover(journal, trusted, report, force_copy=force_copy)
-        run_id = uuid.uuid4().hex[:12]
-        key = journal.key() if trusted.runs else journal.new_key()
-        journal.write({"op": "run", "run": run_id, "version": JOURNAL_VERSION, "mode": plan.mode,
-                       "model": plan.model, "min_confidence": plan.min_confidence, "sources": plan.sources,
-                       **_run_binding(plan.dst_root), "key": key,
-                       "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "steps": len(plan.steps),
-                       "created_dst": created})
-        total = len(plan.steps)
-        if on_progress is not None:
-            on_progress(0, total)
         try:
+            report.recovered = _recover(journal, trusted, report, force_copy=force_copy)
+            run_id = uuid.uuid4().hex[:12]
+            key = journal.key() if trusted.runs else journal.new_key()
+            journal.write({"op": "run", "run": run_id, "version": JOURNAL_VERSION, "mode": plan.mode,
+                           "model": plan.model, "min_confidence": plan.min_confidence, "sources": plan.sources,
+                           **_run_binding(plan.dst_root), "key": key,
+                           "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "steps": total, "created_dst": created})
+            if on_progress is not None:
+                on_progress(0, total)
             for start in range(0, total, GROUP):
                 if should_stop is not None and should_stop():
                     report.cancelled = True
@@ -901,6 +901,7 @@ def undo(dst_root: str | os.PathLike, *, on_progress: Callable[[int, int], None]
     if not journal_path.exists():
         raise OrganizeError(f"{shown(dst_root)} has no {JOURNAL_NAME}: nothing organised there to undo")
     report = UndoReport()
+    trusted_journal(dst_root)  # refused before even the lock file is made (and checked again under the lock)
     journal = Journal(dst_root)
     try:
         trusted = trusted_journal(dst_root, journal.records())
