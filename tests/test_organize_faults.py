@@ -280,6 +280,37 @@ def test_a_full_disk_ends_in_one_line_loses_nothing_and_can_be_undone(world, mod
     assert tree(src) == original and tree(small_disk) == {} and outside(world, "shots") == rest
 
 
+def test_a_journal_write_cut_short_is_cut_away_and_reported(world, models, tmp_path):
+    """RLIMIT_FSIZE makes the kernel write only part of a group's journal lines, then fail (EFBIG): the torn
+    part must be truncated away, the run must end in one line, and what was done must stay undoable."""
+    import resource
+
+    src = world / "camera"
+    for i in range(80):
+        solid(src / f"roll{i % 3}" / f"shot_{i:03d}.png", (i * 3, 255 - i * 3, 128), size=(8, 8))
+    original, rest = tree(src), outside(world, "camera", "sorted")
+    dst = world / "sorted"
+    args = [src, "--into", dst, "--mode", "move", "--model", "colour_a"]
+    limit = 24_000  # bytes: the run line and the first group's lines fit, the second group's begin lines do not
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # Python ignores SIGXFSZ: write() gets EFBIG
+
+    done = subprocess.run([sys.executable, "-m", "cifar10_cli", "organize", *map(str, args)],
+                          env=_env(models, tmp_path), capture_output=True, text=True, preexec_fn=small_files)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    message = [line for line in done.stderr.splitlines() if line.startswith("cifar10: error:")]
+    assert len(message) == 1 and "cannot write the journal" in message[0] and "--undo" in message[0], done.stderr
+    journal = (dst / JOURNAL_NAME).read_bytes()
+    assert journal.endswith(b"\n") and all(json.loads(line) for line in journal.splitlines())
+    moved = len(files(dst))
+    assert 0 < moved < 84 and len(files(src)) + moved == 84  # 80 + the 4 of the fixture
+    # Not wedged: the same command finishes the job; undo puts everything back.
+    assert organize(*args) == 0 and files(src) == []
+    assert organize("--undo", dst) == 0
+    assert tree(src) == original and not dst.exists() and outside(world, "camera", "sorted") == rest
+
+
 # --- any file name, any file -----------------------------------------------------------------------------------
 
 def _env(models, tmp_path):
