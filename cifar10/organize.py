@@ -414,13 +414,13 @@ def journal_steps(records: list[dict]) -> tuple[dict[str, StepState], list[dict]
     steps: dict[str, StepState] = {}
     mkdirs: list[dict] = []
     for record in records:
-        op = record.get("op")
+        op, step_id = record.get("op"), str(record.get("id"))
         if op == "begin":
-            steps[str(record.get("id"))] = StepState(record)
-        elif op == "done" and record.get("id") in steps:
-            steps[record["id"]].done = record
-        elif op == "undone" and record.get("id") in steps:
-            steps[record["id"]].undone = True
+            steps[step_id] = StepState(record)
+        elif op == "done" and step_id in steps:
+            steps[step_id].done = record
+        elif op == "undone" and step_id in steps:
+            steps[step_id].undone = True
         elif op == "mkdir":
             mkdirs.append(record)
     return steps, mkdirs
@@ -512,14 +512,14 @@ def trusted_journal(dst_root: str | os.PathLike, records: list[dict] | None = No
     if not runs:
         raise refuse("it records no run made in this folder (was it written by hand?)")
     if any(not isinstance(r.get("version"), int) or r["version"] < 2 for r in runs.values()):
-        return_msg = ("was written by an older cifar10 (journal version 1) and is not bound to this folder, so it "
-                      "is not acted on; nothing was changed. The sorted files are all still in "
-                      f"{shown(dst_root)}: to undo by hand, each \"begin\" line gives a \"src\" and a \"dst\" (move "
-                      "the dst back to its src, or delete a copied dst whose src still exists), then delete the "
-                      "journal; to sort more into this folder, rename the journal first")
-        raise OrganizeError(f"{shown(journal)} {return_msg}")
+        raise OrganizeError(
+            f"{shown(journal)} was written by an older cifar10 (journal version 1), which does not bind it to this "
+            f"folder, so it is not acted on; nothing was changed. The sorted files are all still in {shown(dst_root)}: "
+            "to undo by hand, each \"begin\" line gives a \"src\" and a \"dst\" (move the dst back to its src, or "
+            "delete a copied dst whose src still holds the same file), then delete the journal; to sort more into "
+            "this folder, rename the journal first")
     if any(r["version"] > JOURNAL_VERSION for r in runs.values()):
-        raise refuse("was written by a newer cifar10; use that version to go on or undo")
+        raise refuse("it was written by a newer cifar10; use that version to go on or undo")
     real, dev, ino = _dst_identity(dst_root)
     key = _read_key(dst_root)
     realpath = functools.lru_cache(maxsize=None)(os.path.realpath)  # thousands of steps share a few folders
@@ -533,7 +533,7 @@ def trusted_journal(dst_root: str | os.PathLike, records: list[dict] | None = No
         if (run.get("dst_dev"), run.get("dst_ino")) != (dev, ino):
             raise refuse("it was written for another folder that was at this path (this one is a copy, or was "
                          "restored from a backup); delete the journal to use this as a plain folder")
-        if not key or not hmac.compare_digest(str(run.get("key", "")), key):
+        if not key or not hmac.compare_digest(os.fsencode(str(run.get("key", ""))), os.fsencode(key)):
             raise refuse(f"it does not match this folder's key in {LOCK_NAME} (the journal was copied or edited, "
                          "or the lock file was deleted)")
         if run.get("mode") not in MODES or not isinstance(run.get("sources"), list):
