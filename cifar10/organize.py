@@ -976,5 +976,8 @@ def _undo_step(state: StepState) -> str | None:
     if mode == "copy":
         return f"{shown(dst)}: kept: the original is gone ({shown(src)})"
     os.makedirs(os.path.dirname(src), exist_ok=True)
+    back_part = _part_path(src)  # left by an undo killed while copying this file back across file systems
+    if _is_regular_file(back_part):
+        os.unlink(back_part)
     _move(dst, src)
     return None

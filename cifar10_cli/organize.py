@@ -136,6 +136,6 @@ def run_undo(dst) -> int:
     for problem in report.problems:
         say(f"not undone: {problem}")
     say(f"undid {report.restored} steps" + ("" if report.journal_removed else
-                                            f"; {len(report.problems)} kept, and the journal stays in {shown(dst)}: "
+                                            f"; {len(report.problems)} not undone (listed above), and the journal stays in {shown(dst)}: "
                                             "fix what is listed above and run --undo again"), err=True)
     return 1 if report.problems else 0

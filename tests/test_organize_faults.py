@@ -311,6 +311,22 @@ def test_a_journal_write_cut_short_is_cut_away_and_reported(world, models, tmp_p
     assert tree(src) == original and not dst.exists() and outside(world, "camera", "sorted") == rest
 
 
+def test_an_undo_killed_while_copying_back_across_file_systems_is_not_blocked(world, models, small_disk):
+    """Undoing a move across file systems copies each file back through a temporary file beside the source;
+    one left by a killed undo (same name the undo derives from the source) must not block the next undo."""
+    from cifar10.organize import _part_path
+
+    camera, dst = world / "camera", small_disk / "sorted"
+    original, rest = tree(camera), outside(world, "camera")
+    assert organize(camera, "--into", dst, "--mode", "move", "--model", "colour_a") == 0
+    assert files(camera) == [] and os.stat(dst).st_dev != os.stat(camera).st_dev
+    stale = Path(_part_path(str(camera / "red.png")))
+    stale.write_bytes(b"half a copy")  # what a kill -9 in the middle of copying red.png back leaves
+    assert organize("--undo", dst) == 0
+    assert tree(camera) == original and not stale.exists() and tree(small_disk) == {}
+    assert outside(world, "camera") == rest
+
+
 # --- any file name, any file -----------------------------------------------------------------------------------
 
 def _env(models, tmp_path):
