@@ -135,7 +135,7 @@ def run_undo(dst) -> int:
         print(file=sys.stderr)
     for problem in report.problems:
         say(f"not undone: {problem}")
-    say(f"undid {report.restored} steps" + ("" if report.journal_removed else
-                                            f"; {len(report.problems)} not undone (listed above), and the journal stays in {shown(dst)}: "
-                                            "fix what is listed above and run --undo again"), err=True)
+    kept = (f"; {len(report.problems)} not undone (listed above), and the journal stays in {shown(dst)}: fix what "
+            "is listed and run --undo again")
+    say(f"undid {report.restored} steps" + ("" if report.journal_removed else kept), err=True)
     return 1 if report.problems else 0

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +16,10 @@ import pytest
 from PIL import Image
 
 from cifar10_cli.main import main
-from cifar10.organize import JOURNAL_NAME, JOURNAL_VERSION, LOCK_NAME, read_journal, tree_digest
+from cifar10.organize import JOURNAL_NAME, JOURNAL_VERSION, read_journal, tree_digest
 from image_files import solid
 from onnx_fixtures import BLUE, GREEN, RED
-from test_organize import ROOT, contents, start_organize
+from test_organize import ROOT, contents
 
 tree = tree_digest
 
@@ -160,7 +159,8 @@ def test_steps_added_to_a_real_journal_that_point_outside_are_refused(world, mod
         "source outside": {"op": "begin", "run": run, "id": f"{run}-99", "mode": "move",
                            "src": str(victim / "tax.png"), "dst": str(dst / "airplane" / "tax.png")},
         "dst with ..": {"op": "begin", "run": run, "id": f"{run}-98", "mode": "move",
-                        "src": str(camera / "red.png"), "dst": str(dst / "airplane" / ".." / ".." / "victim" / "a.png")},
+                        "src": str(camera / "red.png"),
+                        "dst": str(dst / "airplane" / ".." / ".." / "victim" / "a.png")},
         "dst outside": {"op": "begin", "run": run, "id": f"{run}-97", "mode": "move",
                        "src": str(camera / "red.png"), "dst": str(victim.parent / "victim" / "tax.png")},
         "unknown run": {"op": "begin", "run": "other", "id": "other-0", "mode": "move",
@@ -347,8 +347,8 @@ def test_names_that_are_not_utf8_round_trip(world, models, tmp_path, mode):
     original, rest = tree(camera), outside(world, "camera", "sorted")
     for args in ([camera, "--into", dst, "--mode", mode, "--model", "colour_a", "--dry-run"],
                  [camera, "--into", dst, "--mode", mode, "--model", "colour_a"], ["--undo", dst]):
-        done = subprocess.run([sys.executable, "-m", "cifar10_cli", "organize", *map(str, args)], env=_env(models, tmp_path),
-                              capture_output=True, text=True, errors="strict")
+        done = subprocess.run([sys.executable, "-m", "cifar10_cli", "organize", *map(str, args)],
+                              env=_env(models, tmp_path), capture_output=True, text=True, errors="strict")
         assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
         if "--dry-run" in args:
             assert "caf\\xe9.png -> " in done.stdout and "r\\xf6ll" in done.stdout
