@@ -32,6 +32,13 @@ def fail(message: str) -> UserFacingError:
     return UserFacingError(printable(f"organize: {message}", sys.stderr))
 
 
+def _why(exc: Exception) -> str:
+    """One line for an OrganizeError, or for an OSError nothing else caught (an unreadable journal, say)."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{shown(exc.filename)}: {exc.strerror or exc}"
+    return str(exc)
+
+
 def _progress(verb: str):
     show = sys.stderr.isatty()
 
@@ -63,8 +70,8 @@ def run(args) -> int:
     try:
         plan = plan_organize(classifier, args.sources, args.into, mode=args.mode, min_confidence=args.min_confidence,
                              batch_size=args.batch_size, on_progress=on_progress)
-    except OrganizeError as exc:
-        raise fail(str(exc)) from None
+    except (OrganizeError, OSError) as exc:
+        raise fail(_why(exc)) from None
     if shown_progress:
         print(file=sys.stderr)
     verb, past = ("copy", "copied") if plan.mode == "copy" else ("move", "moved")
@@ -90,10 +97,10 @@ def run(args) -> int:
         say(f"\ncancelled: what was done is in the journal; run the same command again to go on, or "
             f"cifar10 organize --undo {shown(plan.dst_root)}", err=True)
         return 130
-    except OrganizeError as exc:
+    except (OrganizeError, OSError) as exc:
         if shown_progress:
             print(file=sys.stderr)
-        raise fail(str(exc)) from None
+        raise fail(_why(exc)) from None
     if shown_progress:
         print(file=sys.stderr)
     if report.recovered:
@@ -129,8 +136,8 @@ def run_undo(dst) -> int:
     on_progress, shown_progress = _progress("put back")
     try:
         report = undo(dst, on_progress=on_progress)
-    except OrganizeError as exc:
-        raise fail(str(exc)) from None
+    except (OrganizeError, OSError) as exc:
+        raise fail(_why(exc)) from None
     if shown_progress:
         print(file=sys.stderr)
     for problem in report.problems:
