@@ -12,30 +12,55 @@ Rules
   that the model flags as unsure (its open-set threshold, :func:`cifar10.evaluation.is_unsure`), goes
   to ``DST/_unsure/``. A file that cannot be read is not copied (copy) or stays where it is (move), and is
   listed. Files already inside ``DST/<class>/`` or ``DST/_unsure/`` are never picked up again.
+  Symbolic links: a copy copies the bytes of the file a link points to; a move leaves links where they are
+  (moving a relative link would break it) and lists them (``plan.skipped``).
 * Nothing is overwritten: a name already taken in the target folder gets a suffix (``cat (2).jpg``).
 * The journal ``DST/.cifar10-organize.jsonl`` gets a line, flushed and fsynced, *before* each step
   (``begin``: source, destination) and after it (``done``: size and sha256 of what was written); a
   folder the run creates is journalled before it is created. Steps are committed in groups of
   :data:`GROUP`: one fsync for the group's ``begin`` lines before any of its files is touched, one for
   its folders and one for its ``done`` lines after (one fsync per line made 10,000 files take minutes).
-* A copy is written to a hidden temporary file next to its destination, fsynced, read back and compared
-  (sha256) with the source, then renamed into place: a destination name never holds half a file.
-  A move within one file system is one ``rename``; across file systems it is that copy, then the
-  source is removed only once the copy is verified.
+  Lines are ASCII JSON (``ensure_ascii``), so any file name, UTF-8 or not, round-trips. A line cut off by a
+  crash or a full disk is cut away before the next line is appended; a write that fails is undone
+  (truncated) and ends the run with an :class:`OrganizeError`.
+* A copy is written to a hidden temporary file next to its destination (``.<16 hex>.cifar10-part``, short
+  whatever the name's length, derived from it), fsynced, read back and compared (sha256) with the source,
+  then renamed into place: a destination name never holds half a file. A move within one file system is
+  one ``rename``; across file systems it is that copy, then the source is removed only once the copy is
+  verified.
 * Killed half-way (kill -9, power cut): running the same command again first finishes the step that was
   under way (:func:`recover`), then goes on; files the journal shows as already copied are not copied
-  again. :func:`undo` reverses every journalled step, newest first, including a half-done one, removes
-  the folders the runs created, and (when the whole journal was undone) the journal itself. A copy that
-  was changed after it was made is not deleted by undo; it is reported instead.
+  again. :func:`undo` reverses the journalled steps, newest first, including a half-done one, removes
+  the folders the runs created, and (when the whole journal was undone) the journal itself.
+
+Undo never destroys the last copy
+---------------------------------
+A copy in DST is deleted only while its source still holds the same bytes; a moved file goes back only to a
+free source path (or is deleted when that path holds the very same bytes). Otherwise the file stays in DST
+and is reported ("kept: ..."), the journal stays, and ``--undo`` can be run again once things are fixed.
+
+The journal is evidence, not orders (:func:`trusted_journal`)
+-------------------------------------------------------------
+Each ``run`` line records the folders the user named (``sources``), DST's real path and its (st_dev, st_ino),
+and DST's key: a random token kept in DST's lock file (:data:`LOCK_NAME`, mode 0600). Before anything is
+acted on, every run must match the folder being worked on (a ``cp -r`` copy has another inode, a renamed
+folder another path, a journal written elsewhere or by hand knows neither inode nor key), every step must
+belong to such a run, its destination must be ``DST/<folder>/<name>`` with no symbolic link on the way, and
+its source must lie in one of its run's sources. One failure and nothing at all is done (OrganizeError).
+Journals of version 1 (no binding) are not acted on.
 """
 
 from __future__ import annotations
 
-import contextlib
+import errno
+import functools
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import shutil
+import stat
 import sys
 import time
 import uuid
@@ -51,17 +76,29 @@ from cifar10.options import ORGANIZE_MODES
 JOURNAL_NAME = ".cifar10-organize.jsonl"
 UNSURE_DIR = "_unsure"
 PART_SUFFIX = ".cifar10-part"
-JOURNAL_VERSION = 1
+# 2: run lines bind the journal to DST (real path, st_dev/st_ino, key) and name the sources; lines are ASCII.
+JOURNAL_VERSION = 2
 # Held (an OS file lock) while a run or an undo works on DST, so two of them never interleave their steps in
 # one journal. The OS drops the lock when its process ends, even by kill -9: a killed run never blocks the next.
+# Its content is DST's key (see trusted_journal).
 LOCK_NAME = ".cifar10-organize.lock"
 MODES = ORGANIZE_MODES
 GROUP = 32  # steps per group commit of the journal (one fsync for their begin lines, one for their done lines)
 _CHUNK = 1 << 20
+_NAME_MAX = 255  # bytes in one file name (ext4, XFS, APFS, NTFS in UTF-16 units)
+# A copy or move that fails with one of these stops the run: the next file would fail the same way.
+_STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
+SYMLINK_NOT_MOVED = "symbolic link: not moved; move the file it points to"
 
 
 class OrganizeError(RuntimeError):
     """The journal or the destination is not usable; the message says what to do."""
+
+
+def shown(path: str | os.PathLike) -> str:
+    """``path`` as text any terminal or label can show: bytes that are not UTF-8 (a name like b'caf\\xe9.png',
+    held by Python as lone surrogates) appear as ``\\xe9``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 # --- small durable file-system helpers -------------------------------------------------------------------
@@ -92,15 +129,27 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 def tree_digest(root: str | os.PathLike) -> dict[str, str]:
     """``{relative path: sha256}`` of every file under ``root`` (hidden ones too), folders as ``"DIR"``: two equal
-    digests mean two byte-identical trees (how the tests and the benchmark check that ``--undo`` restored one)."""
+    digests mean two byte-identical trees (how the tests and the benchmark check that ``--undo`` restored one).
+    A symbolic link is ``"LINK -> target"`` (not followed)."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for d in dirnames:
-            out[os.path.relpath(os.path.join(dirpath, d), root) + "/"] = "DIR"
+            path = os.path.join(dirpath, d)
+            out[os.path.relpath(path, root) + ("" if os.path.islink(path) else "/")] = (
+                "LINK -> " + os.readlink(path) if os.path.islink(path) else "DIR")
         for f in filenames:
             path = os.path.join(dirpath, f)
-            out[os.path.relpath(path, root)] = sha256_of(path)
+            out[os.path.relpath(path, root)] = ("LINK -> " + os.readlink(path) if os.path.islink(path)
+                                                else sha256_of(path))
     return out
+
+
+def _is_regular_file(path: str) -> bool:
+    """A regular file itself, not a link to one (what organize writes into DST)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _copy_verified(src: str, dst: str, *, sync_dir: bool = True) -> tuple[int, str]:
@@ -124,7 +173,7 @@ def _copy_verified(src: str, dst: str, *, sync_dir: bool = True) -> tuple[int, s
         except OSError:
             pass
         if sha256_of(part) != digest.hexdigest():
-            raise OSError(f"the copy of {src} does not read back identical; nothing was changed")
+            raise OSError(f"the copy of {shown(src)} does not read back identical; nothing was changed")
         if os.path.lexists(dst):
             raise FileExistsError(dst)
         os.replace(part, dst)
@@ -140,8 +189,10 @@ def _copy_verified(src: str, dst: str, *, sync_dir: bool = True) -> tuple[int, s
 
 
 def _part_path(dst: str) -> str:
+    """The temporary name a copy to ``dst`` is written under: short (31 bytes) whatever the length of ``dst``'s
+    name, hidden, and derived from it, so recover/undo find the one that belongs to a journalled step."""
     head, tail = os.path.split(dst)
-    return os.path.join(head, f".{tail}{PART_SUFFIX}")
+    return os.path.join(head, f".{hashlib.sha1(os.fsencode(tail)).hexdigest()[:16]}{PART_SUFFIX}")
 
 
 def _same_file_system(src: str, dst_dir: str) -> bool:
@@ -171,43 +222,79 @@ def _move(src: str, dst: str, *, force_copy: bool = False, sync_dirs: bool = Tru
     return size, digest
 
 
+def _fits(name: str) -> bool:
+    return len(os.fsencode(name)) <= _NAME_MAX
+
+
 def free_name(folder: str, name: str, taken: set[str] | None = None) -> str:
-    """``name`` if nothing in ``folder`` (on disk or in ``taken``, lower-cased) has it, else ``stem (2).ext``…"""
+    """``name`` if nothing in ``folder`` (on disk or in ``taken``, lower-cased) has it, else ``stem (2).ext``…
+    (the stem shortened where the suffix would make the name longer than a file system allows)."""
     taken = taken if taken is not None else set()
     stem, ext = os.path.splitext(name)
     candidate, n = name, 1
     while candidate.lower() in taken or os.path.lexists(os.path.join(folder, candidate)):
         n += 1
-        candidate = f"{stem} ({n}){ext}"
+        short = stem
+        while short and not _fits(f"{short} ({n}){ext}"):
+            short = short[:-1]
+        candidate = f"{short} ({n}){ext}"
     return candidate
 
 
 # --- the journal ---------------------------------------------------------------------------------------------
 
 class _DestinationLock:
-    """An exclusive, non-blocking lock on ``DST/.cifar10-organize.lock`` (fcntl.flock; msvcrt on Windows)."""
+    """An exclusive, non-blocking lock on ``DST/.cifar10-organize.lock`` (fcntl.flock; msvcrt on Windows).
+    The file's content is DST's key (:meth:`key`, :meth:`new_key`)."""
 
     def __init__(self, dst_root: str | os.PathLike):
         self.path = Path(dst_root) / LOCK_NAME
-        self._file = open(self.path, "a+b")
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+        except OSError as exc:
+            raise OrganizeError(f"cannot create {shown(self.path)}: {exc.strerror or exc}") from None
         try:
             if os.name == "nt":
                 import msvcrt
 
-                msvcrt.locking(self._file.fileno(), msvcrt.LK_NBLCK, 1)
+                msvcrt.locking(self._fd, msvcrt.LK_NBLCK, 1)
             else:
                 import fcntl
 
-                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            self._file.close()
-            raise OrganizeError(f"another `cifar10 organize` (or its --undo) is working on {dst_root} right now: "
-                                "wait for it to finish, then run this again") from None
+            os.close(self._fd)
+            raise OrganizeError(f"another `cifar10 organize` (or its --undo) is working on {shown(dst_root)} right "
+                                "now: wait for it to finish, then run this again") from None
+
+    def key(self) -> str:
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        return os.read(self._fd, 256).decode("ascii", "replace").strip()
+
+    def new_key(self) -> str:
+        """A fresh random key, written (fsynced) before any journal line names it."""
+        key = secrets.token_hex(16)
+        try:
+            os.ftruncate(self._fd, 0)
+            os.lseek(self._fd, 0, os.SEEK_SET)
+            os.write(self._fd, key.encode("ascii"))
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise OrganizeError(f"cannot write {shown(self.path)}: {exc.strerror or exc}") from None
+        return key
 
     def release(self) -> None:
-        if self._file is not None:
-            self._file.close()  # closing the file releases the lock
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)  # closing the file releases the lock
+            self._fd = None
+
+
+def _read_key(dst_root: str | os.PathLike) -> str:
+    try:
+        with open(Path(dst_root) / LOCK_NAME, "rb") as f:
+            return f.read(256).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
 
 
 class Journal:
@@ -216,33 +303,80 @@ class Journal:
 
     def __init__(self, dst_root: str | os.PathLike):
         self.path = Path(dst_root) / JOURNAL_NAME
-        self._file = None
+        self._fd = None
         self._lock = _DestinationLock(dst_root)
 
     def write(self, record: dict) -> None:
         self.write_many([record])
 
     def write_many(self, records: list[dict]) -> None:
-        """Append the records and fsync once (a group commit): all of them count, or (crash) a prefix."""
+        """Append the records and fsync once (a group commit): all of them count, or (crash) a prefix.
+
+        A write or fsync that fails (a full disk) is cut away again and raises OrganizeError: no torn line is
+        left for the next run to append to."""
         if not records:
             return
-        if self._file is None:
-            new = not self.path.exists()
-            self._file = open(self.path, "a", encoding="utf-8")
-            if new:
-                _fsync_dir(self.path.parent)
-        self._file.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        data = "".join(json.dumps(r, ensure_ascii=True) + "\n" for r in records).encode("ascii")
+        try:
+            if self._fd is None:
+                new = not self.path.exists()
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0),
+                                   0o644)
+                _cut_torn_line(self._fd)
+                if new:
+                    _fsync_dir(self.path.parent)
+            size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            raise OrganizeError(f"cannot write the journal {shown(self.path)}: {exc.strerror or exc}") from None
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+            os.fsync(self._fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(self._fd, size)
+                os.fsync(self._fd)
+            except OSError:
+                pass  # a torn line that is left is cut away before the next write (and ignored when read)
+            raise OrganizeError(f"cannot write the journal {shown(self.path)}: {exc.strerror or exc}") from None
+
+    def key(self) -> str:
+        return self._lock.key()
+
+    def new_key(self) -> str:
+        return self._lock.new_key()
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         self._lock.release()
 
     def records(self) -> list[dict]:
         return read_journal(self.path.parent)
+
+
+def _cut_torn_line(fd: int) -> None:
+    """Truncate the journal back to its last complete line: a line cut off (crash, full disk) was never acted
+    on (begin lines are fsynced before their step), and the next line must not be glued to it."""
+
+    def read_at(offset: int, count: int) -> bytes:
+        os.lseek(fd, offset, os.SEEK_SET)  # appends still go to the end (O_APPEND)
+        return os.read(fd, count)
+
+    size = os.fstat(fd).st_size
+    if size == 0 or read_at(size - 1, 1) == b"\n":
+        return
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        cut = read_at(start, end - start).rfind(b"\n")
+        if cut >= 0:
+            os.ftruncate(fd, start + cut + 1)
+            return
+        end = start
+    os.ftruncate(fd, 0)
 
 
 def read_journal(dst_root: str | os.PathLike) -> list[dict]:
@@ -251,15 +385,18 @@ def read_journal(dst_root: str | os.PathLike) -> list[dict]:
     if not path.exists():
         return []
     records = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, "rb") as f:
         for line in f:
-            if not line.endswith("\n"):
+            if not line.endswith(b"\n"):
                 break  # the last line was being written when the process died
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise OrganizeError(f"{path}: line {len(records) + 1} is not a journal record; "
+                record = json.loads(line.decode("utf-8", "surrogateescape"))
+                if not isinstance(record, dict):
+                    raise ValueError
+            except ValueError:
+                raise OrganizeError(f"{shown(path)}: line {len(records) + 1} is not a journal record; "
                                     "the journal was edited or damaged, so nothing was changed") from None
+            records.append(record)
     return records
 
 
@@ -273,20 +410,148 @@ class StepState:
 
 
 def journal_steps(records: list[dict]) -> tuple[dict[str, StepState], list[dict]]:
-    """Steps by id (in journal order) and the ``mkdir`` records."""
+    """Steps by id (in journal order) and the ``mkdir`` records (as written: see :func:`trusted_journal`)."""
     steps: dict[str, StepState] = {}
     mkdirs: list[dict] = []
     for record in records:
-        op = record.get("op")
+        op, step_id = record.get("op"), str(record.get("id"))
         if op == "begin":
-            steps[record["id"]] = StepState(record)
-        elif op == "done" and record.get("id") in steps:
-            steps[record["id"]].done = record
-        elif op == "undone" and record.get("id") in steps:
-            steps[record["id"]].undone = True
+            steps[step_id] = StepState(record)
+        elif op == "done" and step_id in steps:
+            steps[step_id].done = record
+        elif op == "undone" and step_id in steps:
+            steps[step_id].undone = True
         elif op == "mkdir":
             mkdirs.append(record)
     return steps, mkdirs
+
+
+# --- the trust rules -------------------------------------------------------------------------------------------
+
+@dataclass
+class TrustedJournal:
+    """What :func:`trusted_journal` let through: the runs (by id), their steps and the folders they made."""
+
+    runs: dict[str, dict]
+    steps: dict[str, StepState]
+    mkdirs: list[dict]
+
+
+def _dst_identity(dst_root: str) -> tuple[str, int, int]:
+    st = os.stat(dst_root)
+    return os.path.realpath(dst_root), st.st_dev, st.st_ino
+
+
+def _run_binding(dst_root: str) -> dict:
+    real, dev, ino = _dst_identity(dst_root)
+    return {"dst": dst_root, "dst_real": real, "dst_dev": dev, "dst_ino": ino}
+
+
+def _is_plain_path(path) -> bool:
+    return isinstance(path, str) and os.path.isabs(path) and os.path.normpath(path) == path and "\0" not in path
+
+
+def _dst_path_ok(path, dst_real: str, depth: int, realpath=os.path.realpath) -> bool:
+    """``path`` is ``DST/<folder>`` (depth 1) or ``DST/<folder>/<name>`` (depth 2), with no ``..`` and no symbolic
+    link between DST and the file (a link there could send an undo anywhere)."""
+    if not _is_plain_path(path):
+        return False
+    folder = path if depth == 1 else os.path.dirname(path)
+    if os.path.basename(path) in ("", ".", ".."):
+        return False
+    return (realpath(os.path.dirname(folder)) == dst_real
+            and realpath(folder) == os.path.join(dst_real, os.path.basename(folder)))
+
+
+def _src_path_ok(path, sources: list, realpath=os.path.realpath) -> bool:
+    """``path`` is one of the files the user named, or lies in one of the folders they named (also after
+    following links: a folder replaced by a link to elsewhere does not count)."""
+    if not _is_plain_path(path):
+        return False
+    for root in sources:
+        if not _is_plain_path(root):
+            continue
+        if path == root:
+            return True
+        if path.startswith(root.rstrip(os.sep) + os.sep):
+            real_root = realpath(root)
+            real_parent = realpath(os.path.dirname(path))
+            try:
+                if os.path.commonpath([real_root, real_parent]) == real_root:
+                    return True
+            except ValueError:  # another drive
+                continue
+    return False
+
+
+def trusted_journal(dst_root: str | os.PathLike, records: list[dict] | None = None) -> TrustedJournal:
+    """The journal of ``dst_root``, if every line may be acted on; else OrganizeError (one line), nothing done.
+
+    The rules, all of them:
+
+    1. Every ``run`` line is of this version (:data:`JOURNAL_VERSION`); older journals are not bound to their
+       folder, so they are never acted on automatically.
+    2. Every run was written for this very folder: its recorded real path and (st_dev, st_ino) are DST's now
+       (a ``cp -r`` copy has another inode; a renamed folder another path), and its key is the one in DST's
+       lock file (a journal written elsewhere or by hand cannot know it).
+    3. Every ``begin`` / ``mkdir`` line belongs to such a run (and has its mode).
+    4. A step's destination is ``DST/<folder>/<name>``, a folder made is ``DST/<folder>``: no ``..``, no link.
+    5. A step's source is a file its run's user named, or lies in a folder they named.
+    """
+    dst_root = os.path.abspath(dst_root)
+    journal = Path(dst_root) / JOURNAL_NAME
+    records = read_journal(dst_root) if records is None else records
+    runs = {str(r.get("run")): r for r in records if r.get("op") == "run"}
+    steps, mkdirs = journal_steps(records)
+    if not records:
+        return TrustedJournal({}, {}, [])
+
+    def refuse(why: str) -> OrganizeError:
+        return OrganizeError(f"{shown(journal)}: {why}; nothing was changed")
+
+    if not runs:
+        raise refuse("it records no run made in this folder (was it written by hand?)")
+    if any(not isinstance(r.get("version"), int) or r["version"] < 2 for r in runs.values()):
+        raise OrganizeError(
+            f"{shown(journal)} was written by an older cifar10 (journal version 1), which does not bind it to this "
+            f"folder, so it is not acted on; nothing was changed. The sorted files are all still in {shown(dst_root)}: "
+            "to undo by hand, each \"begin\" line gives a \"src\" and a \"dst\" (move the dst back to its src, or "
+            "delete a copied dst whose src still holds the same file), then delete the journal; to sort more into "
+            "this folder, rename the journal first")
+    if any(r["version"] > JOURNAL_VERSION for r in runs.values()):
+        raise refuse("it was written by a newer cifar10; use that version to go on or undo")
+    real, dev, ino = _dst_identity(dst_root)
+    key = _read_key(dst_root)
+    realpath = functools.lru_cache(maxsize=None)(os.path.realpath)  # thousands of steps share a few folders
+    for run in runs.values():
+        if run.get("dst_real") != real:
+            if (run.get("dst_dev"), run.get("dst_ino")) == (dev, ino):
+                raise refuse(f"this folder was moved or renamed since it was sorted (it was "
+                             f"{shown(str(run.get('dst_real')))}): move it back there to undo or go on")
+            raise refuse(f"it was written for another folder ({shown(str(run.get('dst_real')))}): this folder is a "
+                         "copy of it, or the journal was put here; delete the journal to use this as a plain folder")
+        if (run.get("dst_dev"), run.get("dst_ino")) != (dev, ino):
+            raise refuse("it was written for another folder that was at this path (this one is a copy, or was "
+                         "restored from a backup); delete the journal to use this as a plain folder")
+        if not key or not hmac.compare_digest(os.fsencode(str(run.get("key", ""))), os.fsencode(key)):
+            raise refuse(f"it does not match this folder's key in {LOCK_NAME} (the journal was copied or edited, "
+                         "or the lock file was deleted)")
+        if run.get("mode") not in MODES or not isinstance(run.get("sources"), list):
+            raise refuse(f"run {run.get('run')} is not a valid record")
+    for step_id, state in steps.items():
+        begin = state.begin
+        run = runs.get(str(begin.get("run")))
+        if run is None or begin.get("mode") != run["mode"]:
+            raise refuse(f"step {shown(step_id)} belongs to no run of this folder")
+        if not _dst_path_ok(begin.get("dst"), real, 2, realpath):
+            raise refuse(f"step {shown(step_id)} writes outside this folder ({shown(str(begin.get('dst')))})")
+        if not _src_path_ok(begin.get("src"), run["sources"], realpath):
+            raise refuse(f"step {shown(step_id)} reads {shown(str(begin.get('src')))}, which is not in the sources "
+                         "that run was given")
+    for record in mkdirs:
+        if str(record.get("run")) not in runs or not _dst_path_ok(record.get("path"), real, 1, realpath):
+            raise refuse(f"a folder record points outside this folder ({shown(str(record.get('path')))})")
+    return TrustedJournal(runs, steps, mkdirs)
 
 
 # --- plan ------------------------------------------------------------------------------------------------------
@@ -315,6 +580,7 @@ class Plan:
     unreadable: list[Result] = field(default_factory=list)
     already_done: list[str] = field(default_factory=list)   # copy: the journal shows them copied already
     pending: int = 0                                         # half-done steps of a killed run (see recover)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why): left where it is, not planned
     cancelled: bool = False
 
     def counts(self) -> dict[str, int]:
@@ -369,7 +635,7 @@ def plan_organize(classifier: Classifier, sources: Iterable[str | os.PathLike], 
         raise OrganizeError(f"{dst_root} exists and is not a folder")
     sources = [os.path.abspath(s) for s in sources]
     plan = Plan(dst_root, mode, classifier.model.name, min_confidence, sources)
-    steps, _ = journal_steps(read_journal(dst_root))
+    steps = trusted_journal(dst_root).steps if os.path.isdir(dst_root) else {}
     pending = {os.path.normcase(s.begin["src"]) for s in steps.values() if s.done is None and not s.undone}
     plan.pending = len(pending)  # finished by execute() first (recover), so not planned again
     done_copies = {os.path.normcase(s.begin["src"]) for s in steps.values()
@@ -385,6 +651,9 @@ def plan_organize(classifier: Classifier, sources: Iterable[str | os.PathLike], 
             continue
         if mode == "copy" and key in done_copies:
             plan.already_done.append(path)
+            continue
+        if mode == "move" and os.path.islink(path):
+            plan.skipped.append((path, SYMLINK_NOT_MOVED))  # moved, a relative link would point nowhere
             continue
         files.append(path)
     taken: dict[str, set[str]] = {}
@@ -413,6 +682,14 @@ class Report:
     recovered: int = 0
     cancelled: bool = False
 
+    def counts(self) -> dict[str, int]:
+        """Files actually copied/moved per folder (class folders first, _unsure last)."""
+        out: dict[str, int] = {}
+        for _, dst in self.done:
+            folder = os.path.basename(os.path.dirname(dst))
+            out[folder] = out.get(folder, 0) + 1
+        return dict(sorted(out.items(), key=lambda kv: (kv[0] == UNSURE_DIR, kv[0])))
+
 
 def _ensure_folder(folder: str, journal: Journal, run_id: str) -> None:
     if os.path.isdir(folder):
@@ -422,18 +699,26 @@ def _ensure_folder(folder: str, journal: Journal, run_id: str) -> None:
     _fsync_dir(os.path.dirname(folder))
 
 
+def _stop_error(exc: OSError, where: str) -> OrganizeError:
+    return OrganizeError(f"{shown(where)}: {exc.strerror or exc}")
+
+
 def _do_group(journal: Journal, run_id: str, plan: Plan, start: int, report: Report, *, force_copy: bool) -> None:
     """Steps ``start`` .. ``start + GROUP`` as one group commit: their ``begin`` lines are fsynced together
     before any of them is done, the files are copied/moved, the folders touched are fsynced, then the
     ``done`` lines are fsynced together. A crash anywhere leaves begun-not-done steps, which recover() and
-    undo() handle one by one whatever state each is in (see the module docstring)."""
+    undo() handle one by one whatever state each is in (see the module docstring). A full disk (or a
+    read-only or failing one) stops the group after the done lines of what was done: OrganizeError."""
     begun, records = [], []
     claimed: set[str] = set()
     for index in range(start, min(start + GROUP, len(plan.steps))):
         step = plan.steps[index]
         src = step.src
         if not os.path.lexists(src):
-            report.problems.append(f"{src}: gone since it was classified; skipped")
+            report.problems.append(f"{shown(src)}: gone since it was classified; skipped")
+            continue
+        if plan.mode == "move" and os.path.islink(src):
+            report.problems.append(f"{shown(src)}: {SYMLINK_NOT_MOVED}")
             continue
         folder = os.path.join(plan.dst_root, step.folder)
         try:
@@ -442,18 +727,21 @@ def _do_group(journal: Journal, run_id: str, plan: Plan, start: int, report: Rep
             if os.path.lexists(os.path.join(folder, name)) or name.lower() in claimed:  # appeared since the plan
                 name = free_name(folder, name, claimed)
             claimed.add(name.lower())
-            stat = os.stat(src)
+            stat_ = os.stat(src)
         except OSError as exc:
-            report.problems.append(f"{src}: {exc.strerror or exc}; left where it is")
+            if exc.errno in _STOP_ERRNOS:
+                raise _stop_error(exc, folder) from None
+            report.problems.append(f"{shown(src)}: {exc.strerror or exc}; left where it is")
             continue
         dst = os.path.join(folder, name)
         step_id = f"{run_id}-{index}"
         records.append({"op": "begin", "run": run_id, "id": step_id, "mode": plan.mode, "src": src, "dst": dst,
-                        "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+                        "size": stat_.st_size, "mtime_ns": stat_.st_mtime_ns})
         begun.append((step_id, src, dst))
     journal.write_many(records)
     touched: set[str] = set()
     done = []
+    stop = None
     for step_id, src, dst in begun:
         try:
             if plan.mode == "copy":
@@ -463,8 +751,11 @@ def _do_group(journal: Journal, run_id: str, plan: Plan, start: int, report: Rep
                 digest = digest or sha256_of(dst)
                 touched.add(os.path.dirname(src))
         except OSError as exc:
+            if exc.errno in _STOP_ERRNOS:
+                stop = _stop_error(exc, os.path.dirname(dst))
+                break
             # Left as begun: the next run or undo looks at what is on disk and finishes or reverses it.
-            report.problems.append(f"{src}: {exc.strerror or exc}; left where it is")
+            report.problems.append(f"{shown(src)}: {exc.strerror or exc}; left where it is")
             continue
         touched.add(os.path.dirname(dst))
         done.append({"op": "done", "id": step_id, "size": size, "sha256": digest})
@@ -472,6 +763,8 @@ def _do_group(journal: Journal, run_id: str, plan: Plan, start: int, report: Rep
     for folder in sorted(touched):
         _fsync_dir(folder)
     journal.write_many(done)
+    if stop is not None:
+        raise stop
 
 
 def execute(plan: Plan, *, on_progress: Callable[[int, int], None] | None = None,
@@ -479,29 +772,44 @@ def execute(plan: Plan, *, on_progress: Callable[[int, int], None] | None = None
     """Carry out ``plan`` step by step under the journal (first finishing a killed run's half-done step).
 
     ``force_copy`` makes moves take the cross-file-system path (copy, verify, remove) even on one file system.
+    Raises OrganizeError (one line) when the journal may not be acted on or the disk fails (full); what was done
+    until then is journalled, so it can be undone or the run resumed.
     """
     report = Report()
     created = not os.path.exists(plan.dst_root)
-    os.makedirs(plan.dst_root, exist_ok=True)
-    journal = Journal(plan.dst_root)
     try:
-        report.recovered = _recover(journal, report, force_copy=force_copy)
-        run_id = uuid.uuid4().hex[:12]
-        journal.write({"op": "run", "run": run_id, "version": JOURNAL_VERSION, "mode": plan.mode,
-                       "model": plan.model, "min_confidence": plan.min_confidence, "sources": plan.sources,
-                       "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "steps": len(plan.steps),
-                       "created_dst": created})
-        total = len(plan.steps)
-        if on_progress is not None:
-            on_progress(0, total)
-        for start in range(0, total, GROUP):
-            if should_stop is not None and should_stop():
-                report.cancelled = True
-                break
-            _do_group(journal, run_id, plan, start, report, force_copy=force_copy)
+        os.makedirs(plan.dst_root, exist_ok=True)
+    except OSError as exc:
+        raise OrganizeError(f"cannot create {shown(plan.dst_root)}: {exc.strerror or exc}") from None
+    trusted_journal(plan.dst_root)  # refused before even the lock file is made (and checked again under the lock)
+    journal = Journal(plan.dst_root)
+    verb = "copied" if plan.mode == "copy" else "moved"
+    total = len(plan.steps)
+    try:
+        trusted = trusted_journal(plan.dst_root, journal.records())
+        try:
+            report.recovered = _recover(journal, trusted, report, force_copy=force_copy)
+            run_id = uuid.uuid4().hex[:12]
+            key = journal.key() if trusted.runs else journal.new_key()
+            journal.write({"op": "run", "run": run_id, "version": JOURNAL_VERSION, "mode": plan.mode,
+                           "model": plan.model, "min_confidence": plan.min_confidence, "sources": plan.sources,
+                           **_run_binding(plan.dst_root), "key": key,
+                           "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "steps": total, "created_dst": created})
             if on_progress is not None:
-                on_progress(min(start + GROUP, total), total)
-        journal.write({"op": "end", "run": run_id, "done": len(report.done), "cancelled": report.cancelled})
+                on_progress(0, total)
+            for start in range(0, total, GROUP):
+                if should_stop is not None and should_stop():
+                    report.cancelled = True
+                    break
+                _do_group(journal, run_id, plan, start, report, force_copy=force_copy)
+                if on_progress is not None:
+                    on_progress(min(start + GROUP, total), total)
+            journal.write({"op": "end", "run": run_id, "done": len(report.done), "cancelled": report.cancelled})
+        except (OrganizeError, OSError) as exc:
+            why = str(exc) if isinstance(exc, OrganizeError) else f"{exc.strerror or exc}"
+            raise OrganizeError(f"{why}; stopped after {len(report.done)} of {total} files {verb}: "
+                                f"`cifar10 organize --undo {shown(plan.dst_root)}` puts them back, or free some space "
+                                "and run the same command again to go on") from None
     finally:
         journal.close()
     return report
@@ -512,41 +820,53 @@ def recover(dst_root: str | os.PathLike, *, force_copy: bool = False) -> Report:
     report = Report()
     journal = Journal(dst_root)
     try:
-        report.recovered = _recover(journal, report, force_copy=force_copy)
+        trusted = trusted_journal(dst_root, journal.records())
+        report.recovered = _recover(journal, trusted, report, force_copy=force_copy)
     finally:
         journal.close()
     return report
 
 
-def _recover(journal: Journal, report: Report, *, force_copy: bool = False) -> int:
-    steps, _ = journal_steps(journal.records())
+def _remove_part(state: StepState) -> None:
+    """The temporary file of a step that was begun but not done: its name derives from the journalled
+    destination, and it was never renamed into place, so nothing refers to it."""
+    if state.done is None:
+        part = _part_path(state.begin["dst"])
+        if _is_regular_file(part):
+            os.unlink(part)
+
+
+def _recover(journal: Journal, trusted: TrustedJournal, report: Report, *, force_copy: bool = False) -> int:
     count = 0
-    for step_id, state in steps.items():
+    for step_id, state in trusted.steps.items():
         if state.done is not None or state.undone:
             continue
         begin = state.begin
         src, dst, mode = begin["src"], begin["dst"], begin["mode"]
-        part = _part_path(dst)
-        if os.path.lexists(part):
-            os.unlink(part)  # an unfinished copy: never renamed into place, so nothing refers to it
-        src_there, dst_there = os.path.lexists(src), os.path.lexists(dst)
         try:
+            _remove_part(state)
+            src_there, dst_there = os.path.lexists(src), os.path.lexists(dst)
+            if dst_there and not _is_regular_file(dst):
+                report.problems.append(f"{shown(dst)}: not the file the interrupted step wrote; left alone")
+                continue
             if dst_there and src_there and mode == "move":
                 if sha256_of(src) != sha256_of(dst):
-                    report.problems.append(f"{src}: the journal's move to {dst} was interrupted and both now "
-                                           "differ; both kept")
+                    report.problems.append(f"{shown(src)}: the journal's move to {shown(dst)} was interrupted and "
+                                           "both now differ; both kept")
                     continue
                 os.unlink(src)  # the verified copy was in place; only removing the source was left
                 _fsync_dir(os.path.dirname(src))
             elif not dst_there and src_there:
                 dst = _redo(mode, src, dst, force_copy)
             elif not dst_there and not src_there:
-                report.problems.append(f"{src}: neither it nor {dst} exists (removed by someone else?)")
+                report.problems.append(f"{shown(src)}: neither it nor {shown(dst)} exists (removed by someone else?)")
                 continue
             journal.write({"op": "done", "id": step_id, "size": os.stat(dst).st_size, "sha256": sha256_of(dst),
                            "recovered": True})
         except OSError as exc:
-            report.problems.append(f"{src}: could not finish the interrupted step ({exc.strerror or exc})")
+            if exc.errno in _STOP_ERRNOS:
+                raise _stop_error(exc, os.path.dirname(dst)) from None
+            report.problems.append(f"{shown(src)}: could not finish the interrupted step ({exc.strerror or exc})")
             continue
         count += 1
         report.done.append((src, dst))
@@ -570,21 +890,31 @@ class UndoReport:
 
 
 def undo(dst_root: str | os.PathLike, *, on_progress: Callable[[int, int], None] | None = None) -> UndoReport:
-    """Reverse every step in DST's journal, newest first; safe to run again after being killed itself."""
+    """Reverse every step in DST's journal, newest first; safe to run again after being killed itself.
+
+    A step that cannot be undone without losing a file (the original is gone, or its path holds another
+    file now) is left as it is and reported; the journal then stays, for another --undo once that is fixed.
+    A journal that may not be acted on (:func:`trusted_journal`) raises OrganizeError before anything is done.
+    """
     dst_root = os.path.abspath(dst_root)
     journal_path = Path(dst_root) / JOURNAL_NAME
     if not journal_path.exists():
-        raise OrganizeError(f"{dst_root} has no {JOURNAL_NAME}: nothing organised there to undo")
+        raise OrganizeError(f"{shown(dst_root)} has no {JOURNAL_NAME}: nothing organised there to undo")
     report = UndoReport()
+    trusted_journal(dst_root)  # refused before even the lock file is made (and checked again under the lock)
     journal = Journal(dst_root)
     try:
-        records = journal.records()
-        created_dst = any(r.get("op") == "run" and r.get("created_dst") for r in records)
-        steps, mkdirs = journal_steps(records)
-        todo = [(step_id, state) for step_id, state in steps.items() if not state.undone]
+        trusted = trusted_journal(dst_root, journal.records())
+        created_dst = any(r.get("created_dst") for r in trusted.runs.values())
+        todo = [(step_id, state) for step_id, state in trusted.steps.items() if not state.undone]
         total = len(todo)
         for count, (step_id, state) in enumerate(reversed(todo), 1):
-            problem = _undo_step(state)
+            try:
+                problem = _undo_step(state)
+            except OSError as exc:
+                if exc.errno in _STOP_ERRNOS:
+                    raise _stop_error(exc, state.begin["dst"]) from None
+                problem = f"{shown(state.begin['dst'])}: could not be undone ({exc.strerror or exc})"
             if problem:
                 report.problems.append(problem)
             else:
@@ -592,7 +922,7 @@ def undo(dst_root: str | os.PathLike, *, on_progress: Callable[[int, int], None]
                 report.restored += 1
             if on_progress is not None:
                 on_progress(count, total)
-        for record in reversed(mkdirs):
+        for record in reversed(trusted.mkdirs):
             try:
                 os.rmdir(record["path"])  # only if empty: a folder with the user's own files stays
             except OSError:
@@ -601,8 +931,10 @@ def undo(dst_root: str | os.PathLike, *, on_progress: Callable[[int, int], None]
         journal.close()
     if not report.problems:
         journal_path.unlink()
-        with contextlib.suppress(OSError):
+        try:
             os.unlink(os.path.join(dst_root, LOCK_NAME))
+        except OSError:
+            pass
         _fsync_dir(dst_root)
         report.journal_removed = True
         if created_dst:
@@ -614,30 +946,38 @@ def undo(dst_root: str | os.PathLike, *, on_progress: Callable[[int, int], None]
 
 
 def _undo_step(state: StepState) -> str | None:
+    """Reverse one step if no file can be lost by it; else a sentence saying what was kept and why.
+
+    copy: the copy in DST is deleted only while the source holds the same bytes.
+    move: the file goes back only to a free source path; if that path holds the same bytes (an interrupted
+    cross-file-system move), the DST file is the spare and is deleted; if it holds another file, both stay.
+    """
     begin = state.begin
     src, dst, mode = begin["src"], begin["dst"], begin["mode"]
-    part = _part_path(dst)
-    try:
-        if os.path.lexists(part):
-            os.unlink(part)
-        dst_there, src_there = os.path.lexists(dst), os.path.lexists(src)
-        if not dst_there:
-            if src_there or state.done is None:
-                return None  # never happened (killed before the rename), or already put back
-            return f"{dst}: missing, so {src} cannot be put back (was it deleted or moved?)"
-        expected = state.done["sha256"] if state.done is not None else None
-        if mode == "copy" or src_there:
-            # The source is (still / again) in place: the destination is a copy to remove, if it is ours.
-            reference = expected or (sha256_of(src) if src_there else None)
-            if reference is not None and sha256_of(dst) != reference:
-                return f"{dst}: changed since it was organised; kept (delete it yourself if you do not need it)"
-            os.unlink(dst)
-            _fsync_dir(os.path.dirname(dst))
-            return None
-        if expected is not None and sha256_of(dst) != expected:
-            return f"{dst}: changed since it was moved; not moved back to {src}"
-        os.makedirs(os.path.dirname(src), exist_ok=True)
-        _move(dst, src)
+    _remove_part(state)
+    dst_there, src_there = os.path.lexists(dst), os.path.lexists(src)
+    if not dst_there:
+        if mode == "copy" or src_there or state.done is None:
+            return None  # nothing of ours left: never happened (killed before the rename), or already put back
+        return f"{shown(dst)}: missing, so {shown(src)} cannot be put back (was it deleted or moved?)"
+    if not _is_regular_file(dst):
+        return f"{shown(dst)}: kept: not the file organize wrote (a folder or a link is there now)"
+    digest = sha256_of(dst)
+    if state.done is not None and digest != state.done.get("sha256"):
+        return f"{shown(dst)}: kept: changed since it was organised (delete it yourself if you do not need it)"
+    if src_there:
+        # copy: the source may be a link (its target was copied), but never one to this very file
+        usable = _is_regular_file(src) or (mode == "copy" and os.path.isfile(src))
+        if not usable or os.path.samefile(src, dst) or sha256_of(src) != digest:
+            return f"{shown(dst)}: kept: {shown(src)} now holds another file"
+        os.unlink(dst)  # the source holds these very bytes: the DST file is a spare
+        _fsync_dir(os.path.dirname(dst))
         return None
-    except OSError as exc:
-        return f"{dst}: could not be undone ({exc.strerror or exc})"
+    if mode == "copy":
+        return f"{shown(dst)}: kept: the original is gone ({shown(src)})"
+    os.makedirs(os.path.dirname(src), exist_ok=True)
+    back_part = _part_path(src)  # left by an undo killed while copying this file back across file systems
+    if _is_regular_file(back_part):
+        os.unlink(back_part)
+    _move(dst, src)
+    return None

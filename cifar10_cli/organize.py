@@ -9,11 +9,34 @@ import time
 from cifar10_cli.classify import choose_model
 from cifar10.errors import UserFacingError
 from cifar10.inference import Classifier, ProviderError
-from cifar10.organize import JOURNAL_NAME, UNSURE_DIR, OrganizeError, execute, plan_organize, undo
+from cifar10.organize import JOURNAL_NAME, UNSURE_DIR, OrganizeError, execute, plan_organize, shown, undo
+
+
+def printable(text: str, stream=None) -> str:
+    """``text`` as ``stream`` can print it: bytes of a non-UTF-8 file name as ``\\xe9``, characters the stream's
+    encoding lacks as ``\\u00e9`` (a name never makes organize crash while it reports)."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    encoding = getattr(stream or sys.stdout, "encoding", None) or "utf-8"
+    try:
+        return text.encode(encoding, "backslashreplace").decode(encoding)
+    except LookupError:
+        return text
+
+
+def say(text: str, *, err: bool = False) -> None:
+    stream = sys.stderr if err else sys.stdout
+    print(printable(text, stream), file=stream)
 
 
 def fail(message: str) -> UserFacingError:
-    return UserFacingError(f"organize: {message}")
+    return UserFacingError(printable(f"organize: {message}", sys.stderr))
+
+
+def _why(exc: Exception) -> str:
+    """One line for an OrganizeError, or for an OSError nothing else caught (an unreadable journal, say)."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{shown(exc.filename)}: {exc.strerror or exc}"
+    return str(exc)
 
 
 def _progress(verb: str):
@@ -34,7 +57,7 @@ def run(args) -> int:
         raise fail("give the images to sort and where to put them: cifar10 organize SRC... --into DST")
     missing = [p for p in args.sources if not os.path.exists(p)]
     if missing:
-        raise fail("no such file or folder: " + ", ".join(missing))
+        raise fail("no such file or folder: " + ", ".join(shown(p) for p in missing))
     if not 0.0 <= args.min_confidence <= 1.0:
         raise fail("--min-confidence must be between 0 and 1 (e.g. 0.5)")
     model = choose_model(args.model)
@@ -43,77 +66,83 @@ def run(args) -> int:
     except ProviderError as exc:
         raise fail(str(exc)) from None
     start = time.perf_counter()
-    on_progress, shown = _progress("classified")
+    on_progress, shown_progress = _progress("classified")
     try:
         plan = plan_organize(classifier, args.sources, args.into, mode=args.mode, min_confidence=args.min_confidence,
                              batch_size=args.batch_size, on_progress=on_progress)
-    except OrganizeError as exc:
-        raise fail(str(exc)) from None
-    if shown:
+    except (OrganizeError, OSError) as exc:
+        raise fail(_why(exc)) from None
+    if shown_progress:
         print(file=sys.stderr)
     verb, past = ("copy", "copied") if plan.mode == "copy" else ("move", "moved")
     for result in plan.unreadable:
-        print(f"not {past} (cannot be read): {result.path}: {result.error}")
+        say(f"not {past} (cannot be read): {shown(result.path)}: {result.error}")
+    for path, why in plan.skipped:
+        say(f"not {past} ({why}): {shown(path)}")
     if args.dry_run:
         for step in plan.steps:
             why = f"  ({step.reason})" if step.reason else ""
-            print(f"{step.src} -> {step.dst(plan.dst_root)}{why}")
-        _summary(plan, "would " + verb)
+            say(f"{shown(step.src)} -> {shown(step.dst(plan.dst_root))}{why}")
+        _summary(plan, "would " + verb, plan.counts(), len(plan.steps))
         if plan.pending:
-            print(f"{plan.pending} step(s) of an interrupted run would be finished first", file=sys.stderr)
+            say(f"{plan.pending} step(s) of an interrupted run would be finished first", err=True)
         return 0
     classified_s = time.perf_counter() - start
-    print(f"model {model.name}; {verb} {len(plan.steps)} files into {plan.dst_root} "
-          f"(journal {os.path.join(plan.dst_root, JOURNAL_NAME)})", file=sys.stderr)
-    on_progress, shown = _progress(past)
+    say(f"model {model.name}; {verb} {len(plan.steps)} files into {shown(plan.dst_root)} "
+        f"(journal {shown(os.path.join(plan.dst_root, JOURNAL_NAME))})", err=True)
+    on_progress, shown_progress = _progress(past)
     try:
         report = execute(plan, on_progress=on_progress)
     except KeyboardInterrupt:
-        print(f"\ncancelled: what was done is in the journal; run the same command again to go on, or "
-              f"cifar10 organize --undo {plan.dst_root}", file=sys.stderr)
+        say(f"\ncancelled: what was done is in the journal; run the same command again to go on, or "
+            f"cifar10 organize --undo {shown(plan.dst_root)}", err=True)
         return 130
-    except OrganizeError as exc:
-        raise fail(str(exc)) from None
-    if shown:
+    except (OrganizeError, OSError) as exc:
+        if shown_progress:
+            print(file=sys.stderr)
+        raise fail(_why(exc)) from None
+    if shown_progress:
         print(file=sys.stderr)
     if report.recovered:
-        print(f"finished {report.recovered} step(s) an interrupted run had begun", file=sys.stderr)
+        say(f"finished {report.recovered} step(s) an interrupted run had begun", err=True)
     for problem in report.problems:
-        print(f"left alone: {problem}")
-    _summary(plan, past)
+        say(f"left alone: {problem}")
+    done_now = len(report.done) - report.recovered
+    _summary(plan, past, report.counts(), len(report.done))
+    if done_now < len(plan.steps):
+        say(f"{len(plan.steps) - done_now} of the {len(plan.steps)} planned files were not {past} "
+            f"({'cancelled' if report.cancelled else 'listed above'})", err=True)
     total_s = time.perf_counter() - start
     doing = "copying" if plan.mode == "copy" else "moving"
-    print(f"{len(report.done)} files in {total_s:.1f} s (classifying {classified_s:.1f} s, {doing} "
-          f"{total_s - classified_s:.1f} s); undo with: "
-          f"cifar10 organize --undo {plan.dst_root}", file=sys.stderr)
+    say(f"{len(report.done)} files in {total_s:.1f} s (classifying {classified_s:.1f} s, {doing} "
+        f"{total_s - classified_s:.1f} s); undo with: cifar10 organize --undo {shown(plan.dst_root)}", err=True)
     return 1 if report.problems else 0
 
 
-def _summary(plan, verb: str) -> None:
-    counts = ", ".join(f"{folder} {n}" for folder, n in plan.counts().items()) or "nothing"
-    print(f"{verb} {len(plan.steps)} files: {counts}", file=sys.stderr)
-    if plan.counts().get(UNSURE_DIR):
-        print(f"{UNSURE_DIR}/: confidence below {plan.min_confidence:.0%} or flagged unsure by the model",
-              file=sys.stderr)
+def _summary(plan, verb: str, counts: dict[str, int], total: int) -> None:
+    listed = ", ".join(f"{folder} {n}" for folder, n in counts.items()) or "nothing"
+    say(f"{verb} {total} files: {listed}", err=True)
+    if counts.get(UNSURE_DIR):
+        say(f"{UNSURE_DIR}/: confidence below {plan.min_confidence:.0%} or flagged unsure by the model", err=True)
     if plan.unreadable:
-        print(f"{len(plan.unreadable)} files could not be read and were left where they are (listed above)",
-              file=sys.stderr)
+        say(f"{len(plan.unreadable)} files could not be read and were left where they are (listed above)", err=True)
+    if plan.skipped:
+        say(f"{len(plan.skipped)} symbolic links were left where they are (listed above)", err=True)
     if plan.already_done:
-        print(f"{len(plan.already_done)} files were already copied by an earlier run (journal); skipped",
-              file=sys.stderr)
+        say(f"{len(plan.already_done)} files were already copied by an earlier run (journal); skipped", err=True)
 
 
 def run_undo(dst) -> int:
-    on_progress, shown = _progress("put back")
+    on_progress, shown_progress = _progress("put back")
     try:
         report = undo(dst, on_progress=on_progress)
-    except OrganizeError as exc:
-        raise fail(str(exc)) from None
-    if shown:
+    except (OrganizeError, OSError) as exc:
+        raise fail(_why(exc)) from None
+    if shown_progress:
         print(file=sys.stderr)
     for problem in report.problems:
-        print(f"not undone: {problem}")
-    print(f"undid {report.restored} steps" + ("" if report.journal_removed else
-                                              f"; the journal stays in {dst} for what could not be undone"),
-          file=sys.stderr)
+        say(f"not undone: {problem}")
+    kept = (f"; {len(report.problems)} not undone (listed above), and the journal stays in {shown(dst)}: fix what "
+            "is listed and run --undo again")
+    say(f"undid {report.restored} steps" + ("" if report.journal_removed else kept), err=True)
     return 1 if report.problems else 0

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDoubleSpi
 
 from cifar10.inference import Classifier
 from cifar10.organize import (JOURNAL_NAME, UNSURE_DIR, Plan, Report, UndoReport, execute, plan_organize, read_journal,
-                              undo)
+                              shown as displayable, undo)
 from cifar10.registry import ModelInfo
 from desktop_app.background import BackgroundTask
 
@@ -229,6 +229,7 @@ class OrganizeDialog(QDialog):
                 for step in plan.steps]
         stays = "stays where it is" if plan.mode == "move" else "not copied"
         rows += [(r.path, f"— {stays}: cannot be read", "", "", r.error) for r in plan.unreadable]
+        rows += [(path, "— stays where it is: a symbolic link", "", "", why) for path, why in plan.skipped]
         self.preview_table.setRowCount(len(rows))
         roots = [s if os.path.isdir(s) else os.path.dirname(s) for s in plan.sources]
         try:
@@ -236,16 +237,18 @@ class OrganizeDialog(QDialog):
         except ValueError:  # sources on different drives
             base = ""
         for r, (src, where, label, confidence, why) in enumerate(rows):
-            shown = os.path.relpath(src, base) if base else src
-            for c, text in enumerate((shown, where, label, confidence)):
+            shown = displayable(os.path.relpath(src, base) if base else src)  # a non-UTF-8 name shows as \xe9
+            for c, text in enumerate((shown, displayable(where), label, confidence)):
                 item = QTableWidgetItem(text)
-                item.setToolTip(why or src)
+                item.setToolTip(why or displayable(src))
                 item.setData(Qt.ItemDataRole.UserRole, src)
                 self.preview_table.setItem(r, c, item)
         counts = ", ".join(f"{folder} {n}" for folder, n in plan.counts().items()) or "nothing"
         notes = []
         if plan.unreadable:
             notes.append(f"{len(plan.unreadable)} cannot be read ({stays})")
+        if plan.skipped:
+            notes.append(f"{len(plan.skipped)} symbolic links stay where they are (move the files they point to)")
         if plan.already_done:
             notes.append(f"{len(plan.already_done)} already copied by an earlier sort")
         if plan.pending:
