@@ -8,14 +8,13 @@ string and left out; discovery never raises for a bad model.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from cifar10 import contract
+from cifar10 import contract, safe_json
 
 
 class ModelError(ValueError):
@@ -97,6 +96,9 @@ def discover_models(dirs: Iterable[str | os.PathLike] | None = None) -> tuple[li
             except ModelError as exc:
                 errors.append(str(exc))
                 continue
+            except Exception as exc:  # belt and braces: one hostile model must never take the others down
+                errors.append(f"{path}: this model is skipped: {type(exc).__name__}: {str(exc)[:200]}")
+                continue
             if info.name in seen:
                 errors.append(f"{path}: a model named '{info.name}' was already found in {seen[info.name]}; "
                               "this one is ignored")
@@ -153,15 +155,16 @@ def _card_disagreement(card: dict, facts: dict) -> str | None:
 
 
 def read_card(card_path: Path) -> dict:
+    """The model card, size- and depth-limited (:mod:`cifar10.safe_json`); :class:`ModelError` for any problem."""
     if not card_path.is_file():
         raise ModelError(f"{card_path.with_suffix('.onnx')}: its model card {card_path.name} is missing "
                          "(every model needs <name>.onnx and <name>.json)")
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{card_path}: cannot read the model card ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{card_path}: the model card is not valid JSON ({exc})") from None
+        card = safe_json.load_file(card_path)
+    except OSError as exc:
+        raise ModelError(f"{card_path}: cannot read the model card ({exc.strerror or exc})") from None
+    except safe_json.JsonLimitError as exc:
+        raise ModelError(f"{card_path}: the model card is not usable: {exc}") from None
     if not isinstance(card, dict):
         raise ModelError(f"{card_path}: the model card must be a JSON object, not {type(card).__name__}")
     for key in ("name", "test_accuracy", "summary"):
@@ -186,7 +189,10 @@ def validate_onnx(onnx_path: Path) -> dict:
         raise ModelError(f"{onnx_path}: cannot read ({exc.strerror or exc})") from None
     key = (str(onnx_path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _VALIDATED:
-        _VALIDATED[key] = _contract_problem(onnx_path)
+        try:
+            _VALIDATED[key] = _contract_problem(onnx_path)
+        except Exception as exc:  # anything odd in a hostile file is a refusal, never a crash
+            _VALIDATED[key] = f"this model is skipped: {type(exc).__name__}: {str(exc)[:200]}"
     outcome = _VALIDATED[key]
     if isinstance(outcome, str):
         raise ModelError(f"{onnx_path}: {outcome}")
@@ -295,8 +301,8 @@ def _contract_problem(onnx_path: Path) -> str | dict:
 
 def _json_list(text: str) -> list | None:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
+        value = safe_json.loads(text, max_depth=4, max_chars=1 << 20)
+    except safe_json.JsonLimitError:
         return None
     return value if isinstance(value, list) else None
 

@@ -5,6 +5,7 @@ they go, and OUT itself (CSV or JSON, through :mod:`cifar10.results_io`, the one
 written from that journal at the end::
 
     OUT.shards/run.json                          the model (name, sha256 of its .onnx), complete or not
+    OUT.shards/.lock                             held (fcntl.flock) by the run writing OUT: one run at a time
     OUT.shards/part-<time>-<pid>.jsonl           local engine: appended and fsync'd after every batch
     OUT.shards/part-<time>-<pid>-<n>.parquet     Ray engine: one Parquet shard per batch (temp name, then renamed)
 
@@ -14,6 +15,9 @@ again and its newer row wins. A run killed with kill -9 loses at most the batch 
 cut short is ignored, a Parquet shard is either complete (renamed) or absent, and a file that two runs
 both finished (a worker that outlived its killed driver) still gets one row in OUT.
 
+The journal folder is removed once OUT has been written (a finished run needs no journal); it stays when a run
+fails or is killed, which is what ``--resume`` continues from.
+
 Only numpy and the standard library here; Parquet shards need pyarrow (the ``ray`` extra), imported
 only when one is read or written.
 """
@@ -21,7 +25,6 @@ only when one is read or written.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import sys
@@ -32,12 +35,16 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from cifar10 import safe_json
 from cifar10.contract import CLASS_NAMES
 from cifar10.errors import UserFacingError
+from cifar10.filelock import FileLock, LockBusy
 from cifar10.results import Result
+from cifar10.results_io import json_text
 
 MANIFEST = "run.json"
 SHARD_PREFIX = "part-"
+LOCK_NAME = ".lock"
 
 
 class ResumeError(UserFacingError):
@@ -144,7 +151,9 @@ class Journal:
     def __init__(self, out: str | os.PathLike):
         self.out = Path(out)
         self.dir = shards_dir(self.out)
-        self._jsonl = None
+        self._jsonl: int | None = None                # this run's JSONL shard (a raw descriptor, O_APPEND)
+        self._lock: FileLock | None = None
+        self._made_dir = False                        # this run created the journal folder
         self._parquet_count = 0
         self.done: dict[str, tuple[int, int]] = {}   # key -> (size, mtime_ns) of a finished row
         self.dropped: list[str] = []                  # shards that could not be read (their files are redone)
@@ -162,40 +171,64 @@ class Journal:
 
     def manifest(self) -> dict | None:
         try:
-            return json.loads((self.dir / MANIFEST).read_text(encoding="utf-8"))
+            manifest = safe_json.load_file(self.dir / MANIFEST)
         except (OSError, ValueError):
             return None
+        return manifest if isinstance(manifest, dict) else None
 
     def _write_manifest(self, manifest: dict) -> None:
-        partial = self.dir / (MANIFEST + ".part")
-        partial.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        partial.replace(self.dir / MANIFEST)
+        from cifar10.results_io import temporary_beside
 
-    def start(self, model, *, engine: str, resume: bool) -> int:
-        """Open the journal for a run; returns how many finished rows it already holds (0 unless resume).
+        stream, partial = temporary_beside(self.dir / MANIFEST, encoding="utf-8")
+        try:
+            with stream:
+                stream.write(json_text(manifest))
+            partial.replace(self.dir / MANIFEST)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+    def lock(self) -> None:
+        """Create the journal folder if needed and take its lock; :class:`ResumeError` if another run holds it."""
+        if not self.dir.is_dir():
+            self.dir.mkdir()
+            self._made_dir = True
+        try:
+            self._lock = FileLock(self.dir / LOCK_NAME).acquire()
+        except LockBusy:
+            raise ResumeError(f"another run is writing {self.out} (its journal {self.dir} is locked): wait for it "
+                              "to finish, or write to another --output") from None
+
+    def start(self, model, *, engine: str, resume: bool, force: bool = False) -> int:
+        """Open (and lock) the journal for a run; returns how many finished rows it already holds (0 unless resume).
 
         Without ``resume`` an earlier *finished* run's journal is replaced (as OUT is); an unfinished one
-        is kept and the run refuses to start, so a killed run is never thrown away by accident.
+        is kept and the run refuses to start, so a killed run is never thrown away by accident (``force``:
+        it is thrown away).
         """
         identity = model_id(model)
         self.model = model  # recorded in OUT (results_io.export_metadata)
+        if self._lock is None:
+            self.lock()
         manifest = self.manifest()
         shards = self.shards()
         if shards and not resume:
-            if manifest is None or not manifest.get("complete"):
+            if not force and (manifest is None or not manifest.get("complete")):
                 count = sum(1 for _ in self.iter_records())
-                raise ResumeError(f"{self.out} has an unfinished run ({count:,} files done, in {self.dir}): add "
-                                  f"--resume to continue it, or delete {self.dir} to start over")
+                raise ResumeError(f"{self.out} has an unfinished run ({count:,} file{'s' * (count != 1)} done, in "
+                                  f"{self.dir}): add --resume to continue it, or --force to start over")
             for shard in shards:
                 shard.unlink()
             shards = []
         if resume and not shards and self.out.exists():
-            raise ResumeError(f"{self.out} exists but has no journal ({self.dir}) to resume from: it was written "
-                              "before --resume existed or its journal was deleted; write to another --output")
-        if shards and manifest is not None and manifest.get("model", {}).get("sha256") != identity["sha256"]:
-            raise ResumeError(f"{self.out} was started with model {manifest['model'].get('name')!r} (another "
+            raise ResumeError(f"{self.out} has no journal ({self.dir}) to resume from: its run finished (the journal "
+                              "is removed then), or it was written by an older version; write to another --output, "
+                              "or add --force instead of --resume to classify everything again")
+        started_with = manifest.get("model") if manifest is not None else None
+        started_with = started_with if isinstance(started_with, dict) else {}
+        if shards and manifest is not None and started_with.get("sha256") != identity["sha256"]:
+            raise ResumeError(f"{self.out} was started with model {started_with.get('name')!r} (another "
                               f".onnx file than {model.name!r}): resume with that model, or write to another --output")
-        self.dir.mkdir(parents=True, exist_ok=True)
         self._write_manifest({"model": identity, "engine": engine, "complete": False,
                               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "output": self.out.name})
         self.done = {}
@@ -220,10 +253,13 @@ class Journal:
         """Local engine: append records to this run's JSONL shard, flushed and fsync'd (kill -9 safe)."""
         if self._jsonl is None:
             name = f"{SHARD_PREFIX}{time.time_ns():020d}-{os.getpid()}.jsonl"
-            self._jsonl = open(self.dir / name, "a", encoding="utf-8")
-        self._jsonl.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        self._jsonl.flush()
-        os.fsync(self._jsonl.fileno())
+            self._jsonl = os.open(self.dir / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        # Unbuffered: a failed write (disk full) leaves no buffer behind to fail again at close; a line cut
+        # short is ignored when read. json_text keeps a non-UTF-8 file name (surrogates) as escapes.
+        data = memoryview("".join(json_text(r) + "\n" for r in records).encode("utf-8"))
+        while data:
+            data = data[os.write(self._jsonl, data):]
+        os.fsync(self._jsonl)
 
     def append_table(self, table) -> None:
         """Ray engine: one Parquet shard (a pyarrow Table in the :func:`records_to_table` layout)."""
@@ -239,8 +275,49 @@ class Journal:
 
     def close(self) -> None:
         if self._jsonl is not None:
-            self._jsonl.close()
+            os.close(self._jsonl)
             self._jsonl = None
+
+    def _remove_own_files(self) -> None:
+        """Delete what runs put in the journal folder (shards, manifest, lock), then the folder if it is empty."""
+        self.close()
+        if not self.dir.is_dir():
+            return
+        for path in self.dir.iterdir():
+            name = path.name
+            if (name == MANIFEST or (name.startswith(SHARD_PREFIX) and path.suffix in (".jsonl", ".parquet"))
+                    or (name.startswith(f".{SHARD_PREFIX}") and name.endswith(".tmp"))
+                    or (name.startswith(f".{MANIFEST}.") and name.endswith(".cifar10-part"))):
+                path.unlink(missing_ok=True)
+        if self._lock is not None:
+            self._lock.release(delete=True)
+            self._lock = None
+        try:
+            self.dir.rmdir()
+        except OSError:
+            pass  # something else is in it: left alone
+
+    def finish(self) -> None:
+        """OUT is written: the journal is not needed any more (removed, lock released)."""
+        self._remove_own_files()
+
+    def abandon(self) -> bool:
+        """The run failed: keep the journal if it holds finished rows (for --resume), else remove it; release the
+        lock. Returns True when rows were kept."""
+        self.close()
+        try:
+            kept = any(True for _ in self.iter_records())
+        except Exception:
+            kept = bool(self.shards())
+        if not kept:
+            try:
+                self._remove_own_files()
+            except OSError:
+                pass
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        return kept
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -295,15 +372,20 @@ class Journal:
         return count
 
 
+_RECORD_KEYS = ("path", "key", "size", "mtime_ns")
+
+
 def _jsonl_records(path: Path) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if not line.endswith("\n"):
                 break  # the last line of a killed run, cut short: that file is done again
             try:
-                yield json.loads(line)
+                record = safe_json.loads(line, max_depth=4)
             except ValueError:
                 continue
+            if isinstance(record, dict) and all(key in record for key in _RECORD_KEYS):
+                yield record
 
 
 # --- the local engine over a journal ---------------------------------------------------------------------
