@@ -164,7 +164,7 @@ def read_card(card_path: Path) -> dict:
     except OSError as exc:
         raise ModelError(f"{card_path}: cannot read the model card ({exc.strerror or exc})") from None
     except safe_json.JsonLimitError as exc:
-        raise ModelError(f"{card_path}: the model card is not usable: {exc}") from None
+        raise ModelError(f"{card_path}: the model card {exc}: this model is skipped") from None
     if not isinstance(card, dict):
         raise ModelError(f"{card_path}: the model card must be a JSON object, not {type(card).__name__}")
     for key in ("name", "test_accuracy", "summary"):

@@ -9,7 +9,7 @@ whose ``unsure`` is always ``false``). A failed file has an empty label/confiden
 probabilities (JSON: null) and its message in ``error``.
 
 File names that are not valid UTF-8 (Linux allows any bytes; Python reads them as "surrogate-escaped"
-strings) are kept losslessly: in JSON as ``\udcXX`` escapes (``json.loads`` gives back the same string, and
+strings) are kept losslessly: in JSON as ``\\udcXX`` escapes (``json.loads`` gives back the same string, and
 ``os.fsencode`` the file's real bytes); in CSV as the name's own bytes (the file is written with
 ``errors="surrogateescape"``, so that one cell holds the raw bytes, exactly as the file system spells it, and
 every other cell stays UTF-8); :func:`read_results` reads both back to the same strings.

@@ -24,7 +24,7 @@ class JsonLimitError(ValueError):
 
 def _limited_int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise JsonLimitError(f"it holds an integer of {len(text)} digits (more than {MAX_INT_DIGITS})")
+        raise JsonLimitError(f"holds an integer of {len(text)} digits (more than {MAX_INT_DIGITS})")
     return int(text)
 
 
@@ -44,21 +44,21 @@ def loads(text: str, *, max_depth: int = MAX_DEPTH, max_chars: int = MAX_BYTES):
     """``json.loads`` within the limits; :class:`JsonLimitError` for anything wrong (never RecursionError,
     MemoryError or the int-digits ValueError)."""
     if len(text) > max_chars:
-        raise JsonLimitError(f"it is {len(text):,} characters long (more than {max_chars:,})")
+        raise JsonLimitError(f"is {len(text):,} characters long (more than {max_chars:,})")
     try:
         depth = nesting_depth(text)
     except (RecursionError, MemoryError):  # the regex engine on pathological text
-        raise JsonLimitError("it cannot be scanned") from None
+        raise JsonLimitError("cannot be scanned") from None
     if depth > max_depth:
-        raise JsonLimitError(f"it is nested {depth} levels deep (more than {max_depth})")
+        raise JsonLimitError(f"is nested {depth} levels deep (more than {max_depth})")
     try:
         return json.loads(text, parse_int=_limited_int)
     except JsonLimitError:
         raise
     except json.JSONDecodeError as exc:
-        raise JsonLimitError(f"it is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        raise JsonLimitError(f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except (ValueError, RecursionError, MemoryError, TypeError) as exc:
-        raise JsonLimitError(f"it is not usable JSON ({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise JsonLimitError(f"is not usable JSON ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
 def load_file(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH):
@@ -69,15 +69,15 @@ def load_file(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES, max_depth:
     import stat as stat_module
 
     if not stat_module.S_ISREG(st.st_mode):
-        raise JsonLimitError("it is not a regular file")
+        raise JsonLimitError("is not a regular file")
     if st.st_size > max_bytes:
-        raise JsonLimitError(f"it is {st.st_size:,} bytes (more than {max_bytes:,})")
+        raise JsonLimitError(f"is {st.st_size:,} bytes (more than {max_bytes:,})")
     with open(path, "rb") as f:
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise JsonLimitError(f"it is more than {max_bytes:,} bytes")
+        raise JsonLimitError(f"is more than {max_bytes:,} bytes")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise JsonLimitError(f"it is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise JsonLimitError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     return loads(text, max_depth=max_depth, max_chars=max_bytes)
