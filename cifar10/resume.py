@@ -106,19 +106,38 @@ def records_to_table(records: list[dict]):
     import pyarrow as pa
 
     probs = [r["probabilities"] for r in records]
+
+    def text(name: str):
+        """A string column; as bytes (the name's own, surrogateescape) when a file name is not UTF-8, which a
+        Parquet string cannot hold: :func:`table_to_records` decodes them back to the same strings."""
+        values = [r[name] for r in records]
+        if any(isinstance(v, str) and _has_surrogate(v) for v in values):
+            return pa.array([None if v is None else v.encode("utf-8", "surrogateescape") for v in values],
+                            pa.binary())
+        return pa.array(values, pa.string())
+
     columns = {
-        "path": pa.array([r["path"] for r in records], pa.string()),
-        "key": pa.array([r["key"] for r in records], pa.string()),
+        "path": text("path"),
+        "key": text("key"),
         "size": pa.array([r["size"] for r in records], pa.int64()),
         "mtime_ns": pa.array([r["mtime_ns"] for r in records], pa.int64()),
         "label": pa.array([r["label"] for r in records], pa.string()),
         "confidence": pa.array([r["confidence"] for r in records], pa.float64()),
-        "error": pa.array([r["error"] for r in records], pa.string()),
+        "error": text("error"),
         "unsure": pa.array([r.get("unsure") for r in records], pa.bool_()),
         "ood_score": pa.array([r.get("ood_score") for r in records], pa.float64()),
     }
     columns[PROBABILITIES_COLUMN] = pa.array(probs, pa.list_(pa.float32()))
     return pa.table(columns)
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def _str(value):
+    """A text cell of a Parquet shard: bytes (a non-UTF-8 file name's own) back to the surrogateescape string."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
 def table_to_records(table) -> Iterator[dict]:
@@ -128,8 +147,8 @@ def table_to_records(table) -> Iterator[dict]:
         else:  # a shard written before contract v3: one column per CIFAR-10 class
             probs = [row[name] for name in CLASS_NAMES] if row[CLASS_NAMES[0]] is not None else None
         ok = probs is not None and not row["error"]
-        yield {"path": row["path"], "key": row["key"], "size": row["size"], "mtime_ns": row["mtime_ns"],
-               "label": row["label"], "confidence": row["confidence"], "error": row["error"],
+        yield {"path": _str(row["path"]), "key": _str(row["key"]), "size": row["size"], "mtime_ns": row["mtime_ns"],
+               "label": row["label"], "confidence": row["confidence"], "error": _str(row["error"]),
                "unsure": row.get("unsure"), "ood_score": row.get("ood_score"),
                "probabilities": probs if ok else None}
 

@@ -299,6 +299,22 @@ def test_non_utf8_names_in_csv_json_table_and_resume(env, capsys):
     assert not shards_dir(out).exists()
 
 
+def test_non_utf8_names_survive_a_parquet_shard(tmp_path):
+    """The Ray engine's journal shards (Parquet, strings must be UTF-8) keep such a name too: real pyarrow files."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    from cifar10.resume import records_to_table, table_to_records
+
+    name = os.fsdecode(b"/photos/caf\xe9.png")
+    records = [{"path": name, "key": name, "size": 3, "mtime_ns": 4, "label": "cat", "confidence": 0.9, "error": "",
+                "unsure": False, "ood_score": None, "probabilities": [0.1] * 10},
+               {"path": "/photos/plain.png", "key": "/photos/plain.png", "size": 1, "mtime_ns": 2, "label": "",
+                "confidence": None, "error": "not an image", "unsure": None, "ood_score": None, "probabilities": None}]
+    pq.write_table(records_to_table(records), tmp_path / "shard.parquet")
+    back = list(table_to_records(pq.read_table(tmp_path / "shard.parquet")))
+    assert [r["path"] for r in back] == [name, "/photos/plain.png"] and back[0]["key"] == name
+    assert back[1]["error"] == "not an image" and back[0]["label"] == "cat"
+
+
 # --- FIFOs, devices, empty input ----------------------------------------------------------------------------
 
 def test_a_fifo_named_on_the_command_line_is_refused_without_opening_it(env):
