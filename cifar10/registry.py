@@ -248,7 +248,8 @@ def _contract_problem(onnx_path: Path) -> str | dict:
         return f"metadata '{contract.META_CLASS_NAMES}' is missing"
     names = _json_list(raw_names)
     if names is None:
-        return f"metadata '{contract.META_CLASS_NAMES}' is not a JSON list: {raw_names[:80]!r}"
+        return (f"metadata '{contract.META_CLASS_NAMES}' is not a JSON list ({_json_problem(raw_names)}): "
+                f"{raw_names[:80]!r}; this model is skipped")
     display = None
     if v3:
         problem = contract.class_name_problem(names)
@@ -257,7 +258,8 @@ def _contract_problem(onnx_path: Path) -> str | dict:
         raw_display = meta.get(contract.META_DISPLAY_NAMES)
         if raw_display is not None:
             display = _json_list(raw_display)
-            problem = "not a JSON list" if display is None else contract.class_name_problem(display)
+            problem = (f"not a JSON list ({_json_problem(raw_display)}); this model is skipped" if display is None
+                       else contract.class_name_problem(display))
             if problem is None and len(display) != len(names):
                 problem = f"{len(display)} names for {len(names)} classes"
             if problem:
@@ -297,6 +299,15 @@ def _contract_problem(onnx_path: Path) -> str | dict:
         return f"metadata '{contract.META_MODEL_NAME}' is missing"
     return {"class_names": tuple(names), "display_names": tuple(display) if display else None,
             "image_size": size, "dataset": dataset}
+
+
+def _json_problem(text: str) -> str:
+    """Why a metadata value is not a JSON list (it is too deep, too long, holds a huge number...)."""
+    try:
+        value = safe_json.loads(text, max_depth=4, max_chars=1 << 20)
+    except safe_json.JsonLimitError as exc:
+        return f"it {exc}"
+    return f"it is a {type(value).__name__}"
 
 
 def _json_list(text: str) -> list | None:

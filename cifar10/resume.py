@@ -209,14 +209,19 @@ class Journal:
 
     def lock(self) -> None:
         """Create the journal folder if needed and take its lock; :class:`ResumeError` if another run holds it."""
-        if not self.dir.is_dir():
-            self.dir.mkdir()
-            self._made_dir = True
-        try:
-            self._lock = FileLock(self.dir / LOCK_NAME).acquire()
-        except LockBusy:
-            raise ResumeError(f"another run is writing {self.out} (its journal {self.dir} is locked): wait for it "
-                              "to finish, or write to another --output") from None
+        for attempt in range(3):
+            if not self.dir.is_dir():
+                self.dir.mkdir(exist_ok=True)
+                self._made_dir = True
+            try:
+                self._lock = FileLock(self.dir / LOCK_NAME).acquire()
+                return
+            except LockBusy:
+                raise ResumeError(f"another run is writing {self.out} (its journal {self.dir} is locked): wait for "
+                                  "it to finish, or write to another --output") from None
+            except FileNotFoundError:  # a run that just finished removed the folder: make it again
+                if attempt == 2:
+                    raise
 
     def start(self, model, *, engine: str, resume: bool, force: bool = False) -> int:
         """Open (and lock) the journal for a run; returns how many finished rows it already holds (0 unless resume).
