@@ -8,13 +8,92 @@ string and left out; discovery never raises for a bad model.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from cifar10 import contract, safe_json
+from cifar10 import contract
+
+
+# --- JSON from files anyone could have written (model cards, ONNX metadata; the classify journal too) -------
+# A size limit, a nesting-depth limit checked *before* the recursive parser runs, and a digit limit on integers
+# (Python refuses ints over 4,300 digits with a ValueError that is not a JSONDecodeError). Every problem is a
+# JsonLimitError (a ValueError) whose text completes "the model card ...". Kept in this module (not its own)
+# because the web Space export vendors registry.py with the other core modules.
+
+JSON_MAX_BYTES = 1 << 20        # 1 MiB: a model card is a few KB
+JSON_MAX_DEPTH = 32             # shipped cards nest 4 levels
+JSON_MAX_INT_DIGITS = 64
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+class JsonLimitError(ValueError):
+    """The JSON is unreadable, too big, too deep or has an absurd number in it; str() says which."""
+
+
+def _limited_int(text: str) -> int:
+    if len(text.lstrip("-")) > JSON_MAX_INT_DIGITS:
+        raise JsonLimitError(f"holds an integer of {len(text)} digits (more than {JSON_MAX_INT_DIGITS})")
+    return int(text)
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest nesting of [ and { outside strings, without recursion (so any text is safe to measure)."""
+    depth = deepest = 0
+    for match in re.finditer(r"[\[\]{}]", _STRING.sub('""', text)):
+        if match.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def json_loads_limited(text: str, *, max_depth: int = JSON_MAX_DEPTH, max_chars: int = JSON_MAX_BYTES):
+    """``json.loads`` within the limits; :class:`JsonLimitError` for anything wrong (never RecursionError,
+    MemoryError or the int-digits ValueError)."""
+    if len(text) > max_chars:
+        raise JsonLimitError(f"is {len(text):,} characters long (more than {max_chars:,})")
+    try:
+        depth = nesting_depth(text)
+    except (RecursionError, MemoryError):  # the regex engine on pathological text
+        raise JsonLimitError("cannot be scanned") from None
+    if depth > max_depth:
+        raise JsonLimitError(f"is nested {depth} levels deep (more than {max_depth})")
+    try:
+        return json.loads(text, parse_int=_limited_int)
+    except JsonLimitError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise JsonLimitError(f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except (ValueError, RecursionError, MemoryError, TypeError) as exc:
+        raise JsonLimitError(f"is not usable JSON ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def json_load_file_limited(path: str | os.PathLike, *, max_bytes: int = JSON_MAX_BYTES, max_depth: int = JSON_MAX_DEPTH):
+    """Read and parse a JSON file within the limits. A file that is not a regular file (a FIFO, a device) is
+    refused without being opened for reading data; OSError for a file that cannot be read at all."""
+    path = Path(path)
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise JsonLimitError("is not a regular file")
+    if st.st_size > max_bytes:
+        raise JsonLimitError(f"is {st.st_size:,} bytes (more than {max_bytes:,})")
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise JsonLimitError(f"is more than {max_bytes:,} bytes")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise JsonLimitError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return json_loads_limited(text, max_depth=max_depth, max_chars=max_bytes)
 
 
 class ModelError(ValueError):
@@ -155,15 +234,15 @@ def _card_disagreement(card: dict, facts: dict) -> str | None:
 
 
 def read_card(card_path: Path) -> dict:
-    """The model card, size- and depth-limited (:mod:`cifar10.safe_json`); :class:`ModelError` for any problem."""
+    """The model card, size- and depth-limited (:func:`json_load_file_limited`); :class:`ModelError` for any problem."""
     if not card_path.is_file():
         raise ModelError(f"{card_path.with_suffix('.onnx')}: its model card {card_path.name} is missing "
                          "(every model needs <name>.onnx and <name>.json)")
     try:
-        card = safe_json.load_file(card_path)
+        card = json_load_file_limited(card_path)
     except OSError as exc:
         raise ModelError(f"{card_path}: cannot read the model card ({exc.strerror or exc})") from None
-    except safe_json.JsonLimitError as exc:
+    except JsonLimitError as exc:
         raise ModelError(f"{card_path}: the model card {exc}: this model is skipped") from None
     if not isinstance(card, dict):
         raise ModelError(f"{card_path}: the model card must be a JSON object, not {type(card).__name__}")
@@ -304,16 +383,16 @@ def _contract_problem(onnx_path: Path) -> str | dict:
 def _json_problem(text: str) -> str:
     """Why a metadata value is not a JSON list (it is too deep, too long, holds a huge number...)."""
     try:
-        value = safe_json.loads(text, max_depth=4, max_chars=1 << 20)
-    except safe_json.JsonLimitError as exc:
+        value = json_loads_limited(text, max_depth=4, max_chars=1 << 20)
+    except JsonLimitError as exc:
         return f"it {exc}"
     return f"it is a {type(value).__name__}"
 
 
 def _json_list(text: str) -> list | None:
     try:
-        value = safe_json.loads(text, max_depth=4, max_chars=1 << 20)
-    except safe_json.JsonLimitError:
+        value = json_loads_limited(text, max_depth=4, max_chars=1 << 20)
+    except JsonLimitError:
         return None
     return value if isinstance(value, list) else None
 

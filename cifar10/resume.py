@@ -35,10 +35,10 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from cifar10 import safe_json
 from cifar10.contract import CLASS_NAMES
 from cifar10.errors import UserFacingError
 from cifar10.filelock import FileLock, LockBusy
+from cifar10.registry import json_load_file_limited, json_loads_limited
 from cifar10.results import Result
 from cifar10.results_io import json_text
 
@@ -190,7 +190,7 @@ class Journal:
 
     def manifest(self) -> dict | None:
         try:
-            manifest = safe_json.load_file(self.dir / MANIFEST)
+            manifest = json_load_file_limited(self.dir / MANIFEST)
         except (OSError, ValueError):
             return None
         return manifest if isinstance(manifest, dict) else None
@@ -405,7 +405,7 @@ def _jsonl_records(path: Path) -> Iterator[dict]:
             if not line.endswith("\n"):
                 break  # the last line of a killed run, cut short: that file is done again
             try:
-                record = safe_json.loads(line, max_depth=4)
+                record = json_loads_limited(line, max_depth=4)
             except ValueError:
                 continue
             if isinstance(record, dict) and all(key in record for key in _RECORD_KEYS):
