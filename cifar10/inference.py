@@ -30,7 +30,7 @@ from cifar10 import contract
 from cifar10.options import PROVIDER_CHOICES, PROVIDERS
 from cifar10.preprocess import ImageError, ImageSource, load_image
 from cifar10.registry import ModelError, ModelInfo, load_model_info
-from cifar10.results import NONFINITE_ERROR, Result  # noqa: F401 (the result type, re-exported for callers of this module)
+from cifar10.results import NONFINITE_ERROR, Result  # noqa: F401 (re-exported for callers of this module)
 
 DEFAULT_BATCH_SIZE = 256
 

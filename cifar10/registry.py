@@ -76,7 +76,8 @@ def json_loads_limited(text: str, *, max_depth: int = JSON_MAX_DEPTH, max_chars:
         raise JsonLimitError(f"is not usable JSON ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
-def json_load_file_limited(path: str | os.PathLike, *, max_bytes: int = JSON_MAX_BYTES, max_depth: int = JSON_MAX_DEPTH):
+def json_load_file_limited(path: str | os.PathLike, *, max_bytes: int = JSON_MAX_BYTES,
+                           max_depth: int = JSON_MAX_DEPTH):
     """Read and parse a JSON file within the limits. A file that is not a regular file (a FIFO, a device) is
     refused without being opened for reading data; OSError for a file that cannot be read at all."""
     path = Path(path)
