@@ -43,13 +43,16 @@ def _limited_int(text: str) -> int:
     return int(text)
 
 
-def nesting_depth(text: str) -> int:
-    """The deepest nesting of [ and { outside strings, without recursion (so any text is safe to measure)."""
+def nesting_depth(text: str, stop_above: int | None = None) -> int:
+    """The deepest nesting of [ and { outside strings, without recursion (so any text is safe to measure);
+    with ``stop_above``, the scan ends as soon as the depth passes it."""
     depth = deepest = 0
     for match in re.finditer(r"[\[\]{}]", _STRING.sub('""', text)):
         if match.group() in "[{":
             depth += 1
             deepest = max(deepest, depth)
+            if stop_above is not None and deepest > stop_above:
+                break
         else:
             depth -= 1
     return deepest
@@ -61,11 +64,11 @@ def json_loads_limited(text: str, *, max_depth: int = JSON_MAX_DEPTH, max_chars:
     if len(text) > max_chars:
         raise JsonLimitError(f"is {len(text):,} characters long (more than {max_chars:,})")
     try:
-        depth = nesting_depth(text)
+        depth = nesting_depth(text, stop_above=max_depth)
     except (RecursionError, MemoryError):  # the regex engine on pathological text
         raise JsonLimitError("cannot be scanned") from None
     if depth > max_depth:
-        raise JsonLimitError(f"is nested {depth} levels deep (more than {max_depth})")
+        raise JsonLimitError(f"is nested more than {max_depth} levels deep")
     try:
         return json.loads(text, parse_int=_limited_int)
     except JsonLimitError:

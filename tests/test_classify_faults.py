@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -448,10 +449,16 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_writes(env, 
             assert first.poll() is None, first.communicate()[1]
             assert time.monotonic() < deadline, "the first run never started"
             time.sleep(0.05)
-        assert main(["classify", str(images), "-o", str(out), "--model", "slow"]) == 2
-        one_line_error(capsys.readouterr().err, "another run is writing", str(out))
-        assert main(["classify", str(images), "-o", str(out), "--model", "slow", "--force"]) == 2
-        one_line_error(capsys.readouterr().err, "another run is writing")
+        first.send_signal(signal.SIGSTOP)  # paused mid-run, holding the lock: the window cannot close early
+        try:
+            assert main(["classify", str(images), "-o", str(out), "--model", "slow"]) == 2
+            one_line_error(capsys.readouterr().err, "another run is writing", str(out))
+            assert main(["classify", str(images), "-o", str(out), "--model", "slow", "--force"]) == 2
+            one_line_error(capsys.readouterr().err, "another run is writing")
+            assert main(["classify", str(images), "-o", str(out), "--model", "slow", "--resume"]) == 2
+            one_line_error(capsys.readouterr().err, "another run is writing")
+        finally:
+            first.send_signal(signal.SIGCONT)
         _, err = first.communicate(timeout=300)
     finally:
         if first.poll() is None:
