@@ -29,8 +29,8 @@ import numpy as np
 from cifar10 import contract
 from cifar10.options import PROVIDER_CHOICES, PROVIDERS
 from cifar10.preprocess import ImageError, ImageSource, load_image
-from cifar10.registry import ModelInfo, load_model_info
-from cifar10.results import Result  # noqa: F401 (the result type, re-exported for callers of this module)
+from cifar10.registry import ModelError, ModelInfo, load_model_info
+from cifar10.results import NONFINITE_ERROR, Result  # noqa: F401 (re-exported for callers of this module)
 
 DEFAULT_BATCH_SIZE = 256
 
@@ -93,6 +93,28 @@ class Classifier:
         # What the model knows (contract v3): its input size and the class names apps show.
         self.image_size: int = self.model.image_size
         self.labels: tuple[str, ...] = self.model.labels
+        self._probe()
+
+    def _probe(self) -> None:
+        """Run the model once on two blank images and check the real output shapes against the contract (a
+        graph can declare one shape and compute another); :class:`ModelError` in one line if they differ."""
+        n, classes = 2, len(self.labels)
+        feed = np.zeros((n, self.image_size, self.image_size, 3), np.float32)
+        try:
+            got = self._session.run(list(self.outputs), {contract.INPUT_NAME: feed})
+        except Exception as exc:  # onnxruntime's own error types
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.model.onnx_path}: the model fails on a test batch of {n} images "
+                             f"({text[:200]}); it is refused") from None
+        for name, value in zip(self.outputs, got):
+            shape = tuple(np.shape(value))
+            want = {contract.OUTPUT_NAME: (n, classes), contract.LOGITS_NAME: (n, classes),
+                    contract.OOD_SCORE_NAME: (n,)}.get(name)
+            ok = (shape == want) if want is not None else (len(shape) == 4 and shape[0] == n and shape[3] == classes)
+            if not ok:
+                expected = list(want) if want is not None else f"[{n}, h, w, {classes}]"
+                raise ModelError(f"{self.model.onnx_path}: output '{name}' really has shape {list(shape)} for "
+                                 f"{n} images, the contract says {expected}; the model is refused")
 
     def __repr__(self) -> str:
         return f"Classifier({self.model.name!r}, provider={self.provider!r})"
@@ -132,7 +154,9 @@ class Classifier:
 
     def result(self, path: str, probabilities: np.ndarray, image: np.ndarray | None = None, *,
                ood_score: float = float("nan"), unsure: bool = False) -> Result:
-        """A :class:`Result` in this model's classes."""
+        """A :class:`Result` in this model's classes (an error row when the model returned NaN or inf)."""
+        if contract.OOD_SCORE_NAME in self.outputs and not np.isfinite(ood_score):
+            return Result(path, error=NONFINITE_ERROR, classes=self.labels)
         return Result.from_probabilities(path, probabilities, image, ood_score=ood_score, unsure=unsure,
                                          classes=self.labels)
 
@@ -214,9 +238,44 @@ def _walk(folder: str) -> Iterator[str]:
             continue
 
 
+def not_a_regular_file(path: str | os.PathLike) -> str | None:
+    """Why ``path`` must not be opened (a FIFO would block forever, a device never ends), or None for a regular
+    file (or one that is not there: opening it gives the usual error). Only stat()s it, never opens it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file")
+    return f"not read: {kind}, not an image file"
+
+
+def looks_like_image(path: str | os.PathLike) -> bool:
+    """Whether a file could be an image: a regular file with an image suffix Pillow knows, or whose header Pillow
+    recognises (reads a few bytes; never decodes). For "no images found" before any work starts."""
+    if not_a_regular_file(path) or not os.path.isfile(path):
+        return False
+    from PIL import Image
+
+    Image.init()
+    if os.path.splitext(os.fspath(path))[1].lower() in Image.registered_extensions():
+        return True
+    try:
+        with Image.open(path):
+            return True
+    except Exception:
+        return False
+
+
 def _decode_one(path: str, stop: Callable[[], bool] | None, size: int) -> np.ndarray | str | None:
     if stop is not None and stop():
         return None
+    refused = not_a_regular_file(path)
+    if refused:
+        return refused
     try:
         return load_image(path, size)
     except ImageError as exc:

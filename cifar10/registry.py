@@ -11,11 +11,93 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from cifar10 import contract
+
+
+# --- JSON from files anyone could have written (model cards, ONNX metadata; the classify journal too) -------
+# A size limit, a nesting-depth limit checked *before* the recursive parser runs, and a digit limit on integers
+# (Python refuses ints over 4,300 digits with a ValueError that is not a JSONDecodeError). Every problem is a
+# JsonLimitError (a ValueError) whose text completes "the model card ...". Kept in this module (not its own)
+# because the web Space export vendors registry.py with the other core modules.
+
+JSON_MAX_BYTES = 1 << 20        # 1 MiB: a model card is a few KB
+JSON_MAX_DEPTH = 32             # shipped cards nest 4 levels
+JSON_MAX_INT_DIGITS = 64
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+class JsonLimitError(ValueError):
+    """The JSON is unreadable, too big, too deep or has an absurd number in it; str() says which."""
+
+
+def _limited_int(text: str) -> int:
+    if len(text.lstrip("-")) > JSON_MAX_INT_DIGITS:
+        raise JsonLimitError(f"holds an integer of {len(text)} digits (more than {JSON_MAX_INT_DIGITS})")
+    return int(text)
+
+
+def nesting_depth(text: str, stop_above: int | None = None) -> int:
+    """The deepest nesting of [ and { outside strings, without recursion (so any text is safe to measure);
+    with ``stop_above``, the scan ends as soon as the depth passes it."""
+    depth = deepest = 0
+    for match in re.finditer(r"[\[\]{}]", _STRING.sub('""', text)):
+        if match.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if stop_above is not None and deepest > stop_above:
+                break
+        else:
+            depth -= 1
+    return deepest
+
+
+def json_loads_limited(text: str, *, max_depth: int = JSON_MAX_DEPTH, max_chars: int = JSON_MAX_BYTES):
+    """``json.loads`` within the limits; :class:`JsonLimitError` for anything wrong (never RecursionError,
+    MemoryError or the int-digits ValueError)."""
+    if len(text) > max_chars:
+        raise JsonLimitError(f"is {len(text):,} characters long (more than {max_chars:,})")
+    try:
+        depth = nesting_depth(text, stop_above=max_depth)
+    except (RecursionError, MemoryError):  # the regex engine on pathological text
+        raise JsonLimitError("cannot be scanned") from None
+    if depth > max_depth:
+        raise JsonLimitError(f"is nested more than {max_depth} levels deep")
+    try:
+        return json.loads(text, parse_int=_limited_int)
+    except JsonLimitError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise JsonLimitError(f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except (ValueError, RecursionError, MemoryError, TypeError) as exc:
+        raise JsonLimitError(f"is not usable JSON ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def json_load_file_limited(path: str | os.PathLike, *, max_bytes: int = JSON_MAX_BYTES,
+                           max_depth: int = JSON_MAX_DEPTH):
+    """Read and parse a JSON file within the limits. A file that is not a regular file (a FIFO, a device) is
+    refused without being opened for reading data; OSError for a file that cannot be read at all."""
+    path = Path(path)
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise JsonLimitError("is not a regular file")
+    if st.st_size > max_bytes:
+        raise JsonLimitError(f"is {st.st_size:,} bytes (more than {max_bytes:,})")
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise JsonLimitError(f"is more than {max_bytes:,} bytes")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise JsonLimitError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return json_loads_limited(text, max_depth=max_depth, max_chars=max_bytes)
 
 
 class ModelError(ValueError):
@@ -97,6 +179,9 @@ def discover_models(dirs: Iterable[str | os.PathLike] | None = None) -> tuple[li
             except ModelError as exc:
                 errors.append(str(exc))
                 continue
+            except Exception as exc:  # belt and braces: one hostile model must never take the others down
+                errors.append(f"{path}: this model is skipped: {type(exc).__name__}: {str(exc)[:200]}")
+                continue
             if info.name in seen:
                 errors.append(f"{path}: a model named '{info.name}' was already found in {seen[info.name]}; "
                               "this one is ignored")
@@ -153,15 +238,16 @@ def _card_disagreement(card: dict, facts: dict) -> str | None:
 
 
 def read_card(card_path: Path) -> dict:
+    """The model card, size- and depth-limited (:func:`json_load_file_limited`); :class:`ModelError` for any problem."""
     if not card_path.is_file():
         raise ModelError(f"{card_path.with_suffix('.onnx')}: its model card {card_path.name} is missing "
                          "(every model needs <name>.onnx and <name>.json)")
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{card_path}: cannot read the model card ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{card_path}: the model card is not valid JSON ({exc})") from None
+        card = json_load_file_limited(card_path)
+    except OSError as exc:
+        raise ModelError(f"{card_path}: cannot read the model card ({exc.strerror or exc})") from None
+    except JsonLimitError as exc:
+        raise ModelError(f"{card_path}: the model card {exc}: this model is skipped") from None
     if not isinstance(card, dict):
         raise ModelError(f"{card_path}: the model card must be a JSON object, not {type(card).__name__}")
     for key in ("name", "test_accuracy", "summary"):
@@ -186,7 +272,10 @@ def validate_onnx(onnx_path: Path) -> dict:
         raise ModelError(f"{onnx_path}: cannot read ({exc.strerror or exc})") from None
     key = (str(onnx_path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _VALIDATED:
-        _VALIDATED[key] = _contract_problem(onnx_path)
+        try:
+            _VALIDATED[key] = _contract_problem(onnx_path)
+        except Exception as exc:  # anything odd in a hostile file is a refusal, never a crash
+            _VALIDATED[key] = f"this model is skipped: {type(exc).__name__}: {str(exc)[:200]}"
     outcome = _VALIDATED[key]
     if isinstance(outcome, str):
         raise ModelError(f"{onnx_path}: {outcome}")
@@ -242,7 +331,8 @@ def _contract_problem(onnx_path: Path) -> str | dict:
         return f"metadata '{contract.META_CLASS_NAMES}' is missing"
     names = _json_list(raw_names)
     if names is None:
-        return f"metadata '{contract.META_CLASS_NAMES}' is not a JSON list: {raw_names[:80]!r}"
+        return (f"metadata '{contract.META_CLASS_NAMES}' is not a JSON list ({_json_problem(raw_names)}): "
+                f"{raw_names[:80]!r}; this model is skipped")
     display = None
     if v3:
         problem = contract.class_name_problem(names)
@@ -251,7 +341,8 @@ def _contract_problem(onnx_path: Path) -> str | dict:
         raw_display = meta.get(contract.META_DISPLAY_NAMES)
         if raw_display is not None:
             display = _json_list(raw_display)
-            problem = "not a JSON list" if display is None else contract.class_name_problem(display)
+            problem = (f"not a JSON list ({_json_problem(raw_display)}); this model is skipped" if display is None
+                       else contract.class_name_problem(display))
             if problem is None and len(display) != len(names):
                 problem = f"{len(display)} names for {len(names)} classes"
             if problem:
@@ -293,10 +384,19 @@ def _contract_problem(onnx_path: Path) -> str | dict:
             "image_size": size, "dataset": dataset}
 
 
+def _json_problem(text: str) -> str:
+    """Why a metadata value is not a JSON list (it is too deep, too long, holds a huge number...)."""
+    try:
+        value = json_loads_limited(text, max_depth=4, max_chars=1 << 20)
+    except JsonLimitError as exc:
+        return f"it {exc}"
+    return f"it is a {type(value).__name__}"
+
+
 def _json_list(text: str) -> list | None:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
+        value = json_loads_limited(text, max_depth=4, max_chars=1 << 20)
+    except JsonLimitError:
         return None
     return value if isinstance(value, list) else None
 

@@ -18,6 +18,9 @@ from cifar10 import contract
 from cifar10.contract import CLASS_NAMES
 
 
+NONFINITE_ERROR = "the model returned NaN/inf"  # the error of a row whose model outputs are not finite
+
+
 @dataclass
 class Result:
     path: str                                  # file path, or an upload's display name
@@ -55,6 +58,8 @@ class Result:
         probabilities = np.asarray(probabilities, dtype=np.float32)
         if probabilities.shape != (len(classes),):
             raise ValueError(f"{len(probabilities)} probabilities for {len(classes)} classes")
+        if not np.isfinite(probabilities).all():  # NaN/inf is no answer, never a confident one
+            return cls(path, error=NONFINITE_ERROR, classes=tuple(classes))
         best = int(np.argmax(probabilities))
         return cls(path, classes[best], float(probabilities[best]), probabilities, "", image,
                    float(ood_score), bool(unsure), tuple(classes))

@@ -8,6 +8,12 @@ class) and ``ood_score`` the score behind it (larger = less like CIFAR-10; empty
 whose ``unsure`` is always ``false``). A failed file has an empty label/confidence/unsure/ood_score/
 probabilities (JSON: null) and its message in ``error``.
 
+File names that are not valid UTF-8 (Linux allows any bytes; Python reads them as "surrogate-escaped"
+strings) are kept losslessly: in JSON as ``\\udcXX`` escapes (``json.loads`` gives back the same string, and
+``os.fsencode`` the file's real bytes); in CSV as the name's own bytes (the file is written with
+``errors="surrogateescape"``, so that one cell holds the raw bytes, exactly as the file system spells it, and
+every other cell stays UTF-8); :func:`read_results` reads both back to the same strings.
+
 Which model made the results, and when, is recorded too (:func:`export_metadata`): the CSV has
 ``model, model_test_accuracy, date`` columns before the class columns (the same on every row: CSV has no
 other place for it, and comment lines would break CSV readers); the JSON file is an object ``{"model",
@@ -20,6 +26,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import tempfile
 from pathlib import Path
 from typing import IO, Iterable
 
@@ -61,7 +69,7 @@ class ResultWriter:
             self._csv = csv.DictWriter(stream, fieldnames=file_columns(self.classes), lineterminator="\n")
             self._csv.writeheader()
         else:
-            head = json.dumps({**self.meta, "classes": list(self.classes)}, ensure_ascii=False)[:-1]  # stays open
+            head = json_text({**self.meta, "classes": list(self.classes)})[:-1]  # stays open
             stream.write(head + ', "rows": [')
 
     def write(self, result: Result) -> None:
@@ -71,13 +79,57 @@ class ResultWriter:
             self._csv.writerow({k: _csv_cell(v) for k, v in {**result_row(result), **self.meta}.items()})
         else:
             row = result_row(result, top_k=self.top_k)
-            self.stream.write(("\n  " if self.count == 0 else ",\n  ") + json.dumps(row, ensure_ascii=False))
+            self.stream.write(("\n  " if self.count == 0 else ",\n  ") + json_text(row))
         self.count += 1
 
     def close(self) -> None:
         if self.fmt == "json":
             self.stream.write("\n]}\n" if self.count else "]}\n")
         self.stream.flush()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_text(value) -> str:
+    """``json.dumps`` keeping non-ASCII text readable (UTF-8) but writing a lone surrogate (a byte of a file name
+    that is not UTF-8) as its ``\\udcXX`` escape: valid JSON that reads back to the same string."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False))
+
+
+def display_text(text: str) -> str:
+    """For terminals: a name's undecodable bytes as ``\\xe9`` (never an encoding error on stdout)."""
+    if not _SURROGATE.search(text):
+        return text
+    return _fs_safe(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _fs_safe(text: str) -> str:
+    """Surrogates that stand for no byte (U+D800..U+DC7F, U+DD00..: never from a file name) as ``\\udXXX`` text,
+    so that surrogateescape can encode the rest (U+DC80..U+DCFF, a name's raw bytes)."""
+    return re.sub("[\ud800-\udc7f\udd00-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def temporary_beside(path: str | os.PathLike, *, mode: str = "w", **open_args):
+    """A new file with a unique hidden name beside ``path`` (``.NAME.<random>.cifar10-part``, created with
+    O_EXCL: it can never be a user's file), opened; returns ``(file, its Path)``. Its permissions follow the
+    umask like any new file."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".cifar10-part", dir=path.parent)
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o666 & ~_umask())
+        return os.fdopen(fd, mode, **open_args), Path(name)
+    except BaseException:
+        os.close(fd)
+        os.unlink(name)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _csv_cell(value) -> str:
@@ -87,7 +139,7 @@ def _csv_cell(value) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.6f}"  # fixed notation: spreadsheets and humans read 0.000032 better than 3.2e-05
-    return str(value)
+    return _fs_safe(str(value)) if _SURROGATE.search(str(value)) else str(value)
 
 
 def write_results(results: Iterable[Result], path: str | os.PathLike, *, fmt: str | None = None,
@@ -95,18 +147,21 @@ def write_results(results: Iterable[Result], path: str | os.PathLike, *, fmt: st
     """Write ``results`` to ``path`` (format from its suffix unless ``fmt``); returns the row count.
     ``meta``: :func:`export_metadata` of the model that made them.
 
-    Written to ``<path>.part`` then renamed, so a cancelled or failed run never leaves half a file
-    under the real name.
+    Written to a unique hidden temporary file beside ``path`` (:func:`temporary_beside`) then renamed, so a
+    cancelled or failed run never leaves half a file under the real name, and never touches a user's file
+    (such as ``<path>.part``) other than ``path`` itself.
     """
     path = Path(path)
     fmt = fmt or format_for(path)
-    partial = path.with_name(path.name + ".part")
+    stream, partial = temporary_beside(path, encoding="utf-8", errors="surrogateescape", newline="")
     try:
-        with open(partial, "w", encoding="utf-8", newline="") as stream:
+        with stream:
             writer = ResultWriter(stream, fmt, top_k=top_k, meta=meta)
             for result in results:
                 writer.write(result)
             writer.close()
+            stream.flush()
+            os.fsync(stream.fileno())
         partial.replace(path)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -120,7 +175,7 @@ def read_results(path: str | os.PathLike) -> list[dict]:
     if format_for(path) == "json":
         data = json.loads(path.read_text(encoding="utf-8"))
         return data["rows"] if isinstance(data, dict) else data  # older files: a bare list of rows
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
         rows = list(csv.DictReader(f))
     text = ("path", "label", "error", "model", "date")  # every other column is a number (the classes' too)
 
@@ -145,7 +200,7 @@ def format_table(results: Iterable[Result], *, top_k: int = 3, stream: IO[str]) 
             top = "  ".join(f"{label} {p:.0%}" for label, p in result.top_k(top_k)) if top_k > 1 else ""
             label = "UNSURE" if result.unsure else result.label
             line = f"{label:<11} {result.confidence:>6.1%}  {top:<{_top_width(top_k)}}  {result.path}"
-        stream.write(line.rstrip() + "\n")
+        stream.write(display_text(line.rstrip()) + "\n")
         count += 1
         if count % 64 == 0:
             stream.flush()

@@ -5,6 +5,7 @@ they go, and OUT itself (CSV or JSON, through :mod:`cifar10.results_io`, the one
 written from that journal at the end::
 
     OUT.shards/run.json                          the model (name, sha256 of its .onnx), complete or not
+    OUT.shards/.lock                             held (fcntl.flock) by the run writing OUT: one run at a time
     OUT.shards/part-<time>-<pid>.jsonl           local engine: appended and fsync'd after every batch
     OUT.shards/part-<time>-<pid>-<n>.parquet     Ray engine: one Parquet shard per batch (temp name, then renamed)
 
@@ -14,6 +15,9 @@ again and its newer row wins. A run killed with kill -9 loses at most the batch 
 cut short is ignored, a Parquet shard is either complete (renamed) or absent, and a file that two runs
 both finished (a worker that outlived its killed driver) still gets one row in OUT.
 
+The journal folder is removed once OUT has been written (a finished run needs no journal); it stays when a run
+fails or is killed, which is what ``--resume`` continues from.
+
 Only numpy and the standard library here; Parquet shards need pyarrow (the ``ray`` extra), imported
 only when one is read or written.
 """
@@ -21,7 +25,6 @@ only when one is read or written.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import sys
@@ -34,10 +37,14 @@ import numpy as np
 
 from cifar10.contract import CLASS_NAMES
 from cifar10.errors import UserFacingError
+from cifar10.filelock import FileLock, LockBusy
+from cifar10.registry import json_load_file_limited, json_loads_limited
 from cifar10.results import Result
+from cifar10.results_io import json_text
 
 MANIFEST = "run.json"
 SHARD_PREFIX = "part-"
+LOCK_NAME = ".lock"
 
 
 class ResumeError(UserFacingError):
@@ -99,19 +106,38 @@ def records_to_table(records: list[dict]):
     import pyarrow as pa
 
     probs = [r["probabilities"] for r in records]
+
+    def text(name: str):
+        """A string column; as bytes (the name's own, surrogateescape) when a file name is not UTF-8, which a
+        Parquet string cannot hold: :func:`table_to_records` decodes them back to the same strings."""
+        values = [r[name] for r in records]
+        if any(isinstance(v, str) and _has_surrogate(v) for v in values):
+            return pa.array([None if v is None else v.encode("utf-8", "surrogateescape") for v in values],
+                            pa.binary())
+        return pa.array(values, pa.string())
+
     columns = {
-        "path": pa.array([r["path"] for r in records], pa.string()),
-        "key": pa.array([r["key"] for r in records], pa.string()),
+        "path": text("path"),
+        "key": text("key"),
         "size": pa.array([r["size"] for r in records], pa.int64()),
         "mtime_ns": pa.array([r["mtime_ns"] for r in records], pa.int64()),
         "label": pa.array([r["label"] for r in records], pa.string()),
         "confidence": pa.array([r["confidence"] for r in records], pa.float64()),
-        "error": pa.array([r["error"] for r in records], pa.string()),
+        "error": text("error"),
         "unsure": pa.array([r.get("unsure") for r in records], pa.bool_()),
         "ood_score": pa.array([r.get("ood_score") for r in records], pa.float64()),
     }
     columns[PROBABILITIES_COLUMN] = pa.array(probs, pa.list_(pa.float32()))
     return pa.table(columns)
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def _str(value):
+    """A text cell of a Parquet shard: bytes (a non-UTF-8 file name's own) back to the surrogateescape string."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
 def table_to_records(table) -> Iterator[dict]:
@@ -121,8 +147,8 @@ def table_to_records(table) -> Iterator[dict]:
         else:  # a shard written before contract v3: one column per CIFAR-10 class
             probs = [row[name] for name in CLASS_NAMES] if row[CLASS_NAMES[0]] is not None else None
         ok = probs is not None and not row["error"]
-        yield {"path": row["path"], "key": row["key"], "size": row["size"], "mtime_ns": row["mtime_ns"],
-               "label": row["label"], "confidence": row["confidence"], "error": row["error"],
+        yield {"path": _str(row["path"]), "key": _str(row["key"]), "size": row["size"], "mtime_ns": row["mtime_ns"],
+               "label": row["label"], "confidence": row["confidence"], "error": _str(row["error"]),
                "unsure": row.get("unsure"), "ood_score": row.get("ood_score"),
                "probabilities": probs if ok else None}
 
@@ -144,7 +170,9 @@ class Journal:
     def __init__(self, out: str | os.PathLike):
         self.out = Path(out)
         self.dir = shards_dir(self.out)
-        self._jsonl = None
+        self._jsonl: int | None = None                # this run's JSONL shard (a raw descriptor, O_APPEND)
+        self._lock: FileLock | None = None
+        self._made_dir = False                        # this run created the journal folder
         self._parquet_count = 0
         self.done: dict[str, tuple[int, int]] = {}   # key -> (size, mtime_ns) of a finished row
         self.dropped: list[str] = []                  # shards that could not be read (their files are redone)
@@ -162,40 +190,69 @@ class Journal:
 
     def manifest(self) -> dict | None:
         try:
-            return json.loads((self.dir / MANIFEST).read_text(encoding="utf-8"))
+            manifest = json_load_file_limited(self.dir / MANIFEST)
         except (OSError, ValueError):
             return None
+        return manifest if isinstance(manifest, dict) else None
 
     def _write_manifest(self, manifest: dict) -> None:
-        partial = self.dir / (MANIFEST + ".part")
-        partial.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        partial.replace(self.dir / MANIFEST)
+        from cifar10.results_io import temporary_beside
 
-    def start(self, model, *, engine: str, resume: bool) -> int:
-        """Open the journal for a run; returns how many finished rows it already holds (0 unless resume).
+        stream, partial = temporary_beside(self.dir / MANIFEST, encoding="utf-8")
+        try:
+            with stream:
+                stream.write(json_text(manifest))
+            partial.replace(self.dir / MANIFEST)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+    def lock(self) -> None:
+        """Create the journal folder if needed and take its lock; :class:`ResumeError` if another run holds it."""
+        for attempt in range(3):
+            if not self.dir.is_dir():
+                self.dir.mkdir(exist_ok=True)
+                self._made_dir = True
+            try:
+                self._lock = FileLock(self.dir / LOCK_NAME).acquire()
+                return
+            except LockBusy:
+                raise ResumeError(f"another run is writing {self.out} (its journal {self.dir} is locked): wait for "
+                                  "it to finish, or write to another --output") from None
+            except FileNotFoundError:  # a run that just finished removed the folder: make it again
+                if attempt == 2:
+                    raise
+
+    def start(self, model, *, engine: str, resume: bool, force: bool = False) -> int:
+        """Open (and lock) the journal for a run; returns how many finished rows it already holds (0 unless resume).
 
         Without ``resume`` an earlier *finished* run's journal is replaced (as OUT is); an unfinished one
-        is kept and the run refuses to start, so a killed run is never thrown away by accident.
+        is kept and the run refuses to start, so a killed run is never thrown away by accident (``force``:
+        it is thrown away).
         """
         identity = model_id(model)
         self.model = model  # recorded in OUT (results_io.export_metadata)
+        if self._lock is None:
+            self.lock()
         manifest = self.manifest()
         shards = self.shards()
         if shards and not resume:
-            if manifest is None or not manifest.get("complete"):
+            if not force and (manifest is None or not manifest.get("complete")):
                 count = sum(1 for _ in self.iter_records())
-                raise ResumeError(f"{self.out} has an unfinished run ({count:,} files done, in {self.dir}): add "
-                                  f"--resume to continue it, or delete {self.dir} to start over")
+                raise ResumeError(f"{self.out} has an unfinished run ({count:,} file{'s' * (count != 1)} done, in "
+                                  f"{self.dir}): add --resume to continue it, or --force to start over")
             for shard in shards:
                 shard.unlink()
             shards = []
         if resume and not shards and self.out.exists():
-            raise ResumeError(f"{self.out} exists but has no journal ({self.dir}) to resume from: it was written "
-                              "before --resume existed or its journal was deleted; write to another --output")
-        if shards and manifest is not None and manifest.get("model", {}).get("sha256") != identity["sha256"]:
-            raise ResumeError(f"{self.out} was started with model {manifest['model'].get('name')!r} (another "
+            raise ResumeError(f"{self.out} has no journal ({self.dir}) to resume from: its run finished (the journal "
+                              "is removed then), or it was written by an older version; write to another --output, "
+                              "or add --force instead of --resume to classify everything again")
+        started_with = manifest.get("model") if manifest is not None else None
+        started_with = started_with if isinstance(started_with, dict) else {}
+        if shards and manifest is not None and started_with.get("sha256") != identity["sha256"]:
+            raise ResumeError(f"{self.out} was started with model {started_with.get('name')!r} (another "
                               f".onnx file than {model.name!r}): resume with that model, or write to another --output")
-        self.dir.mkdir(parents=True, exist_ok=True)
         self._write_manifest({"model": identity, "engine": engine, "complete": False,
                               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "output": self.out.name})
         self.done = {}
@@ -220,10 +277,13 @@ class Journal:
         """Local engine: append records to this run's JSONL shard, flushed and fsync'd (kill -9 safe)."""
         if self._jsonl is None:
             name = f"{SHARD_PREFIX}{time.time_ns():020d}-{os.getpid()}.jsonl"
-            self._jsonl = open(self.dir / name, "a", encoding="utf-8")
-        self._jsonl.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        self._jsonl.flush()
-        os.fsync(self._jsonl.fileno())
+            self._jsonl = os.open(self.dir / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        # Unbuffered: a failed write (disk full) leaves no buffer behind to fail again at close; a line cut
+        # short is ignored when read. json_text keeps a non-UTF-8 file name (surrogates) as escapes.
+        data = memoryview("".join(json_text(r) + "\n" for r in records).encode("utf-8"))
+        while data:
+            data = data[os.write(self._jsonl, data):]
+        os.fsync(self._jsonl)
 
     def append_table(self, table) -> None:
         """Ray engine: one Parquet shard (a pyarrow Table in the :func:`records_to_table` layout)."""
@@ -239,8 +299,49 @@ class Journal:
 
     def close(self) -> None:
         if self._jsonl is not None:
-            self._jsonl.close()
+            os.close(self._jsonl)
             self._jsonl = None
+
+    def _remove_own_files(self) -> None:
+        """Delete what runs put in the journal folder (shards, manifest, lock), then the folder if it is empty."""
+        self.close()
+        if not self.dir.is_dir():
+            return
+        for path in self.dir.iterdir():
+            name = path.name
+            if (name == MANIFEST or (name.startswith(SHARD_PREFIX) and path.suffix in (".jsonl", ".parquet"))
+                    or (name.startswith(f".{SHARD_PREFIX}") and name.endswith(".tmp"))
+                    or (name.startswith(f".{MANIFEST}.") and name.endswith(".cifar10-part"))):
+                path.unlink(missing_ok=True)
+        if self._lock is not None:
+            self._lock.release(delete=True)
+            self._lock = None
+        try:
+            self.dir.rmdir()
+        except OSError:
+            pass  # something else is in it: left alone
+
+    def finish(self) -> None:
+        """OUT is written: the journal is not needed any more (removed, lock released)."""
+        self._remove_own_files()
+
+    def abandon(self) -> bool:
+        """The run failed: keep the journal if it holds finished rows (for --resume), else remove it; release the
+        lock. Returns True when rows were kept."""
+        self.close()
+        try:
+            kept = any(True for _ in self.iter_records())
+        except Exception:
+            kept = bool(self.shards())
+        if not kept:
+            try:
+                self._remove_own_files()
+            except OSError:
+                pass
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        return kept
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -295,15 +396,20 @@ class Journal:
         return count
 
 
+_RECORD_KEYS = ("path", "key", "size", "mtime_ns")
+
+
 def _jsonl_records(path: Path) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if not line.endswith("\n"):
                 break  # the last line of a killed run, cut short: that file is done again
             try:
-                yield json.loads(line)
+                record = json_loads_limited(line, max_depth=4)
             except ValueError:
                 continue
+            if isinstance(record, dict) and all(key in record for key in _RECORD_KEYS):
+                yield record
 
 
 # --- the local engine over a journal ---------------------------------------------------------------------

@@ -8,15 +8,24 @@ import time
 from typing import Iterable, Iterator
 
 from cifar10.errors import UserFacingError
-from cifar10.inference import Classifier, ProviderError, Result, classify_files
+from cifar10.inference import Classifier, ProviderError, Result, classify_files, iter_image_files, looks_like_image
 from cifar10.paths import model_dirs
 from cifar10.registry import ModelError, ModelInfo, best_model, discover_models, find_model
-from cifar10.results_io import export_metadata, format_for, format_table, write_results
+from cifar10.results_io import display_text, export_metadata, format_for, format_table, write_results
+
+# Exit status of `cifar10 classify`: every file classified / some files could not be (their rows say why) /
+# a usage error or nothing to do (cifar10_cli.main turns a UserFacingError into 2).
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def fail(message: str) -> UserFacingError:
     """Printed by cifar10_cli.main as one line ``cifar10: error: ...``, exit status 2."""
-    return UserFacingError(f"classify: {message}")
+    return UserFacingError(f"classify: {display_text(message)}")
+
+
+def plural(count: int, word: str = "file") -> str:
+    """``1 file``, ``2 files``, ``1,024 files``."""
+    return f"{count:,} {word}{'s' * (count != 1)}"
 
 
 def choose_model(requested: str | None, *, quiet: bool = False) -> ModelInfo:
@@ -61,13 +70,21 @@ def run(args) -> int:
     missing = [p for p in args.paths if not os.path.exists(p)]
     if missing:
         raise fail("no such file or folder: " + ", ".join(missing))
+    if args.batch_size is None or args.batch_size < 1:
+        raise fail("--batch-size must be at least 1")
+    force = bool(getattr(args, "force", False))
     if args.output is not None:
         try:
             format_for(args.output)
         except ValueError as exc:
             raise fail(str(exc)) from None
-        if not args.output.parent.is_dir():
-            raise fail(f"the folder for --output does not exist: {args.output.parent}")
+        from cifar10.classify_output import output_problem
+
+        problem = output_problem(args.output, force=force, resume=getattr(args, "resume", False))
+        if problem:
+            raise fail(problem)
+    elif force:
+        raise fail("--force is for --output (it allows replacing an existing file)")
     if args.top_k < 1 or args.top_k > 10:
         raise fail("--top-k must be between 1 and 10")
     engine = getattr(args, "engine", "local")
@@ -82,19 +99,25 @@ def run(args) -> int:
         from cifar10.ray_engine import import_ray
 
         import_ray()  # without the 'ray' extra: one line naming it, before anything else
+    files = list(iter_image_files(args.paths))
+    if not any(looks_like_image(path) for path in files):
+        raise fail(f"no images found in {', '.join(args.paths)}")
 
     model = choose_model(args.model)
     if engine == "ray":  # the actors load the model; the driver only ships it
-        return _run_to_output(args, model, None)
+        return _run_to_output(args, model, None, files)
     try:
         classifier = Classifier(model, provider=args.provider)
     except ProviderError as exc:
         raise fail(str(exc)) from None
+    except ModelError as exc:  # e.g. its real output shapes differ from the contract's
+        raise fail(str(exc)) from None
     except Exception as exc:  # onnxruntime refusing the model on this provider
-        raise fail(f"cannot load {model.onnx_path}: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise fail(f"cannot load {model.onnx_path}: {first}") from None
 
     if args.output is not None:  # journaled, so that --resume can continue a killed run
-        return _run_to_output(args, model, classifier)
+        return _run_to_output(args, model, classifier, files)
 
     stats = {"done": 0, "total": 0, "failed": 0, "unsure": 0}
     start = time.perf_counter()
@@ -114,7 +137,7 @@ def run(args) -> int:
 
     print(f"model {model.name} ({model.knows}, {model.image_size} px; {_pct(model.test_accuracy)} test accuracy), "
           f"provider {classifier.provider}", file=sys.stderr)
-    results = counted(classify_files(classifier, args.paths, batch_size=args.batch_size, on_progress=on_progress))
+    results = counted(classify_files(classifier, files, batch_size=args.batch_size, on_progress=on_progress))
     xmp_problems: list[str] = []
     if getattr(args, "xmp", False):
         from cifar10.xmp import tag_results
@@ -132,39 +155,43 @@ def run(args) -> int:
     if show_progress:
         print(file=sys.stderr)
     where = f"; results in {args.output}" if args.output is not None else ""
-    print(f"{count} files in {elapsed:.1f} s ({count / max(elapsed, 1e-9):,.0f} files/s), "
-          f"{stats['failed']} could not be classified{where}", file=sys.stderr)
+    print(f"{plural(count)} in {elapsed:.1f} s ({count / max(elapsed, 1e-9):,.0f} files/s), "
+          f"{stats['failed']:,} could not be classified{where}", file=sys.stderr)
     print(unsure_summary(stats["unsure"], count - stats["failed"], classifier.threshold is not None,
                          model.num_classes), file=sys.stderr)
     if getattr(args, "xmp", False):
         for problem in xmp_problems:
             print(f"warning: no sidecar: {problem}", file=sys.stderr)
         print(f"XMP sidecars written: {count - stats['failed'] - len(xmp_problems)} (<image>.xmp)", file=sys.stderr)
-    return 0
+    return EXIT_SOME_FAILED if stats["failed"] else EXIT_OK
 
 
-def _run_to_output(args, model: ModelInfo, classifier) -> int:
+def _run_to_output(args, model: ModelInfo, classifier, files: list[str]) -> int:
     from cifar10.classify_output import run_to_output
 
     print(f"model {model.name} ({model.knows}, {model.image_size} px; {_pct(model.test_accuracy)} test accuracy)"
           + (f", provider {classifier.provider}" if classifier is not None else ""), file=sys.stderr)
     try:
-        run = run_to_output(args.paths, args.output, model, engine=getattr(args, "engine", "local"),
+        run = run_to_output(files, args.output, model, engine=getattr(args, "engine", "local"),
                             resume=getattr(args, "resume", False), address=getattr(args, "address", None),
                             batch_size=args.batch_size, provider=args.provider, top_k=args.top_k,
-                            actors=getattr(args, "actors", None), classifier=classifier)
+                            actors=getattr(args, "actors", None), classifier=classifier,
+                            force=bool(getattr(args, "force", False)))
+    except UserFacingError as exc:
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
         print("\ncancelled; the files done so far are kept: add --resume to continue", file=sys.stderr)
         return 130
     rate = run.classified / max(run.seconds, 1e-9)
     skipped = f", {run.skipped:,} skipped (already in {args.output.name})" if run.skipped else ""
-    print(f"{run.classified:,} files classified in {run.seconds:.1f} s ({rate:,.0f} files/s){skipped}; "
-          f"{run.failed} could not be classified; results in {args.output} ({run.rows:,} rows)", file=sys.stderr)
+    print(f"{plural(run.classified)} classified in {run.seconds:.1f} s ({rate:,.0f} files/s){skipped}; "
+          f"{run.failed:,} could not be classified; results in {args.output} ({plural(run.rows, 'row')})",
+          file=sys.stderr)
     has_open_set = classifier.threshold is not None if classifier is not None else run.scored > 0
     print(unsure_summary(run.unsure, run.rows - run.failed, has_open_set, model.num_classes), file=sys.stderr)
     if getattr(args, "xmp", False):
         _sidecars_from(args.output, model)
-    return 0
+    return EXIT_SOME_FAILED if run.failed else EXIT_OK
 
 
 def _sidecars_from(output, model: ModelInfo) -> None:

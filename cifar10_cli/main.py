@@ -304,6 +304,9 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--actors", type=int, help="--engine ray: onnxruntime actors (default: one per CPU of the cluster)")
     p.add_argument("--resume", action="store_true",
                    help="continue OUT: skip the files already in it (same path, size and mtime), append the rest")
+    p.add_argument("--force", action="store_true",
+                   help="let --output replace an existing file that is not a cifar10 results file (or start an "
+                        "unfinished run's journal over)")
     p.add_argument("--xmp", action="store_true",
                    help="also write an XMP sidecar next to each image (photo.jpg.xmp: the label as a keyword and the "
                         "confidence; merged into an existing sidecar; the image is never touched)")

@@ -134,12 +134,12 @@ def test_classify_a_folder_matches_cifar10_classify(bundle):
     (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     frozen_csv, source_csv = bundle["tmp"] / "frozen.csv", bundle["tmp"] / "source.csv"
     done = run(bundle, "classify", str(images), "--output", str(frozen_csv))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # notes.txt and broken.png could not be read: exit 1
     assert "model dropped_nearest" in done.stderr
     source = subprocess.run([sys.executable, "-m", "cifar10_cli", "classify", str(images), "--output", str(source_csv),
                              "--model", str(bundle["folder"] / "models" / "dropped_nearest.onnx")], cwd=ROOT,
                             capture_output=True, text=True, timeout=120, env=bundle["env"])
-    assert source.returncode == 0, source.stderr
+    assert source.returncode == 1, source.stderr
     # Byte for byte, except the date column (the two runs may straddle a second).
     def without_date(path):
         lines = path.read_text().splitlines()
@@ -200,7 +200,7 @@ def test_a_v3_model_dropped_into_models_is_used(bundle):
     out = bundle["tmp"] / "v3.csv"
     try:
         done = run(bundle, "classify", str(images), "--model", "pets_v3", "--output", str(out))
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 1, done.stderr  # corrupt.jpg
         assert "model pets_v3 (my-pets · 3 classes, 64 px" in done.stderr
         assert out.read_text().splitlines()[0] == ",".join(file_columns(classes))
         labels = {Path(r["path"]).name: r["label"] for r in read_results(out)}

@@ -34,7 +34,7 @@ def rows_by_name(rows, root):
 
 def test_csv_output_uses_best_model_by_default(env, capsys):
     out = env["tmp"] / "results.csv"
-    assert main(["classify", str(env["images"]), "--output", str(out)]) == 0
+    assert main(["classify", str(env["images"]), "--output", str(out)]) == 1  # 3 files could not be read
     header = out.read_text().splitlines()[0]
     assert header == ",".join(COLUMNS) == ("path,label,confidence,error,unsure,ood_score,model,model_test_accuracy,date,"
                                            + ",".join(CLASS_NAMES))
@@ -58,7 +58,7 @@ def test_csv_output_uses_best_model_by_default(env, capsys):
 def test_json_output_with_model_and_top_k(env):
     out = env["tmp"] / "results.json"
     assert main(["classify", str(env["images"] / "red.png"), str(env["images"] / "sub"), "--model", "colour_a",
-                 "-o", str(out), "--top-k", "2", "--provider", "cpu"]) == 0
+                 "-o", str(out), "--top-k", "2", "--provider", "cpu"]) == 1  # sub/broken.png
     data = json.loads(out.read_text())
     assert data["model"] == "colour_a" and data["model_test_accuracy"] == 0.6 and data["date"][:2] == "20"
     rows = data["rows"]
@@ -70,7 +70,7 @@ def test_json_output_with_model_and_top_k(env):
 
 
 def test_table_on_stdout(env, capsys):
-    assert main(["classify", str(env["images"]), "--model", "colour_a"]) == 0
+    assert main(["classify", str(env["images"]), "--model", "colour_a"]) == 1  # broken files: exit 1
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:2] == ["class", "conf"]
     assert len(out) == 1 + len(env["expected"])
@@ -106,8 +106,11 @@ def test_subprocess(env):
     out = env["tmp"] / "sub.csv"
     done = subprocess.run([sys.executable, "-m", "cifar10_cli", "classify", str(env["images"]), "-o", str(out)],
                           capture_output=True, text=True, timeout=120, env=os.environ.copy())
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # the mixed folder's 3 broken files: 1; rows for every file
     assert len(read_results(out)) == len(env["expected"])
+    good = subprocess.run([sys.executable, "-m", "cifar10_cli", "classify", str(env["images"] / "red.png")],
+                          capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert good.returncode == 0 and "1 file in" in good.stderr, good.stderr
     missing = subprocess.run([sys.executable, "-m", "cifar10_cli", "classify", str(env["tmp"] / "nope")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no such file or folder" in missing.stderr
@@ -132,7 +135,7 @@ def test_unsure_columns_and_summary_with_a_v2_model(tmp_path, monkeypatch, capsy
     red.save(images / "red.png")
     (images / "broken.jpg").write_bytes(b"nope")
     out = tmp_path / "r.csv"
-    assert main(["classify", str(images), "-o", str(out)]) == 0
+    assert main(["classify", str(images), "-o", str(out)]) == 1  # broken.jpg
     rows = {os.path.basename(r["path"]): r for r in read_results(out)}
     assert [rows[f"grey{i}.png"]["unsure"] for i in range(3)] == [True, True, True]
     assert rows["red.png"]["unsure"] is False and rows["red.png"]["label"] == "airplane"
@@ -142,14 +145,14 @@ def test_unsure_columns_and_summary_with_a_v2_model(tmp_path, monkeypatch, capsy
     assert any(",true," in line for line in raw) and any(",false," in line for line in raw)
     assert "3 of 4 unsure: may be none of the 10 classes" in capsys.readouterr().err
     # The table marks them too.
-    assert main(["classify", str(images)]) == 0
+    assert main(["classify", str(images)]) == 1
     table = capsys.readouterr().out
     assert table.count("UNSURE") == 3
 
 
 def test_v1_model_summary_says_it_has_no_flag(env, capsys):
     out = env["tmp"] / "v1.csv"
-    assert main(["classify", str(env["images"]), "-o", str(out)]) == 0
+    assert main(["classify", str(env["images"]), "-o", str(out)]) == 1
     assert "no open-set score (contract v1)" in capsys.readouterr().err
     rows = read_results(out)
     assert all(r["unsure"] in (False, None) and r["ood_score"] is None for r in rows)

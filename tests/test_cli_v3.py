@@ -38,7 +38,7 @@ def by_name(rows):
 
 def test_csv_has_the_models_columns(env, capsys):
     out = env["tmp"] / "r.csv"
-    assert main(["classify", str(env["images"]), "--model", "colours", "-o", str(out)]) == 0
+    assert main(["classify", str(env["images"]), "--model", "colours", "-o", str(out)]) == 1  # 3 broken files
     assert out.read_text(encoding="utf-8").splitlines()[0] == ",".join(file_columns(LABELS))
     rows = by_name(read_results(out))
     assert rows["red.png"]["label"] == "red thing" and rows["red.png"]["red thing"] > 0.5
@@ -51,13 +51,13 @@ def test_csv_has_the_models_columns(env, capsys):
 
 def test_json_and_table(env, capsys):
     out = env["tmp"] / "r.json"
-    assert main(["classify", str(env["images"] / "sub"), "--model", "colours", "-o", str(out), "--top-k", "2"]) == 0
+    assert main(["classify", str(env["images"] / "sub"), "--model", "colours", "-o", str(out), "--top-k", "2"]) == 1  # sub/broken.png
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["classes"] == list(LABELS) and data["model"] == "colours"
     blue = by_name(data["rows"])["blue.jpg"]
     assert blue["label"] == "blue/other" and blue["top_k"][0][0] == "blue/other" and len(blue["top_k"]) == 2
     capsys.readouterr()
-    assert main(["classify", str(env["images"]), "--model", "colours"]) == 0
+    assert main(["classify", str(env["images"]), "--model", "colours"]) == 1
     table = capsys.readouterr().out.splitlines()
     assert any(line.startswith("red thing") and line.endswith("red.png") for line in table)
     assert any(line.startswith("green thing") and line.endswith("green.bmp") for line in table)

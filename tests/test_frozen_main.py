@@ -123,7 +123,7 @@ def test_a_v3_model_dropped_next_to_the_executable(tmp_path, monkeypatch, capsys
         solid(images / name, rgb, size=(120, 90))
     (images / "corrupt.jpg").write_bytes(b"\xff\xd8\xff nope")
     out = tmp_path / "pets.csv"
-    assert frozen_main.main(["classify", str(images), "--model", "pets", "--output", str(out)]) == 0
+    assert frozen_main.main(["classify", str(images), "--model", "pets", "--output", str(out)]) == 1  # corrupt.jpg
     assert out.read_text().splitlines()[0] == ",".join(file_columns(("gatto", "cane", "cavallo")))
     labels = {os.path.basename(r["path"]): r["label"] for r in read_results(out)}
     assert labels == {"r.png": "gatto", "g.jpg": "cane", "b.png": "cavallo", "corrupt.jpg": ""}

@@ -109,7 +109,7 @@ def test_killed_local_run_resumes_with_every_file_once(slow_env):
     images = tmp / "images"
     paths = noisy_folder(images, 600)
     reference = tmp / "reference.csv"
-    assert main(["classify", str(images), "-o", str(reference), "--model", "slow", "--batch-size", "16"]) == 0
+    assert main(["classify", str(images), "-o", str(reference), "--model", "slow", "--batch-size", "16"]) == 1  # broken
     reference_rows = read_results(reference)
     assert len(reference_rows) == len(paths) and sum(bool(r["error"]) for r in reference_rows) == 24
 
@@ -123,22 +123,40 @@ def test_killed_local_run_resumes_with_every_file_once(slow_env):
     assert again.returncode == 2 and "unfinished run" in again.stderr and "--resume" in again.stderr
 
     resumed = cli(*args, "--resume", env=slow_env["env"])
-    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.returncode == 1, resumed.stderr  # every 25th file is broken: exit 1, their rows say why
     assert "resuming" in resumed.stderr and "skipped" in resumed.stderr
     rows = read_results(out)
     assert_rows_once_and_equal(rows, reference_rows)
     assert [r["path"] for r in rows] == [r["path"] for r in reference_rows]  # the local engine's order
-    manifest = json.loads((shards_dir(out) / "run.json").read_text())
-    assert manifest["complete"] and manifest["rows"] == len(paths) and manifest["model"]["name"] == "slow"
+    assert not shards_dir(out).exists(), "a finished run removes its journal"
+
+
+def unfinished_run(out: Path, model_name: str, images: Path) -> None:
+    """A real journal of every file in ``images`` left unfinished (as by a run killed before writing OUT): the
+    journal's own start/append, the real local engine, no OUT."""
+    from cifar10.inference import Classifier, iter_image_files
+    from cifar10.registry import discover_models, find_model
+    from cifar10.resume import Journal, classify_local
+
+    model = find_model(model_name, discover_models()[0])
+    journal = Journal(out)
+    journal.start(model, engine="local", resume=False)
+    todo, _ = journal.pending(list(iter_image_files([images])))
+    classify_local(Classifier(model, provider="cpu"), todo, journal, batch_size=16)
+    journal.abandon()  # closes it and releases the lock; rows done are kept
+    assert shards_dir(out).is_dir() and not out.exists()
 
 
 def test_resume_skips_unchanged_files_and_redoes_changed_ones(slow_env, capsys):
     tmp = slow_env["tmp"]
     images = tmp / "images"
     noisy_folder(images, 40, broken_every=0)
+    reference = tmp / "first.json"
+    assert main(["classify", str(images), "-o", str(reference), "--model", "slow"]) == 0
+    assert not shards_dir(reference).exists()  # finished: no journal left
+    first = {r["path"]: r for r in json.loads(reference.read_text())["rows"]}
     out = tmp / "out.json"
-    assert main(["classify", str(images), "-o", str(out), "--model", "slow"]) == 0
-    first = {r["path"]: r for r in json.loads(out.read_text())["rows"]}
+    unfinished_run(out, "slow", images)
     changed = images / "000" / "img_00003.png"
     Image.new("RGB", (8, 8), (250, 10, 10)).save(changed)
     os.utime(changed, ns=(time.time_ns(), time.time_ns() + 10**9))  # a newer mtime whatever the clock resolution
@@ -153,6 +171,11 @@ def test_resume_skips_unchanged_files_and_redoes_changed_ones(slow_env, capsys):
     assert new_rows[str(changed)]["label"] == "horse"  # red -> horse in mapping B: the new content's row
     assert new_rows[str(changed)]["horse"] > first[str(changed)]["horse"] + 0.3
     assert new_rows[str(images / "000" / "new.png")]["label"] == "truck"  # blue -> truck in mapping B
+    assert not shards_dir(out).exists()
+    # A finished OUT has no journal any more: --resume says so (and keeps OUT).
+    before = out.read_bytes()
+    assert main(["classify", str(images), "-o", str(out), "--model", "slow", "--resume"]) == 2
+    assert "no journal" in capsys.readouterr().err and out.read_bytes() == before
 
 
 def test_resume_refuses_another_model(slow_env, capsys):
@@ -161,12 +184,14 @@ def test_resume_refuses_another_model(slow_env, capsys):
     images = tmp / "images"
     noisy_folder(images, 10, broken_every=0)
     out = tmp / "out.csv"
-    assert main(["classify", str(images), "-o", str(out), "--model", "slow"]) == 0
+    unfinished_run(out, "slow", images)
     capsys.readouterr()
     assert main(["classify", str(images), "-o", str(out), "--model", "other", "--resume"]) == 2
     assert "was started with model 'slow'" in capsys.readouterr().err
-    # a finished run is simply replaced by a new one without --resume (as OUT always was)
+    assert main(["classify", str(images), "-o", str(out), "--model", "slow", "--resume"]) == 0
+    # a finished run (a results file cifar10 wrote) is simply replaced by a new one without --resume
     assert main(["classify", str(images), "-o", str(out), "--model", "other"]) == 0
+    assert {r["model"] for r in read_results(out)} == {"other"}
 
 
 def test_resume_and_ray_need_an_output_file(slow_env, capsys):
@@ -204,7 +229,13 @@ def test_resume_never_drops_an_output_without_journal(slow_env, capsys):
     images = slow_env["tmp"] / "images"
     noisy_folder(images, 3, broken_every=0)
     out = slow_env["tmp"] / "old.csv"
-    out.write_text("path,label\nsomething,cat\n")
+    out.write_text("path,label,confidence,error\nsomething,cat,0.9,\n")  # an older version's results file
     assert main(["classify", str(images), "-o", str(out), "--model", "slow", "--resume"]) == 2
     assert "has no journal" in capsys.readouterr().err
-    assert out.read_text() == "path,label\nsomething,cat\n"
+    assert out.read_text() == "path,label,confidence,error\nsomething,cat,0.9,\n"
+    other = slow_env["tmp"] / "notes.csv"  # not a results file at all: left alone, --resume or not
+    other.write_text("path,label\nsomething,cat\n")
+    for extra in ([], ["--resume"]):
+        assert main(["classify", str(images), "-o", str(other), "--model", "slow", *extra]) == 2
+        assert "not a results file written by cifar10" in capsys.readouterr().err
+        assert other.read_text() == "path,label\nsomething,cat\n"

@@ -57,7 +57,7 @@ def test_classify_xmp_writes_sidecars_and_a_second_run_merges(tmp_path, models, 
     (photos / "broken.jpg").write_bytes(b"nope")
     before = {p: digest(p) for p in (red, blue)}
     mtimes = {p: p.stat().st_mtime_ns for p in (red, blue)}
-    assert main(["classify", str(photos), "--model", "colour_a", "--xmp"]) == 0
+    assert main(["classify", str(photos), "--model", "colour_a", "--xmp"]) == 1  # broken.jpg: exit 1
     assert sidecar_path(red) == photos / "red.jpg.xmp"
     tags = read_keywords(photos / "red.jpg.xmp")
     assert tags["subject"] == ["airplane"] and tags["tags_list"] == ["airplane"]
@@ -69,7 +69,7 @@ def test_classify_xmp_writes_sidecars_and_a_second_run_merges(tmp_path, models, 
     text = (photos / "red.jpg.xmp").read_text()
     (photos / "red.jpg.xmp").write_text(text.replace("<rdf:li>airplane</rdf:li>",
                                                      "<rdf:li>airplane</rdf:li><rdf:li>mine</rdf:li>", 1))
-    assert main(["classify", str(photos), "--model", "colour_b", "--xmp"]) == 0
+    assert main(["classify", str(photos), "--model", "colour_b", "--xmp"]) == 1
     tags = read_keywords(photos / "red.jpg.xmp")
     assert tags["subject"] == ["mine", "horse"]  # our old label replaced, the user's keyword kept
     assert tags["model"] == "colour_b"
