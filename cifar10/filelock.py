@@ -1,6 +1,6 @@
 """An exclusive, non-blocking OS lock on a file (fcntl.flock; msvcrt on Windows), released when the process
-ends however it ends (kill -9 included). The same idea as :class:`cifar10.organize._DestinationLock`, shared
-so that other writers (``cifar10 classify --output``'s journal) can use it.
+ends however it ends (kill -9 included): what ``cifar10 organize`` holds on its DST and ``cifar10 classify --output``
+on its journal, so two runs never interleave their steps in one journal.
 
 The lock file may be deleted by its holder when it is done (a folder cleaned up after a run). A waiter that
 opened the old file before it was deleted could then lock a file nobody else sees; :class:`FileLock`
@@ -18,13 +18,15 @@ class LockBusy(OSError):
 
 
 class FileLock:
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, mode: int = 0o644):
         self.path = Path(path)
+        self.mode = mode
         self._fd: int | None = None
 
     def acquire(self) -> "FileLock":
         for _ in range(20):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0),
+                         self.mode)
             try:
                 _lock(fd)
             except OSError:
@@ -55,6 +57,13 @@ class FileLock:
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+    @property
+    def fd(self) -> int:
+        """The locked file's descriptor (its holder may keep a little state in the file)."""
+        if self._fd is None:
+            raise ValueError(f"{self.path} is not locked")
+        return self._fd
 
     def __enter__(self) -> "FileLock":
         return self.acquire()

@@ -70,6 +70,7 @@ from typing import Callable, Iterable
 
 from cifar10.contract import CLASS_NAMES
 from cifar10.evaluation import is_unsure
+from cifar10.filelock import FileLock, LockBusy
 from cifar10.inference import Classifier, Result, classify_files, iter_image_files
 from cifar10.options import ORGANIZE_MODES
 
@@ -244,28 +245,20 @@ def free_name(folder: str, name: str, taken: set[str] | None = None) -> str:
 # --- the journal ---------------------------------------------------------------------------------------------
 
 class _DestinationLock:
-    """An exclusive, non-blocking lock on ``DST/.cifar10-organize.lock`` (fcntl.flock; msvcrt on Windows).
+    """An exclusive, non-blocking lock on ``DST/.cifar10-organize.lock`` (:class:`cifar10.filelock.FileLock`).
     The file's content is DST's key (:meth:`key`, :meth:`new_key`)."""
 
     def __init__(self, dst_root: str | os.PathLike):
         self.path = Path(dst_root) / LOCK_NAME
+        self._lock = FileLock(self.path, mode=0o600)
         try:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
-        except OSError as exc:
-            raise OrganizeError(f"cannot create {shown(self.path)}: {exc.strerror or exc}") from None
-        try:
-            if os.name == "nt":
-                import msvcrt
-
-                msvcrt.locking(self._fd, msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(self._fd)
+            self._lock.acquire()
+        except LockBusy:
             raise OrganizeError(f"another `cifar10 organize` (or its --undo) is working on {shown(dst_root)} right "
                                 "now: wait for it to finish, then run this again") from None
+        except OSError as exc:
+            raise OrganizeError(f"cannot create {shown(self.path)}: {exc.strerror or exc}") from None
+        self._fd = self._lock.fd
 
     def key(self) -> str:
         os.lseek(self._fd, 0, os.SEEK_SET)
@@ -284,9 +277,7 @@ class _DestinationLock:
         return key
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the file releases the lock
-            self._fd = None
+        self._lock.release()
 
 
 def _read_key(dst_root: str | os.PathLike) -> str:
