@@ -1,4 +1,8 @@
-"""``cifar10 organize``: sort images into class folders (copy or move) under a journal; ``--undo`` puts them back."""
+"""``cifar10 organize``: sort images into class folders (copy or move) under a journal; ``--undo`` puts them back.
+
+Exit codes, as for ``classify`` and ``evaluate``: 0 every file done, 1 some files could not be read or were left
+alone (each listed with why), 2 a usage error or nothing to do ("no images found in ...").
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,9 @@ import os
 import sys
 import time
 
-from cifar10_cli.classify import choose_model
+from cifar10_cli.classify import choose_model, plural
 from cifar10.errors import UserFacingError
-from cifar10.inference import Classifier, ProviderError
+from cifar10.inference import Classifier, ProviderError, looks_like_image
 from cifar10.organize import JOURNAL_NAME, UNSURE_DIR, OrganizeError, execute, plan_organize, shown, undo
 
 
@@ -74,6 +78,9 @@ def run(args) -> int:
         raise fail(_why(exc)) from None
     if shown_progress:
         print(file=sys.stderr)
+    if not (plan.steps or plan.pending or plan.already_done or plan.skipped
+            or any(looks_like_image(result.path) for result in plan.unreadable)):
+        raise fail(f"no images found in {', '.join(shown(p) for p in args.sources)}")
     verb, past = ("copy", "copied") if plan.mode == "copy" else ("move", "moved")
     for result in plan.unreadable:
         say(f"not {past} (cannot be read): {shown(result.path)}: {result.error}")
@@ -85,10 +92,10 @@ def run(args) -> int:
             say(f"{shown(step.src)} -> {shown(step.dst(plan.dst_root))}{why}")
         _summary(plan, "would " + verb, plan.counts(), len(plan.steps))
         if plan.pending:
-            say(f"{plan.pending} step(s) of an interrupted run would be finished first", err=True)
+            say(f"{plural(plan.pending, 'step')} of an interrupted run would be finished first", err=True)
         return 0
     classified_s = time.perf_counter() - start
-    say(f"model {model.name}; {verb} {len(plan.steps)} files into {shown(plan.dst_root)} "
+    say(f"model {model.name}; {verb} {plural(len(plan.steps))} into {shown(plan.dst_root)} "
         f"(journal {shown(os.path.join(plan.dst_root, JOURNAL_NAME))})", err=True)
     on_progress, shown_progress = _progress(past)
     try:
@@ -104,7 +111,7 @@ def run(args) -> int:
     if shown_progress:
         print(file=sys.stderr)
     if report.recovered:
-        say(f"finished {report.recovered} step(s) an interrupted run had begun", err=True)
+        say(f"finished {plural(report.recovered, 'step')} an interrupted run had begun", err=True)
     for problem in report.problems:
         say(f"left alone: {problem}")
     done_now = len(report.done) - report.recovered
@@ -114,22 +121,22 @@ def run(args) -> int:
             f"({'cancelled' if report.cancelled else 'listed above'})", err=True)
     total_s = time.perf_counter() - start
     doing = "copying" if plan.mode == "copy" else "moving"
-    say(f"{len(report.done)} files in {total_s:.1f} s (classifying {classified_s:.1f} s, {doing} "
+    say(f"{plural(len(report.done))} in {total_s:.1f} s (classifying {classified_s:.1f} s, {doing} "
         f"{total_s - classified_s:.1f} s); undo with: cifar10 organize --undo {shown(plan.dst_root)}", err=True)
-    return 1 if report.problems else 0
+    return 1 if report.problems or plan.unreadable else 0
 
 
 def _summary(plan, verb: str, counts: dict[str, int], total: int) -> None:
     listed = ", ".join(f"{folder} {n}" for folder, n in counts.items()) or "nothing"
-    say(f"{verb} {total} files: {listed}", err=True)
+    say(f"{verb} {plural(total)}: {listed}", err=True)
     if counts.get(UNSURE_DIR):
         say(f"{UNSURE_DIR}/: confidence below {plan.min_confidence:.0%} or flagged unsure by the model", err=True)
     if plan.unreadable:
-        say(f"{len(plan.unreadable)} files could not be read and were left where they are (listed above)", err=True)
+        say(f"{plural(len(plan.unreadable))} could not be read: left where they were (listed above)", err=True)
     if plan.skipped:
-        say(f"{len(plan.skipped)} symbolic links were left where they are (listed above)", err=True)
+        say(f"{plural(len(plan.skipped), 'symbolic link')} left where they are (listed above)", err=True)
     if plan.already_done:
-        say(f"{len(plan.already_done)} files were already copied by an earlier run (journal); skipped", err=True)
+        say(f"{plural(len(plan.already_done))} already copied by an earlier run (journal); skipped", err=True)
 
 
 def run_undo(dst) -> int:
@@ -144,5 +151,5 @@ def run_undo(dst) -> int:
         say(f"not undone: {problem}")
     kept = (f"; {len(report.problems)} not undone (listed above), and the journal stays in {shown(dst)}: fix what "
             "is listed and run --undo again")
-    say(f"undid {report.restored} steps" + ("" if report.journal_removed else kept), err=True)
+    say(f"undid {plural(report.restored, 'step')}" + ("" if report.journal_removed else kept), err=True)
     return 1 if report.problems else 0

@@ -140,7 +140,7 @@ def test_a_v3_model_dropped_next_to_the_executable(tmp_path, monkeypatch, capsys
     assert "accuracy 1.0000 on 2 images" in capsys.readouterr().out
     sorted_dir = tmp_path / "sorted"
     assert frozen_main.main(["organize", str(images), "--into", str(sorted_dir), "--model", "pets",
-                             "--min-confidence", "0"]) == 0
+                             "--min-confidence", "0"]) == 1  # corrupt.jpg: listed, left alone
     assert {p.name for p in sorted_dir.iterdir() if p.is_dir()} == {"gatto", "cane", "cavallo"}
 
     import shutil

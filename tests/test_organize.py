@@ -61,7 +61,7 @@ def test_copy_never_overwrites_and_leaves_sources(tmp_path, models, photos, caps
     solid(dst / "airplane" / "red.png", (1, 2, 3))  # the user's own file with the same name
     theirs = (dst / "airplane" / "red.png").read_bytes()
     before = tree(photos)
-    assert main(["organize", str(photos), "--into", str(dst), "--model", "colour_a"]) == 0
+    assert main(["organize", str(photos), "--into", str(dst), "--model", "colour_a"]) == 1  # 1: the unreadable files are listed
     assert tree(photos) == before
     assert (dst / "airplane" / "red.png").read_bytes() == theirs
     copies = {rel: h for rel, h in tree(dst).items() if h != "DIR" and not rel.startswith(".")}
@@ -74,8 +74,8 @@ def test_copy_never_overwrites_and_leaves_sources(tmp_path, models, photos, caps
     out = capsys.readouterr().out
     assert "broken.png" in out and "notes.txt" in out
     # Running it again copies nothing twice (the journal knows), and --min-confidence 0 would not matter.
-    assert main(["organize", str(photos), "--into", str(dst), "--model", "colour_a"]) == 0
-    assert "5 files were already copied" in capsys.readouterr().err
+    assert main(["organize", str(photos), "--into", str(dst), "--model", "colour_a"]) == 1  # broken.png again
+    assert "5 files already copied" in capsys.readouterr().err
     assert len([h for h in tree(dst).values() if h != "DIR"]) == len(copies) + 2  # + the journal and its lock
     # Undo removes exactly the copies, keeps the user's file and the folder it was in.
     assert main(["organize", "--undo", str(dst)]) == 0
@@ -87,7 +87,7 @@ def test_move_and_undo_restore_the_tree(tmp_path, models, photos):
     before = tree(photos)
     dst = tmp_path / "sorted"
     assert main(["organize", str(photos), "--into", str(dst), "--mode", "move", "--model", "colour_a",
-                 "--min-confidence", "0"]) == 0
+                 "--min-confidence", "0"]) == 1  # 1: the unreadable files are listed
     assert sorted(rel for rel, h in tree(photos).items() if h != "DIR") == ["broken.png", "notes.txt"]
     assert (dst / "automobile" / "green.jpg").exists() and (dst / "airplane" / "grey.png").exists()  # 0: no _unsure
     assert main(["organize", "--undo", str(dst)]) == 0
@@ -99,10 +99,10 @@ def test_into_a_folder_inside_the_source(tmp_path, models, photos):
     """`organize photos --into photos/sorted` sorts what is there once; a second run finds nothing new."""
     before = tree(photos)
     assert main(["organize", str(photos), "--into", str(photos / "sorted"), "--mode", "move", "--model",
-                 "colour_a"]) == 0
+                 "colour_a"]) == 1  # 1: the unreadable files are listed
     moved = tree(photos / "sorted")
     assert main(["organize", str(photos), "--into", str(photos / "sorted"), "--mode", "move", "--model",
-                 "colour_a"]) == 0
+                 "colour_a"]) == 1  # only the unreadable files are left, and listed again
     assert tree(photos / "sorted") == {**moved, JOURNAL_NAME: tree(photos / "sorted")[JOURNAL_NAME]}
     assert main(["organize", "--undo", str(photos / "sorted")]) == 0
     assert tree(photos) == before
@@ -198,7 +198,7 @@ def test_killed_run_is_resumed_with_every_file_once(tmp_path, models, mode):
     assert done_before < 300, "the run had finished: nothing was interrupted"
     resumed = start_organize(args, models, tmp_path)
     out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
+    assert resumed.returncode == 1, err  # 1: corrupt.jpg could not be read (listed)
     assert contents(dst) == readable  # every readable file exactly once, byte-identical
     assert not [rel for rel in tree(dst) if rel.endswith(".cifar10-part")]
     left = sorted(rel for rel, h in tree(src).items() if h != "DIR")
@@ -230,7 +230,7 @@ def test_killed_undo_can_be_run_again(tmp_path, models):
     src = many_photos(tmp_path / "src")
     original = tree(src)
     dst = tmp_path / "sorted"
-    assert main(["organize", str(src), "--into", str(dst), "--mode", "move", "--model", "colour_a"]) == 0
+    assert main(["organize", str(src), "--into", str(dst), "--mode", "move", "--model", "colour_a"]) == 1  # 1: the unreadable files are listed
     process = start_organize(["--undo", str(dst)], models, tmp_path)
     journal = dst / JOURNAL_NAME
     deadline = time.monotonic() + 120
@@ -261,7 +261,7 @@ def test_a_second_run_on_the_same_folder_waits_its_turn(tmp_path, models, photos
     """Two runs never interleave in one journal: while another process holds DST's lock, organize and --undo
     refuse with one line; once that process is gone (even killed with SIGKILL), the lock is free again."""
     dst = tmp_path / "sorted"
-    assert main(["organize", str(photos), "--into", str(dst), "--model", "colour_a"]) == 0
+    assert main(["organize", str(photos), "--into", str(dst), "--model", "colour_a"]) == 1  # 1: the unreadable files are listed
     before = tree(dst)
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from cifar10.organize import Journal; "
                                "held = Journal(sys.argv[1]); print('locked', flush=True); time.sleep(60)", str(dst)],
@@ -278,3 +278,26 @@ def test_a_second_run_on_the_same_folder_waits_its_turn(tmp_path, models, photos
         holder.wait(timeout=30)
     assert main(["organize", "--undo", str(dst)]) == 0  # the killed holder left no lock behind
     assert not dst.exists()
+
+
+def test_nothing_to_sort_is_a_usage_error_and_touches_nothing(tmp_path, models, capsys):
+    """The exit-code rule of classify, organize and evaluate: 2 when there is nothing to do."""
+    empty, notes = tmp_path / "empty", tmp_path / "notes"
+    empty.mkdir()
+    (notes / "sub").mkdir(parents=True)
+    (notes / "sub" / "todo.txt").write_text("not an image")
+    for source in (empty, notes):
+        assert main(["organize", str(source), "--into", str(tmp_path / "sorted"), "--model", "colour_a"]) == 2
+        assert f"no images found in {source}" in capsys.readouterr().err
+    assert not (tmp_path / "sorted").exists() and (notes / "sub" / "todo.txt").read_text() == "not an image"
+
+
+def test_messages_count_in_words(tmp_path, models, capsys):
+    one = tmp_path / "one"
+    solid(one / "red.png", RED)
+    assert main(["organize", str(one), "--into", str(tmp_path / "sorted"), "--model", "colour_a"]) == 0
+    err = capsys.readouterr().err
+    assert "copy 1 file into" in err and "copied 1 file: airplane 1" in err and "1 files" not in err
+    assert main(["organize", "--undo", str(tmp_path / "sorted")]) == 0
+    err = capsys.readouterr().err
+    assert "undid 1 step" in err and "1 steps" not in err
