@@ -186,7 +186,7 @@ def move_into_place(staging: Path, export_dir: Path, name: str) -> Path:
     final = export_dir / f"{name}.onnx"
     card = final.with_suffix(".json")
     aside = staging / "replaced"
-    aside.mkdir()
+    aside.mkdir(exist_ok=True)
     moved_aside: list[tuple[Path, Path]] = []
     placed: list[Path] = []
     try:
