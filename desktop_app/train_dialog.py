@@ -54,13 +54,14 @@ class TrainDialog(QDialog):
         self.events: list[dict] = []
         self.last_error = ""
         self._name_edited = False
+        self._scanned: str | None = None  # the folder last scanned (set_folder)
         self.setWindowTitle("Train on a Folder")
         self.resize(900, 680)
 
         self.folder_edit = QLineEdit(self)
         self.folder_edit.setPlaceholderText("A folder with one subfolder per class: cats/, dogs/, … (or train/ + "
                                             "val/ + test/ with class subfolders)")
-        self.folder_edit.editingFinished.connect(lambda: self.set_folder(self.folder_edit.text()))
+        self.folder_edit.editingFinished.connect(self._folder_edited)
         choose = QPushButton("Choose…", self)
         choose.clicked.connect(self.choose_folder)
 
@@ -181,12 +182,18 @@ class TrainDialog(QDialog):
         if folder:
             self.set_folder(folder)
 
+    def _folder_edited(self) -> None:
+        """Enter in the folder box, or the box losing focus (also to a question box): scan a new folder."""
+        if self.folder_edit.text().strip() != self._scanned:
+            self.set_folder(self.folder_edit.text())
+
     def set_folder(self, folder: str) -> None:
         """Scan ``folder`` (on a worker); the classes and problems show when it is done."""
         folder = folder.strip()
         if not folder or self.scan_task.busy or self.running:
             return
         self.folder_edit.setText(folder)
+        self._scanned = folder
         self.scan = None
         self.classes_table.setRowCount(0)
         self.problems.clear()
@@ -285,7 +292,9 @@ class TrainDialog(QDialog):
         box.setDefaultButton(keep)
         box.setEscapeButton(keep)
         box.exec()
-        return box.clickedButton() is replace
+        agreed = box.clickedButton() is replace
+        box.deleteLater()
+        return agreed
 
     # --- training ------------------------------------------------------------------------------------
     @property
