@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -209,6 +210,23 @@ def test_a_failed_replacement_puts_the_old_model_back(tmp_path):
     (staging / "mine.onnx").write_bytes(b"new onnx")
     assert move_into_place(staging, models_dir, "mine") == models_dir / "mine.onnx"
     assert (models_dir / "mine.onnx").read_bytes() == b"new onnx" and '"new"' in (models_dir / "mine.json").read_text()
+
+
+def test_models_lists_without_tensorflow_banners_unless_verbose(user_home):
+    """`cifar10 models` as a terminal shows it (stdout and stderr together): no banner inside the list;
+    --verbose lets TensorFlow's start-up lines through (they are there on Linux x86-64 builds)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
+    env.update(PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
+    shown = {}
+    for flags in ([], ["--verbose"]):
+        result = subprocess.run([sys.executable, "-m", "cifar10_cli", *flags, "models"], cwd=user_home, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout
+        shown[bool(flags)] = result.stdout
+    assert "baseline" in shown[False].split("Trainable models")[1]
+    assert not [line for line in shown[False].splitlines() if any(noise in line for noise in TENSORFLOW_NOISE)]
+    if sys.platform == "linux" and platform.machine() == "x86_64":
+        assert "oneDNN" in shown[True] and "I0000" in shown[True]
 
 
 def test_start_up_lines_of_tensorflow_are_recognised_and_nothing_else():
