@@ -169,9 +169,10 @@ def _print_saved(name: str, export_dir: Path) -> None:
 def _warn_if_shadowed(name: str, export_dir: Path | None, replace: bool) -> None:
     """Before training: say so when a model of the same name in another folder would hide the new one
     (not when the name is taken in ``export_dir`` itself: that stops the command, with its own message)."""
-    if export_dir is None or (not replace and any(Path(export_dir, f"{name}{ext}").exists() for ext in (".onnx", ".json"))):
+    if export_dir is None:
         return
-    shadow = shadowing_model(name, export_dir)
+    taken = any(Path(export_dir, f"{name}{ext}").exists() for ext in (".onnx", ".json"))
+    shadow = None if taken and not replace else shadowing_model(name, export_dir)
     if shadow is not None:
         print(f"note: {shadow.parent} already has a model named {name}, which the apps list first: pass "
               f"--name NEW to tell yours apart", file=sys.stderr)
@@ -269,7 +270,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                              "every app finds it; the shipped models change only with --export-dir exported_models)")
     parser.add_argument("--replace", action="store_true",
                         help="replace a model of the same name in the export folder (without it, an existing name "
-                             "stops the command before it trains)")
+                             "stops the command before it starts)")
 
 
 def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
