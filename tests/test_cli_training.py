@@ -251,3 +251,17 @@ def test_verbose_is_global_and_after_the_training_subcommands():
     defaults = {name: parser.parse_args([name, *(["RUN"] if name == "export" else [])])
                 for name in ("train", "export", "sweep")}
     assert all(args.export_dir is None and not args.replace for args in defaults.values())  # -> user_models_dir()
+
+
+def test_sweep_refuses_an_existing_name_before_ray_starts(user_home, capsys):
+    pytest.importorskip("ray.tune")
+    from onnx_fixtures import write_model
+
+    write_model(user_models_dir(), "baseline")
+    before = digests(user_models_dir())
+    assert cli.main(["sweep", "--model", "baseline", "--epochs", "1", "--limit", "64",
+                     "--out", str(user_home / "sweeps")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"cifar10: error: a model named baseline already exists in {user_models_dir()}: pass --replace to replace "
+        "it, or --export-dir ANOTHER_FOLDER")  # sweep has no --name
+    assert not (user_home / "sweeps").exists() and digests(user_models_dir()) == before

@@ -172,11 +172,12 @@ def model_files(export_dir: Path, name: str) -> list[Path]:
     return [path for path in (Path(export_dir) / f"{name}.onnx", Path(export_dir) / f"{name}.json") if path.exists()]
 
 
-def check_name_free(export_dir: Path, name: str) -> None:
-    """Raise :class:`ModelExistsError` when ``export_dir`` already has a model called ``name``."""
+def check_name_free(export_dir: Path, name: str, *, other: str = "--name NEW") -> None:
+    """Raise :class:`ModelExistsError` when ``export_dir`` already has a model called ``name``; the message
+    offers --replace, or ``other`` (the command's way to another name or folder)."""
     if model_files(export_dir, name):
         raise ModelExistsError(f"a model named {name} already exists in {export_dir}: pass --replace to replace "
-                               f"it, or --name NEW")
+                               f"it, or {other}")
 
 
 def move_into_place(staging: Path, export_dir: Path, name: str) -> Path:

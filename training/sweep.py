@@ -202,7 +202,7 @@ def run_sweep(spec: SweepSpec, *, out: Path, export_dir: Path | None, address: s
     from training.export import check_name_free, export_run
 
     if export_dir is not None and not replace_model:
-        check_name_free(Path(export_dir), spec.model)
+        check_name_free(Path(export_dir), spec.model, other="--export-dir ANOTHER_FOLDER")
 
     log = log or (lambda message: print(message, file=sys.stderr))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
