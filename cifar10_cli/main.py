@@ -79,7 +79,20 @@ def _import_tensorflow(*, verbose: bool = False) -> None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to hold (a windowed process): nothing would show anyway
+        tf = importlib.import_module("tensorflow")
+    else:
+        tf = _import_holding_stderr(saved)
+    tf.get_logger().setLevel("ERROR")
+    from absl import logging as absl_logging
+    absl_logging.set_verbosity(absl_logging.ERROR)
+
+
+def _import_holding_stderr(saved: int):
+    """``import tensorflow`` with file descriptor 2 pointed at a temporary file; afterwards stderr is
+    restored from ``saved`` and what was written, less TensorFlow's start-up lines, is written to it."""
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
         try:
@@ -92,9 +105,7 @@ def _import_tensorflow(*, verbose: bool = False) -> None:
             for line in held.read().decode("utf-8", "replace").splitlines(keepends=True):
                 if not TENSORFLOW_START_UP.match(line):
                     sys.stderr.write(line)
-    tf.get_logger().setLevel("ERROR")
-    from absl import logging as absl_logging
-    absl_logging.set_verbosity(absl_logging.ERROR)
+    return tf
 
 
 # --- training side ----------------------------------------------------------------------------------
