@@ -66,8 +66,12 @@ def main() -> None:
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in args.seeds:
-            result = run_seed(args.model, seed, args.export_dir or Path(tmp) / f"seed{seed}", args.runs_dir, extra)
+        for i, seed in enumerate(args.seeds):
+            # --export-dir: each seed after the first replaces the model the seed before it saved there (the
+            # first replaces a model already there only when `-- --replace` is given, as `cifar10 train` says).
+            again = ["--replace"] if args.export_dir and i > 0 and "--replace" not in extra else []
+            result = run_seed(args.model, seed, args.export_dir or Path(tmp) / f"seed{seed}", args.runs_dir,
+                              extra + again)
             results.append(result)
             print(f"\nseed {seed}: epoch  train s  train acc  test acc (no TTA)")
             for row in result["curve"]:

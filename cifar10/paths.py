@@ -55,6 +55,18 @@ def model_dirs() -> list[Path]:
     return [*dirs, user_models_dir()]
 
 
+def shadowing_model(name: str, folder: str | os.PathLike) -> Path | None:
+    """The ``<name>.onnx`` in a folder the apps search before ``folder`` (:func:`model_dirs`), if any: a model
+    saved as ``folder/<name>.onnx`` would then be hidden behind it in the apps' model lists."""
+    folder = Path(folder).resolve()
+    for earlier in model_dirs():
+        if earlier.resolve() == folder:
+            return None
+        if (earlier / f"{name}.onnx").is_file():
+            return earlier / f"{name}.onnx"
+    return None
+
+
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])(?:[A-Za-z]:[\\/]|/)[^\s'\"`,;]+")
 
 

@@ -6,16 +6,16 @@ import argparse
 import importlib
 import json
 import os
+import re
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 from cifar10.errors import UserFacingError
 from cifar10.options import ORGANIZE_MODES, TTA_MODES, add_provider_argument
-from cifar10.paths import shipped_models_dir, user_models_dir
+from cifar10.paths import shadowing_model, shipped_models_dir, user_models_dir
 from desktop_app.options import add_app_arguments
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
 
 EXTRA_OF_MODULE = {
     "tensorflow": "training", "keras": "training", "tf2onnx": "training", "sklearn": "training",
@@ -25,7 +25,7 @@ EXTRA_OF_MODULE = {
 
 
 class MissingExtra(SystemExit):
-    pass
+    module = ""  # the top-level module that is missing
 
 
 def _require(import_error: ImportError) -> MissingExtra:
@@ -33,8 +33,10 @@ def _require(import_error: ImportError) -> MissingExtra:
     extra = EXTRA_OF_MODULE.get(module)
     if extra is None:
         raise import_error
-    return MissingExtra(f"cifar10: this command needs the '{extra}' extra ({module} is not installed):\n"
-                        f"    pip install -e '.[{extra}]'")
+    missing = MissingExtra(f"cifar10: this command needs the '{extra}' extra ({module} is not installed):\n"
+                           f"    pip install -e '.[{extra}]'")
+    missing.module = module
+    return missing
 
 
 def _command_line(args) -> str:
@@ -44,12 +46,66 @@ def _command_line(args) -> str:
 
 def _load(module: str, name: str | None = None):
     """Import ``module`` (and return its ``name``) when a subcommand runs; a missing extra becomes a
-    one-line message."""
+    one-line message. The one place the CLI imports training code: TensorFlow comes in quietly first."""
     try:
+        if module.split(".")[0] in TENSORFLOW_USERS:
+            _import_tensorflow(verbose=VERBOSE)
         imported = importlib.import_module(module)
     except ImportError as exc:
         raise _require(exc) from exc
     return imported if name is None else getattr(imported, name)
+
+
+# --- TensorFlow, quietly ------------------------------------------------------------------------------
+
+TENSORFLOW_USERS = {"training", "tensorflow", "keras", "tf2onnx"}
+VERBOSE = False  # `cifar10 --verbose`: TensorFlow's start-up messages as TensorFlow prints them
+# What TensorFlow's C++ code writes to stderr while it is imported, before its logging is set up (so
+# TF_CPP_MIN_LOG_LEVEL cannot hide it): absl's notice, info and warning lines ("I0000 00:00:17... port.cc:153]
+# oneDNN custom operations are on ...", once per TensorFlow library), cpu_feature_guard's second line.
+TENSORFLOW_START_UP = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\) is called"
+                                 r"|[IW]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] "
+                                 r"|To enable the following instructions: ")
+
+
+def _import_tensorflow(*, verbose: bool = False) -> None:
+    """Import TensorFlow once, keeping its start-up messages (oneDNN, cpu_feature_guard, absl) out of the
+    output unless ``verbose``: C++ logging below errors off, stderr (file descriptor 2) held during the
+    import and written back without those lines, Python-side TensorFlow/absl logging at errors only."""
+    if "tensorflow" in sys.modules:
+        return
+    if verbose:
+        importlib.import_module("tensorflow")
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to hold (a windowed process): nothing would show anyway
+        tf = importlib.import_module("tensorflow")
+    else:
+        tf = _import_holding_stderr(saved)
+    tf.get_logger().setLevel("ERROR")
+    from absl import logging as absl_logging
+    absl_logging.set_verbosity(absl_logging.ERROR)
+
+
+def _import_holding_stderr(saved: int):
+    """``import tensorflow`` with file descriptor 2 pointed at a temporary file; afterwards stderr is
+    restored from ``saved`` and what was written, less TensorFlow's start-up lines, is written to it."""
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            tf = importlib.import_module("tensorflow")
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            for line in held.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if not TENSORFLOW_START_UP.match(line):
+                    sys.stderr.write(line)
+    return tf
 
 
 # --- training side ----------------------------------------------------------------------------------
@@ -101,21 +157,44 @@ def _train(args, progress=None) -> int:
         lr_schedule=args.lr_schedule, seed=args.seed, precision=args.precision,
         weights=None if args.weights == "none" else args.weights, limit=args.limit, init_from=args.init_from,
         data=str(args.data) if args.data else None, image_size=args.image_size, name=args.name)
-    export_dir = args.export_dir or (user_models_dir() if args.data else shipped_models_dir())
-    train(settings, data_dir=args.data_dir, out=args.out, export_dir=None if args.no_export else export_dir,
-          command=_command_line(args), test_curve=args.test_curve, progress=progress)
+    export_dir = None if args.no_export else (args.export_dir or user_models_dir())
+    _warn_if_shadowed(settings.export_name, export_dir, args.replace)
+    run_dir = train(settings, data_dir=args.data_dir, out=args.out, export_dir=export_dir,
+                    replace_model=args.replace, command=_command_line(args), test_curve=args.test_curve,
+                    progress=progress)
+    if export_dir is None:
+        print(f"Saved run {run_dir} — export it: cifar10 export {shlex.quote(str(run_dir))}")
+    else:
+        _print_saved(settings.export_name, export_dir)
     return 0
+
+
+def _print_saved(name: str, export_dir: Path) -> None:
+    """The last line of `cifar10 train`, `export` and `sweep`: where the model is and how to use it (by its
+    path when a shipped model of the same name would be picked instead)."""
+    shadowed = shadowing_model(name, export_dir) is not None
+    model = shlex.quote(str(Path(export_dir) / f"{name}.onnx") if shadowed else name)
+    print(f"Saved model {name} to {export_dir} — try: cifar10 classify --model {model} PHOTOS")
+
+
+def _warn_if_shadowed(name: str, export_dir: Path | None, replace: bool) -> None:
+    """Before training: say so when a model of the same name in another folder would hide the new one
+    (not when the name is taken in ``export_dir`` itself: that stops the command, with its own message)."""
+    if export_dir is None:
+        return
+    taken = any(Path(export_dir, f"{name}{ext}").exists() for ext in (".onnx", ".json"))
+    shadow = None if taken and not replace else shadowing_model(name, export_dir)
+    if shadow is not None:
+        print(f"note: {shadow.parent} already has a model named {name}, which the apps list first: pass "
+              f"--name NEW to tell yours apart", file=sys.stderr)
 
 
 def cmd_export(args) -> int:
     export_run = _load("training.export", "export_run")
-    export_dir = args.export_dir
-    if export_dir is None:  # a run on a folder of own images goes to the user's models folder
-        record_path = Path(args.run_dir) / "run.json"
-        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
-        export_dir = user_models_dir() if record.get("settings", {}).get("data") else shipped_models_dir()
-    export_run(args.run_dir, export_dir, data_dir=args.data_dir, tta=args.tta, command=_command_line(args),
-               name=args.name)
+    export_dir = args.export_dir or user_models_dir()
+    onnx_path = export_run(args.run_dir, export_dir, data_dir=args.data_dir, tta=args.tta,
+                           command=_command_line(args), name=args.name, replace_model=args.replace)
+    _print_saved(onnx_path.stem, export_dir)
     return 0
 
 
@@ -138,8 +217,11 @@ def cmd_sweep(args) -> int:
                      epochs=args.epochs, augment=[value == "on" for value in args.augment], search=args.search,
                      samples=args.samples, grace_epochs=args.grace_epochs, seed=args.seed, limit=args.limit,
                      data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None)
-    run_sweep(spec, out=args.out, export_dir=None if args.no_export else args.export_dir, address=args.address,
-              cpus_per_trial=args.cpus_per_trial)
+    export_dir = None if args.no_export else (args.export_dir or user_models_dir())
+    summary = run_sweep(spec, out=args.out, export_dir=export_dir, address=args.address,
+                        cpus_per_trial=args.cpus_per_trial, replace_model=args.replace)
+    if summary["exported"]:
+        _print_saved(Path(summary["exported"]).stem, export_dir)
     return 0
 
 
@@ -192,8 +274,27 @@ def cmd_export_space(args) -> int:
     return 0
 
 
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    """--export-dir and --replace of `cifar10 train`, `export` and `sweep`."""
+    parser.add_argument("--export-dir", type=Path, metavar="FOLDER",
+                        help=f"where the .onnx + card go (default: your models folder {user_models_dir()}, where "
+                             "every app finds it; the shipped models change only with --export-dir exported_models)")
+    parser.add_argument("--replace", action="store_true",
+                        help="replace a model of the same name in the export folder (without it, an existing name "
+                             "stops the command before it starts)")
+
+
+def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
+    """--verbose: TensorFlow's start-up messages and warnings too. Global (``cifar10 --verbose train``); also
+    accepted after the subcommands that load TensorFlow (SUPPRESS: the global value stands when not given)."""
+    parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show TensorFlow's start-up messages and warnings (hidden by default)")
+
+
 def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="CIFAR-10 classifier studio")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up messages and warnings (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a registered model on CIFAR-10 or on your own folder of images, "
@@ -236,15 +337,15 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
                    help="also log test accuracy after each epoch (learning curves; not timed, not used to select)")
     p.add_argument("--data-dir", help="CIFAR-10 python batches (default: $CIFAR10_DIR, else download)")
     p.add_argument("--out", type=Path, default=Path("runs"), help="where run folders go")
-    p.add_argument("--export-dir", type=Path,
-                   help="where the .onnx + card go (default: exported_models/; with --data, your models folder "
-                        f"{user_models_dir()}, where every app finds it)")
+    add_export_arguments(p)
     p.add_argument("--no-export", action="store_true", help="train only; export later with `cifar10 export`")
+    add_verbose_argument(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="evaluate a finished run on the test set and export it to ONNX + card")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--export-dir", type=Path, help="default: exported_models/ (a --data run: your models folder)")
+    add_export_arguments(p)
+    add_verbose_argument(p)
     p.add_argument("--name", metavar="EXPORT_NAME", help="default: the run's export name")
     p.add_argument("--tta", choices=TTA_MODES, help="override the run's test-time augmentation")
     p.add_argument("--data-dir")
@@ -283,9 +384,11 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="markdown leaderboard + plot of the exported models vs the study")
     p.add_argument("--models-dir", type=Path, default=shipped_models_dir())
     p.add_argument("--out", type=Path, default=Path("reports"))
+    add_verbose_argument(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("models", help="list the exported models (for the apps) and the trainable ones")
+    add_verbose_argument(p)
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("classify", help="classify image files/folders with an exported ONNX model (CSV/JSON/table)")
@@ -329,8 +432,9 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="CIFAR-10 python batches (default: $CIFAR10_DIR, else download)")
     p.add_argument("--out", type=Path, default=Path("runs"), help="where the sweep folder goes (shared storage on a "
                                                                  "cluster)")
-    p.add_argument("--export-dir", type=Path, default=shipped_models_dir())
+    add_export_arguments(p)
     p.add_argument("--no-export", action="store_true", help="do not export the best trial")
+    add_verbose_argument(p)
     p.add_argument("--address", help="a Ray cluster's address (default: a local Ray instance, one trial at a time)")
     p.add_argument("--cpus-per-trial", type=int,
                    help="default: every CPU locally (one trial at a time), the smallest node's CPUs on a cluster")
@@ -391,16 +495,17 @@ def cmd_models(args) -> int:
     for error in errors:
         print(f"  skipped: {error}")
     print("\nTrainable models (cifar10 train --model NAME):")
+    sys.stdout.flush()
     try:
-        from training.registry import get_spec, model_names
-        import training.models  # noqa: F401  (registers every model)
-    except ImportError as exc:
-        module = (exc.name or "").split(".")[0]
-        print(f"  (listed once the 'training' extra is installed: {module} is missing; pip install -e '.[training]')")
+        training_models = _load("training.models")  # registers every model
+    except MissingExtra as exc:
+        print(f"  (listed once the 'training' extra is installed: {exc.module} is missing; "
+              f"pip install -e '.[training]')")
         return 0
-    width = max(map(len, model_names()))
-    for name in model_names():
-        print(f"  {name:{width}s}  {get_spec(name).summary}")
+    names = training_models.model_names()
+    width = max(map(len, names))
+    for name in names:
+        print(f"  {name:{width}s}  {training_models.get_spec(name).summary}")
     return 0
 
 
@@ -409,6 +514,8 @@ def main(argv: list[str] | None = None, *, prog: str = "cifar10") -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(prog).parse_args(argv)
     args.argv = argv
+    global VERBOSE
+    VERBOSE = args.verbose
     try:
         return args.func(args)
     except UserFacingError as exc:

@@ -6,7 +6,9 @@ give display names); the dialog lists the classes found with their image counts 
 name, and Train runs ``cifar10 train --data FOLDER --progress json`` in a child process
 (:mod:`desktop_app.train_process`): reading the pictures, then epoch k/E with the validation accuracy, and a
 log. Cancel stops it (no half-written model is left); a failed run shows its error. The model goes to the
-user's models folder (or ``export_dir``), and the window selects it (``model_exported``).
+user's models folder (or ``export_dir``), and the window selects it (``model_exported``). A name already in
+that folder is replaced only when the user says so (a question before the run starts; the child gets
+``--replace`` then, and refuses to replace anything otherwise).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPlainTextEdit,
+                               QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMessageBox,
+                               QPlainTextEdit,
                                QProgressBar, QPushButton, QSpinBox, QSplitter, QStyle, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from cifar10.image_folders import FolderScan, scan_image_folder
-from cifar10.paths import default_model_name, user_models_dir
+from cifar10.paths import default_model_name, model_file_stem, user_models_dir
 from desktop_app.background import BackgroundTask
 from desktop_app.train_process import (DEFAULT_MODEL, FOLDER_MODELS, TrainOutcome, TrainProcess, default_runs_dir, model_note,
                                        train_arguments)
@@ -51,13 +54,14 @@ class TrainDialog(QDialog):
         self.events: list[dict] = []
         self.last_error = ""
         self._name_edited = False
+        self._scanned: str | None = None  # the folder last scanned (set_folder)
         self.setWindowTitle("Train on a Folder")
         self.resize(900, 680)
 
         self.folder_edit = QLineEdit(self)
         self.folder_edit.setPlaceholderText("A folder with one subfolder per class: cats/, dogs/, … (or train/ + "
                                             "val/ + test/ with class subfolders)")
-        self.folder_edit.editingFinished.connect(lambda: self.set_folder(self.folder_edit.text()))
+        self.folder_edit.editingFinished.connect(self._folder_edited)
         choose = QPushButton("Choose…", self)
         choose.clicked.connect(self.choose_folder)
 
@@ -178,12 +182,18 @@ class TrainDialog(QDialog):
         if folder:
             self.set_folder(folder)
 
+    def _folder_edited(self) -> None:
+        """Enter in the folder box, or the box losing focus (also to a question box): scan a new folder."""
+        if self.folder_edit.text().strip() != self._scanned:
+            self.set_folder(self.folder_edit.text())
+
     def set_folder(self, folder: str) -> None:
         """Scan ``folder`` (on a worker); the classes and problems show when it is done."""
         folder = folder.strip()
         if not folder or self.scan_task.busy or self.running:
             return
         self.folder_edit.setText(folder)
+        self._scanned = folder
         self.scan = None
         self.classes_table.setRowCount(0)
         self.problems.clear()
@@ -251,22 +261,51 @@ class TrainDialog(QDialog):
         if not self._name_edited:
             self.name_edit.setText(default_name(self.model_name, self.folder_edit.text().strip()))
 
-    def _check_name(self, name: str) -> None:
-        target = Path(self.export_dir) if self.export_dir else user_models_dir()
-        exists = bool(name.strip()) and (target / f"{name.strip()}.onnx").is_file()
-        self.name_note.setText(f"<span style='color:#b06e00'>A model named {name.strip()} is in {target}: "
-                               "training replaces it.</span>" if exists else f"Saved in {target}")
+    @property
+    def target_folder(self) -> Path:
+        """Where the model goes: ``export_dir``, else the user's models folder (the CLI's default)."""
+        return Path(self.export_dir) if self.export_dir else user_models_dir()
+
+    def export_name(self, text: str | None = None) -> str:
+        """The name the model is saved under, as `cifar10 train` makes it from "Save as" (or its default)."""
+        text = self.name_edit.text() if text is None else text
+        return model_file_stem(text) or default_name(self.model_name, self.folder_edit.text().strip())
+
+    def name_taken(self, name: str) -> bool:
+        """True when the target folder already has a model called ``name`` (its .onnx or its card)."""
+        return bool(name) and any((self.target_folder / f"{name}{ext}").exists() for ext in (".onnx", ".json"))
+
+    def _check_name(self, text: str) -> None:
+        target, name = self.target_folder, self.export_name(text)
+        self.name_note.setText(f"<span style='color:#b06e00'>A model named {name} is in {target}: Train asks "
+                               "before replacing it.</span>" if self.name_taken(name) else f"Saved in {target}")
+
+    def confirm_replace(self, name: str) -> bool:
+        """Ask whether to replace the model ``name`` in the target folder; True only for Replace."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Replace the model?",
+                          f"A model named “{name}” is already in {self.target_folder}.", parent=self)
+        box.setObjectName("replace_question")
+        box.setInformativeText("Replace it with the model this training makes? The old one is deleted when the "
+                               "new one is saved. To keep both, choose Keep and change “Save as”.")
+        replace = box.addButton("Replace", QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton("Keep", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+        box.exec()
+        agreed = box.clickedButton() is replace
+        box.deleteLater()
+        return agreed
 
     # --- training ------------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
         return self.process.running
 
-    def command(self) -> list[str]:
-        """The child's arguments (after the Python executable)."""
+    def command(self, *, replace: bool = False) -> list[str]:
+        """The child's arguments (after the Python executable); ``replace``: the user agreed to replace."""
         return train_arguments(self.model_name, self.folder_edit.text().strip(), name=self.name_edit.text().strip(),
                                epochs=self.epochs.value(), image_size=self.image_size.value(),
-                               export_dir=self.export_dir, runs_dir=self.runs_dir)
+                               export_dir=self.export_dir, runs_dir=self.runs_dir, replace=replace)
 
     def start_training(self) -> bool:
         """Start the child process; False (with the reason shown) when the folder cannot be trained on."""
@@ -278,9 +317,14 @@ class TrainDialog(QDialog):
         if not self.model_name:
             self._show_error("Choose a model to train.")
             return False
+        name = self.export_name()
+        replace = self.name_taken(name)
+        if replace and not self.confirm_replace(name):
+            self._show_error(f"Not started: {name} is kept. Change “Save as” to train under another name.")
+            return False
         self.events, self.outcome, self.last_error = [], None, ""
         self.log.clear()
-        arguments = self.command()
+        arguments = self.command(replace=replace)
         self.log.appendPlainText("$ cifar10 " + " ".join(arguments[2:]))
         self.progress.setRange(0, 0)
         self.progress.setFormat("starting…")

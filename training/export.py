@@ -1,14 +1,22 @@
 """Export a finished run to the ONNX contract (version 3: any class count C and input size S), measure it on
 the test set, write its model card.
 
+No model is replaced without being asked (``replace_model``; ``cifar10 train/export --replace``):
+:func:`check_name_free` raises :class:`ModelExistsError` when the models folder has a ``<name>.onnx`` or
+``<name>.json``; ``cifar10 train`` calls it before training and :func:`export_run` again before it writes.
+
 No half-written model: everything is written into a hidden staging folder next to the target
-(``.<name>.partial-*``), and only at the very end the card, then the ``.onnx`` are renamed into the models
-folder (the apps discover a model by its ``.onnx``); a failure removes the staging folder.
+(``.<name>.partial-*``, same file system), and only at the very end moved into the models folder with
+``os.replace`` (:func:`move_into_place`): a model being replaced is first moved aside into the staging
+folder (its ``.onnx`` first: the apps discover a model by its ``.onnx``), then the new card, then the new
+``.onnx`` go in. At no moment does a ``.onnx`` sit next to another model's card; a failure puts the old
+model back and removes the staging folder.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from datetime import datetime, timezone
@@ -22,13 +30,16 @@ import tf2onnx
 
 from cifar10 import contract
 from cifar10.contract import model_metadata
+from cifar10.errors import UserFacingError
 from cifar10.machine import machine
 from cifar10.options import TTA_MODES
 from cifar10.paths import portable_paths
-from training.evaluate import onnx_probabilities
 from cifar10.metrics import classification_metrics
+from training.data import load_training_data
+from training.evaluate import onnx_probabilities
 from training.models import get_spec
 from training.plots import plot_confusion
+from training.settings import TrainSettings, safe_name
 
 OPSET = 17
 PARITY_IMAGES = 1000
@@ -147,21 +158,76 @@ def library_versions() -> dict:
 
 
 def load_run_data(record: dict, data_dir=None):
-    """The data a finished run trained on, split the same way (same folder, size and seed; or CIFAR-10)."""
-    from training.train import TrainSettings, load_training_data
+    """The data a finished run trained on, split the same way (same folder, size and seed; or CIFAR-10 with
+    the same validation rows)."""
+    return load_training_data(TrainSettings.from_record(record), data_dir)
 
-    settings = record["settings"]
-    if settings.get("data") is None:
-        from training.train import load_cifar10
-        return load_cifar10(data_dir, limit=settings.get("limit"))
-    known = {f for f in TrainSettings.__dataclass_fields__}
-    return load_training_data(TrainSettings(**{k: v for k, v in settings.items() if k in known}))
+
+class ModelExistsError(UserFacingError):
+    """The models folder already has a model of that name, and replacing it was not asked for."""
+
+
+def model_files(export_dir: Path, name: str) -> list[Path]:
+    """The files of model ``name`` in ``export_dir`` that exist: its ``.onnx`` and its card (``.json``)."""
+    return [path for path in (Path(export_dir) / f"{name}.onnx", Path(export_dir) / f"{name}.json") if path.exists()]
+
+
+def check_name_free(export_dir: Path, name: str, *, other: str = "--name NEW") -> None:
+    """Raise :class:`ModelExistsError` when ``export_dir`` already has a model called ``name``; the message
+    offers --replace, or ``other`` (the command's way to another name or folder)."""
+    if model_files(export_dir, name):
+        raise ModelExistsError(f"a model named {name} already exists in {export_dir}: pass --replace to replace "
+                               f"it, or {other}")
+
+
+def move_into_place(staging: Path, export_dir: Path, name: str) -> Path:
+    """Move ``staging/<name>.onnx`` + ``.json`` (+ plots) into ``export_dir`` with ``os.replace`` (atomic
+    on one file system). A model of that name already there is moved aside into ``staging`` first (its
+    ``.onnx``, then its card) and is put back if anything fails; the caller removes ``staging``."""
+    final = export_dir / f"{name}.onnx"
+    card = final.with_suffix(".json")
+    aside = staging / "replaced"
+    aside.mkdir(exist_ok=True)
+    moved_aside: list[tuple[Path, Path]] = []
+    placed: list[Path] = []
+    try:
+        for old in (final, card):  # the old .onnx first: from now on the apps do not see a half pair
+            if old.exists():
+                os.replace(old, aside / old.name)
+                moved_aside.append((aside / old.name, old))
+        os.replace(staging / card.name, card)
+        placed.append(card)
+        os.replace(staging / final.name, final)
+        placed.append(final)
+    except BaseException:
+        for path in reversed(placed):
+            path.unlink(missing_ok=True)
+        for saved, original in reversed(moved_aside):  # the old card, then its .onnx, back where they were
+            os.replace(saved, original)
+        raise
+    for plot in ("curves.png", "confusion_matrix.png"):  # not part of the model: after it, each atomic
+        if (staging / f"{name}.{plot}").exists():
+            os.replace(staging / f"{name}.{plot}", export_dir / f"{name}.{plot}")
+    return final
+
+
+def put_back_replaced(staging: Path, export_dir: Path, name: str) -> None:
+    """A killed export may have moved the model it was replacing aside (``staging/replaced``) without putting
+    the new one in: that old model goes back (over a lone new card) when no ``.onnx`` took its place."""
+    aside = staging / "replaced"
+    if (aside / f"{name}.onnx").is_file() and not (export_dir / f"{name}.onnx").exists():
+        if (aside / f"{name}.json").is_file():
+            os.replace(aside / f"{name}.json", export_dir / f"{name}.json")
+        os.replace(aside / f"{name}.onnx", export_dir / f"{name}.onnx")
 
 
 def export_run(run_dir: Path, export_dir: Path, *, data=None, data_dir=None, tta: str | None = None,
-               command: str | None = None, name: str | None = None, with_card: bool = False):
+               command: str | None = None, name: str | None = None, with_card: bool = False,
+               replace_model: bool = False):
     """Export a run's best checkpoint as ``<export_dir>/<name>.onnx`` + ``<name>.json`` (+ plots); ``tta``
-    overrides the test-time augmentation the run asked for; ``name`` the run's export name.
+    overrides the test-time augmentation the run asked for; ``name`` the run's export name. An existing
+    model of that name is replaced only with ``replace_model`` (else :class:`ModelExistsError`, checked
+    before the export starts and again just before the files are moved into place).
 
     ``command``: the `cifar10 export` command line when the export is a separate step (kept in the card).
     Returns the .onnx path (and the card with ``with_card``)."""
@@ -170,7 +236,10 @@ def export_run(run_dir: Path, export_dir: Path, *, data=None, data_dir=None, tta
     run_dir = Path(run_dir)
     record = json.loads((run_dir / "run.json").read_text())
     model_name = record["model"]
-    name = name or record.get("name") or model_name
+    name = safe_name(name or record.get("name") or model_name)
+    export_dir = Path(export_dir)
+    if not replace_model:
+        check_name_free(export_dir, name)
     spec = get_spec(model_name)
     model = float32_copy(keras.models.load_model(run_dir / record.get("checkpoint", "best.keras")))
     if data is None:
@@ -180,9 +249,9 @@ def export_run(run_dir: Path, export_dir: Path, *, data=None, data_dir=None, tta
     dataset = getattr(data, "name", None) or CIFAR10
     image_size = int(model.input_shape[1])
 
-    export_dir = Path(export_dir)
     export_dir.mkdir(parents=True, exist_ok=True)
     for stale in export_dir.glob(f".{name}.partial-*"):  # left by a killed export of the same name
+        put_back_replaced(stale, export_dir, name)
         shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=export_dir))
     try:
@@ -234,17 +303,15 @@ def export_run(run_dir: Path, export_dir: Path, *, data=None, data_dir=None, tta
         for plot in ("curves.png", "confusion_matrix.png"):
             if (run_dir / plot).exists():
                 shutil.copy(run_dir / plot, staging / f"{name}.{plot}")
-        # The very end: plots, then the card, then the .onnx (what the apps discover) into the models folder.
-        final = export_dir / f"{name}.onnx"
-        for plot in ("curves.png", "confusion_matrix.png"):
-            if (staging / f"{name}.{plot}").exists():
-                (staging / f"{name}.{plot}").replace(export_dir / f"{name}.{plot}")
-        (staging / f"{name}.json").replace(final.with_suffix(".json"))
-        onnx_path.replace(final)
+        # The very end: into the models folder, unless a model of that name appeared meanwhile.
+        if not replace_model:
+            check_name_free(export_dir, name)
+        final = move_into_place(staging, export_dir, name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     print(f"Exported {name}: test accuracy {metrics['accuracy']:.4f} (ONNX, {metrics['n']} images, {len(class_names)} "
-          f"classes, {image_size} px), parity vs Keras {parity_figures}; card {final.with_suffix('.json')}",
+          f"classes, {image_size} px); ONNX vs Keras: max probability difference {parity_figures['max_abs_diff']:.1e}, "
+          f"same class for {parity_figures['argmax_agreement']:.1%} of {parity_figures['images']} images",
           file=sys.stderr)
     return (final, card) if with_card else final
 

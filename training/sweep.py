@@ -194,9 +194,15 @@ def plot_curves(trials: list[TrialSummary], path: Path, title: str) -> None:
 
 
 def run_sweep(spec: SweepSpec, *, out: Path, export_dir: Path | None, address: str | None = None,
-              cpus_per_trial: int | None = None, log=None) -> dict:
-    """Run the sweep; returns its summary (also written to ``<sweep folder>/sweep.json``)."""
+              cpus_per_trial: int | None = None, log=None, replace_model: bool = False) -> dict:
+    """Run the sweep; returns its summary (also written to ``<sweep folder>/sweep.json``). The best trial is
+    exported as ``<export_dir>/<model>.onnx``: an existing model of that name is replaced only with
+    ``replace_model`` (checked before the first trial starts, and again at export time)."""
     from cifar10.ray_engine import RaySession
+    from training.export import check_name_free, export_run
+
+    if export_dir is not None and not replace_model:
+        check_name_free(Path(export_dir), spec.model, other="--export-dir ANOTHER_FOLDER")
 
     log = log or (lambda message: print(message, file=sys.stderr))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -257,9 +263,8 @@ def run_sweep(spec: SweepSpec, *, out: Path, export_dir: Path | None, address: s
                        "run_dir": best.run_dir}
     log(f"best trial {best.trial_id}: {best.label}, val accuracy {best.best_val_accuracy:.4f}; run {best.run_dir}")
     if export_dir is not None:
-        from training.export import export_run
-
-        onnx_path = export_run(Path(best.run_dir), Path(export_dir), data_dir=spec.data_dir)
+        onnx_path = export_run(Path(best.run_dir), Path(export_dir), data_dir=spec.data_dir,
+                               replace_model=replace_model)
         summary["exported"] = str(onnx_path)
     (sweep_dir / "sweep.json").write_text(json.dumps(summary, indent=2))
     log(f"sweep folder {sweep_dir}: trials.csv, curves.png, sweep.json"

@@ -1,8 +1,9 @@
 """Train a registered model on CIFAR-10 (the default) or on a folder of labelled images (``--data``), keep
 the best epoch on validation, then evaluate and export.
 
-Read top to bottom: settings -> data -> model -> optimiser -> input pipeline -> callbacks (progress events)
--> fit -> run record -> test evaluation + ONNX export (training/export.py).
+Read top to bottom: settings (training/settings.py) -> is the export name free? -> data (training/data.py)
+-> model -> optimiser -> input pipeline -> callbacks (progress events) -> fit -> run record -> test
+evaluation + ONNX export (training/export.py). This module calls export; export never imports it.
 
 Progress: ``train(..., progress=emit)`` calls ``emit({"event": ...})`` for the machine-readable events that
 ``cifar10 train --progress json`` prints one per line on stdout (HELPERS.md / docs/train_folder.md):
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,79 +25,14 @@ import tensorflow as tf
 
 from cifar10.contract import IMAGE_SIZE
 from cifar10.errors import UserFacingError
-from cifar10.paths import default_model_name, model_file_stem
 from training import models
+from training.data import json_ready, load_cifar10, load_training_data  # noqa: F401  (load_cifar10: for callers)
+from training.export import check_name_free, export_run
 from training.plots import plot_history
-
-from training.data import load_cifar10, load_folder_dataset
 from training.precision import resolve_precision
+from training.settings import TrainSettings, safe_name  # noqa: F401  (safe_name: for callers)
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    model: str
-    epochs: int
-    batch_size: int
-    optimizer: str
-    lr: float
-    augment: bool
-    shift_px: int
-    tta: str
-    early_stopping_patience: int
-    lr_schedule: str
-    precision: str
-    validation_size: int
-    seed: int = 0
-    weights: str | None = None  # only for transfer models: "imagenet" or None
-    init_from: str | None = None  # a previous run of the same model to continue from (its checkpoint)
-    limit: int | None = None  # keep the first N images of each split (smoke runs, tests)
-    image_size: int = IMAGE_SIZE  # the model's input size S (CIFAR-10: 32)
-    data: str | None = None  # a folder of labelled images (one subfolder per class); None = CIFAR-10
-    name: str | None = None  # the exported model's name (default: the model's, or <model>-<folder> for --data)
-
-    @classmethod
-    def for_model(cls, model: str, /, **overrides) -> "TrainSettings":
-        """The model's study defaults, with every non-None override applied.
-
-        CIFAR-10 is 32 px; folder data (``data``) defaults to the model's ``image_size`` (128 for
-        animals10_cnn and efficientnet_lite0_transfer, 32 for the CIFAR-10 CNNs). The augmentation shift
-        default is given for 32 px and scales with the image size (4 px at 32 -> 16 px at 128); an explicit
-        ``shift_px`` is in pixels of the actual images."""
-        defaults = asdict(models.get_spec(model).defaults)
-        given = {k: v for k, v in overrides.items() if v is not None}
-        if given.get("data") is None:
-            if given.get("image_size", IMAGE_SIZE) != IMAGE_SIZE:
-                raise UserFacingError(f"CIFAR-10 images are {IMAGE_SIZE} px: --image-size applies to --data only")
-            defaults["image_size"] = IMAGE_SIZE
-        else:
-            given["data"] = str(given["data"])
-        size = given.get("image_size", defaults["image_size"])
-        if not isinstance(size, int) or size < 16 or size > 1024:
-            raise UserFacingError(f"--image-size must be a whole number of pixels from 16 to 1024, not {size!r}")
-        if "shift_px" not in given:
-            defaults["shift_px"] = round(defaults["shift_px"] * size / IMAGE_SIZE)
-        settings = cls(model=model, **defaults)
-        return replace(settings, **given)
-
-    @property
-    def export_name(self) -> str:
-        """The exported model's file name stem: ``name``, else the model's, or ``<model>-<folder>`` for --data."""
-        if self.name:
-            return safe_name(self.name)
-        if self.data is None:
-            return self.model
-        return safe_name(default_model_name(self.model, self.data) or self.model)
-
-
-def safe_name(text: str) -> str:
-    """``text`` as a file name stem that is safe everywhere: letters, digits, '.', '_', '-' (other characters,
-    spaces included, become '_'); non-ASCII letters are kept (NFC)."""
-    cleaned = model_file_stem(text)
-    if not cleaned:
-        raise UserFacingError(f"{text!r} cannot be a model name: use letters, digits, '.', '_' or '-'")
-    return cleaned
 
 
 def make_optimizer(name: str, lr) -> keras.optimizers.Optimizer:
@@ -228,12 +164,18 @@ def previous_run(run_dir, model: str) -> dict:
 
 
 def train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), export_dir: Path | None = None,
-          command: str | None = None, test_curve: bool = False,
+          replace_model: bool = False, command: str | None = None, test_curve: bool = False,
           callbacks: list[keras.callbacks.Callback] | None = None, progress=None) -> Path:
     """Train, keep the best validation epoch (or a recipe's final weights), write the run record; export
     when export_dir is set. ``test_curve``: log test accuracy per epoch (TestCurve). ``callbacks``: more
     Keras callbacks for fit (``cifar10 sweep`` reports each epoch to Ray Tune with one). ``progress``: a
-    function that takes each progress event (a JSON-ready dict; see the module docstring)."""
+    function that takes each progress event (a JSON-ready dict; see the module docstring).
+
+    A model of the same name in ``export_dir`` is replaced only with ``replace_model``: otherwise
+    :class:`training.export.ModelExistsError` is raised before any training (and again at export time,
+    should the name have been taken meanwhile)."""
+    if export_dir is not None and not replace_model:
+        check_name_free(export_dir, settings.export_name)
     policy, message = resolve_precision(settings.precision)
     if message:
         print(message, file=sys.stderr)
@@ -241,64 +183,10 @@ def train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), e
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
-        return _train(settings, data_dir=data_dir, out=out, export_dir=export_dir, command=command,
-                      test_curve=test_curve, callbacks=callbacks, progress=progress)
+        return _train(settings, data_dir=data_dir, out=out, export_dir=export_dir, replace_model=replace_model,
+                      command=command, test_curve=test_curve, callbacks=callbacks, progress=progress)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)  # later models in this process: unchanged
-
-
-def load_training_data(settings: TrainSettings, data_dir=None, progress=None):
-    """CIFAR-10 (``settings.data`` None) or the folder dataset at ``settings.image_size``; for a folder, the
-    dataset report (classes, skipped files, warnings) is printed and sent as the "scan" event."""
-    if settings.data is None:
-        return load_cifar10(data_dir, validation_size=settings.validation_size, limit=settings.limit)
-    last = {"t": 0.0}
-
-    def cache_progress(stage: str, done: int, total: int):
-        now = time.perf_counter()
-        if progress is not None and stage == "cache" and (done >= total or now - last["t"] >= 0.5):
-            last["t"] = now  # at most 2 events a second, and the last one
-            progress({"event": "cache", "done": int(done), "total": int(total)})
-
-    data = load_folder_dataset(settings.data, settings.image_size, seed=settings.seed, progress=cache_progress,
-                               limit=settings.limit)
-    event = scan_event(data)
-    print(f"Dataset {data.name!r}: {len(data.class_names)} classes {event['classes']}; train {len(data.train)}, "
-          f"validation {len(data.val)}, test {len(data.test)} images", file=sys.stderr)
-    for problem in event["problems"]:
-        print(f"  warning: {problem}", file=sys.stderr)
-    if progress is not None:
-        progress(event)
-    return data
-
-
-def scan_event(data) -> dict:
-    """The "scan" event: images per class (all splits), the problems (warnings: skipped, unreadable, duplicate
-    files, few images ...), the skipped files with their reason and the non-image files; the whole report
-    is in run.json (``data.report``)."""
-    report = json_ready(data.report)
-    classes = {name: sum(counts.values()) if isinstance(counts, dict) else counts
-               for name, counts in (report.get("classes") or {}).items()}
-    return {"event": "scan", "dataset": data.name, "classes": classes,
-            "display_names": list(data.display_names) if data.display_names else None,
-            "splits": {k: v.get("images") for k, v in (report.get("splits") or {}).items()},
-            "problems": report.get("warnings", []), "skipped": report.get("skipped", []),
-            "non_images": report.get("non_images", [])}
-
-
-def json_ready(value):
-    """The dataset report as plain JSON values (it may hold dataclasses with ``to_dict``, paths, tuples)."""
-    if hasattr(value, "to_dict"):
-        return json_ready(value.to_dict())
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [json_ready(v) for v in value]
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 def build_model(settings: TrainSettings, num_classes: int) -> keras.Model:
@@ -315,13 +203,13 @@ def build_model(settings: TrainSettings, num_classes: int) -> keras.Model:
 
 
 def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), export_dir: Path | None = None,
-          command: str | None = None, test_curve: bool = False, callbacks=None, progress=None) -> Path:
+           replace_model: bool = False, command: str | None = None, test_curve: bool = False, callbacks=None,
+           progress=None) -> Path:
     parent = previous_run(settings.init_from, settings.model) if settings.init_from else None
     spec = models.get_spec(settings.model)
     keras.utils.set_random_seed(settings.seed)
     started = time.perf_counter()  # the training wall time includes loading the data
-    data = load_training_data(settings, data_dir, progress)
-    print(f"Data: {data.describe()}", file=sys.stderr)
+    data = load_training_data(settings, data_dir, progress)  # prints its one-line summary
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out) / f"{settings.export_name}-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -359,6 +247,7 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
                                 augmenter=augmenter, seed=settings.seed)
         val_ds = make_dataset(data.val.x, data.val.y, 512, shuffle=False)
         history = model.fit(train_ds, validation_data=val_ds if len(data.val) else None, epochs=settings.epochs,
+                            shuffle=False,  # train_ds shuffles itself (Keras would warn that it ignores shuffle)
                             callbacks=curve + make_callbacks(settings, run_dir) + reporting + list(callbacks or []),
                             verbose=verbose).history
         checkpoint = "best.keras"
@@ -391,12 +280,11 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
     plot_history(history, run_dir / "curves.png", title=settings.model)
     selection = (f"best val_accuracy {record['best_val_accuracy']:.4f} at epoch {record['best_epoch']}"
                  if "best_epoch" in record else f"final train accuracy {history['accuracy'][-1]:.4f}")
-    print(f"Trained {settings.model}: {record['epochs_run']} epochs in {wall_time:.0f} s, {selection}; "
+    print(f"Trained {settings.model}: {record['epochs_run']} epoch{'s' * (record['epochs_run'] != 1)} in {wall_time:.0f} s, {selection}; "
           f"run saved in {run_dir}", file=sys.stderr)
 
     if export_dir is not None:
-        from training.export import export_run
-        onnx_path, card = export_run(run_dir, export_dir, data=data, with_card=True)
+        onnx_path, card = export_run(run_dir, export_dir, data=data, with_card=True, replace_model=replace_model)
         if progress is not None:
             progress({"event": "exported", "model": onnx_path.stem, "path": str(onnx_path.resolve()),
                       "test_accuracy": card["test_accuracy"], "classes": card["class_names"],
