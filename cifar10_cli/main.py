@@ -110,7 +110,17 @@ def _import_holding_stderr(saved: int):
 
 # --- training side ----------------------------------------------------------------------------------
 
+# `cifar10 train`'s model when --model is not given: the study's chosen CNN on CIFAR-10; on your own folder the
+# ImageNet-pretrained EfficientNet-Lite0 (the `transfer` extra), which learns a few hundred photos in minutes.
+DEFAULT_CIFAR10_MODEL, DEFAULT_FOLDER_MODEL = "cnn_adam_m1", "efficientnet_lite0_transfer"
+
+
+def default_train_model(args) -> str:
+    return args.model or (DEFAULT_FOLDER_MODEL if args.data else DEFAULT_CIFAR10_MODEL)
+
+
 def cmd_train(args) -> int:
+    args.model = default_train_model(args)
     if args.progress != "json":
         return _train(args)
     # --progress json: stdout carries only the JSON events, one per line. Everything else written to stdout
@@ -299,8 +309,8 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a registered model on CIFAR-10 or on your own folder of images, "
                                      "evaluate it on the test set, export to ONNX")
-    p.add_argument("--model", default="cnn_adam_m1", help="registered model name (see `cifar10 models`); for your "
-                                                          "own images efficientnet_lite0_transfer is recommended")
+    p.add_argument("--model", help=f"registered model name (see `cifar10 models`); default {DEFAULT_CIFAR10_MODEL}, "
+                                   f"with --data {DEFAULT_FOLDER_MODEL} (needs the 'transfer' extra)")
     p.add_argument("--data", type=Path, metavar="PATH",
                    help="train on your own images: one subfolder per class (or train/ + val/ + test/ with class "
                         "subfolders; optional classes.json maps folder names to display names); default: CIFAR-10")
