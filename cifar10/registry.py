@@ -8,6 +8,7 @@ string and left out; discovery never raises for a bad model.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -208,8 +209,10 @@ def find_model(name_or_path: str | os.PathLike, models: list[ModelInfo]) -> Mode
     path = Path(text)
     if path.suffix.lower() == ".onnx" or path.exists():
         return load_model_info(path)
-    known = ", ".join(m.name for m in models) or "none found"
-    raise ModelError(f"no model named '{text}' (available: {known})")
+    names = [m.name for m in models]
+    close = difflib.get_close_matches(text, names, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise ModelError(f"no model named '{text}'; {hint}(available: {', '.join(names) or 'none found'})")
 
 
 def load_model_info(onnx_path: str | os.PathLike) -> ModelInfo:

@@ -28,8 +28,9 @@ def plural(count: int, word: str = "file") -> str:
     return f"{count:,} {word}{'s' * (count != 1)}"
 
 
-def choose_model(requested: str | None, *, quiet: bool = False) -> ModelInfo:
-    """The ``--model`` (a name or an .onnx path), else the best discovered model; UserFacingError if none."""
+def choose_model(requested: str | None, *, quiet: bool = False, command: str = "classify") -> ModelInfo:
+    """The ``--model`` (a name or an .onnx path), else the best discovered model; UserFacingError (naming the
+    subcommand, ``command``) if none."""
     models, errors = discover_models()
     if not quiet:
         for error in errors:
@@ -38,12 +39,12 @@ def choose_model(requested: str | None, *, quiet: bool = False) -> ModelInfo:
         try:
             return find_model(requested, models)
         except ModelError as exc:
-            raise fail(str(exc)) from None
+            raise UserFacingError(f"{command}: {display_text(str(exc))}") from None
     model = best_model(models)
     if model is None:
         where = " and ".join(str(d) for d in model_dirs())
-        raise fail(f"no models found in {where}. Train and export one (`cifar10 train`), put a "
-                   "<name>.onnx + <name>.json pair there, or pass --model PATH.onnx.")
+        raise UserFacingError(f"{command}: no models found in {where}. Train and export one (`cifar10 train`), "
+                              "put a <name>.onnx + <name>.json pair there, or pass --model PATH.onnx.")
     return model
 
 

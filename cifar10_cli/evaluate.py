@@ -23,7 +23,7 @@ def run(args) -> int:
         raise UserFacingError(f"evaluate: --folder {args.folder} is not a folder")
     if args.output is not None and args.output.suffix.lower() != ".json":
         raise UserFacingError("evaluate: --output must be a .json file")
-    model = choose_model(requested)
+    model = choose_model(requested, command="evaluate")
     try:
         classifier = Classifier(model, provider=args.provider)
     except ProviderError as exc:

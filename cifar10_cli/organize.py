@@ -64,7 +64,7 @@ def run(args) -> int:
         raise fail("no such file or folder: " + ", ".join(shown(p) for p in missing))
     if not 0.0 <= args.min_confidence <= 1.0:
         raise fail("--min-confidence must be between 0 and 1 (e.g. 0.5)")
-    model = choose_model(args.model)
+    model = choose_model(args.model, command="organize")
     try:
         classifier = Classifier(model, provider=args.provider)
     except ProviderError as exc:

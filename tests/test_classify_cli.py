@@ -82,7 +82,7 @@ def test_errors_exit_non_zero_with_a_clear_message(env, capsys):
     assert main(["classify", str(env["tmp"] / "nope")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["classify", str(env["images"]), "--model", "missing_model"]) == 2
-    assert "no model named 'missing_model' (available: colour_b, colour_a)" in capsys.readouterr().err
+    assert "no model named 'missing_model'; (available: colour_b, colour_a)" in capsys.readouterr().err
     assert main(["classify", str(env["images"]), "-o", str(env["tmp"] / "results.xlsx")]) == 2
     assert ".csv or .json" in capsys.readouterr().err
     assert main(["classify"]) == 2
@@ -156,3 +156,15 @@ def test_v1_model_summary_says_it_has_no_flag(env, capsys):
     assert "no open-set score (contract v1)" in capsys.readouterr().err
     rows = read_results(out)
     assert all(r["unsure"] in (False, None) and r["ood_score"] is None for r in rows)
+
+
+def test_a_mistyped_model_name_gets_a_suggestion_from_the_right_subcommand(tmp_path, models, capsys):
+    (tmp_path / "lab" / "airplane").mkdir(parents=True)
+    assert main(["evaluate", "--folder", str(tmp_path / "lab"), "--model", "colour_aa"]) == 2
+    err = capsys.readouterr().err
+    assert "cifar10: error: evaluate: no model named 'colour_aa'; did you mean 'colour_a'?" in err
+    assert main(["organize", str(tmp_path / "lab"), "--into", str(tmp_path / "out"), "--model", "colour_aa"]) == 2
+    assert "organize: no model named 'colour_aa'; did you mean 'colour_a'?" in capsys.readouterr().err
+    assert main(["classify", str(tmp_path / "lab"), "--model", "zzz"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean" not in err

@@ -97,7 +97,7 @@ def test_find_model_by_name_or_path(tmp_path):
     models, _ = discover_models([tmp_path / "a"])
     assert find_model("known", models).name == "known"
     assert find_model(str(outside), models).onnx_path == outside
-    with pytest.raises(ModelError, match="no model named 'nope' \\(available: known\\)"):
+    with pytest.raises(ModelError, match="no model named 'nope'; \\(available: known\\)"):
         find_model("nope", models)
     with pytest.raises(ModelError, match="not found"):
         find_model(tmp_path / "missing.onnx", models)
