@@ -170,11 +170,16 @@ def evaluate_arrays(classifier: Classifier, images: np.ndarray, labels: np.ndarr
                             classes=classifier.labels)
     total = len(images)
     for start in range(0, total, batch_size):
-        probs = classifier.predict(images[start:start + batch_size])
-        evaluation.results.extend(classifier.result(f"test_batch[{start + i}]", p) for i, p in enumerate(probs))
+        outputs = classifier.predict_all(images[start:start + batch_size])
+        for i, (p, s, u) in enumerate(zip(outputs.probabilities, outputs.ood_score, outputs.unsure)):
+            result = classifier.result(f"test_batch[{start + i}]", p, ood_score=float(s), unsure=bool(u))
+            if result.error:  # the model returned NaN/inf for it: listed, left out of the figures
+                evaluation.unreadable.append((result, int(labels[start + i])))
+            else:
+                evaluation.results.append(result)
+                evaluation.true_classes.append(int(labels[start + i]))
         if on_progress is not None:
             on_progress(min(start + batch_size, total), total)
-    evaluation.true_classes = [int(y) for y in labels]
     return _finish(evaluation)
 
 

@@ -256,6 +256,21 @@ def test_nan_outputs_are_error_rows(env, capsys):
     assert table.count("ERROR") == 3 and table.count("the model returned NaN/inf") == 3
 
 
+def test_nan_outputs_on_the_cifar10_test_batch_are_listed_not_counted(env, capsys):
+    """`cifar10 evaluate` on the test batch: images the model returns NaN for are listed and left out of the
+    figures (exit 1), as unreadable files are on a folder."""
+    from cifar_fixtures import write_dataset
+
+    write_nan_model(env["models"])
+    data = write_dataset(env["tmp"] / "cifar", per_batch=40)
+    assert main(["evaluate", "--model", "nan_model", "--data-dir", str(data)]) == 1
+    out = capsys.readouterr().out
+    listed = re.search(r"(\d+) could not be read", out)
+    measured = re.search(r"accuracy [0-9.]+ on (\d+) test images", out)
+    assert listed and measured and int(listed.group(1)) + int(measured.group(1)) == 40
+    assert "the model returned NaN/inf" in out
+
+
 # --- non-UTF-8 file names -----------------------------------------------------------------------------------
 
 def test_non_utf8_names_in_csv_json_table_and_resume(env, capsys):
