@@ -11,30 +11,26 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("cifar10", "cifar10_cli", "desktop_app", "web", "training")
 
 
-def module_imports(path: Path) -> set[str]:
-    """Project modules imported at module level (imports inside functions are lazy, on purpose)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+def _imports(nodes) -> set[str]:
     found: set[str] = set()
-    for node in tree.body:
+    for node in nodes:
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found |= {f"{node.module}.{alias.name}" for alias in node.names}
     return {name for name in found if name.split(".")[0] in PACKAGES}
+
+
+def module_imports(path: Path) -> set[str]:
+    """Project modules imported at module level (imports inside functions are lazy, on purpose)."""
+    return _imports(ast.parse(path.read_text(encoding="utf-8")).body)
 
 
 def every_import(path: Path) -> set[str]:
     """Project modules imported anywhere in the file: at module level and inside functions (lazy imports
     hide a cycle from Python, not from the reader)."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return {name for name in found if name.split(".")[0] in PACKAGES}
+    return _imports(ast.walk(ast.parse(path.read_text(encoding="utf-8"))))
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
