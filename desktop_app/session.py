@@ -141,6 +141,8 @@ class Session:
     selection_changed = Signal(object)   # Result | None: what the preview shows
     job_changed = Signal(object)         # JobState when one starts, None when it ended
     job_progress = Signal(object)        # JobState
+    job_ended = Signal(object)           # JobState: after every job (done, cancelled or failed), once the
+                                         # session has acted on it (a queued or restarted job may be running)
     job_failed = Signal(str)             # "Type: message"
     message = Signal(str, int)           # a status-bar line and how long it stays (ms; 0: until replaced)
     note_changed = Signal(str)           # the first screen's note ("No images found in …")
@@ -529,6 +531,7 @@ class Session:
                 queued, self.queue = self.queue, []
                 self._start(queued, in_place=False)
         self._emit_counts()
+        self.job_ended.emit(state)
 
 
 class InlineRunner:
