@@ -4,7 +4,7 @@ remembers the last one, and says which model files were skipped and why."""
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtWidgets import QComboBox, QMessageBox, QWidget
+from PySide6.QtWidgets import QComboBox, QMessageBox, QStyle, QStyleOptionComboBox, QStylePainter, QWidget
 
 from cifar10.registry import ModelInfo
 from desktop_app.model_speed import describe, settings_key
@@ -26,7 +26,7 @@ class ModelPicker(QComboBox):
         self.session = session
         self.settings = settings
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.setMinimumContentsLength(24)  # "name — 10 classes — 94.6% …": the rest is in the tooltip and popup
+        self.setMinimumContentsLength(30)  # the closed box shows "name — 94.6 %": the whole line is in the list
         self.view().setTextElideMode(Qt.TextElideMode.ElideNone)
         self.currentIndexChanged.connect(self._on_index_changed)
         session.models_changed.connect(self._fill)
@@ -92,6 +92,25 @@ class ModelPicker(QComboBox):
             return float(value) if value is not None else None
         except (TypeError, ValueError):
             return None
+
+    @staticmethod
+    def short_text(model: ModelInfo) -> str:
+        """What the closed box shows: ``fast_cnn — 94.6 %`` (the list and the tooltip say the rest)."""
+        accuracy = model.test_accuracy
+        return model.name + (f" — {accuracy:.1%}" if accuracy is not None else "")
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        model = self.session.model
+        if model is not None:
+            field = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                                QStyle.SubControl.SC_ComboBoxEditField, self)
+            option.currentText = self.fontMetrics().elidedText(self.short_text(model), Qt.TextElideMode.ElideMiddle,
+                                                               max(20, field.width() - 4))
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
     def item_text(self, model: ModelInfo) -> str:
         """``fast_cnn — 94.6% test accuracy · 2,100 images/s here``: accuracy from the card, speed measured on

@@ -84,11 +84,15 @@ def _enable_training(action: QAction) -> None:
 
 
 def _build_toolbar(window) -> None:
+    """Fits a 1000 px wide window: the model picker and the search box keep readable widths (the picker shows
+    the model's name and accuracy, elided in the middle; the whole line is in its list and tooltip), Model
+    Details is an icon, and what does not fit goes into the toolbar's » menu from the end (Export CSV first)."""
     bar = QToolBar("Main", window)
     bar.setObjectName("main_toolbar")
     bar.setMovable(False)
     bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     window.addToolBar(bar)
+    window.toolbar = bar
     for item in (window.open_files_action, window.open_folder_action, window.clear_action, None, QLabel(" Model: "),
                  window.model_combo, window.card_action, None, QLabel(" Show: "), window.class_filter, window.search,
                  None, window.export_csv_action):
@@ -98,6 +102,10 @@ def _build_toolbar(window) -> None:
             bar.addAction(item)
         else:
             bar.addWidget(item)
+    details = bar.widgetForAction(window.card_action)
+    if details is not None:
+        details.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        details.setToolTip("Model Details… (Ctrl+I): the model card: what it was trained on, how it scores")
 
 
 def _build_statusbar(window) -> None:
@@ -120,7 +128,7 @@ def _build_central(window) -> None:
     window.splitter.addWidget(window.preview)
     window.splitter.setStretchFactor(0, 3)
     window.splitter.setStretchFactor(1, 2)
-    window.splitter.setSizes([700, 460])
+    window.splitter.setSizes([720, 440])
     holder = QWidget(window)
     layout = QHBoxLayout(holder)
     layout.setContentsMargins(4, 4, 4, 4)
