@@ -1,0 +1,154 @@
+"""Issue 24 in the real window (pytest-qt, offscreen): what the window shows is always true. Real files, real
+onnxruntime sessions of tiny models; each test is one defect found by hand under Xvfb."""
+
+import os
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from cifar10.inference import Classifier, classify_files  # noqa: E402
+from cifar10.registry import load_model_info  # noqa: E402
+from desktop_app.main_window import APP_NAME, MainWindow  # noqa: E402
+from desktop_app.results_model import COL_CLASS, COL_ERROR  # noqa: E402
+from image_files import solid  # noqa: E402
+from onnx_fixtures import BLUE, GREEN, MAPPING_B, RED, write_model  # noqa: E402
+
+
+@pytest.fixture()
+def models_dir(tmp_path):
+    directory = tmp_path / "models"
+    write_model(directory, "colour_a", test_accuracy=0.6)
+    write_model(directory, "colour_b", test_accuracy=0.8, mapping=MAPPING_B)
+    return directory
+
+
+@pytest.fixture()
+def window(qtbot, models_dir, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(settings=settings, model_dirs_=[models_dir], batch_size=4, initial_model="colour_a")
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.cancel()
+    win.wait_idle(10)
+
+
+def load(qtbot, win, paths):
+    win.add_paths(paths)
+    wait_done(qtbot, win)
+
+
+def wait_done(qtbot, win):
+    qtbot.waitUntil(lambda: not win.busy, timeout=20000)
+    QApplication.processEvents()
+
+
+def colours(folder, n):
+    return [solid(folder / f"f{i:03d}.png", (RED, GREEN, BLUE)[i % 3]) for i in range(n)]
+
+
+def labels(win):
+    return {os.path.basename(r.path): r.label for r in win.results_model.results()}
+
+
+def test_a_model_retrained_under_the_same_name_is_reloaded_and_applied(qtbot, window, models_dir, tmp_path):
+    paths = colours(tmp_path / "imgs", 6)
+    load(qtbot, window, [tmp_path / "imgs"])
+    window.select_row(0)
+    assert set(labels(window).values()) == {"airplane", "automobile", "bird"}
+    # Re-trained in a terminal under the same name (66.7 %, other weights): Reload (F5) picks it up.
+    os.remove(models_dir / "colour_a.onnx")
+    write_model(models_dir, "colour_a", test_accuracy=0.667, mapping=MAPPING_B)
+    window.reload_action.trigger()
+    wait_done(qtbot, window)
+    assert "66.7% test accuracy" in window.model_combo.currentText()
+    fresh = Classifier(load_model_info(models_dir / "colour_a.onnx"))
+    cli = {os.path.basename(r.path): r.label for r in classify_files(fresh, [str(p) for p in paths])}
+    assert labels(window) == cli and set(cli.values()) == {"horse", "ship", "truck"}  # the table
+    selected = window.selected_result()
+    assert selected.label in window.preview.title.text()  # the preview and its bars
+    assert list(window.preview.bars.probabilities()) == pytest.approx(list(selected.probabilities))
+    dialog = window.show_model_card()  # Model Details: the new card
+    qtbot.addWidget(dialog)
+    assert window.current_model.test_accuracy == pytest.approx(0.667)
+    dialog.close()
+    assert window.statusBar().currentMessage().startswith("Classified 6 files")
+
+
+def test_a_model_file_copied_over_is_picked_up_without_reload(qtbot, window, models_dir, tmp_path):
+    colours(tmp_path / "imgs", 3)
+    load(qtbot, window, [tmp_path / "imgs"])
+    os.remove(models_dir / "colour_a.onnx")
+    write_model(models_dir, "colour_a", test_accuracy=0.7, mapping=MAPPING_B)
+    # The window looks at the model folders every 2 s (and when activated) and acts once the files are stable.
+    qtbot.waitUntil(lambda: "70.0% test accuracy" in window.model_combo.currentText(), timeout=10000)
+    wait_done(qtbot, window)
+    assert set(labels(window).values()) == {"horse", "ship", "truck"}
+
+
+def test_model_switch_progress_counts_reclassified_rows(qtbot, window, tmp_path):
+    colours(tmp_path / "imgs", 30)
+    load(qtbot, window, [tmp_path / "imgs"])
+    shown = []
+    window.progress.valueChanged.connect(lambda v: shown.append((v, window.progress.maximum())))
+    window.set_model("colour_b")
+    wait_done(qtbot, window)
+    assert shown and shown[-1] == (30, 30) and max(v for v, _ in shown) == 30
+    assert window.statusBar().currentMessage().startswith("Classified 30 files")
+
+
+def test_clear_resets_filters_and_a_filter_says_n_of_m_shown(qtbot, window, tmp_path):
+    colours(tmp_path / "imgs", 6)
+    load(qtbot, window, [tmp_path / "imgs"])
+    window.class_filter.setCurrentIndex(window.class_filter.findData("bird"))
+    assert window.proxy.rowCount() == 2 and window.counts_label.text() == "2 of 6 shown"
+    window.search.setText("f005")
+    assert window.proxy.rowCount() == 1 and window.counts_label.text() == "1 of 6 shown"
+    window.clear_action.trigger()
+    assert window.class_filter.currentData() is None and window.search.text() == ""
+    assert window.counts_label.text() == "0 files"
+    load(qtbot, window, [tmp_path / "imgs"])
+    assert window.proxy.rowCount() == 6 and window.counts_label.text() == "6 files"
+    # A model switch keeps a class the new model also knows, and the status bar says rows are hidden.
+    window.class_filter.setCurrentIndex(window.class_filter.findData("bird"))
+    window.set_model("colour_b")  # bird -> nothing: colour_b says horse/ship/truck
+    wait_done(qtbot, window)
+    assert window.proxy.rowCount() == 0 and window.counts_label.text() == "0 of 6 shown"
+    assert window.statusBar().currentMessage().startswith("Classified 6 files")
+
+
+def test_non_image_files_are_skipped_and_counted(qtbot, window, tmp_path):
+    folder = tmp_path / "mixed"
+    colours(folder, 2)
+    (folder / "notes.txt").write_text("x")
+    (folder / "scan.pdf").write_bytes(b"%PDF")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    load(qtbot, window, [folder])
+    assert sorted(labels(window)) == ["broken.jpg", "f000.png", "f001.png"]
+    assert window.counts_label.text() == "3 files · 1 could not be read · 2 other files skipped"
+
+
+def test_error_rows_are_readable(qtbot, window, tmp_path):
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    load(qtbot, window, [tmp_path / "broken.jpg"])
+    model = window.results_model
+    error = model.data(model.index(0, COL_ERROR))
+    assert error and model.data(model.index(0, COL_CLASS)) == "could not be read"
+    assert error in model.data(model.index(0, COL_CLASS), 3)  # Qt.ToolTipRole: the whole text, whatever the width
+
+
+def test_title_and_toolbar_at_1000_px(qtbot, window):
+    assert window.windowTitle() == "colour_a" and APP_NAME not in window.windowTitle()
+    window.set_model("colour_b")
+    wait_done(qtbot, window)
+    assert window.windowTitle() == "colour_b"
+    window.resize(1000, 700)
+    qtbot.waitUntil(lambda: window.width() == 1000, timeout=5000)
+    QApplication.processEvents()
+    for widget, least in ((window.model_combo, 250), (window.search, 140), (window.class_filter, 100)):
+        assert widget.isVisible() and widget.width() >= least, (widget, widget.width())
+        assert widget.geometry().right() <= window.toolbar.width()
