@@ -267,3 +267,50 @@ def test_unsure_row_text():
     probs = np.array([0.87, 0.13] + [0.0] * 8, np.float32)
     result = Result.from_probabilities("/x/a.png", probs, unsure=True, ood_score=0.9)
     assert unsure_row_text(result) == "unsure — most like airplane (87 %)"
+
+
+# --- training guardrails (desktop_app/guardrails.py): plain Python too -------------------------------------------
+
+def card_model(tmp_path, name, accuracy, *, classes=("cat", "dog", "hamster"), n=30, matrix=None, calibration=None):
+    per_class = {c: {"recall": r} for c, r in zip(classes, (0.9, 0.5, 0.6))}
+    card = {"test_metrics": {"n": n, "accuracy": accuracy, "per_class": per_class,
+                             "confusion_matrix": matrix or [[9, 1, 0], [4, 5, 1], [2, 2, 6]]}}
+    if calibration:
+        card["calibration"] = calibration
+    path = write_model(tmp_path, name, class_names=classes, test_accuracy=accuracy, card=card)
+    return load_model_info(path)
+
+
+def test_review_compares_with_chance_and_the_current_model(tmp_path):
+    from desktop_app.guardrails import review_training
+
+    current = card_model(tmp_path, "pets_v1", 0.7)
+    new = card_model(tmp_path, "pets_v2", 0.8)
+    epochs = [{"event": "epoch", "epoch": 1, "accuracy": 0.5, "val_accuracy": 0.45},
+              {"event": "epoch", "epoch": 2, "accuracy": 0.85, "val_accuracy": 0.78}]
+    review = review_training(new, epochs, current)
+    assert review.chance == pytest.approx(1 / 3) and review.current_accuracy == pytest.approx(0.7)
+    assert review.recall == {"cat": 0.9, "dog": 0.5, "hamster": 0.6}
+    assert review.confused == ("dog", "cat", 4)
+    assert review.curve == [(1, 0.5, 0.45), (2, 0.85, 0.78)]
+    assert review.warnings == [] and review.recommended
+    assert review.comparison() == ("80.0% right on its 30 held-out test pictures — guessing would give 33.3% "
+                                   "(3 classes); better than pets_v1 (70.0%)")
+    cifar = load_model_info(write_model(tmp_path, "colour_a", test_accuracy=0.9))
+    assert review_training(new, epochs, cifar).current_name is None  # other classes: not comparable
+
+
+def test_review_warns_at_chance_overfitting_few_test_images_and_worse_calibration(tmp_path):
+    from desktop_app.guardrails import review_training
+
+    chance = card_model(tmp_path, "three_epochs", 1 / 3, n=21,
+                        calibration={"ece_before": 0.05, "ece_after": 0.08})
+    epochs = [{"event": "epoch", "epoch": 40, "accuracy": 0.99, "val_accuracy": 0.67}]
+    review = review_training(chance, epochs, None)
+    text = " ".join(review.warnings)
+    assert len(review.warnings) == 4 and not review.recommended
+    assert "At chance level: 33.3%" in text and "Overfitting: 99%" in text and "67%" in text
+    assert "Few test pictures: 21 for 3 classes" in text and "less reliable" in text
+    current = card_model(tmp_path, "better", 0.9)
+    fine = card_model(tmp_path, "fine", 0.8)
+    assert not review_training(fine, [], current).recommended  # worse than the model in use
