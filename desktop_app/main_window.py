@@ -255,27 +255,70 @@ class MainWindow(QMainWindow):
         return dialog
 
     def show_train_dialog(self, **options):
-        """Models ▸ Train on a Folder… (train_dialog.py; ``options``: export_dir, runs_dir); when a model is
-        saved, the models are rescanned and the new one is selected. Returns the dialog."""
+        """Models ▸ Train on a Folder… (train_dialog.py; ``options``: export_dir, runs_dir), with a live accuracy
+        chart. When a model is saved the window shows it beside the current one and asks "Use this model?"
+        (:meth:`review_trained_model`). Returns the dialog."""
         from desktop_app.train_dialog import TrainDialog
+        from desktop_app.train_review import AccuracyChart
 
         dialog = TrainDialog(self, start_dir=self._last_dir(), **options)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.model_exported.connect(self._on_model_trained)
+        # The live chart goes under the dialog's status line (the dialog itself is not changed for it).
+        dialog.chart = chart = AccuracyChart(dialog)
+        running = dialog.status.parentWidget().layout()
+        running.insertWidget(running.indexOf(dialog.status) + 1, chart)
+
+        def on_event(event: dict) -> None:
+            if event.get("event") == "epoch":
+                chart.add_epoch(event)
+            elif event.get("event") == "cache" and chart.points:
+                chart.clear()  # a new run
+
+        dialog.process.event.connect(on_event)
+        dialog.model_exported.connect(lambda path: self.review_trained_model(
+            path, [e for e in dialog.events if e.get("event") == "epoch"], dialog.folder_edit.text().strip()))
         self.train_dialog = dialog
         dialog.show()
         return dialog
 
-    def _on_model_trained(self, onnx_path: str) -> None:
-        """Rescan the model folders and select the new model (by name when it is in one of them, as every
-        model the window finds; else by its path, as `--model PATH`). A model saved under the name of the one
-        in use is a new file: the rows are classified again with it."""
+    def review_trained_model(self, onnx_path: str, epochs: list[dict] | None = None, data_dir: str | None = None):
+        """A model was just trained: rescan the model folders (the current model stays in use), then show the
+        new one beside it — test accuracy vs chance and vs the current model, warnings, per-class recall, the
+        most confused pair, the validation curve — and ask "Use this model?" (train_review.py). A model saved
+        under the current model's name already replaced it (the Train dialog asked first): the rows are
+        classified again with it and the review only informs. Returns the review dialog."""
+        from cifar10.registry import ModelError, load_model_info
+        from desktop_app.guardrails import review_training
+        from desktop_app.train_review import TrainReviewDialog
+
         path = Path(onnx_path)
+        previous = self.current_model
+        self.reload_models()
+        new = next((m for m in self.session.models if m.onnx_path.resolve() == path.resolve()), None)
+        if new is None:
+            try:
+                new = load_model_info(path)  # saved outside the model folders
+            except (ModelError, OSError, ValueError) as exc:
+                self.statusBar().showMessage(f"The new model cannot be used: {exc}", 10000)
+                return None
+        in_use = previous is not None and previous.onnx_path.resolve() == path.resolve()
+        review = review_training(new, epochs, None if in_use else previous)
+        dialog = TrainReviewDialog(review, self, data_dir=data_dir, in_use=in_use)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        if not in_use:
+            dialog.accepted.connect(lambda: self._use_trained(path))
+        self.train_review = dialog
+        dialog.open()  # window-modal, non-blocking
+        return dialog
+
+    def _use_trained(self, path: Path) -> None:
+        """Select the new model: by name when it is in a model folder (as every model the window finds), else by
+        its path (as `--model PATH`)."""
         folders = {Path(d).resolve() for d in (self.session.model_dirs or model_dirs())}
-        self.reload_models(path.stem if path.parent.resolve() in folders else str(path))
-        current = self.current_model
-        if (current is None or current.onnx_path.resolve() != path.resolve()) and self.model_combo.findData(path.stem) >= 0:
-            self.set_model(path.stem)  # a model given with --model PATH stays the reload's preference
+        if path.parent.resolve() in folders and self.model_combo.findData(path.stem) >= 0:
+            self.set_model(path.stem)
+        else:
+            self.reload_models(str(path))
 
     # --- misc ------------------------------------------------------------------------------------
     def _open_user_models(self) -> None:

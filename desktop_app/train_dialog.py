@@ -349,8 +349,8 @@ class TrainDialog(QDialog):
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
             self.progress.setFormat("Done")
-            self.status.setText(f"<b>Done:</b> {exported.get('model')} is saved{figure} and selected in the "
-                                f"window.<br><small>{exported.get('path')}</small>")
+            self.status.setText(f"<b>Done:</b> {exported.get('model')} is saved{figure}; the window shows how it "
+                                f"compares.<br><small>{exported.get('path')}</small>")
             self.model_exported.emit(str(exported.get("path", "")))
         elif outcome.cancelled:
             self.progress.setRange(0, 1)

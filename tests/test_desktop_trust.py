@@ -140,3 +140,7 @@ def test_card_dialog_shows_calibration_and_unsure_rows(qtbot, tmp_path):
     texts = [label.text() for label in dialog.findChildren(QLabel)]
     assert any("temperature 0.459" in t for t in texts) and any("AUROC 0.989" in t for t in texts)
     assert trust_lines({"name": "v1", "test_accuracy": 0.5}) == []
+    assert "⚠ Calibration" not in lines  # ECE got better
+    card["calibration"].update({"ece_before": 0.05, "ece_after": 0.08})  # issue 24: worse after calibration
+    worse = dict(trust_lines(card))
+    assert "less reliable" in worse["⚠ Calibration"] and "0.050 before, 0.080 after" in worse["⚠ Calibration"]

@@ -73,8 +73,7 @@ def test_a_model_retrained_under_the_same_name_is_reloaded_and_applied(qtbot, wi
     assert selected.label in window.preview.title.text()  # the preview and its bars
     assert list(window.preview.bars.probabilities()) == pytest.approx(list(selected.probabilities))
     dialog = window.show_model_card()  # Model Details: the new card
-    qtbot.addWidget(dialog)
-    assert window.current_model.test_accuracy == pytest.approx(0.667)
+    assert dialog.model.test_accuracy == pytest.approx(0.667)
     dialog.close()
     assert window.statusBar().currentMessage().startswith("Classified 6 files")
 
@@ -152,3 +151,65 @@ def test_title_and_toolbar_at_1000_px(qtbot, window):
     for widget, least in ((window.model_combo, 250), (window.search, 140), (window.class_filter, 100)):
         assert widget.isVisible() and widget.width() >= least, (widget, widget.width())
         assert widget.geometry().right() <= window.toolbar.width()
+
+
+# --- training guardrails --------------------------------------------------------------------------------------
+
+def trained_model(models_dir, name, accuracy, *, n=30, matrix=None):
+    from cifar10.registry import load_model_info
+
+    classes = ("cat", "dog", "hamster")
+    card = {"test_metrics": {"n": n, "accuracy": accuracy,
+                             "per_class": {c: {"recall": r} for c, r in zip(classes, (0.9, 0.2, 0.4))},
+                             "confusion_matrix": matrix or [[9, 1, 0], [6, 2, 2], [3, 3, 4]]}}
+    return load_model_info(write_model(models_dir, name, class_names=classes, test_accuracy=accuracy, card=card))
+
+
+def test_a_model_at_chance_is_not_switched_in(qtbot, window, models_dir, tmp_path):
+    colours(tmp_path / "imgs", 6)
+    load(qtbot, window, [tmp_path / "imgs"])
+    before = labels(window)
+    data = tmp_path / "pets"
+    for name, colour in (("cat", RED), ("dog", GREEN), ("hamster", BLUE)):
+        solid(data / name / "a.png", colour)
+    trained_model(models_dir, "three_epochs", 1 / 3, n=21)
+    epochs = [{"event": "epoch", "epoch": k, "epochs": 40, "accuracy": 0.5 + k / 82, "val_accuracy": 0.6}
+              for k in range(1, 41)]
+    dialog = window.review_trained_model(str(models_dir / "three_epochs.onnx"), epochs, str(data))
+    assert window.current_model.name == "colour_a" and not window.busy and labels(window) == before
+    assert "three_epochs" in window.model_combo.itemText(window.model_combo.findData("three_epochs"))  # listed
+    text = dialog.warnings.text()
+    assert dialog.warnings.isVisible() and "At chance level: 33.3%" in text and "Overfitting: 99%" in text
+    assert "Few test pictures: 21 for 3 classes" in text
+    assert "guessing would give 33.3%" in dialog.comparison.text()
+    assert dialog.keep_button.isDefault() and not dialog.use_button.isDefault()
+    assert dialog.recall.rows() == [("cat", pytest.approx(0.9)), ("dog", pytest.approx(0.2)), ("hamster", pytest.approx(0.4))]
+    assert "<b>dog</b> taken for <b>cat</b>" in dialog.confused.text()
+    assert [label.has_image() for label in dialog.pictures] == [True, True]  # one picture of each from the folder
+    assert len(dialog.chart.points) == 40
+    dialog.grab()
+    dialog.keep_button.click()
+    assert window.current_model.name == "colour_a" and labels(window) == before
+
+
+def test_use_this_model_switches_and_reclassifies(qtbot, window, models_dir, tmp_path):
+    colours(tmp_path / "imgs", 3)
+    load(qtbot, window, [tmp_path / "imgs"])
+    write_model(models_dir, "colour_c", test_accuracy=0.95, mapping=MAPPING_B,
+                card={"test_metrics": {"n": 1000, "accuracy": 0.95}})
+    dialog = window.review_trained_model(str(models_dir / "colour_c.onnx"), [], None)
+    assert "better than colour_a (60.0%)" in dialog.comparison.text() and dialog.use_button.isDefault()
+    assert window.current_model.name == "colour_a"
+    dialog.use_button.click()
+    wait_done(qtbot, window)
+    assert window.current_model.name == "colour_c" and set(labels(window).values()) == {"horse", "ship", "truck"}
+
+
+def test_the_train_dialog_draws_accuracy_live(qtbot, window):
+    dialog = window.show_train_dialog()  # deletes itself on close
+    dialog.process.event.emit({"event": "epoch", "epoch": 1, "epochs": 3, "accuracy": 0.4, "val_accuracy": 0.35})
+    dialog.process.event.emit({"event": "epoch", "epoch": 2, "epochs": 3, "accuracy": 0.6, "val_accuracy": 0.5})
+    assert dialog.chart.points == [(1, 0.4, 0.35), (2, 0.6, 0.5)] and dialog.chart.epochs == 3
+    assert dialog.chart.isVisibleTo(dialog)
+    dialog.chart.grab()
+    dialog.close()
