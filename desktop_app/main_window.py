@@ -237,7 +237,8 @@ class MainWindow(QMainWindow):
 
         if self.current_model is None:
             return None
-        dialog = EvaluationDialog(self.current_model, self.provider, self, start_dir=self._last_dir())
+        dialog = EvaluationDialog(self.current_model, self.provider, self, start_dir=self._last_dir(),
+                                  models=self.models)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog

@@ -213,3 +213,51 @@ def test_the_train_dialog_draws_accuracy_live(qtbot, window):
     assert dialog.chart.isVisibleTo(dialog)
     dialog.chart.grab()
     dialog.close()
+
+
+# --- Evaluate: true class, large preview, model choice, the CLI's report --------------------------------------
+
+def test_evaluate_true_class_preview_model_choice_and_report(qtbot, window, models_dir, tmp_path, monkeypatch):
+    import json
+
+    from PySide6.QtCore import QItemSelectionModel, Qt
+
+    from cifar10_cli.main import main as cli_main
+    from desktop_app.evaluation_view import COL_TRUE, WRONG_COLOUR
+    from test_evaluate import labelled_folder
+
+    root = labelled_folder(tmp_path / "lab")
+    dialog = window.show_evaluation_dialog()
+    assert [dialog.model_box.itemData(i) for i in range(dialog.model_box.count())] == ["colour_b", "colour_a"]
+    assert dialog.model_box.currentData() == "colour_a"
+    dialog.evaluate(str(root))
+    assert dialog.wait(30) and dialog.evaluation is not None, dialog.last_error
+    images, shown = dialog.images, {}
+    for row in range(images.rowCount()):
+        result = images.result(row)
+        shown[os.path.basename(result.path)] = (images.data(images.index(row, COL_TRUE)),
+                                                images.data(images.index(row, COL_CLASS), Qt.ItemDataRole.ForegroundRole))
+    assert shown["r_wrong.png"] == ("bird", WRONG_COLOUR) and shown["r1.png"] == ("airplane", None)
+    assert shown["broken.jpg"][0] == "bird"
+    assert dialog.table.horizontalHeader().visualIndex(COL_TRUE) < dialog.table.horizontalHeader().visualIndex(COL_CLASS)
+    # A click shows the image large, with its probabilities and its true class.
+    row = dialog.shown_paths().index(str(root / "Bird" / "r_wrong.png"))
+    dialog.table.selectionModel().setCurrentIndex(dialog.images_filter.index(row, 1),
+                                                  QItemSelectionModel.SelectionFlag.ClearAndSelect)
+    assert dialog.preview.image.has_image() and "true class: bird" in dialog.preview.title.text()
+    assert "airplane" in dialog.preview.title.text()
+    # The report is the CLI's, byte for byte in content.
+    report = tmp_path / "app.json"
+    dialog.export_report(report)
+    assert cli_main(["evaluate", "--folder", str(root), "--model", str(models_dir / "colour_a.onnx"),
+                     "-o", str(tmp_path / "cli.json")]) == 1  # broken.jpg: not read
+    app, cli = json.loads(report.read_text()), json.loads((tmp_path / "cli.json").read_text())
+    assert app.keys() == cli.keys()
+    for key in app:
+        if key not in ("date", "seconds", "elapsed_s"):
+            assert app[key] == cli[key], key
+    # Another model, without touching the window's.
+    dialog.model_box.setCurrentIndex(dialog.model_box.findData("colour_b"))
+    assert dialog.wait(30) and dialog.evaluation is not None and dialog.evaluation.model_name == "colour_b"
+    assert window.current_model.name == "colour_a"
+    dialog.close()
