@@ -35,6 +35,7 @@ from desktop_app.window_ui import setup_ui, show_progress
 
 APP_NAME = "CIFAR-10 Studio"
 SETTINGS_GEOMETRY, SETTINGS_SPLITTER = "geometry", "splitter"
+SETTINGS_TRAIN = "train/"  # the Train dialog's last folder, model, epochs, image size
 MODEL_CHECK_MS = 2000  # how often the model folders are looked at for re-trained / copied / new model files
 
 
@@ -276,11 +277,39 @@ class MainWindow(QMainWindow):
                 chart.clear()  # a new run
 
         dialog.process.event.connect(on_event)
+        self._restore_train_settings(dialog)
+        for changed in (dialog.folder_edit.textChanged, dialog.model_box.currentTextChanged, dialog.epochs.valueChanged,
+                        dialog.image_size.valueChanged):
+            changed.connect(lambda *_: self._save_train_settings(dialog))
         dialog.model_exported.connect(lambda path: self.review_trained_model(
             path, [e for e in dialog.events if e.get("event") == "epoch"], dialog.folder_edit.text().strip()))
         self.train_dialog = dialog
         dialog.show()
         return dialog
+
+    def _restore_train_settings(self, dialog) -> None:
+        """The Train dialog opens with the last folder, model, epochs and image size."""
+        value = self.settings.value
+        model = value(SETTINGS_TRAIN + "model")
+        if model:
+            dialog.model_box.setCurrentText(str(model))
+        for key, box in (("epochs", dialog.epochs), ("image_size", dialog.image_size)):
+            try:
+                box.setValue(int(value(SETTINGS_TRAIN + key) or 0))
+            except (TypeError, ValueError):
+                pass
+        folder = value(SETTINGS_TRAIN + "folder")
+        if folder and os.path.isdir(str(folder)):
+            dialog.set_folder(str(folder))
+
+    def _save_train_settings(self, dialog) -> None:
+        try:
+            values = {"folder": dialog.folder_edit.text().strip(), "model": dialog.model_box.currentText(),
+                      "epochs": dialog.epochs.value(), "image_size": dialog.image_size.value()}
+        except RuntimeError:  # the dialog is already deleted
+            return
+        for key, v in values.items():
+            self.settings.setValue(SETTINGS_TRAIN + key, v)
 
     def review_trained_model(self, onnx_path: str, epochs: list[dict] | None = None, data_dir: str | None = None):
         """A model was just trained: rescan the model folders (the current model stays in use), then show the

@@ -103,6 +103,9 @@ class TrainDialog(QDialog):
         self.name_edit.textChanged.connect(self._check_name)
         self.name_note = QLabel("", self)
         self.name_note.setWordWrap(True)
+        # Two lines, always: the form does not jump while the name is typed (its hint comes and goes).
+        self.name_note.setFixedHeight(2 * self.name_note.fontMetrics().lineSpacing() + 2)
+        self.model_note.setMinimumHeight(2 * self.model_note.fontMetrics().lineSpacing() + 2)
 
         self.train_button = QPushButton("Train", self)
         self.train_button.setAutoDefault(False)  # Enter in the folder box scans; it never starts a run
@@ -211,7 +214,8 @@ class TrainDialog(QDialog):
         for problem in scan.problems:
             self._add_problem(problem.severity, problem.message)
         if not scan.problems:
-            self._add_problem("ok", "No problems found.")
+            self._add_problem("ok", "No problems in the folders and file names so far (each picture is checked "
+                                    "when training reads it).")
         layout = "train/val/test folders" if scan.layout == "split" else "one folder per class"
         verdict = ("Ready to train." if scan.ok else
                    "<span style='color:#b22'>Training cannot start: fix the problems marked in red.</span>")

@@ -261,3 +261,30 @@ def test_evaluate_true_class_preview_model_choice_and_report(qtbot, window, mode
     assert dialog.wait(30) and dialog.evaluation is not None and dialog.evaluation.model_name == "colour_b"
     assert window.current_model.name == "colour_a"
     dialog.close()
+
+
+def test_the_train_dialog_remembers_its_settings_and_keeps_its_layout(qtbot, window, tmp_path):
+    data = tmp_path / "pets"
+    for name, colour in (("cat", RED), ("dog", GREEN)):
+        for i in range(3):
+            solid(data / name / f"{i}.png", colour)
+    dialog = window.show_train_dialog()
+    dialog.set_folder(str(data))
+    assert dialog.wait_scan(30)
+    dialog.model_box.setCurrentText("baseline")
+    dialog.epochs.setValue(7)
+    dialog.image_size.setValue(48)
+    # The hint under "Save as" does not move the fields when it changes (2 lines are reserved).
+    dialog.name_note.setText("")
+    QApplication.processEvents()
+    top = dialog.name_edit.geometry().top()
+    epochs_top = dialog.epochs.geometry().top()
+    dialog.name_note.setText("<span>A model named x is in /some/long/folder/name/that/wraps/over/two/lines/of/the/"
+                             "dialog/because/it/is/long: training replaces it.</span>")
+    QApplication.processEvents()
+    assert dialog.name_edit.geometry().top() == top and dialog.epochs.geometry().top() == epochs_top
+    # Opened again (the settings are kept as they change), it starts where the user left off.
+    again = window.show_train_dialog()
+    assert again.folder_edit.text() == str(data) and again.model_box.currentText() == "baseline"
+    assert again.epochs.value() == 7 and again.image_size.value() == 48
+    assert again.wait_scan(30) and again.scan is not None
