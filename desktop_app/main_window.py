@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
@@ -23,19 +22,18 @@ from cifar10.paths import model_dirs, user_models_dir
 from cifar10.registry import ModelInfo
 from desktop_app.card_dialog import ModelCardDialog
 from desktop_app.empty_state import EmptyState
-from desktop_app.file_input import (DropTarget, last_dir, open_files_dialog, open_folder_dialog,
-                                    remember_dir)
+from desktop_app.file_input import DropTarget, last_dir, open_files_dialog, open_folder_dialog, remember_dir
 from desktop_app.job_runner import ClassifyRunner
 from desktop_app.model_picker import ModelPicker
 from desktop_app.preview import PreviewPanel
 from desktop_app.results_view import ResultsView
-from desktop_app.session import Counts, JobState, Session
+from desktop_app.session import Session
+from desktop_app.training_flow import TrainingFlow
 from desktop_app.widgets import message_box
-from desktop_app.window_ui import setup_ui, show_progress
+from desktop_app.window_ui import observe_status, setup_ui
 
 APP_NAME = "CIFAR-10 Studio"
 SETTINGS_GEOMETRY, SETTINGS_SPLITTER = "geometry", "splitter"
-SETTINGS_TRAIN = "train/"  # the Train dialog's last folder, model, epochs, image size
 MODEL_CHECK_MS = 2000  # how often the model folders are looked at for re-trained / copied / new model files
 
 
@@ -68,6 +66,7 @@ class MainWindow(QMainWindow):
         for signal in (self.results_model.rowsInserted, self.results_model.rowsRemoved, self.results_model.modelReset):
             signal.connect(self._update_empty_state)
         DropTarget(self, self.add_paths)
+        self.training = TrainingFlow(self)
         setup_ui(self)  # actions, menus, toolbar, status bar, splitter (window_ui.py)
         for key, restore in ((SETTINGS_GEOMETRY, self.restoreGeometry), (SETTINGS_SPLITTER, self.splitter.restoreState)):
             if self.settings.value(key) is not None:
@@ -78,12 +77,9 @@ class MainWindow(QMainWindow):
         session.model_changed.connect(self._on_model_changed)
         session.classifier_changed.connect(self._on_classifier)
         session.selection_changed.connect(self._show_result)
-        session.counts_changed.connect(self._show_counts)
-        session.job_changed.connect(self._on_job_changed)
-        session.job_progress.connect(self._on_job_progress)
+        observe_status(self, session)  # counts, progress, messages (window_ui.py)
         session.job_ended.connect(lambda state: self.job_finished.emit())
         session.job_failed.connect(self._on_job_failed)
-        session.message.connect(self._show_message)
         session.note_changed.connect(self.empty_state.set_note)
         self._on_model_changed(None)
         self.reload_models(initial_model)
@@ -182,29 +178,8 @@ class MainWindow(QMainWindow):
             self.session.cancel()
             self.rate_label.setText("cancelling…")
 
-    def _on_job_changed(self, state: JobState | None) -> None:
-        show_progress(self, state is not None)
-        if state is not None:
-            self.progress.setRange(0, 0)  # busy indicator while scanning / loading the model
-            self.rate_label.setText(state.progress_text())
-
-    def _on_job_progress(self, state: JobState) -> None:
-        if self.progress.maximum() != max(1, state.total):
-            self.progress.setRange(0, max(1, state.total))
-        self.progress.setValue(state.done)
-        self.rate_label.setText(state.progress_text())
-
     def _on_job_failed(self, message: str) -> None:
         message_box(self, QMessageBox.Icon.Critical, "Classification failed", message).open()
-
-    def _show_message(self, text: str, timeout_ms: int) -> None:
-        self.statusBar().showMessage(text, timeout_ms)
-
-    def _show_counts(self, counts: Counts) -> None:
-        """The status bar's "N files · U unsure · E could not be read · S other files skipped", or "N of M
-        shown" first whenever a filter hides rows."""
-        self.counts_label.setText(counts.text())
-        self.counts_label.setStyleSheet("font-weight: bold;" if counts.shown != counts.total else "")
 
     def _update_empty_state(self, *_) -> None:
         self.results_area.setCurrentWidget(self.results if self.results_model.rowCount() else self.empty_state)
@@ -257,98 +232,15 @@ class MainWindow(QMainWindow):
         return dialog
 
     def show_train_dialog(self, **options):
-        """Models ▸ Train on a Folder… (train_dialog.py; ``options``: export_dir, runs_dir), with a live accuracy
-        chart. When a model is saved the window shows it beside the current one and asks "Use this model?"
-        (:meth:`review_trained_model`). Returns the dialog."""
-        from desktop_app.train_dialog import TrainDialog
-        from desktop_app.train_review import AccuracyChart
-
-        dialog = TrainDialog(self, start_dir=self._last_dir(), **options)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        # The live chart goes under the dialog's status line (the dialog itself is not changed for it).
-        dialog.chart = chart = AccuracyChart(dialog)
-        running = dialog.status.parentWidget().layout()
-        running.insertWidget(running.indexOf(dialog.status) + 1, chart)
-
-        def on_event(event: dict) -> None:
-            if event.get("event") == "epoch":
-                chart.add_epoch(event)
-            elif event.get("event") == "cache" and chart.points:
-                chart.clear()  # a new run
-
-        dialog.process.event.connect(on_event)
-        self._restore_train_settings(dialog)
-        for changed in (dialog.folder_edit.textChanged, dialog.model_box.currentTextChanged, dialog.epochs.valueChanged,
-                        dialog.image_size.valueChanged):
-            changed.connect(lambda *_: self._save_train_settings(dialog))
-        dialog.model_exported.connect(lambda path: self.review_trained_model(
-            path, [e for e in dialog.events if e.get("event") == "epoch"], dialog.folder_edit.text().strip()))
-        self.train_dialog = dialog
-        dialog.show()
-        return dialog
-
-    def _restore_train_settings(self, dialog) -> None:
-        """The Train dialog opens with the last folder, model, epochs and image size."""
-        value = self.settings.value
-        model = value(SETTINGS_TRAIN + "model")
-        if model:
-            dialog.model_box.setCurrentText(str(model))
-        for key, box in (("epochs", dialog.epochs), ("image_size", dialog.image_size)):
-            try:
-                box.setValue(int(value(SETTINGS_TRAIN + key) or 0))
-            except (TypeError, ValueError):
-                pass
-        folder = value(SETTINGS_TRAIN + "folder")
-        if folder and os.path.isdir(str(folder)):
-            dialog.set_folder(str(folder))
-
-    def _save_train_settings(self, dialog) -> None:
-        try:
-            values = {"folder": dialog.folder_edit.text().strip(), "model": dialog.model_box.currentText(),
-                      "epochs": dialog.epochs.value(), "image_size": dialog.image_size.value()}
-        except RuntimeError:  # the dialog is already deleted
-            return
-        for key, v in values.items():
-            self.settings.setValue(SETTINGS_TRAIN + key, v)
+        """Models ▸ Train on a Folder… with a live accuracy chart; a saved model is reviewed before use
+        (training_flow.py). ``options``: export_dir, runs_dir. Returns the dialog."""
+        self.train_dialog = self.training.show_dialog(**options)
+        return self.train_dialog
 
     def review_trained_model(self, onnx_path: str, epochs: list[dict] | None = None, data_dir: str | None = None):
-        """A model was just trained: rescan the model folders (the current model stays in use), then show the
-        new one beside it — test accuracy vs chance and vs the current model, warnings, per-class recall, the
-        most confused pair, the validation curve — and ask "Use this model?" (train_review.py). A model saved
-        under the current model's name already replaced it (the Train dialog asked first): the rows are
-        classified again with it and the review only informs. Returns the review dialog."""
-        from cifar10.registry import ModelError, load_model_info
-        from desktop_app.guardrails import review_training
-        from desktop_app.train_review import TrainReviewDialog
-
-        path = Path(onnx_path)
-        previous = self.current_model
-        self.reload_models()
-        new = next((m for m in self.session.models if m.onnx_path.resolve() == path.resolve()), None)
-        if new is None:
-            try:
-                new = load_model_info(path)  # saved outside the model folders
-            except (ModelError, OSError, ValueError) as exc:
-                self.statusBar().showMessage(f"The new model cannot be used: {exc}", 10000)
-                return None
-        in_use = previous is not None and previous.onnx_path.resolve() == path.resolve()
-        review = review_training(new, epochs, None if in_use else previous)
-        dialog = TrainReviewDialog(review, self, data_dir=data_dir, in_use=in_use)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        if not in_use:
-            dialog.accepted.connect(lambda: self._use_trained(path))
-        self.train_review = dialog
-        dialog.open()  # window-modal, non-blocking
-        return dialog
-
-    def _use_trained(self, path: Path) -> None:
-        """Select the new model: by name when it is in a model folder (as every model the window finds), else by
-        its path (as `--model PATH`)."""
-        folders = {Path(d).resolve() for d in (self.session.model_dirs or model_dirs())}
-        if path.parent.resolve() in folders and self.model_combo.findData(path.stem) >= 0:
-            self.set_model(path.stem)
-        else:
-            self.reload_models(str(path))
+        """The new model beside the current one, and "Use this model?" (training_flow.py); returns the dialog."""
+        self.train_review = self.training.review(onnx_path, epochs, data_dir)
+        return self.train_review
 
     # --- misc ------------------------------------------------------------------------------------
     def _open_user_models(self) -> None:

@@ -381,6 +381,7 @@ class TrainDialog(QDialog):
 
     def closeEvent(self, event) -> None:  # noqa: N802
         """Closing the dialog stops a run (the child cleans up after itself)."""
+        self.folder_edit.blockSignals(True)  # losing the focus on close must not start a scan of a dying dialog
         if self.running:
             self.process.cancel()
             if not self.process.wait(15000):

@@ -84,6 +84,7 @@ class AccuracyChart(QWidget):
             if not values:
                 continue
             painter.setPen(QPen(colour, 2))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
             path = QPainterPath(QPointF(*values[0]))
             for point in values[1:]:
                 path.lineTo(QPointF(*point))
@@ -137,6 +138,7 @@ class TrainReviewDialog(QDialog):
         else:
             self.recall.set_probabilities(None, "The card has no per-class figures")
         recall_box.addWidget(self.recall)
+        recall_box.addStretch(1)
         row.addLayout(recall_box, 1)
         side = QVBoxLayout()
         side.addWidget(QLabel("<b>Accuracy while it trained</b>", self))
@@ -146,7 +148,9 @@ class TrainReviewDialog(QDialog):
         self.confused = QLabel(self)
         self.confused.setWordWrap(True)
         side.addWidget(self.confused)
-        pictures = QHBoxLayout()
+        holder = QWidget(self)
+        pictures = QHBoxLayout(holder)
+        pictures.setContentsMargins(0, 0, 0, 0)
         self.pictures = []
         if review.confused is not None:
             true, predicted, count = review.confused
@@ -154,16 +158,22 @@ class TrainReviewDialog(QDialog):
                                   f"<b>{escape(true)}</b> taken for <b>{escape(predicted)}</b>")
             for name in (true, predicted):
                 picture = example_picture(data_dir, name)
-                label = ScaledImageLabel(self, smooth=True, minimum=72)
+                label = ScaledImageLabel(holder, smooth=True, minimum=72)
                 label.setFixedSize(96, 96)
+                label.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
                 label.set_image(array_to_qimage(picture) if picture is not None else None, name)
                 label.setToolTip(f"a {name} picture from the training folder")
                 self.pictures.append(label)
-                pictures.addWidget(label)
+                column = QVBoxLayout()
+                column.addWidget(label)
+                caption = QLabel(name, holder)
+                caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+                column.addWidget(caption)
+                pictures.addLayout(column)
             pictures.addStretch(1)
         else:
             self.confused.setText("No two classes were mixed up on the test pictures.")
-        side.addLayout(pictures)
+        side.addWidget(holder)
         side.addStretch(1)
         row.addLayout(side, 1)
         layout.addLayout(row, 1)

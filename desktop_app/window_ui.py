@@ -23,6 +23,32 @@ def show_progress(window, visible: bool) -> None:
         widget.setVisible(visible)
 
 
+def observe_status(window, session) -> None:
+    """The status bar renders the session: "N files · U unsure · E could not be read · S other files skipped"
+    (or "N of M shown" first, in bold, whenever a filter hides rows), the job's progress and rate (re-classified
+    rows counted), and the session's messages."""
+    def on_job(state) -> None:
+        show_progress(window, state is not None)
+        if state is not None:
+            window.progress.setRange(0, 0)  # busy indicator while scanning / loading the model
+            window.rate_label.setText(state.progress_text())
+
+    def on_progress(state) -> None:
+        if window.progress.maximum() != max(1, state.total):
+            window.progress.setRange(0, max(1, state.total))
+        window.progress.setValue(state.done)
+        window.rate_label.setText(state.progress_text())
+
+    def on_counts(counts) -> None:
+        window.counts_label.setText(counts.text())
+        window.counts_label.setStyleSheet("font-weight: bold;" if counts.shown != counts.total else "")
+
+    session.job_changed.connect(on_job)
+    session.job_progress.connect(on_progress)
+    session.counts_changed.connect(on_counts)
+    session.message.connect(lambda text, ms: window.statusBar().showMessage(text, ms))
+
+
 def _action(window, text: str, slot, *, icon=None, shortcut=None) -> QAction:
     action = QAction(text, window, triggered=slot)
     if icon is not None:
@@ -117,8 +143,9 @@ def _build_statusbar(window) -> None:
     window.cancel_button.clicked.connect(window.cancel)
     window.provider_label = QLabel("")
     window.provider_label.setToolTip("onnxruntime execution provider in use")
-    window.statusBar().addWidget(window.counts_label)
-    for widget in (window.progress, window.rate_label, window.cancel_button, window.provider_label):
+    # The counts are a permanent widget: a status message (left) never hides "N of M shown".
+    for widget in (window.counts_label, window.progress, window.rate_label, window.cancel_button,
+                   window.provider_label):
         window.statusBar().addPermanentWidget(widget)
 
 

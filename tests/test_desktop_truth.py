@@ -283,8 +283,20 @@ def test_the_train_dialog_remembers_its_settings_and_keeps_its_layout(qtbot, win
                              "dialog/because/it/is/long: training replaces it.</span>")
     QApplication.processEvents()
     assert dialog.name_edit.geometry().top() == top and dialog.epochs.geometry().top() == epochs_top
-    # Opened again (the settings are kept as they change), it starts where the user left off.
+    dialog.folder_edit.setFocus()
+    dialog.close()  # closing with the focus in the folder box starts no scan of a deleted dialog
+    QApplication.processEvents()
+    # Opened again, it starts where the user left off.
     again = window.show_train_dialog()
     assert again.folder_edit.text() == str(data) and again.model_box.currentText() == "baseline"
     assert again.epochs.value() == 7 and again.image_size.value() == 48
     assert again.wait_scan(30) and again.scan is not None
+    again.close()
+
+
+def test_a_status_message_never_hides_the_counts(qtbot, window, tmp_path):
+    colours(tmp_path / "imgs", 4)
+    load(qtbot, window, [tmp_path / "imgs"])
+    window.class_filter.setCurrentIndex(window.class_filter.findData("bird"))
+    assert window.statusBar().currentMessage().startswith("Classified 4 files")  # a message is showing
+    assert window.counts_label.isVisible() and window.counts_label.text() == "1 of 4 shown"
