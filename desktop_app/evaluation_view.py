@@ -180,6 +180,7 @@ class EvaluationDialog(QDialog):
 
         self.preview = PreviewPanel(self)  # the clicked image, large, with its probabilities
         self.preview.heatmap_toggle.setVisible(False)
+        self.preview.image.setMinimumSize(96, 96)  # the table keeps most of the height
         self.table.selectionModel().currentRowChanged.connect(self._show_image)
         self.all_button = QPushButton("All images", self)
         self.all_button.clicked.connect(lambda: self.filter_images(None, "All images"))

@@ -48,8 +48,12 @@ class ResultsView(ResultsTableView):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         header.setMinimumSectionSize(48)
-        for column, width in ((COL_THUMB, THUMB_SIZE + 16), (COL_FILE, 170), (COL_CLASS, 230), (COL_CONFIDENCE, 84)):
+        header.setDefaultSectionSize(64)  # the stretched Error column may shrink to this: no scroll bar at 1000 px
+        for column, width in ((COL_THUMB, THUMB_SIZE + 16), (COL_FILE, 160), (COL_CLASS, 210), (COL_CONFIDENCE, 84),
+                              (COL_ERROR, 64)):
             self.setColumnWidth(column, width)
+        header.setStretchLastSection(False)  # the stretched section's floor is its width when stretching starts
+        header.setStretchLastSection(True)
         self.selectionModel().currentRowChanged.connect(self._on_current_changed)
 
         self.class_filter = QComboBox(parent)
