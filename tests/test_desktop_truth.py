@@ -266,11 +266,14 @@ def test_evaluate_true_class_preview_model_choice_and_report(qtbot, window, mode
 def test_the_train_dialog_remembers_its_settings_and_keeps_its_layout(qtbot, window, tmp_path):
     data = tmp_path / "pets"
     for name, colour in (("cat", RED), ("dog", GREEN)):
-        for i in range(3):
-            solid(data / name / f"{i}.png", colour)
+        for i in range(12):
+            solid(data / name / f"{i}.png", colour, size=(8, 8))
     dialog = window.show_train_dialog()
     dialog.set_folder(str(data))
     assert dialog.wait_scan(30)
+    # The scan does not promise what only decoding can tell.
+    assert dialog.problem_texts() == ["No problems in the folders and file names so far (each picture is checked "
+                                      "when training reads it)."]
     dialog.model_box.setCurrentText("baseline")
     dialog.epochs.setValue(7)
     dialog.image_size.setValue(48)
