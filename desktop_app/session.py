@@ -175,6 +175,7 @@ class Session:
         self.class_filter: str | None = None
         self.text_filter = ""
         self.selection: str | None = None        # path_key of the current row
+        self._tally = dict.fromkeys(("shown", "unsure", "errors", "stale"), 0)  # kept as rows change: O(batch)
         self.job: JobState | None = None
         self._restart = False                    # a model switch cancelled the job: classify again when it ends
         self.last_error = ""
@@ -234,6 +235,7 @@ class Session:
                 self.class_filter not in model.labels:
             self.class_filter = None
             self.filters_changed.emit()
+        self._recount()  # every row is the previous model's answer until re-classified
         self.model_changed.emit(model)
         self.classifier_changed.emit(self.classifier)
         if model is not None and (self.files or self.queue):
@@ -305,8 +307,8 @@ class Session:
             return
         self.files = [p for p in self.files if path_key(p) not in keys]
         for key in keys:
-            self._rows.pop(key, None)
-            self._row_model.pop(key, None)
+            if key in self._rows:
+                self._account(self._rows.pop(key), self._row_model.pop(key, None), -1)
             for results in self._results.values():
                 results.pop(key, None)
         self.rows_removed.emit(removed)
@@ -319,10 +321,12 @@ class Session:
         self.cancel()
         self.sources, self.files, self.queue = [], [], []
         self._rows, self._row_model, self._results, self.skipped = {}, {}, {}, {}
+        self._tally = dict.fromkeys(self._tally, 0)
         self._restart = False
         self.rows_cleared.emit()
         if self.class_filter is not None or self.text_filter:
             self.class_filter, self.text_filter = None, ""
+            self._recount()
             self.filters_changed.emit()
         self._set_note("")
         self.select(None)
@@ -350,6 +354,7 @@ class Session:
         label = label or None
         if label != self.class_filter:
             self.class_filter = label
+            self._recount()
             self.filters_changed.emit()
             self._emit_counts()
 
@@ -357,6 +362,7 @@ class Session:
         text = text.strip().lower()
         if text != self.text_filter:
             self.text_filter = text
+            self._recount()
             self.filters_changed.emit()
             self._emit_counts()
 
@@ -378,11 +384,23 @@ class Session:
         return not self.text_filter or self.text_filter in result.path.lower()
 
     def counts(self) -> Counts:
-        rows = list(self._rows.values())
-        shown = sum(1 for r in rows if self.accepts(r)) if self.filtering else len(rows)
-        stale = sum(1 for k in self._rows if self._row_model.get(k) != self.model_key) if self.model_key else 0
-        return Counts(total=len(rows), shown=shown, unsure=sum(1 for r in rows if r.unsure),
-                      errors=sum(1 for r in rows if r.error), skipped=len(self.skipped), stale=stale)
+        t = self._tally
+        return Counts(total=len(self._rows), shown=t["shown"], unsure=t["unsure"], errors=t["errors"],
+                      skipped=len(self.skipped), stale=t["stale"] if self.model_key is not None else 0)
+
+    def _account(self, result: Result, key: ModelKey | None, sign: int) -> None:
+        """Add (sign 1) or take out (-1) one row's share of the counts."""
+        t = self._tally
+        t["shown"] += sign * self.accepts(result)
+        t["unsure"] += sign * bool(result.unsure)
+        t["errors"] += sign * bool(result.error)
+        t["stale"] += sign * (key != self.model_key)
+
+    def _recount(self) -> None:
+        """Count every row again (after a filter or model change: O(rows) once, not per batch)."""
+        self._tally = dict.fromkeys(self._tally, 0)
+        for k, result in self._rows.items():
+            self._account(result, self._row_model.get(k), 1)
 
     def _emit_counts(self) -> None:
         self.counts_changed.emit(self.counts())
@@ -490,8 +508,10 @@ class Session:
                 if result.image is None:
                     result.image = old.image
                 updated.append(result)
+                self._account(old, self._row_model.get(k), -1)
             self._rows[k] = result
             self._row_model[k] = key
+            self._account(result, key, 1)
         if added:
             self.rows_added.emit(added)
         if updated:

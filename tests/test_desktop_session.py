@@ -314,3 +314,29 @@ def test_review_warns_at_chance_overfitting_few_test_images_and_worse_calibratio
     current = card_model(tmp_path, "better", 0.9)
     fine = card_model(tmp_path, "fine", 0.8)
     assert not review_training(fine, [], current).recommended  # worse than the model in use
+
+
+def test_counts_kept_as_rows_change_equal_a_full_count(models_dir, tmp_path):
+    from desktop_app.session import Counts
+
+    colours(tmp_path / "imgs", 9)
+    (tmp_path / "imgs" / "bad.png").write_bytes(b"nope")
+    session, runner = make_session(models_dir, prefer="colour_a")
+
+    def full(s):
+        rows = s.rows()
+        return Counts(total=len(rows), shown=sum(map(s.accepts, rows)), unsure=sum(r.unsure for r in rows),
+                      errors=sum(bool(r.error) for r in rows), skipped=len(s.skipped),
+                      stale=sum(s._row_model[k] != s.model_key for k in s._rows))
+
+    session.add_paths([tmp_path / "imgs"])
+    runner.run()
+    session.set_class_filter("bird")
+    assert session.counts() == full(session) and session.counts().shown == 3
+    session.set_model("colour_b")
+    runner.step(3)
+    assert session.counts() == full(session) and 0 < session.counts().stale < 10
+    runner.run()
+    session.remove([str(tmp_path / "imgs" / "f00.png")])
+    session.set_class_filter(ERRORS_ONLY)
+    assert session.counts() == full(session) == Counts(total=9, shown=1, errors=1)
