@@ -45,6 +45,11 @@ def trust_lines(card: dict) -> list[tuple[str, str]]:
         where = "test set" if "test_ece_after" in cal else "held-out images"
         rows.append(("Calibration", f"temperature {cal['temperature']:.3g}; ECE {_fmt('', before)} → {_fmt('', after)} "
                                     f"({where})"))
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (before, after))
+        if numbers and after > before:  # issue 24: a calibration that made things worse is said, not hidden
+            from desktop_app.guardrails import calibration_note
+
+            rows.append(("⚠ Calibration", calibration_note(float(before), float(after))))
     open_set = card.get(contract.CARD_OPEN_SET)
     if isinstance(open_set, dict) and contract.open_set_threshold(card) is not None:
         text = f"{open_set.get('score', '?')} score, threshold {open_set['threshold']:.4g}"

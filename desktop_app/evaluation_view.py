@@ -13,15 +13,53 @@ import os
 
 from PySide6.QtCore import QSortFilterProxyModel, QSize, Qt
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QProgressBar, QPushButton, QSplitter, QTableView, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
+                               QLineEdit, QMessageBox, QProgressBar, QPushButton, QSplitter, QTableView, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
-from cifar10.evaluation import Evaluation, evaluate_folder, is_unsure
+from cifar10.evaluation import Evaluation, evaluate_folder, is_unsure, write_report
 from cifar10.inference import Classifier
 from cifar10.registry import ModelInfo
 from desktop_app.background import BackgroundTask
-from desktop_app.results_model import COL_FILE, RESULT_ROLE, THUMB_SIZE, ResultsModel
+from desktop_app.results_model import COL_CLASS, COL_FILE, HEADERS, RESULT_ROLE, SORT_ROLE, THUMB_SIZE, ResultsModel
+
+COL_TRUE = len(HEADERS)  # the images table's extra column: the true class (the folder)
+WRONG_COLOUR = QColor(190, 40, 40)
+
+
+class _EvaluatedImages(ResultsModel):
+    """The results table's model plus a "True class" column (the class folder); a wrong answer is in red."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.truth: dict[str, str] = {}
+
+    def columnCount(self, parent=None) -> int:  # noqa: N802
+        return 0 if parent is not None and parent.isValid() else len(HEADERS) + 1
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if section == COL_TRUE and orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return "True class"
+        return super().headerData(section, orientation, role)
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if index.isValid() and index.column() == COL_TRUE:
+            result = self.result(index.row())
+            if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, SORT_ROLE):
+                return self.truth.get(result.path, "")
+            return None
+        value = super().data(index, role)
+        if (index.isValid() and index.column() == COL_CLASS and role == Qt.ItemDataRole.ForegroundRole
+                and value is None):
+            result = self.result(index.row())
+            if result.ok and self.truth.get(result.path) not in (None, result.label):
+                return WRONG_COLOUR
+        return value
+
+    def sort_key(self, row: int, col: int):
+        if col == COL_TRUE:
+            return self.truth.get(self.result(row).path, "")
+        return super().sort_key(row, col)
 
 SHORT = {"automobile": "auto", "airplane": "plane"}
 
@@ -53,7 +91,7 @@ class _PathFilter(QSortFilterProxyModel):
 
 class EvaluationDialog(QDialog):
     def __init__(self, model: ModelInfo, provider: str = "auto", parent: QWidget | None = None, *,
-                 start_dir: str = ""):
+                 start_dir: str = "", models: list[ModelInfo] | None = None):
         super().__init__(parent)
         self.model, self.provider, self.start_dir = model, provider, start_dir
         self.labels = labels = tuple(model.labels)  # the true classes the folder names stand for
@@ -62,6 +100,18 @@ class EvaluationDialog(QDialog):
         self.last_error = ""
         self.setWindowTitle(f"Evaluate {model.name} on a labelled folder")
         self.resize(1180, 720)
+        self.models = list(models) if models else [model]
+        self.model_box = QComboBox(self)
+        for known in self.models:
+            self.model_box.addItem(known.label, known.name)
+        self.model_box.setCurrentIndex(max(0, next((i for i, m in enumerate(self.models) if m is model), 0)))
+        self.model_box.setToolTip("The model to evaluate (any model the window found; the window's own model does "
+                                  "not change)")
+        self.model_box.currentIndexChanged.connect(lambda index: self.set_model(self.models[index]))
+        self.export_button = QPushButton("Save Report…", self)
+        self.export_button.setToolTip("The same JSON report as `cifar10 evaluate --folder … -o report.json`")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self.export_dialog)
 
         self.folder_edit = QLineEdit(self)
         self.folder_edit.setPlaceholderText("A folder with one subfolder per class: "
@@ -109,7 +159,7 @@ class EvaluationDialog(QDialog):
                                   "Recall: of the images of this class, the share the model found.")
 
         self.images_title = QLabel("Images", self)
-        self.images = ResultsModel(self)
+        self.images = _EvaluatedImages(self)
         self.images_filter = _PathFilter(self)
         self.images_filter.setSourceModel(self.images)
         self.table = QTableView(self)
@@ -119,7 +169,19 @@ class EvaluationDialog(QDialog):
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(THUMB_SIZE + 6)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setColumnWidth(COL_FILE, 200)
+        self.table.horizontalHeader().moveSection(COL_TRUE, COL_CLASS)  # True class, then the model's answer
+        self.table.setColumnWidth(COL_FILE, 180)
+        self.table.setColumnWidth(COL_TRUE, 110)
+        self.table.setColumnWidth(COL_CLASS, 200)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+        self.images_filter.setSortRole(SORT_ROLE)  # numbers sort as numbers
+        from desktop_app.preview import PreviewPanel
+
+        self.preview = PreviewPanel(self)  # the clicked image, large, with its probabilities
+        self.preview.heatmap_toggle.setVisible(False)
+        self.preview.image.setMinimumSize(96, 96)  # the table keeps most of the height
+        self.table.selectionModel().currentRowChanged.connect(self._show_image)
         self.all_button = QPushButton("All images", self)
         self.all_button.clicked.connect(lambda: self.filter_images(None, "All images"))
         self.wrong_button = QPushButton("Mistakes", self)
@@ -133,12 +195,15 @@ class EvaluationDialog(QDialog):
             button.setEnabled(False)
 
         top = QHBoxLayout()
+        top.addWidget(QLabel("Model:"))
+        top.addWidget(self.model_box)
         top.addWidget(QLabel("Folder:"))
         top.addWidget(self.folder_edit, 1)
         top.addWidget(choose)
         top.addWidget(self.run_button)
         top.addWidget(self.progress)
         top.addWidget(self.cancel_button)
+        top.addWidget(self.export_button)
         left = QWidget(self)
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
@@ -153,16 +218,70 @@ class EvaluationDialog(QDialog):
         for button in (self.all_button, self.wrong_button, self.unreadable_button, self.unsure_button):
             buttons.addWidget(button)
         right_layout.addLayout(buttons)
-        right_layout.addWidget(self.table)
+        images_split = QSplitter(Qt.Orientation.Vertical, self)
+        images_split.addWidget(self.table)
+        images_split.addWidget(self.preview)
+        images_split.setStretchFactor(0, 3)
+        images_split.setStretchFactor(1, 2)
+        images_split.setSizes([400, 280])
+        right_layout.addWidget(images_split)
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(left)
         splitter.addWidget(right)
-        splitter.setSizes([600, 560])
+        splitter.setSizes([540, 640])
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.summary)
         layout.addWidget(splitter, 1)
         self._set_running(False)
+
+    # --- the model, the report, the large preview -------------------------------------------------------
+    def set_model(self, model: ModelInfo) -> None:
+        """Evaluate with another model (the matrix takes its classes); the shown results are cleared."""
+        if model is self.model or self.task.busy:
+            return
+        self.model, self.labels = model, tuple(model.labels)
+        n = len(self.labels)
+        self.setWindowTitle(f"Evaluate {model.name} on a labelled folder")
+        self.matrix.clear()
+        self.matrix.setRowCount(n)
+        self.matrix.setColumnCount(n)
+        self.matrix.setHorizontalHeaderLabels([SHORT.get(name, name) for name in self.labels])
+        self.matrix.setVerticalHeaderLabels(list(self.labels))
+        self.per_class.setRowCount(0)
+        self.images.clear()
+        self.preview.clear()
+        self.evaluation = None
+        self.export_button.setEnabled(False)
+        index = self.model_box.findData(model.name)
+        if index >= 0 and index != self.model_box.currentIndex():
+            self.model_box.setCurrentIndex(index)
+        self.summary.setText(f"Evaluate <b>{model.name}</b>: subfolder names are the true classes ("
+                             + ", ".join(self.labels) + ").")
+        if self.folder_edit.text().strip() and os.path.isdir(self.folder_edit.text().strip()):
+            self.evaluate(self.folder_edit.text())
+
+    def export_report(self, path) -> None:
+        """Write the evaluation as `cifar10 evaluate --folder … -o report.json` does (the same JSON)."""
+        if self.evaluation is None:
+            raise ValueError("nothing evaluated yet")
+        write_report(self.evaluation, path)
+
+    def export_dialog(self) -> None:
+        if self.evaluation is None:
+            return
+        start = os.path.join(self.start_dir or "", f"evaluation-{self.model.name}.json")
+        path, _ = QFileDialog.getSaveFileName(self, "Save the evaluation report", start, "JSON (*.json)")
+        if path:
+            try:
+                self.export_report(path)
+            except OSError as exc:
+                QMessageBox.warning(self, "Save failed", f"Could not write {path}:\n{exc}")
+
+    def _show_image(self, current, previous=None) -> None:
+        result = self.images_filter.data(current, RESULT_ROLE) if current.isValid() else None
+        truth = self.images.truth.get(result.path, "") if result is not None else ""
+        self.preview.show_result(result, f"true class: {truth}" if truth else self.model.name)
 
     # --- running -------------------------------------------------------------------------------------
     def choose_folder(self) -> None:
@@ -246,7 +365,11 @@ class EvaluationDialog(QDialog):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.per_class.setItem(r, c, item)
         self.images.clear()
+        names = evaluation.classes
+        self.images.truth = {r.path: names[t] for r, t in zip(evaluation.results, evaluation.true_classes)}
+        self.images.truth.update({r.path: names[t] for r, t in evaluation.unreadable})
         self.images.append(evaluation.results + [r for r, _ in evaluation.unreadable])
+        self.export_button.setEnabled(True)
         for button in (self.all_button, self.wrong_button, self.unreadable_button, self.unsure_button):
             button.setEnabled(True)
         self.unreadable_button.setText(f"Unreadable ({len(evaluation.unreadable)})")

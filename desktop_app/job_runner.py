@@ -1,8 +1,9 @@
 """Runs classification jobs off the GUI thread: :func:`desktop_app.jobs.run_job` (a plain generator, no Qt)
 on a superqt generator worker (``superqt.utils.create_worker``, as napari does).
 
-The runner turns the generator's tagged messages into signals on the GUI thread and drops any that a
-cancelled or replaced job still had queued, so the window never sees a stale batch.
+The runner hands the generator's tagged messages, on the GUI thread, to the session
+(:meth:`desktop_app.session.Session.on_job_message`, then ``on_job_finished``) and drops any that a cancelled
+or replaced job still had queued, so the window never sees a stale batch.
 """
 
 from __future__ import annotations
@@ -14,22 +15,18 @@ from desktop_app.jobs import Job, run_job
 
 
 class ClassifyRunner(QObject):
-    """At most one job at a time. Signals carry the job's payloads; ``finished`` is always the last one."""
+    """At most one job at a time; implements :class:`desktop_app.session.Runner`. ``finished`` is always the
+    last signal of a job."""
 
-    classifier_ready = Signal(object)  # the Classifier the job loaded (the window caches it)
-    speed_measured = Signal(object)    # (ModelInfo, images per second on this machine)
-    files_found = Signal(object)       # list[str]: the files the job will classify
-    batch_ready = Signal(object)       # list[Result]: one classified batch, in input order
     failed = Signal(str)               # "ExceptionType: message"
     finished = Signal(object)          # the Job (check job.stop.is_set() for cancelled)
 
-    _SIGNAL_OF = {"classifier": "classifier_ready", "speed": "speed_measured", "files": "files_found",
-                  "batch": "batch_ready"}
-
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, session=None, parent: QObject | None = None):
         super().__init__(parent)
+        self.session = session
         self._job: Job | None = None
         self._worker: GeneratorWorker | None = None
+        self._error: str | None = None
 
     @property
     def job(self) -> Job | None:
@@ -42,7 +39,7 @@ class ClassifyRunner(QObject):
     def start(self, job: Job) -> None:
         if self._job is not None:
             raise RuntimeError("a job is already running: cancel it and wait for `finished` first")
-        self._job = job
+        self._job, self._error = job, None
         worker = create_worker(run_job, job, _start_thread=False, _ignore_errors=True)  # errors: `failed`
         # Each connection remembers its job: messages of an older job are dropped in _deliver.
         worker.yielded.connect(lambda message, job=job: self._deliver(job, message))
@@ -59,17 +56,20 @@ class ClassifyRunner(QObject):
                 self._worker.quit()
 
     def _deliver(self, job: Job, message: tuple[str, object]) -> None:
-        if job is self._job:
+        if job is self._job and self.session is not None:
             kind, payload = message
-            getattr(self, self._SIGNAL_OF[kind]).emit(payload)
+            self.session.on_job_message(job, kind, payload)
 
     def _failed(self, job: Job, exc: Exception) -> None:
         if job is self._job:
-            self.failed.emit(f"{type(exc).__name__}: {exc}")
+            self._error = f"{type(exc).__name__}: {exc}"
+            self.failed.emit(self._error)
 
     def _finished(self, job: Job) -> None:
         if job is self._job:
             self._job, self._worker = None, None
+            if self.session is not None:
+                self.session.on_job_finished(job, self._error)
             self.finished.emit(job)
 
     @staticmethod

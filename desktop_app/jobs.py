@@ -14,6 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from cifar10.inference import Classifier, Result, iter_image_files, iter_result_batches
+from cifar10.preprocess import IMAGE_SUFFIXES
 from cifar10.registry import ModelInfo
 
 # Each row keeps its model input for the table's thumbnail and the preview. Inputs larger than this (photo
@@ -40,9 +41,16 @@ def path_key(path: str) -> str:
     return os.path.normcase(os.path.abspath(path))
 
 
+def is_image_name(path: str) -> bool:
+    """Whether the file's extension is one of the image formats the apps read. The window loads only those: a
+    folder's notes.txt or .pdf is skipped and counted ("2 other files skipped"), not an error row. (A file with
+    an image extension that cannot be decoded still gets an error row: that one is worth telling.)"""
+    return os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES
+
+
 def run_job(job: Job) -> Iterator[tuple[str, object]]:
-    """Yields ("classifier", Classifier), ("speed", (ModelInfo, images/s)) if asked, ("files", [paths]), then
-    ("batch", [Result, ...]) per batch."""
+    """Yields ("classifier", Classifier), ("speed", (ModelInfo, images/s)) if asked, ("files", ([image paths],
+    [skipped non-image paths])), then ("batch", [Result, ...]) per batch."""
     classifier = job.classifier
     if classifier is None or classifier.model.onnx_path != job.model.onnx_path:
         classifier = Classifier(job.model, provider=job.provider)
@@ -51,13 +59,13 @@ def run_job(job: Job) -> Iterator[tuple[str, object]]:
         from desktop_app.model_speed import measure
 
         yield "speed", (job.model, measure(classifier))
-    files = []
+    files, skipped = [], []
     for path in iter_image_files(job.paths):
         if job.stop.is_set():
             return
         if path_key(path) not in job.known:
-            files.append(path)
-    yield "files", files
+            (files if is_image_name(path) else skipped).append(path)
+    yield "files", (files, skipped)
     for batch in iter_result_batches(classifier, files, job.batch_size, should_stop=job.stop.is_set,
                                      keep_images=True):
         if classifier.image_size > KEEP_INPUT_UP_TO:

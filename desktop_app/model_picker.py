@@ -1,68 +1,89 @@
-"""The model picker: finds the exported models (cifar10.registry), lists them in a combo box, remembers
-the last one, and says which model files were skipped and why."""
+"""The model picker: a combo box over the session's models (the session finds them: cifar10.registry),
+remembers the last one, and says which model files were skipped and why."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtWidgets import QComboBox, QMessageBox, QWidget
+from PySide6.QtWidgets import QComboBox, QMessageBox, QStyle, QStyleOptionComboBox, QStylePainter, QWidget
 
-from cifar10.registry import ModelError, ModelInfo, best_model, discover_models, find_model
+from cifar10.registry import ModelInfo
 from desktop_app.model_speed import describe, settings_key
+from desktop_app.session import Session
 from desktop_app.widgets import message_box
 
 SETTINGS_MODEL = "model"
 
 
 class ModelPicker(QComboBox):
-    """``model_changed`` fires when the user (or :meth:`reload`) picks another model file."""
+    """A view of the session's models: lists them (accuracy from the card, speed measured here), shows the
+    current one and sends the user's choice to the session. ``model_changed`` fires when the session's model
+    changes (another model, or the same name with a new file)."""
 
     model_changed = Signal(object)  # ModelInfo
 
-    def __init__(self, settings: QSettings, model_dirs: list | None = None, parent: QWidget | None = None):
+    def __init__(self, session: Session, settings: QSettings, parent: QWidget | None = None):
         super().__init__(parent)
+        self.session = session
         self.settings = settings
-        self.model_dirs = model_dirs  # None: cifar10.paths.model_dirs()
-        self._models: list[ModelInfo] = []
-        self.errors: list[str] = []
-        self._extra_path: str | None = None  # a --model .onnx outside the model folders
-        self._current: ModelInfo | None = None
-        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.setMinimumContentsLength(28)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(30)  # the closed box shows "name — 94.6 %": the whole line is in the list
+        self.view().setTextElideMode(Qt.TextElideMode.ElideNone)
         self.currentIndexChanged.connect(self._on_index_changed)
+        session.models_changed.connect(self._fill)
+        session.model_changed.connect(self._on_session_model)
+        session.speed_measured.connect(self.set_speed)
 
     @property
     def models(self) -> list[ModelInfo]:
-        return list(self._models)
+        return list(self.session.models)
 
     @property
     def current(self) -> ModelInfo | None:
-        return self._current
+        return self.session.model
+
+    @property
+    def errors(self) -> list[str]:
+        return self.session.model_errors
+
+    @property
+    def model_dirs(self):
+        return self.session.model_dirs
 
     def reload(self, prefer: str | None = None) -> None:
-        """Rescan the model folders; keep the current model if it is still there. ``prefer``: a model name
-        or a path to an .onnx file (which may lie outside the model folders)."""
-        self._models, self.errors = discover_models(self.model_dirs)
-        wanted = prefer or (self._current.name if self._current else None) or self.settings.value(SETTINGS_MODEL)
-        if prefer and not any(m.name == prefer for m in self._models):
-            self._extra_path = prefer
-        extra = self._add_extra() if self._extra_path else None
-        chosen = ((extra if prefer else None) or next((m for m in self._models if m.name == wanted), None)
-                  or best_model(self._models))
+        """Rescan the model folders (the session does); the remembered model is the default."""
+        self.session.reload_models(prefer, remembered=self.settings.value(SETTINGS_MODEL))
+
+    def _fill(self) -> None:
+        models = self.session.models
         self.blockSignals(True)
         self.clear()
-        for model in self._models:
+        for model in models:
             self.addItem(self.item_text(model), model.name)
             self.setItemData(self.count() - 1, self.tooltip(model), Qt.ItemDataRole.ToolTipRole)
-        if not self._models:
+        if not models:
             self.addItem("No models found")
-        self.setEnabled(bool(self._models))
-        if chosen is not None:
-            self.setCurrentIndex(self._models.index(chosen))
+        self.setEnabled(bool(models))
+        self._show_current()
         self.blockSignals(False)
-        if chosen is None:
-            self._current = None
-        elif self._current is None or chosen.onnx_path != self._current.onnx_path:
-            self._select(chosen)
+        popup = max((self.fontMetrics().horizontalAdvance(self.itemText(i)) for i in range(self.count())), default=0)
+        self.view().setMinimumWidth(popup + 48)  # the open list shows whole names
+
+    def _show_current(self) -> None:
+        current = self.session.model
+        index = next((i for i, m in enumerate(self.session.models) if m is current), -1)
+        if current is not None and index < 0:
+            index = self.findData(current.name)
+        if index >= 0:
+            was = self.blockSignals(True)
+            self.setCurrentIndex(index)
+            self.blockSignals(was)
+        self.setToolTip(self.tooltip(current) if current is not None else "")
+
+    def _on_session_model(self, model: ModelInfo | None) -> None:
+        self._show_current()
+        if model is not None:
+            self.settings.setValue(SETTINGS_MODEL, model.name)
+            self.model_changed.emit(model)
 
     def speed(self, model: ModelInfo) -> float | None:
         """Images/s measured on this machine for this model file, or None if not measured yet."""
@@ -71,6 +92,25 @@ class ModelPicker(QComboBox):
             return float(value) if value is not None else None
         except (TypeError, ValueError):
             return None
+
+    @staticmethod
+    def short_text(model: ModelInfo) -> str:
+        """What the closed box shows: ``fast_cnn — 94.6 %`` (the list and the tooltip say the rest)."""
+        accuracy = model.test_accuracy
+        return model.name + (f" — {accuracy:.1%}" if accuracy is not None else "")
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        model = self.session.model
+        if model is not None:
+            field = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                                QStyle.SubControl.SC_ComboBoxEditField, self)
+            option.currentText = self.fontMetrics().elidedText(self.short_text(model), Qt.TextElideMode.ElideMiddle,
+                                                               max(20, field.width() - 4))
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
     def item_text(self, model: ModelInfo) -> str:
         """``fast_cnn — 94.6% test accuracy · 2,100 images/s here``: accuracy from the card, speed measured on
@@ -87,25 +127,12 @@ class ModelPicker(QComboBox):
 
     def set_speed(self, model: ModelInfo, images_per_s: float) -> None:
         self.settings.setValue(settings_key(model), float(images_per_s))
-        for index, known in enumerate(self._models):
+        for index, known in enumerate(self.session.models):
             if known.onnx_path == model.onnx_path:
                 self.setItemText(index, self.item_text(known))
                 self.setItemData(index, self.tooltip(known), Qt.ItemDataRole.ToolTipRole)
-                if known is self._current:
+                if known is self.session.model:
                     self.setToolTip(self.tooltip(known))
-
-    def _add_extra(self) -> ModelInfo | None:
-        try:
-            extra = find_model(self._extra_path, self._models)
-        except ModelError as exc:
-            self.errors.append(str(exc))
-            self._extra_path = None
-            return None
-        same = next((m for m in self._models if m.onnx_path.resolve() == extra.onnx_path.resolve()), None)
-        if same is not None:
-            return same
-        self._models.insert(0, extra)
-        return extra
 
     def set_model(self, name: str) -> None:
         """Select a model by name, as the user would in the combo box."""
@@ -115,14 +142,9 @@ class ModelPicker(QComboBox):
         self.setCurrentIndex(index)
 
     def _on_index_changed(self, index: int) -> None:
-        if 0 <= index < len(self._models) and self._models[index] is not self._current:
-            self._select(self._models[index])
-
-    def _select(self, model: ModelInfo) -> None:
-        self._current = model
-        self.settings.setValue(SETTINGS_MODEL, model.name)
-        self.setToolTip(self.tooltip(model))
-        self.model_changed.emit(model)
+        models = self.session.models
+        if 0 <= index < len(models) and models[index] is not self.session.model:
+            self.session.set_model(models[index])
 
     def show_problems(self) -> QMessageBox:
         """Which model files were skipped at the last reload, and why."""

@@ -88,12 +88,15 @@ class PreviewPanel(QFrame):
         if result is None:
             self.clear()
             return
-        self._result, self._heat, self._picture = result, None, None
+        same_file = self._result is not None and self._result.path == result.path and self._picture is not None
+        self._result, self._heat = result, None
         name = os.path.basename(result.path)
-        try:
-            self._picture = load_preview(result.path, PREVIEW_SIZE)
-        except ImageError as exc:
-            self.image.set_image(None, f"Cannot show this file:\n{exc.reason}")
+        if not same_file:  # a new answer for the row on show (a model switch) does not decode the file again
+            self._picture = None
+            try:
+                self._picture = load_preview(result.path, PREVIEW_SIZE)
+            except ImageError as exc:
+                self.image.set_image(None, f"Cannot show this file:\n{exc.reason}")
         model_input = self._model_input(result)
         self.model_input.set_image(array_to_qimage(model_input) if model_input is not None else None)
         if model_input is not None:

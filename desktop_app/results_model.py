@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QFont, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle
 
 from cifar10.inference import Result
+from desktop_app.session import ERRORS_ONLY, UNSURE_ONLY, unsure_row_text
 from desktop_app.widgets import array_to_qimage
 
 COL_THUMB, COL_FILE, COL_CLASS, COL_CONFIDENCE, COL_ERROR = range(5)
@@ -17,8 +18,6 @@ HEADERS = ("Image", "File", "Class", "Confidence", "Error")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 RESULT_ROLE = Qt.ItemDataRole.UserRole + 2
 THUMB_SIZE = 32
-ERRORS_ONLY = "__errors__"
-UNSURE_ONLY = "__unsure__"  # the open-set flag: "may be none of the model's classes"
 UNSURE_COLOUR = QColor(176, 110, 0)
 _PIXMAP_CACHE_LIMIT = 4000  # thumbnails kept as QPixmaps (the rest are re-made from the 3 KB arrays)
 
@@ -65,16 +64,18 @@ class ResultsModel(QAbstractTableModel):
             if col == COL_FILE:
                 return os.path.basename(result.path) or result.path
             if col == COL_CLASS:
-                return result.display_label or "—"
+                if result.error:
+                    return "could not be read"
+                return unsure_row_text(result) if result.unsure else (result.label or "—")
             if col == COL_CONFIDENCE:
                 return "" if result.error or math.isnan(result.confidence) else f"{result.confidence:.1%}"
             if col == COL_ERROR:
                 return result.error
         elif role == Qt.ItemDataRole.ToolTipRole:
+            if result.error:  # every cell of an error row says what went wrong, whatever the column's width
+                return f"{result.path}\n{result.error}"
             if col == COL_FILE:
                 return result.path
-            if col == COL_ERROR and result.error:
-                return result.error
             if col == COL_CLASS and result.probabilities is not None:
                 top = "\n".join(f"{label}: {p:.1%}" for label, p in result.top_k(3))
                 if result.unsure:
@@ -135,6 +136,11 @@ class ResultsModel(QAbstractTableModel):
         self._errors += sum(1 for r in results if r.error)
         self._unsure += sum(1 for r in results if r.unsure)
         self.endInsertRows()
+
+    def remove_paths(self, paths) -> list[Result]:
+        """Remove the rows of these paths; returns their results."""
+        wanted = set(paths)
+        return self.remove_rows([row for row, r in enumerate(self._results) if r.path in wanted])
 
     def remove_rows(self, rows) -> list[Result]:
         """Remove these source rows (any order); returns the removed results."""
@@ -205,6 +211,7 @@ class ResultsFilterProxy(QSortFilterProxyModel):
         super().__init__(parent)
         self._class: str | None = None
         self._text = ""
+        self.predicate = None  # a Session's ``accepts``: the window's filters live in its session
         self.setSortRole(SORT_ROLE)
         self.setDynamicSortFilter(True)
 
@@ -215,6 +222,10 @@ class ResultsFilterProxy(QSortFilterProxyModel):
 
     def set_text_filter(self, text: str) -> None:
         self._change_filter(lambda: setattr(self, "_text", text.strip().lower()))
+
+    def refilter(self) -> None:
+        """The predicate's filters changed."""
+        self._change_filter(lambda: None)
 
     def _change_filter(self, change) -> None:
         if hasattr(self, "beginFilterChange"):  # Qt >= 6.9: invalidateFilter() is deprecated
@@ -235,6 +246,8 @@ class ResultsFilterProxy(QSortFilterProxyModel):
     def filterAcceptsRow(self, source_row: int, source_parent) -> bool:  # noqa: N802
         model: ResultsModel = self.sourceModel()
         result = model.result(source_row)
+        if self.predicate is not None:
+            return self.predicate(result)
         if self._class == ERRORS_ONLY:
             if not result.error:
                 return False

@@ -1,5 +1,7 @@
-"""The results table with its filters: a ResultsModel behind a sort/filter proxy, the class filter and
-the file-name search box (the window puts those two in its toolbar)."""
+"""The results table with its filters: a view of the window's :class:`desktop_app.session.Session`. A
+ResultsModel (the rows the session shows) behind a sort/filter proxy that asks the session which rows its
+filters let through; the class filter and the file-name search box (the window puts those two in its toolbar)
+send their choice to the session and follow it (Clear resets them there)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ from PySide6.QtWidgets import QAbstractItemView, QComboBox, QFileDialog, QHeader
 from cifar10.contract import CLASS_NAMES
 from cifar10.inference import Result
 from cifar10.results_io import export_metadata, write_results
-from desktop_app.results_model import (COL_CLASS, COL_CONFIDENCE, COL_FILE, COL_THUMB, ERRORS_ONLY, RESULT_ROLE,
-                                       THUMB_SIZE, UNSURE_ONLY, ResultsFilterProxy, ResultsModel)
+from desktop_app.results_model import (COL_CLASS, COL_CONFIDENCE, COL_ERROR, COL_FILE, COL_THUMB, ERRORS_ONLY,
+                                       RESULT_ROLE, THUMB_SIZE, UNSURE_ONLY, ResultsFilterProxy, ResultsModel)
+from desktop_app.session import Session
 from desktop_app.widgets import ResultsTableView
 
 
@@ -21,10 +24,12 @@ class ResultsView(ResultsTableView):
 
     result_selected = Signal(object)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(parent)
+        self.session = session
         self.results_model = ResultsModel(self)
         self.proxy = ResultsFilterProxy(self)
+        self.proxy.predicate = session.accepts
         self.proxy.setSourceModel(self.results_model)
         self.setModel(self.proxy)
         self.setSortingEnabled(True)
@@ -42,26 +47,54 @@ class ResultsView(ResultsTableView):
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for column, width in ((COL_THUMB, THUMB_SIZE + 16), (COL_FILE, 180), (COL_CLASS, 262), (COL_CONFIDENCE, 90)):
+        header.setMinimumSectionSize(48)
+        header.setDefaultSectionSize(64)  # the stretched Error column may shrink to this: no scroll bar at 1000 px
+        for column, width in ((COL_THUMB, THUMB_SIZE + 16), (COL_FILE, 160), (COL_CLASS, 210), (COL_CONFIDENCE, 84),
+                              (COL_ERROR, 64)):
             self.setColumnWidth(column, width)
+        header.setStretchLastSection(False)  # the stretched section's floor is its width when stretching starts
+        header.setStretchLastSection(True)
         self.selectionModel().currentRowChanged.connect(self._on_current_changed)
 
         self.class_filter = QComboBox(parent)
         self.class_filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.set_classes(CLASS_NAMES)
+        self.class_filter.setToolTip("Show only the rows of one class (or the unsure / unreadable ones)")
         self.class_filter.currentIndexChanged.connect(
-            lambda: self.proxy.set_class_filter(self.class_filter.currentData()))
+            lambda: self.session.set_class_filter(self.class_filter.currentData()))
         self.search = QLineEdit(parent)
         self.search.setPlaceholderText("Filter by file name")
+        self.search.setToolTip("Show only the files whose path contains this text")
         self.search.setClearButtonEnabled(True)
+        self.search.setMinimumWidth(140)
         self.search.setMaximumWidth(200)
-        self.search.textChanged.connect(self.proxy.set_text_filter)
+        self.search.textChanged.connect(self.session.set_text_filter)
         from desktop_app.row_actions import RowActions  # context menu, Enter, Delete, Ctrl+C
 
         self.actions_ = RowActions(self)
         self._model_info = None
-        # A re-classification in place changes the current row's result: show the new one.
-        self.results_model.dataChanged.connect(self._on_data_changed)
+        session.rows_added.connect(self.append)
+        session.rows_updated.connect(self.results_model.replace)
+        session.rows_removed.connect(self.results_model.remove_paths)
+        session.rows_cleared.connect(self.clear)
+        session.filters_changed.connect(self._on_filters_changed)
+        session.model_changed.connect(self._on_model_changed)
+
+    def _on_model_changed(self, model) -> None:
+        self.model_info = model
+
+    def _on_filters_changed(self) -> None:
+        """Show the session's filters (Clear, a model without the chosen class) and apply them."""
+        index = self.class_filter.findData(self.session.class_filter) if self.session.class_filter else 0
+        if index != self.class_filter.currentIndex():
+            self.class_filter.blockSignals(True)
+            self.class_filter.setCurrentIndex(max(index, 0))
+            self.class_filter.blockSignals(False)
+        if self.search.text().strip().lower() != self.session.text_filter:
+            self.search.blockSignals(True)
+            self.search.setText(self.session.text_filter)
+            self.search.blockSignals(False)
+        self.proxy.refilter()
 
     @property
     def model_info(self):
@@ -95,15 +128,7 @@ class ResultsView(ResultsTableView):
         index = self.class_filter.findData(chosen) if chosen is not None else 0
         self.class_filter.setCurrentIndex(max(index, 0))
         self.class_filter.blockSignals(False)
-        if hasattr(self, "proxy"):
-            self.proxy.set_class_filter(self.class_filter.currentData())
-
-    def _on_data_changed(self, top_left, bottom_right, roles=()) -> None:
-        current = self.currentIndex()
-        if current.isValid():
-            source_row = self.proxy.mapToSource(current).row()
-            if top_left.row() <= source_row <= bottom_right.row():
-                self.result_selected.emit(self.result_at(current))
+        self.session.set_class_filter(self.class_filter.currentData())
 
     def append(self, results: list[Result]) -> None:
         """Add rows; the first row that arrives in an empty table becomes the current one."""
@@ -132,7 +157,15 @@ class ResultsView(ResultsTableView):
         return self.proxy.visible_results()
 
     def _on_current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
-        self.result_selected.emit(self.result_at(current))
+        result = self.result_at(current)
+        self.session.select(result.path if result is not None else None)
+        self.result_selected.emit(result)
+
+    def remove_rows(self, source_rows) -> list:
+        """Take these source rows out of the list, through the session (which forgets the files)."""
+        results = [self.results_model.result(row) for row in source_rows]
+        self.session.remove([r.path for r in results])
+        return results
 
     def export(self, path, *, fmt: str | None = None, which: str = "shown") -> int:
         """Write the rows with the CLI's writer, recording the model (name, card accuracy, date); returns the

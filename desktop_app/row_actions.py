@@ -147,7 +147,7 @@ class RowActions(QObject):
         if not proxy_rows:
             return
         source_rows = [view.proxy.mapToSource(view.proxy.index(row, 0)).row() for row in proxy_rows]
-        removed = view.results_model.remove_rows(source_rows)
+        removed = view.remove_rows(source_rows)  # through the session: a model switch does not bring them back
         if view.proxy.rowCount():
             view.select_row(min(proxy_rows[0], view.proxy.rowCount() - 1))
         self.removed.emit(removed)

@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3, help="--dialog train")
     parser.add_argument("--image-size", type=int, default=32, help="--dialog train")
     parser.add_argument("--main-out", type=Path, help="--dialog train: also grab the window with the new model")
+    parser.add_argument("--review-out", type=Path, help="--dialog train: also grab the 'Use this model?' review")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -157,6 +158,16 @@ def grab_train(app, window, args, tmp: Path) -> int:
     if not save_grab(dialog, args.out):
         return 1
     print(f"{args.out} ({args.train_model} on {', '.join(classes)}: {dialog.status.text()})")
+    review = getattr(window, "train_review", None)
+    if review is not None:  # the window asks "Use this model?" with the result beside the current model
+        if args.review_out:
+            for _ in range(10):
+                app.processEvents()
+            if not save_grab(review, args.review_out):
+                return 1
+            print(f"{args.review_out} ({review.windowTitle()}: {review.review.comparison()})")
+        review.use_button.click()
+        window.wait_idle(120)
     dialog.close()
     if args.main_out:
         others = cifar_folder(tmp / "photos", 4, args.data_dir, labelled=False, classes=classes, skip=args.per_class)
@@ -188,6 +199,7 @@ def grab_dialog(app, window, args, tmp: Path) -> int:
         cat, dog = CLASS_NAMES.index("cat"), CLASS_NAMES.index("dog")
         dialog.matrix.setCurrentCell(cat, dog)
         dialog.select_cell(cat, dog)
+        dialog.table.selectRow(0)  # the large preview of the first of them
     else:
         folder = cifar_folder(tmp / "photos", args.per_class, args.data_dir, labelled=False)
         dialog = window.show_organize_dialog()

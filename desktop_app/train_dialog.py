@@ -107,6 +107,9 @@ class TrainDialog(QDialog):
         self.name_edit.textChanged.connect(self._check_name)
         self.name_note = QLabel("", self)
         self.name_note.setWordWrap(True)
+        # Two lines, always: the form does not jump while the name is typed (its hint comes and goes).
+        self.name_note.setFixedHeight(2 * self.name_note.fontMetrics().lineSpacing() + 2)
+        self.model_note.setMinimumHeight(2 * self.model_note.fontMetrics().lineSpacing() + 2)
 
         self.train_button = QPushButton("Train", self)
         self.train_button.setAutoDefault(False)  # Enter in the folder box scans; it never starts a run
@@ -221,7 +224,8 @@ class TrainDialog(QDialog):
         for problem in scan.problems:
             self._add_problem(problem.severity, problem.message)
         if not scan.problems:
-            self._add_problem("ok", "No problems found.")
+            self._add_problem("ok", "No problems in the folders and file names so far (each picture is checked "
+                                    "when training reads it).")
         layout = "train/val/test folders" if scan.layout == "split" else "one folder per class"
         verdict = ("Ready to train." if scan.ok else
                    "<span style='color:#b22'>Training cannot start: fix the problems marked in red.</span>")
@@ -393,8 +397,8 @@ class TrainDialog(QDialog):
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
             self.progress.setFormat("Done")
-            self.status.setText(f"<b>Done:</b> {exported.get('model')} is saved{figure} and selected in the "
-                                f"window.<br><small>{exported.get('path')}</small>")
+            self.status.setText(f"<b>Done:</b> {exported.get('model')} is saved{figure}; the window shows how it "
+                                f"compares.<br><small>{exported.get('path')}</small>")
             self.model_exported.emit(str(exported.get("path", "")))
         elif outcome.cancelled:
             self.progress.setRange(0, 1)
@@ -421,6 +425,7 @@ class TrainDialog(QDialog):
 
     def closeEvent(self, event) -> None:  # noqa: N802
         """Closing the dialog stops a run (the child cleans up after itself)."""
+        self.folder_edit.blockSignals(True)  # losing the focus on close must not start a scan of a dying dialog
         if self.running:
             self.process.cancel()
             if not self.process.wait(15000):

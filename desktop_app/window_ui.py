@@ -23,6 +23,32 @@ def show_progress(window, visible: bool) -> None:
         widget.setVisible(visible)
 
 
+def observe_status(window, session) -> None:
+    """The status bar renders the session: "N files · U unsure · E could not be read · S other files skipped"
+    (or "N of M shown" first, in bold, whenever a filter hides rows), the job's progress and rate (re-classified
+    rows counted), and the session's messages."""
+    def on_job(state) -> None:
+        show_progress(window, state is not None)
+        if state is not None:
+            window.progress.setRange(0, 0)  # busy indicator while scanning / loading the model
+            window.rate_label.setText(state.progress_text())
+
+    def on_progress(state) -> None:
+        if window.progress.maximum() != max(1, state.total):
+            window.progress.setRange(0, max(1, state.total))
+        window.progress.setValue(state.done)
+        window.rate_label.setText(state.progress_text())
+
+    def on_counts(counts) -> None:
+        window.counts_label.setText(counts.text())
+        window.counts_label.setStyleSheet("font-weight: bold;" if counts.shown != counts.total else "")
+
+    session.job_changed.connect(on_job)
+    session.job_progress.connect(on_progress)
+    session.counts_changed.connect(on_counts)
+    session.message.connect(lambda text, ms: window.statusBar().showMessage(text, ms))
+
+
 def _action(window, text: str, slot, *, icon=None, shortcut=None) -> QAction:
     action = QAction(text, window, triggered=slot)
     if icon is not None:
@@ -84,11 +110,15 @@ def _enable_training(action: QAction) -> None:
 
 
 def _build_toolbar(window) -> None:
+    """Fits a 1000 px wide window: the model picker and the search box keep readable widths (the picker shows
+    the model's name and accuracy, elided in the middle; the whole line is in its list and tooltip), Model
+    Details is an icon, and what does not fit goes into the toolbar's » menu from the end (Export CSV first)."""
     bar = QToolBar("Main", window)
     bar.setObjectName("main_toolbar")
     bar.setMovable(False)
     bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     window.addToolBar(bar)
+    window.toolbar = bar
     for item in (window.open_files_action, window.open_folder_action, window.clear_action, None, QLabel(" Model: "),
                  window.model_combo, window.card_action, None, QLabel(" Show: "), window.class_filter, window.search,
                  None, window.export_csv_action):
@@ -98,6 +128,10 @@ def _build_toolbar(window) -> None:
             bar.addAction(item)
         else:
             bar.addWidget(item)
+    details = bar.widgetForAction(window.card_action)
+    if details is not None:
+        details.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        details.setToolTip("Model Details… (Ctrl+I): the model card: what it was trained on, how it scores")
 
 
 def _build_statusbar(window) -> None:
@@ -109,8 +143,9 @@ def _build_statusbar(window) -> None:
     window.cancel_button.clicked.connect(window.cancel)
     window.provider_label = QLabel("")
     window.provider_label.setToolTip("onnxruntime execution provider in use")
-    window.statusBar().addWidget(window.counts_label)
-    for widget in (window.progress, window.rate_label, window.cancel_button, window.provider_label):
+    # The counts are a permanent widget: a status message (left) never hides "N of M shown".
+    for widget in (window.counts_label, window.progress, window.rate_label, window.cancel_button,
+                   window.provider_label):
         window.statusBar().addPermanentWidget(widget)
 
 
@@ -120,7 +155,7 @@ def _build_central(window) -> None:
     window.splitter.addWidget(window.preview)
     window.splitter.setStretchFactor(0, 3)
     window.splitter.setStretchFactor(1, 2)
-    window.splitter.setSizes([700, 460])
+    window.splitter.setSizes([720, 440])
     holder = QWidget(window)
     layout = QHBoxLayout(holder)
     layout.setContentsMargins(4, 4, 4, 4)

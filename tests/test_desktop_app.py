@@ -90,24 +90,31 @@ def test_drop_files_and_folder_gives_rows_with_labels_and_errors(qtbot, window, 
     assert drop(window, [loose, folder]) == (True, True)
     wait_done(qtbot, window)
     got = rows(window)
-    assert len(got) == len(expected) + 1
+    # notes.txt has no image extension: skipped and counted, not an error row (issue 24).
+    images = {name: rgb for name, rgb in expected.items() if not name.endswith(".txt")}
+    assert len(got) == len(images) + 1 and "notes.txt" not in got
     assert got["loose_green.png"].label == expected_label(GREEN, MAPPING_B) == "ship"
-    for name, rgb in expected.items():
+    for name, rgb in images.items():
         result = got[os.path.basename(name)]
         if rgb is None:
             assert result.error and result.label == ""
         else:
             assert result.label == expected_label(rgb, MAPPING_B) and not result.error
             assert result.image is not None  # the thumbnail / model input
-    assert "3 could not be read" in window.counts_label.text()
+    assert window.counts_label.text() == "6 files · 2 could not be read · 1 other file skipped"
+    assert window.statusBar().currentMessage().endswith("; 1 other file skipped")
     assert window.provider_label.text().startswith("Provider: CPU")
-    # Dropping the same folder again adds nothing; the table shows the error text.
+    # Dropping the same folder again adds nothing; the table shows the error text (and says it in a tooltip).
     drop(window, [folder])
     wait_done(qtbot, window)
-    assert window.results_model.rowCount() == len(expected) + 1
+    assert window.results_model.rowCount() == len(images) + 1
+    assert window.counts_label.text() == "6 files · 2 could not be read · 1 other file skipped"
     model = window.results_model
-    texts = [model.data(model.index(r, 4)) for r in range(model.rowCount())]
-    assert any("not an image" in t for t in texts)
+    errors = [r for r in range(model.rowCount()) if model.result(r).error]
+    for row in errors:
+        error = model.data(model.index(row, 4))
+        assert error and model.data(model.index(row, 2)) == "could not be read"
+        assert all(error in model.data(model.index(row, col), Qt.ItemDataRole.ToolTipRole) for col in range(1, 5))
 
 
 def test_selection_shows_probability_bars(qtbot, window, tmp_path):
@@ -172,7 +179,7 @@ def test_filter_sort_and_csv_export(qtbot, window, tmp_path):
     expected = mixed_folder(folder)
     window.add_paths([folder])
     wait_done(qtbot, window)
-    total = len(expected)
+    total = len(expected) - 1  # notes.txt is skipped
 
     out = tmp_path / "all.csv"
     assert window.export_results(out) == total
@@ -189,7 +196,7 @@ def test_filter_sort_and_csv_export(qtbot, window, tmp_path):
     assert window.proxy.rowCount() == 1
     assert window.export_results(tmp_path / "trucks.json") == 1
     window.class_filter.setCurrentIndex(window.class_filter.findData(ERRORS_ONLY))
-    assert window.proxy.rowCount() == 3
+    assert window.proxy.rowCount() == 2
     window.class_filter.setCurrentIndex(0)
     window.search.setText("sub")
     assert window.proxy.rowCount() == 2

@@ -110,10 +110,17 @@ def test_train_on_a_folder_adds_the_model_to_the_picker(qtbot, window, user_dirs
     assert kinds[0] == "cache" and "scan" in kinds and kinds.count("epoch") == 1 and kinds[-1] == "exported"
     assert any("broken.jpg" in text for text in dialog.problem_texts())  # the corrupt file is reported
     assert dialog.progress.format() == "Done" and "Done" in dialog.status.text()
+    assert "the window shows how it compares" in dialog.status.text()
 
     onnx_path = user_models_dir() / "baseline-my_pets.onnx"
     assert onnx_path.is_file() and outcome.exported["path"] == str(onnx_path.resolve())
-    # The window rescanned its model folders and selected the new model: labels = the folder names.
+    # The window rescanned its model folders and asks before using the new model (issue 24): it shows the
+    # result beside the current model, with the accuracy curve of the run; "Use this model" selects it.
+    review = window.train_review
+    assert window.current_model.name == "colour_a" and "baseline-my_pets" in review.windowTitle()
+    assert len(review.chart.points) == 1 and len(dialog.chart.points) == 1
+    assert "guessing would give 33.3% (3 classes)" in review.comparison.text()
+    review.use_button.click()
     assert window.current_model.name == "baseline-my_pets"
     assert tuple(window.current_model.labels) == CLASSES and window.current_model.image_size == 32
     assert "my pets · 3 classes" in window.model_combo.currentText()

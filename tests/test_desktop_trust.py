@@ -57,11 +57,12 @@ def test_unsure_rows_filter_preview_and_heatmap(qtbot, window, images):
     assert by_name["grey.png"].unsure and by_name["dark.png"].unsure and not by_name["red_square.png"].unsure
     assert "2 unsure" in window.counts_label.text()
 
-    # Table: the unsure text instead of a label, in the unsure colour, italic.
+    # Table: "unsure" with the best guess (issue 24: not a bare percentage), in the unsure colour, italic.
     model = window.results_model
     row = [os.path.basename(r.path) for r in model.results()].index("grey.png")
     index = model.index(row, COL_CLASS)
-    assert model.data(index) == contract.unsure_text()
+    grey = by_name["grey.png"]
+    assert model.data(index) == f"unsure — most like {grey.label} ({grey.confidence * 100:.0f} %)"
     assert model.data(index, Qt.ItemDataRole.ForegroundRole) == UNSURE_COLOUR
     assert model.data(index, Qt.ItemDataRole.FontRole).italic()
     assert "may show none of the 10 classes" in model.data(index, Qt.ItemDataRole.ToolTipRole)
@@ -139,3 +140,7 @@ def test_card_dialog_shows_calibration_and_unsure_rows(qtbot, tmp_path):
     texts = [label.text() for label in dialog.findChildren(QLabel)]
     assert any("temperature 0.459" in t for t in texts) and any("AUROC 0.989" in t for t in texts)
     assert trust_lines({"name": "v1", "test_accuracy": 0.5}) == []
+    assert "⚠ Calibration" not in lines  # ECE got better
+    card["calibration"].update({"ece_before": 0.05, "ece_after": 0.08})  # issue 24: worse after calibration
+    worse = dict(trust_lines(card))
+    assert "less reliable" in worse["⚠ Calibration"] and "0.050 before, 0.080 after" in worse["⚠ Calibration"]
