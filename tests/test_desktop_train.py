@@ -241,6 +241,7 @@ def test_reusing_a_name_asks_before_replacing_the_model(qtbot, window, user_dirs
     card = json.loads(old.with_suffix(".json").read_text())
     assert card["name"] == "baseline-pets" and card["model"] == "baseline" and card["class_names"] == list(CLASSES)
     assert not [p for p in user_models_dir().iterdir() if p.name.startswith(".")]  # no staging folder left
+    window.train_review.use_button.click()  # the window asks "Use this model?" before switching
     assert window.current_model.name == "baseline-pets" and tuple(window.current_model.labels) == CLASSES
 
 
