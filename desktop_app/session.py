@@ -542,11 +542,9 @@ class Session:
                 text += "; the other rows still show the previous model's answers"
             self.message.emit(text, 10000)
         else:
-            if not error:
-                skipped = f"; {state.skipped:,} other file{'s' if state.skipped != 1 else ''} skipped" \
-                    if state.skipped else ""
-                self.message.emit(f"Classified {state.done:,} files in {state.elapsed:.1f} s ({state.rate:,.0f} "
-                                  f"files/s) with {job.model.name}{skipped}", 10000)
+            if not error:  # the skipped files are counted in the status bar's permanent counts, beside this
+                self.message.emit(f"Classified {state.done:,} file{'s' if state.done != 1 else ''} in "
+                                  f"{state.elapsed:.1f} s ({state.rate:,.0f} files/s) with {job.model.name}", 10000)
             if self.queue and self.model is not None:
                 queued, self.queue = self.queue, []
                 self._start(queued, in_place=False)

@@ -102,7 +102,7 @@ def test_drop_files_and_folder_gives_rows_with_labels_and_errors(qtbot, window, 
             assert result.label == expected_label(rgb, MAPPING_B) and not result.error
             assert result.image is not None  # the thumbnail / model input
     assert window.counts_label.text() == "6 files · 2 could not be read · 1 other file skipped"
-    assert window.statusBar().currentMessage().endswith("; 1 other file skipped")
+    assert window.statusBar().currentMessage().startswith("Classified 6 files")
     assert window.provider_label.text().startswith("Provider: CPU")
     # Dropping the same folder again adds nothing; the table shows the error text (and says it in a tooltip).
     drop(window, [folder])
