@@ -280,7 +280,7 @@ def test_event_loop_stays_responsive_during_a_job(qtbot, models_dir, settings, t
     timer.start(5)
     started = time.perf_counter()
     win.add_paths([tmp_path / "many"])
-    wait_done(qtbot, win)
+    wait_done(qtbot, win, timeout=120000)  # 800 files of a slow model: seconds idle, longer on a loaded machine
     job_time = time.perf_counter() - started
     timer.stop()
     assert win.results_model.rowCount() == 800
