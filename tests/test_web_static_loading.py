@@ -274,21 +274,31 @@ def test_own_three_class_model_with_models_and_title(tmp_path):
 
 
 def test_phone_width_layout(server, space, tmp_path_factory):
-    """390x844 on a metered (3G-typed) connection: the download size is announced, nothing overflows, margins
-    are even, the picker shows the model's name, and the results scroll into view after an upload."""
+    """390x844 (a phone's CSS pixels, mobile emulation): on a slow (3G-like) line the download size is announced
+    as metered; nothing overflows, margins are even, the picker shows the model's name, and the results scroll
+    into view after an upload."""
     from selenium.webdriver.common.by import By
 
     shots = tmp_path_factory.mktemp("phone")
     with _driver(390, 844) as driver:
         driver.set_script_timeout(120)
-        throttle(driver, 200, connection="cellular3g")
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+        throttle(driver, 0.4, connection="cellular3g")
+        driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 400, "downloadThroughput": 0.4 * MBIT, "uploadThroughput": 0.4 * MBIT,
+            "connectionType": "cellular3g"})
+        driver.get(server)
+        wait(driver, lambda d: d.find_element(By.ID, "download-note").is_displayed(), timeout=60)
+        assert driver.execute_script("return navigator.connection.effectiveType") in ("2g", "3g")
+        note = driver.find_element(By.ID, "download-note")
+        assert re.search(r"metered connection: this page downloads \d+\.\d MB once", note.text), note.text
+        assert "metered" in note.get_attribute("class")
+        throttle(driver, 400)
         driver.get(server)
         assert js(driver, "window.cifar10.ready") is True
         note = driver.find_element(By.ID, "download-note")
         assert note.is_displayed() and re.search(r"downloads \d+\.\d MB", note.text), note.text
-        metered = driver.execute_script("return (navigator.connection || {}).type")
-        if metered == "cellular":
-            assert "metered" in note.text and "metered" in note.get_attribute("class")
         view = driver.execute_script("return document.documentElement.clientWidth")
         geometry = driver.execute_script("""
             const r = s => document.querySelector(s).getBoundingClientRect();

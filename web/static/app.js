@@ -509,11 +509,11 @@
     return el;
   }
 
-  /** Brings the results into view when they start below the screen (phones). */
+  /** Brings the status line and the results under it into view when they start below the screen (phones). */
   function revealResults() {
     const box = $('#results').getBoundingClientRect();
     if (box.top > window.innerHeight * 0.7 || box.bottom < 0) {
-      $('#results').scrollIntoView({ behavior: 'smooth', block: 'start' });
+      $('#status').scrollIntoView({ behavior: 'smooth', block: 'start' });
     }
   }
 
