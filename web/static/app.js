@@ -118,7 +118,9 @@
   function runtimeJob() {
     if (!state.runtime) {
       state.runtime = download('ort/ort-wasm-simd-threaded.wasm', state.manifest.wasm_bytes);
-      state.runtime.promise.then((bytes) => { ort.env.wasm.wasmBinary = bytes; }, () => {});
+      const job = state.runtime;
+      job.promise.then((bytes) => { ort.env.wasm.wasmBinary = bytes; },
+                       () => { if (state.runtime === job) state.runtime = null; }); // a later try starts over
     }
     return state.runtime;
   }
@@ -164,7 +166,7 @@
                               `models/${model.name}.onnx`);
         }
       })();
-      created.then(() => { model.loaded = true; showLoading(); },
+      created.then(() => { model.loaded = true; state.downloads.delete(model.name); showLoading(); }, // the bytes are in the session
                    () => { state.sessions.delete(model.name); state.downloads.delete(model.name); });
       state.sessions.set(model.name, created);
     }
@@ -200,13 +202,11 @@
   /** Loads the selected model with the page saying how far it got; "Ready" only once it can classify. */
   async function loadSelected() {
     const model = state.model;
-    if (!model.loaded) {
-      state.phase = 'loading';
-      showLoading();
-    }
+    state.phase = model.loaded ? 'ready' : 'loading';
+    showLoading();
     try {
       const session = await getSession(model);
-      if (state.model === model && state.phase === 'loading') {
+      if (state.model === model) {
         state.phase = 'ready';
         showLoading();
         if (!state.items.length) setStatus(`Ready: choose or drop images, or click an example (model ${model.name}).`, 'done');
@@ -524,6 +524,10 @@
     if (!model || !items.length) return;
     const container = $('#results');
     container.setAttribute('aria-busy', 'true');
+    if (model.loaded && state.phase !== 'ready') {
+      state.phase = 'ready'; // another model's download may still run: its progress no longer speaks here
+      showLoading();
+    }
     if (fresh) {
       // New uploads: their thumbnails at once, classified as soon as the model is there.
       const note = model.loaded ? 'classifying…' : `waiting for the model ${model.name}…`;

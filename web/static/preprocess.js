@@ -304,7 +304,11 @@
       const tail = ascii(bytes, Math.max(0, n - 4096), n);
       return !tail.includes('IEND');
     }
-    if (n >= 6 && ascii(bytes, 0, 3) === 'GIF') return bytes[n - 1] !== 0x3b && !bytes.subarray(Math.max(0, n - 64)).includes(0x3b);
+    if (n >= 6 && ascii(bytes, 0, 3) === 'GIF') {
+      let end = n - 1;
+      while (end > 0 && bytes[end] === 0) end--; // some writers pad after the trailer
+      return bytes[end] !== 0x3b; // the GIF trailer ';'
+    }
     return false;
   }
 
