@@ -664,6 +664,10 @@
       state.model = modelByName(select.value);
       delete document.body.dataset.loadError;
       showModelInfo(state.model);
+      if (!state.model.loaded && state.model.bytes) {
+        $('#download-note').textContent = `The model ${state.model.name} downloads ${size(state.model.bytes)} once ` +
+          '(later visits use the browser\'s cache).';
+      }
       if (state.items.length) run();
       else loadSelected().catch(() => {});
     });
