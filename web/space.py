@@ -246,8 +246,9 @@ def export_space(kind: str, out_dir: str | os.PathLike, *, models_dir: str | os.
 
     ``models``: names to publish (default: every model found); they are looked up in ``models_dir`` alone when
     given, else in the apps' folders (the shipped models, then the user's, where ``cifar10 train`` puts them).
-    ``examples_dir`` (or its older name ``samples_dir``): the example pictures, all of them; without it, the
-    studio's samples of the classes the models know. Everything is checked before the first file is written.
+    ``examples_dir``: the example pictures, all of them (a missing folder is an error); without it, the studio's
+    samples of the classes the models know. ``samples_dir`` (older API): all of its pictures, if it exists.
+    Everything is checked before the first file is written.
     """
     if kind not in KINDS:
         raise SpaceExportError(f"unknown kind '{kind}': use one of {', '.join(KINDS)}")
@@ -260,7 +261,8 @@ def export_space(kind: str, out_dir: str | os.PathLike, *, models_dir: str | os.
     if not title:
         title = TITLE if all(_is_cifar10(m) for m in chosen) else \
             (f"{chosen[0].dataset} classifier" if len(chosen) == 1 else "Image classifier")
-    samples = pick_samples(chosen, examples_dir or samples_dir)
+    # samples_dir (the API's older name): all of its pictures, none when it does not exist (as before).
+    samples = sample_images(samples_dir) if samples_dir and not examples_dir else pick_samples(chosen, examples_dir)
     if kind == "static":
         _check_vendor()
     out = Path(out_dir)
