@@ -272,14 +272,17 @@ def cmd_web(args) -> int:
 def cmd_export_space(args) -> int:
     SpaceExportError, export_space = _load("web.space", "SpaceExportError"), _load("web.space", "export_space")
     try:
-        summary = export_space(args.kind, args.out_dir, models_dir=args.models_dir, samples_dir=args.samples_dir,
-                               force=args.force, title=args.title)
+        summary = export_space(args.kind, args.out_dir, models_dir=args.models_dir, models=args.models,
+                               examples_dir=args.examples, force=args.force, title=args.title,
+                               description=args.description)
     except SpaceExportError as exc:
         raise UserFacingError(str(exc)) from None
     for problem in summary["skipped"]:
         print(f"warning: skipped a model: {problem}", file=sys.stderr)
-    print(f"Wrote a {args.kind} Space to {summary['out_dir']}: {len(summary['files'])} files, "
-          f"models {', '.join(summary['models'])}, {len(summary['samples'])} example images.\n"
+    first = f" (the page loads {summary['default']} first)" if args.kind == "static" and summary.get("default") else ""
+    print(f"Wrote a {args.kind} Space \"{summary['title']}\" to {summary['out_dir']}: {len(summary['files'])} files, "
+          f"{summary['bytes'] / 1e6:.1f} MB; models {', '.join(summary['models'])}{first}; "
+          f"{len(summary['samples'])} example images.\n"
           "Publish it: see docs/web.md (git push to huggingface.co/spaces/USER/NAME, or `hf upload`).")
     return 0
 
@@ -481,9 +484,18 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     p.add_argument("--kind", choices=["static", "gradio", "streamlit"], default="static",
                    help="static: onnxruntime-web in the browser (free hosting); gradio; streamlit (Docker)")
-    p.add_argument("--models-dir", type=Path, help="models to include (default: exported_models)")
-    p.add_argument("--samples-dir", type=Path, help="example images (default: resources/samples)")
-    p.add_argument("--title", default="CIFAR-10 classifier", help="the Space's title")
+    p.add_argument("--models", nargs="+", metavar="NAME",
+                   help="the models to publish, by name (`cifar10 models` lists them; default: every model found)")
+    p.add_argument("--models-dir", type=Path,
+                   help="look for models in this folder only (default: exported_models, then your models folder "
+                        f"{user_models_dir()}, where `cifar10 train` puts them)")
+    p.add_argument("--title", help="the page heading, browser tab and footer, and the Space's name on the Hub "
+                                   "(default: 'CIFAR-10 classifier', or '<dataset> classifier' for your own model)")
+    p.add_argument("--description", help="a line under the title (and the Hub card's summary if 60 characters or "
+                                         "less)")
+    p.add_argument("--examples", "--samples-dir", dest="examples", type=Path, metavar="DIR",
+                   help="your own example pictures, all shown (default: the studio's samples of the classes the "
+                        "models know)")
     p.add_argument("--force", action="store_true", help="replace the contents of a non-empty OUT_DIR (keeps .git)")
     p.set_defaults(func=cmd_export_space)
     return parser

@@ -147,6 +147,10 @@ def test_export_refuses_bad_targets(models_dir, tmp_path):
 
 def test_cli_export_space_and_web_parser(models_dir, tmp_path, capsys):
     assert cli.main(["export-space", str(tmp_path / "s"), "--kind", "static", "--models-dir", str(models_dir),
+                     "--samples-dir", str(tmp_path / "none")]) == 2  # a mistyped examples folder: one line, nothing written
+    assert "--examples" in capsys.readouterr().err and not (tmp_path / "s").exists()
+    (tmp_path / "none").mkdir()
+    assert cli.main(["export-space", str(tmp_path / "s"), "--kind", "static", "--models-dir", str(models_dir),
                      "--samples-dir", str(tmp_path / "none")]) == 0
     assert "Wrote a static Space" in capsys.readouterr().out
     assert (tmp_path / "s" / "models.json").is_file()

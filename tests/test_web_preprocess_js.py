@@ -108,3 +108,49 @@ def test_jpeg_draft_approximation(tmp_path, size, target):
     diff = np.abs(ours - load_image(data, side).astype(int))
     # DCT-domain scaling is not exactly an area average: a few levels at most, well under 1 on average.
     assert diff.max() <= 4 and diff.mean() < 0.75, (diff.max(), diff.mean())
+
+
+def test_file_checks_name_the_problem(tmp_path):
+    """preprocess.js's checks before decoding: formats browsers cannot open (by magic bytes, else suffix),
+    cut-off JPEG/PNG/GIF files, and files over 50 MB, each with its own message (issue 27)."""
+    files = {}
+    image = Image.new("RGB", (40, 30), (200, 30, 30))
+    for fmt, name in (("TIFF", "a.tif"), ("PPM", "a.ppm"), ("JPEG", "a.jpg"), ("PNG", "a.png"), ("GIF", "a.gif"),
+                      ("TGA", "a.tga")):
+        buf = io.BytesIO()
+        image.save(buf, fmt)
+        files[name] = buf.getvalue()
+    files["renamed_tiff.jpg"] = files["a.tif"]                # the bytes decide, not the name
+    files["cut.jpg"] = files["a.jpg"][: len(files["a.jpg"]) // 2]
+    files["cut.png"] = files["a.png"][:-20]
+    files["cut.gif"] = files["a.gif"][:-5]
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    script = r"""
+const P = require(process.argv[2]);
+const fs = require('fs'), path = require('path');
+(async () => {
+  const out = {};
+  for (const name of JSON.parse(process.argv[4])) {
+    const blob = new Blob([fs.readFileSync(path.join(process.argv[3], name))]);
+    try { await P.checkFile(blob, name); out[name] = 'ok'; } catch (e) { out[name] = `${e.name}: ${e.message}`; }
+  }
+  try { await P.checkFile(new Blob([new Uint8Array(P.MAX_FILE_BYTES + 1)]), 'huge.png'); out.huge = 'ok'; }
+  catch (e) { out.huge = `${e.name}: ${e.message}`; }
+  console.log(JSON.stringify(out));
+})();
+"""
+    runner = tmp_path / "check.js"
+    runner.write_text(script)
+    done = subprocess.run([NODE, str(runner), str(PREPROCESS_JS), str(tmp_path), json.dumps(sorted(files))],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["a.jpg"] == out["a.png"] == out["a.gif"] == "ok"
+    assert out["a.tif"].startswith("ImageError: unsupported format: TIFF") and "JPG or PNG" in out["a.tif"]
+    assert out["renamed_tiff.jpg"].startswith("ImageError: unsupported format: TIFF")
+    assert out["a.ppm"].startswith("ImageError: unsupported format: PPM")
+    assert out["a.tga"].startswith("ImageError: unsupported format: TGA")
+    for name in ("cut.jpg", "cut.png", "cut.gif"):
+        assert "cut off (truncated)" in out[name], (name, out[name])
+    assert out["huge"].startswith("ImageError: file too large: 50.0 MB")

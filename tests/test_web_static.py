@@ -158,7 +158,8 @@ def test_click_example_and_screenshot(page, space, tmp_path):
     page.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in shown))
     cards = _wait_cards(page, len(shown), previous=cards[0].id)
     assert all(c.get_attribute("data-label") for c in cards)
-    time.sleep(0.3)  # let the thumbnails paint
+    time.sleep(0.6)  # let the thumbnails paint (and the scroll to the results end)
+    page.execute_script("window.scrollTo(0, 0)")
     shot = full_page_screenshot(page, tmp_path / "space.png", max_height=1400)
     keep_screenshot(shot, "space_screenshot.png")
 

@@ -29,6 +29,32 @@ TITLE = "CIFAR-10 image classifier"
 INTRO = ("Upload photos (JPG, PNG, WebP, GIF, BMP, TIFF...) and a network trained on CIFAR-10 says which of its "
          "10 classes each one shows: " + ", ".join(contract.CLASS_NAMES) + ". Every image is shrunk to "
          "32x32 pixels first, the size the models were trained on.")
+# A Space written by `cifar10 export-space --kind gradio|streamlit --title T --description D` carries its title
+# (and a line under it) in web/space_config.json, next to this module.
+SPACE_CONFIG = Path(__file__).resolve().with_name("space_config.json")
+
+
+def _space_config() -> dict:
+    try:
+        import json
+
+        data = json.loads(SPACE_CONFIG.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def page_title() -> str:
+    """The app's title: the Space's --title when exported with one, else :data:`TITLE`."""
+    return str(_space_config().get("title") or TITLE)
+
+
+def page_description() -> str | None:
+    """The Space's --description (a line under the title), if any."""
+    text = _space_config().get("description")
+    return str(text) if text else None
+
+
 # Bars per result: every class up to MAX_BARS; beyond, the TOP_BARS most likely and one "other" bar.
 MAX_BARS, TOP_BARS = 12, 10
 

@@ -21,7 +21,7 @@ import gradio as gr  # noqa: E402
 
 from cifar10.results import columns, result_row
 from web.common import (TITLE, UPLOAD_SUFFIXES, ClassifierCache, cards_html, classify_sources, default_model, find_models,
-                        intro, model_choice_label, png_data_uri, preview, sample_images, sample_label)
+                        intro, page_description, page_title, model_choice_label, png_data_uri, preview, sample_images, sample_label)
 
 CLASSIFIERS = ClassifierCache(provider="cpu")  # one per model file, per process
 
@@ -82,8 +82,11 @@ def build_demo(models_dir: str | os.PathLike | None = None, samples: Sequence[st
     best = default_model(models)
     classify = make_classify(models_dir)
 
-    with gr.Blocks(title=TITLE) as demo:
-        gr.Markdown(f"# {TITLE}")
+    title, description = page_title(), page_description()
+    with gr.Blocks(title=title) as demo:
+        gr.Markdown(f"# {title}")
+        if description:
+            gr.Markdown(description)
         about = gr.Markdown(intro(best), elem_id="model-intro")
         if errors:
             gr.Markdown("\n".join(f"- skipped a model: {e}" for e in errors))

@@ -17,8 +17,10 @@ Gradio and Docker Spaces need paid hardware or ZeroGPU nowadays; static Spaces a
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 import string
 from importlib import metadata
@@ -26,9 +28,8 @@ from pathlib import Path
 from typing import Sequence
 
 from cifar10 import contract
-from cifar10.paths import shipped_models_dir
 from cifar10.registry import ModelInfo, discover_models
-from web.common import UPLOAD_SUFFIXES, sample_images
+from web.common import model_dirs, sample_images, sample_label
 
 KINDS = ("static", "gradio", "streamlit")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -53,23 +54,51 @@ GITATTRIBUTES = "".join(f"*.{ext} filter=lfs diff=lfs merge=lfs -text\n"
                         for ext in ("onnx", "wasm", "png", "jpg", "jpeg", "webp", "gif", "bmp"))
 
 
+# What browsers decode themselves (createImageBitmap): the static Space's file picker offers these only, so a
+# TIFF/PPM/TGA/QOI is never offered and then refused (app.js names such a file's format when it is dropped).
+BROWSER_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".avif")
+BROWSER_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/avif")
+# "The lightest good model first": the page loads the smallest model within this much test accuracy of the best.
+GOOD_ENOUGH = 0.01
+# The Python Spaces read their page title (and a line under it) from web/space_config.json (web.common.page_title).
+PY_CONFIG = "space_config.json"
+
+
 class SpaceExportError(RuntimeError):
     """Export cannot proceed (no models, a non-empty target, missing vendor files); says what to do."""
 
 
+YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "nan", "inf"}
+
+
+def _yaml_value(value) -> str:
+    """One YAML scalar: booleans and numbers as such, strings double-quoted (a JSON string is a valid YAML 1.2
+    double-quoted scalar, so quotes, colons, '#', newlines and non-ASCII are all safe)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value)
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9._-]*", text) and text.lower() not in YAML_WORDS:
+        return text  # plain: sdk: static, colorFrom: indigo
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _front_matter(**fields) -> str:
-    """The Space's YAML header (None values left out), written by PyYAML so quoting is always right."""
-    import yaml
-
-    header = yaml.safe_dump({k: v for k, v in fields.items() if v is not None}, sort_keys=False,
-                            allow_unicode=True, default_flow_style=False)
-    return f"---\n{header}---\n"
+    """The Space's YAML header (None values left out). Written by hand, without PyYAML: the app-only install
+    (onnxruntime + Pillow) has no ``yaml`` module, and a flat mapping of quoted scalars needs none."""
+    lines = [f"{key}: {_yaml_value(value)}" for key, value in fields.items() if value is not None]
+    return "---\n" + "\n".join(lines) + "\n---\n"
 
 
-def _readme(kind: str, front: str, models: Sequence[ModelInfo], title: str, **values) -> str:
+def _readme(kind: str, front: str, models: Sequence[ModelInfo], title: str, description: str | None = None,
+            **values) -> str:
     """``space_templates/<kind>_README.md`` with its ${...} fields filled in, under the YAML header."""
     template = string.Template((TEMPLATES_DIR / f"{kind}_README.md").read_text(encoding="utf-8"))
     body = template.substitute(title=title, models_table=_models_table(models), what=_what(models), **values)
+    if description:
+        head, _, rest = body.partition("\n\n")
+        body = f"{head}\n\n{description}\n\n{rest}"
     return front + "\n" + body
 
 
@@ -94,8 +123,10 @@ def _what(models: Sequence[ModelInfo]) -> str:
     return "the classes each model knows (see the table below)"
 
 
-def _short_description(models: Sequence[ModelInfo]) -> str:
-    """The Space card's one line (at most 60 characters on the Hub)."""
+def _short_description(models: Sequence[ModelInfo], description: str | None = None) -> str:
+    """The Space card's one line (at most 60 characters on the Hub): --description when it fits."""
+    if description and len(description) <= 60 and "\n" not in description:
+        return description
     if all(_is_cifar10(m) for m in models):
         return SHORT_DESCRIPTION
     text = f"Classify photos into the {models[0].num_classes} classes of {models[0].dataset}" \
@@ -152,62 +183,160 @@ def _copy_samples(samples: Sequence[Path], dest: Path) -> list[str]:
     return names
 
 
+def select_models(names: Sequence[str] | None, dirs: Sequence[Path]) -> tuple[list[ModelInfo], list[str]]:
+    """The models to publish: the ones named (in that order), else every valid model in ``dirs``. Unknown names
+    raise :class:`SpaceExportError` listing what there is, before anything is written."""
+    found, errors = discover_models(dirs)
+    where = ", ".join(str(d) for d in dirs)
+    if not names:
+        return found, errors
+    by_name = {m.name: m for m in found}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        import difflib
+
+        hints = []
+        for n in missing:
+            close = difflib.get_close_matches(n, list(by_name), n=1)
+            hints.append(f"'{n}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        have = ", ".join(sorted(by_name)) or "none"
+        detail = ("; skipped: " + "; ".join(errors)) if errors else ""
+        raise SpaceExportError(f"no model named {', '.join(hints)} in {where}. Models there: {have}{detail}. "
+                               "List them with `cifar10 models`.")
+    chosen = list(dict.fromkeys(names))
+    return [by_name[n] for n in chosen], [e for e in errors if any(f"{n}.onnx" in e for n in chosen)]
+
+
+def lightest_good_model(models: Sequence[ModelInfo], slack: float = GOOD_ENOUGH) -> ModelInfo | None:
+    """What the static page loads first: the smallest file among the models within ``slack`` test accuracy of
+    the best (an int8 copy of the best model wins this way as soon as it is included); models without an
+    accuracy count only when none has one."""
+    if not models:
+        return None
+    scored = [m for m in models if m.test_accuracy is not None]
+    if scored:
+        best = max(m.test_accuracy for m in scored)
+        pool = [m for m in scored if m.test_accuracy >= best - slack - 1e-9]
+    else:
+        pool = list(models)
+    return min(pool, key=lambda m: (m.onnx_path.stat().st_size, -(m.test_accuracy or 0.0), m.name))
+
+
+def _known_classes(models: Sequence[ModelInfo]) -> set[str]:
+    return {str(c).lower() for m in models for c in (*m.class_names, *m.labels)}
+
+
+def pick_samples(models: Sequence[ModelInfo], examples_dir: str | os.PathLike | None) -> list[Path]:
+    """Example pictures: every image in ``examples_dir`` (the user's own) when given; else the studio's
+    samples whose class (``cat.png`` -> cat) one of the models knows, so a cat/ship/truck model is never shown
+    an airplane."""
+    if examples_dir:
+        if not Path(examples_dir).is_dir():
+            raise SpaceExportError(f"--examples {examples_dir}: no such folder")
+        return sample_images(examples_dir)
+    known = _known_classes(models)
+    return [p for p in sample_images(None) if sample_label(p).lower() in known]
+
+
 def export_space(kind: str, out_dir: str | os.PathLike, *, models_dir: str | os.PathLike | None = None,
                  samples_dir: str | os.PathLike | None = None, force: bool = False,
-                 title: str = TITLE) -> dict:
-    """Write the Space; returns a summary dict (kind, out_dir, models, samples, files)."""
+                 title: str | None = None, models: Sequence[str] | None = None, description: str | None = None,
+                 examples_dir: str | os.PathLike | None = None) -> dict:
+    """Write the Space; returns a summary dict (kind, out_dir, models, default, samples, files, bytes).
+
+    ``models``: names to publish (default: every model found); they are looked up in ``models_dir`` alone when
+    given, else in the apps' folders (the shipped models, then the user's, where ``cifar10 train`` puts them).
+    ``examples_dir``: the example pictures, all of them (a missing folder is an error); without it, the studio's
+    samples of the classes the models know. ``samples_dir`` (older API): all of its pictures, if it exists.
+    Everything is checked before the first file is written.
+    """
     if kind not in KINDS:
         raise SpaceExportError(f"unknown kind '{kind}': use one of {', '.join(KINDS)}")
-    source_dir = Path(models_dir) if models_dir else shipped_models_dir()
-    models, errors = discover_models([source_dir])
-    if not models:
+    dirs = model_dirs(models_dir)
+    chosen, errors = select_models(models, dirs)
+    if not chosen:
         detail = ("; skipped: " + "; ".join(errors)) if errors else ""
-        raise SpaceExportError(f"no valid models in {source_dir} to put in the Space{detail}. Train and export one "
-                               "first (`cifar10 train`), or pass --models-dir.")
-    samples = sample_images(samples_dir)
+        raise SpaceExportError(f"no valid models in {', '.join(str(d) for d in dirs)} to put in the Space{detail}. "
+                               "Train and export one first (`cifar10 train`), or pass --models-dir.")
+    if not title:
+        title = TITLE if all(_is_cifar10(m) for m in chosen) else \
+            (f"{chosen[0].dataset} classifier" if len(chosen) == 1 else "Image classifier")
+    # samples_dir (the API's older name): all of its pictures, none when it does not exist (as before).
+    samples = sample_images(samples_dir) if samples_dir and not examples_dir else pick_samples(chosen, examples_dir)
+    if kind == "static":
+        _check_vendor()
     out = Path(out_dir)
     _prepare_out(out, force)
     writer = {"static": _write_static, "gradio": _write_gradio, "streamlit": _write_streamlit}[kind]
-    writer(out, models, samples, title)
+    writer(out, chosen, samples, title, description)
     (out / ".gitattributes").write_text(GITATTRIBUTES, encoding="utf-8")
-    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and ".git" not in p.parts)
-    return {"kind": kind, "out_dir": str(out), "models": [m.name for m in models], "skipped": errors,
-            "samples": [p.name for p in samples], "files": files}
+    paths = [p for p in out.rglob("*") if p.is_file() and ".git" not in p.relative_to(out).parts]
+    first = lightest_good_model(chosen)
+    return {"kind": kind, "out_dir": str(out), "models": [m.name for m in chosen], "skipped": errors,
+            "default": first.name if first else None, "title": title,
+            "samples": [p.name for p in samples], "files": sorted(str(p.relative_to(out)) for p in paths),
+            "bytes": sum(p.stat().st_size for p in paths)}
 
 
 # --- static ----------------------------------------------------------------------------------------
 
-def _write_static(out: Path, models: Sequence[ModelInfo], samples: Sequence[Path], title: str) -> None:
+def _check_vendor() -> None:
     missing = [f for f in ORT_FILES if not (VENDOR_DIR / f).is_file()]
     if missing:
         raise SpaceExportError(f"onnxruntime-web files missing from {VENDOR_DIR}: {', '.join(missing)}. "
                                f"Run {STATIC_DIR / 'update-vendor.sh'} (needs npm).")
+
+
+def _static_html(title: str, description: str | None) -> str:
+    """index.html with the Space's title in the tab, the heading and the footer (HTML-escaped)."""
+    text = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    safe = html.escape(title, quote=True)
+    text = text.replace("CIFAR-10 image classifier", safe)  # <title>, <h1> and the footer
+    if description:
+        text = text.replace('<p class="description" id="description" hidden></p>',
+                            f'<p class="description" id="description">{html.escape(description)}</p>')
+    return text
+
+
+def _write_static(out: Path, models: Sequence[ModelInfo], samples: Sequence[Path], title: str,
+                  description: str | None = None) -> None:
+    _check_vendor()
     for name in STATIC_FILES:
-        shutil.copy2(STATIC_DIR / name, out / name)
+        if name != "index.html":
+            shutil.copy2(STATIC_DIR / name, out / name)
+    (out / "index.html").write_text(_static_html(title, description), encoding="utf-8")
     (out / "ort").mkdir()
     for name in ORT_FILES:
         shutil.copy2(VENDOR_DIR / name, out / "ort" / name)
     ort_version = json.loads((VENDOR_DIR / "VERSION.json").read_text()).get("version", "?") \
         if (VENDOR_DIR / "VERSION.json").is_file() else "?"
     entries = _copy_models(models, out / "models")
-    for entry in entries:
+    for entry, model in zip(entries, models):
         entry["file"] = f"models/{entry['name']}.onnx"
         entry["card"] = f"models/{entry['name']}.json"
+        # The page checks a download against these (a Git LFS pointer or a cut-off file is caught at load).
+        entry["bytes"] = (out / entry["file"]).stat().st_size
     sample_names = _copy_samples(samples, out / "samples")
+    first = lightest_good_model(models)
     # Top-level class_names / image_size: CIFAR-10's (what a model entry without its own means); each entry
     # carries its model's class_names, labels, image_size and dataset.
-    manifest = {"title": title, "class_names": list(contract.CLASS_NAMES), "image_size": contract.IMAGE_SIZE,
-                "models": entries, "samples": [f"samples/{n}" for n in sample_names],
-                "onnxruntime_web": ort_version, "accept": ",".join(["image/*", *UPLOAD_SUFFIXES])}
+    manifest = {"title": title, "description": description, "class_names": list(contract.CLASS_NAMES),
+                "image_size": contract.IMAGE_SIZE, "models": entries, "default": first.name if first else None,
+                "samples": [f"samples/{n}" for n in sample_names],
+                "onnxruntime_web": ort_version, "wasm_bytes": (out / "ort" / ORT_FILES[2]).stat().st_size,
+                "accept": ",".join([*BROWSER_TYPES, *BROWSER_SUFFIXES])}
     (out / "models.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     front = _front_matter(title=title, emoji=EMOJI, colorFrom="indigo", colorTo="blue", sdk="static",
-                          app_file="index.html", pinned=False, license="mit", short_description=_short_description(models))
-    (out / "README.md").write_text(_readme("static", front, models, title, ort_version=ort_version), encoding="utf-8")
+                          app_file="index.html", pinned=False, license="mit",
+                          short_description=_short_description(models, description))
+    (out / "README.md").write_text(_readme("static", front, models, title, description, ort_version=ort_version),
+                                   encoding="utf-8")
 
 
 # --- Python Spaces (gradio, streamlit) ---------------------------------------------------------------
 
-def _copy_python_app(out: Path, kind: str, models: Sequence[ModelInfo], samples: Sequence[Path]) -> None:
+def _copy_python_app(out: Path, kind: str, models: Sequence[ModelInfo], samples: Sequence[Path], title: str,
+                     description: str | None) -> None:
     core = out / "cifar10"
     core.mkdir()
     for name in CORE_MODULES:
@@ -216,6 +345,8 @@ def _copy_python_app(out: Path, kind: str, models: Sequence[ModelInfo], samples:
     web.mkdir()
     for name in WEB_MODULES[kind]:
         shutil.copy2(PACKAGE_ROOT / "web" / name, web / name)
+    (web / PY_CONFIG).write_text(json.dumps({"title": title, "description": description}, indent=2,
+                                            ensure_ascii=False) + "\n", encoding="utf-8")
     _copy_models(models, out / "exported_models")
     _copy_samples(samples, out / "resources" / "samples")
 
@@ -226,24 +357,26 @@ def _requirements(*extra: str) -> str:
     return "# The inference core needs onnxruntime, Pillow and numpy only (no TensorFlow).\n" + "\n".join(pins) + "\n"
 
 
-def _write_gradio(out: Path, models: Sequence[ModelInfo], samples: Sequence[Path], title: str) -> None:
-    _copy_python_app(out, "gradio", models, samples)
+def _write_gradio(out: Path, models: Sequence[ModelInfo], samples: Sequence[Path], title: str,
+                  description: str | None = None) -> None:
+    _copy_python_app(out, "gradio", models, samples, title, description)
     shutil.copy2(TEMPLATES_DIR / "gradio_app.py", out / "app.py")
     # gradio itself is installed by the Space from sdk_version; listing it here would fight that pin.
     (out / "requirements.txt").write_text(_requirements(), encoding="utf-8")
     front = _front_matter(title=title, emoji=EMOJI, colorFrom="indigo", colorTo="blue", sdk="gradio",
                           sdk_version=_version("gradio", "6.0.0"), python_version="3.11", app_file="app.py",
-                          pinned=False, license="mit", short_description=_short_description(models))
-    (out / "README.md").write_text(_readme("gradio", front, models, title), encoding="utf-8")
+                          pinned=False, license="mit", short_description=_short_description(models, description))
+    (out / "README.md").write_text(_readme("gradio", front, models, title, description), encoding="utf-8")
 
 
-def _write_streamlit(out: Path, models: Sequence[ModelInfo], samples: Sequence[Path], title: str) -> None:
-    _copy_python_app(out, "streamlit", models, samples)
+def _write_streamlit(out: Path, models: Sequence[ModelInfo], samples: Sequence[Path], title: str,
+                  description: str | None = None) -> None:
+    _copy_python_app(out, "streamlit", models, samples, title, description)
     (out / "requirements.txt").write_text(
         _requirements(f"streamlit=={_version('streamlit', '1.50.0')}", f"pandas=={_version('pandas', '2.2.3')}"),
         encoding="utf-8")
     shutil.copy2(TEMPLATES_DIR / "Dockerfile", out / "Dockerfile")
     (out / ".dockerignore").write_text(".git\n__pycache__/\n*.pyc\n", encoding="utf-8")
     front = _front_matter(title=title, emoji=EMOJI, colorFrom="indigo", colorTo="blue", sdk="docker",
-                          app_port=8501, pinned=False, license="mit", short_description=_short_description(models))
-    (out / "README.md").write_text(_readme("streamlit", front, models, title), encoding="utf-8")
+                          app_port=8501, pinned=False, license="mit", short_description=_short_description(models, description))
+    (out / "README.md").write_text(_readme("streamlit", front, models, title, description), encoding="utf-8")

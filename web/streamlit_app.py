@@ -23,8 +23,8 @@ from cifar10 import contract
 from cifar10.inference import Classifier
 from cifar10.registry import ModelInfo, discover_models
 from cifar10.results import Result
-from web.common import (TITLE, UPLOAD_EXTENSIONS, bars, classify_sources, default_model, intro,
-                        model_choice_label, model_dirs, preview, sample_images, sample_label)
+from web.common import (UPLOAD_EXTENSIONS, bars, classify_sources, default_model, intro,
+                        model_choice_label, model_dirs, page_description, page_title, preview, sample_images, sample_label)
 
 EXAMPLES_KEY = "examples"
 
@@ -88,8 +88,10 @@ def probability_chart(pred):
 
 
 def main() -> None:
-    st.set_page_config(page_title=TITLE, page_icon=":frame_with_picture:", layout="wide")
-    st.title(TITLE)
+    st.set_page_config(page_title=page_title(), page_icon=":frame_with_picture:", layout="wide")
+    st.title(page_title())
+    if page_description():
+        st.write(page_description())
     models, errors = list_models(tuple(str(d) for d in model_dirs()))
     with st.sidebar:
         st.header("Model")

@@ -28,7 +28,8 @@
   ort.env.wasm.wasmPaths = new URL('ort/', document.baseURI).href;
   ort.env.logLevel = 'error';
 
-  const state = { manifest: null, sessions: new Map(), model: null, items: [], runId: 0, results: [], lastModel: null };
+  const state = { manifest: null, sessions: new Map(), model: null, items: [], runId: 0, results: [], lastModel: null,
+                  downloads: new Map(), runtime: null, waiting: 0, phase: 'starting' };
 
   function setStatus(text, kind = '') {
     const el = $('#status');
@@ -38,6 +39,18 @@
 
   function pct(p) {
     return (100 * p).toFixed(1) + '%';
+  }
+
+  /** Bytes as the page says them: "18.7 MB", "0.4 MB", "12 KB". */
+  function size(n) {
+    return n >= 100e3 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} KB`;
+  }
+
+  /** "4.1 / 18.7 MB" */
+  function progressText(received, total) {
+    if (!total) return size(received);
+    if (total >= 100e3) return `${(received / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB`;
+    return `${Math.round(received / 1e3)} / ${Math.max(1, Math.round(total / 1e3))} KB`;
   }
 
   function modelByName(name) {
@@ -58,16 +71,156 @@
     return model.knows || `${model.dataset || 'CIFAR-10'} · ${labelsOf(model).length} classes`;
   }
 
+  // --- downloads: the runtime (wasm) and the models, in parallel, with progress -------------------------
+
+  /** A problem with a model file that the visitor (or the Space's owner) can act on. */
+  class LoadError extends Error {}
+
+  /** GET url as bytes, reporting {received, total} as it streams in. */
+  function download(url, expected) {
+    const job = { url, received: 0, total: expected || 0, done: false, error: null };
+    job.promise = (async () => {
+      let response;
+      try {
+        response = await fetch(url);
+      } catch (err) {
+        throw new LoadError(`could not download ${url} (${err.message || err}): check the connection and reload the page`);
+      }
+      if (!response.ok) {
+        throw new LoadError(`${url} is missing from this Space (HTTP ${response.status}): upload it again ` +
+                            '(cifar10 export-space, then git push or hf upload)');
+      }
+      const length = Number(response.headers.get('content-length')) || 0;
+      if (!job.total) job.total = length;
+      if (!response.body || !response.body.getReader) {
+        const buffer = new Uint8Array(await response.arrayBuffer());
+        job.received = buffer.length;
+        return buffer;
+      }
+      const reader = response.body.getReader();
+      const chunks = [];
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunks.push(value);
+        job.received += value.length;
+        showLoading();
+      }
+      const bytes = new Uint8Array(job.received);
+      let at = 0;
+      for (const chunk of chunks) { bytes.set(chunk, at); at += chunk.length; }
+      return bytes;
+    })();
+    job.promise.then(() => { job.done = true; showLoading(); }, (err) => { job.error = err; showLoading(); });
+    return job;
+  }
+
+  function runtimeJob() {
+    if (!state.runtime) {
+      state.runtime = download('ort/ort-wasm-simd-threaded.wasm', state.manifest.wasm_bytes);
+      const job = state.runtime;
+      job.promise.then((bytes) => { ort.env.wasm.wasmBinary = bytes; },
+                       () => { if (state.runtime === job) state.runtime = null; }); // a later try starts over
+    }
+    return state.runtime;
+  }
+
+  function modelJob(model) {
+    if (!state.downloads.has(model.name)) {
+      const job = download(model.file, model.bytes);
+      job.promise.catch(() => state.downloads.delete(model.name)); // a later try starts over
+      state.downloads.set(model.name, job);
+    }
+    return state.downloads.get(model.name);
+  }
+
+  const LFS_MAGIC = 'version https:' + '//git-lfs'; // a Git LFS pointer's first line (no URL fetched)
+
+  /** The bytes are the model, or a LoadError says what they are instead and what to do. */
+  function checkModelBytes(model, bytes) {
+    const head = new TextDecoder().decode(bytes.subarray(0, 64));
+    if (head.startsWith(LFS_MAGIC)) {
+      throw new LoadError(`the model file ${model.file} on this Space is a Git LFS pointer (${bytes.length} bytes), ` +
+                          'not the model: it was pushed without Git LFS. In the Space\'s clone run ' +
+                          '"git lfs install", then "git add --renormalize . && git commit -m lfs && git push" ' +
+                          '(or upload the folder with "hf upload"); see docs/web.md');
+    }
+    if (model.bytes && bytes.length !== model.bytes) {
+      throw new LoadError(`the model file ${model.file} is ${size(bytes.length)} but was exported as ` +
+                          `${size(model.bytes)}: it is cut off or was replaced. Upload models/${model.name}.onnx again`);
+    }
+  }
+
+  /** The model's InferenceSession: its file and the runtime download in parallel, then checked and opened once. */
   function getSession(model) {
     if (!state.sessions.has(model.name)) {
-      const created = ort.InferenceSession.create(model.file, {
-        executionProviders: ['wasm'],
-        graphOptimizationLevel: 'all',
-      });
-      created.catch(() => state.sessions.delete(model.name)); // let a later try start over
+      const created = (async () => {
+        const runtime = runtimeJob(), job = modelJob(model);
+        const [, bytes] = await Promise.all([runtime.promise, job.promise]);
+        checkModelBytes(model, bytes);
+        try {
+          return await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+        } catch (err) {
+          throw new LoadError(`the model file ${model.file} could not be opened (${String(err.message || err).slice(0, 160)}): ` +
+                              'it is damaged or not an ONNX model. Export the Space again and upload ' +
+                              `models/${model.name}.onnx`);
+        }
+      })();
+      created.then(() => { model.loaded = true; state.downloads.delete(model.name); showLoading(); }, // the bytes are in the session
+                   () => { state.sessions.delete(model.name); state.downloads.delete(model.name); });
       state.sessions.set(model.name, created);
     }
     return state.sessions.get(model.name);
+  }
+
+  /** While the selected model (or the runtime) downloads: "Downloading model fast_cnn 4.1 / 7.9 MB · runtime
+   * 3.2 / 14.2 MB", a progress bar, and how many uploads wait for it. */
+  function showLoading() {
+    const model = state.model;
+    const bar = $('#progress');
+    if (!model || state.phase !== 'loading') {
+      bar.hidden = true;
+      return;
+    }
+    const runtime = state.runtime, job = state.downloads.get(model.name);
+    const parts = [];
+    let received = 0, total = 0;
+    for (const [what, j] of [[`model ${model.name}`, job], ['runtime', runtime]]) {
+      if (!j) continue;
+      received += j.received;
+      total += Math.max(j.total, j.received);
+      if (!j.done) parts.push(`${what} ${progressText(j.received, j.total)}`);
+    }
+    const waiting = state.waiting ? ` ${state.waiting} image(s) waiting for it.` : '';
+    const text = parts.length ? `Downloading ${parts.join(' · ')}…` : `Starting the model ${model.name}…`;
+    setStatus(text + waiting, 'busy');
+    bar.hidden = false;
+    bar.max = total || 1;
+    bar.value = received;
+  }
+
+  /** Loads the selected model with the page saying how far it got; "Ready" only once it can classify. */
+  async function loadSelected() {
+    const model = state.model;
+    state.phase = model.loaded ? 'ready' : 'loading';
+    showLoading();
+    try {
+      const session = await getSession(model);
+      if (state.model === model) {
+        state.phase = 'ready';
+        showLoading();
+        if (!state.items.length) setStatus(`Ready: choose or drop images, or click an example (model ${model.name}).`, 'done');
+      }
+      return session;
+    } catch (err) {
+      if (state.model === model) {
+        state.phase = 'failed';
+        showLoading();
+        setStatus(`Cannot use the model ${model.name}: ${err.message || err}`, 'error');
+        document.body.dataset.loadError = model.name;
+      }
+      throw err;
+    }
   }
 
   /**
@@ -335,23 +488,77 @@
     return el;
   }
 
-  async function run() {
+  /** Cards for uploads not classified yet: the picture and "waiting for the model" / "classifying". */
+  function pendingCard(item, text) {
+    const el = document.createElement('article');
+    el.className = 'pending-card'; // not .card: '#results .card' means a result
+    el.dataset.name = item.name;
+    const picture = document.createElement('div');
+    picture.className = 'picture';
+    const img = document.createElement('img');
+    img.alt = item.name;
+    img.src = item.url;
+    picture.appendChild(img);
+    const name = document.createElement('div');
+    name.className = 'name';
+    name.textContent = item.name;
+    const note = document.createElement('div');
+    note.className = 'pending-note';
+    note.textContent = text;
+    el.append(picture, name, note);
+    return el;
+  }
+
+  /** Brings the status line and the results under it into view when they start below the screen (phones). */
+  function revealResults() {
+    const box = $('#results').getBoundingClientRect();
+    if (box.top > window.innerHeight * 0.7 || box.bottom < 0) {
+      $('#status').scrollIntoView({ behavior: 'smooth', block: 'start' });
+    }
+  }
+
+  async function run(fresh = false) {
     const runId = ++state.runId;
     const model = state.model;
     const items = state.items;
     if (!model || !items.length) return;
-    setStatus(`Classifying ${items.length} image(s) with ${model.name}…`, 'busy');
-    $('#results').setAttribute('aria-busy', 'true');
+    const container = $('#results');
+    container.setAttribute('aria-busy', 'true');
+    if (model.loaded && state.phase !== 'ready') {
+      state.phase = 'ready'; // another model's download may still run: its progress no longer speaks here
+      showLoading();
+    }
+    if (fresh) {
+      // New uploads: their thumbnails at once, classified as soon as the model is there.
+      const note = model.loaded ? 'classifying…' : `waiting for the model ${model.name}…`;
+      container.replaceChildren(...items.map((item) => pendingCard(item, note)));
+      revealResults();
+    } else {
+      // Another model: the old cards stay, dimmed, until the new results replace them.
+      container.querySelectorAll('.card').forEach((el) => el.classList.add('stale'));
+    }
     try {
-      const started = performance.now();
+      if (!model.loaded) {
+        state.waiting = items.length;
+        showLoading();
+        try {
+          await loadSelected();
+        } finally {
+          if (runId === state.runId) state.waiting = 0;
+        }
+        if (runId !== state.runId) return;
+      }
+      setStatus(`Classifying ${items.length} image(s) with ${model.name}…`, 'busy');
+      container.querySelectorAll('.pending-note').forEach((n) => { n.textContent = 'classifying…'; });
+      const started = performance.now(); // after the download: the time is the classification's alone
       const results = await classifyBlobs(model, items);
       if (runId !== state.runId) return; // a newer upload or model change won
-      const container = $('#results');
       state.results = results;
       state.lastModel = model;
       container.replaceChildren(...items.map((item, i) => {
         const el = card(item, results[i]);
         el.dataset.index = String(i);
+        el.dataset.model = model.name;
         return el;
       }));
       const ok = results.filter((r) => !r.error).length;
@@ -359,11 +566,17 @@
       const unsure = results.filter((r) => r.unsure).length;
       setStatus(`${ok} of ${results.length} image(s) classified with ${model.name} in ${ms} ms` +
                 (unsure ? `; ${unsure} unsure (may be none of the classes).` : '.'), ok ? 'done' : 'error');
+      if (fresh) revealResults();
       await updateHeatmaps();
     } catch (err) {
-      if (runId === state.runId) setStatus(`Could not run the model ${model.name}: ${err.message || err}`, 'error');
+      if (runId !== state.runId) return;
+      if (err instanceof LoadError) {
+        container.querySelectorAll('.pending-note').forEach((n) => { n.textContent = 'not classified: the model could not be loaded'; });
+      } else {
+        setStatus(`Could not run the model ${model.name}: ${err.message || err}`, 'error');
+      }
     } finally {
-      if (runId === state.runId) $('#results').removeAttribute('aria-busy');
+      if (runId === state.runId) container.removeAttribute('aria-busy');
     }
   }
 
@@ -373,7 +586,7 @@
       const url = URL.createObjectURL(file);
       return { name: file.name, blob: file, url, revoke: true };
     });
-    return run();
+    return run(true);
   }
 
   async function useExample(path) {
@@ -381,7 +594,7 @@
     const blob = await response.blob();
     state.items.forEach((item) => item.revoke && URL.revokeObjectURL(item.url));
     state.items = [{ name: path.split('/').pop(), blob, url: path, revoke: false }];
-    return run();
+    return run(true);
   }
 
   /** The intro names the selected model's dataset, classes and input size. */
@@ -402,17 +615,42 @@
     $('#model-info').textContent = parts.join(' — ');
   }
 
+  /** The first visit's download, said before it starts: the runtime and the first model (more on a metered line). */
+  function showDownloadNote(model) {
+    const note = $('#download-note');
+    const runtime = state.manifest.wasm_bytes || 0;
+    const total = runtime + (model.bytes || 0);
+    if (!total) return;
+    const conn = navigator.connection || {};
+    const metered = !!(conn.saveData || conn.type === 'cellular' || /(^|-)(2g|3g)$/.test(conn.effectiveType || ''));
+    note.textContent = `${metered ? 'On a mobile or metered connection: this' : 'This'} page downloads ${size(total)} ` +
+      `once (the runtime ${size(runtime)} and the model ${model.name} ${size(model.bytes || 0)}); other models only ` +
+      'when you pick them. Later visits use the browser\'s cache.';
+    note.classList.toggle('metered', metered);
+    note.hidden = false;
+  }
+
+  function openPicker() {
+    $('#files').click();
+  }
+
+  function hasFiles(event) {
+    return event.dataTransfer && Array.from(event.dataTransfer.types || []).includes('Files');
+  }
+
   function setupUi() {
     const select = $('#model');
     select.replaceChildren(...state.manifest.models.map((m) => {
       const option = document.createElement('option');
       option.value = m.name;
       option.textContent = `${m.name} — ${knowsOf(m)}` +
-        (typeof m.test_accuracy === 'number' ? ` — ${pct(m.test_accuracy)} test accuracy` : '');
+        (typeof m.test_accuracy === 'number' ? ` — ${pct(m.test_accuracy)}` : '') +
+        (m.bytes ? ` — ${size(m.bytes)}` : '');
       return option;
     }));
     const wanted = new URLSearchParams(location.search).get('model');
-    state.model = modelByName(wanted) || state.manifest.models[0] || null;
+    // The lightest good model first (export-space's choice: the smallest within a point of the best), others on demand.
+    state.model = modelByName(wanted) || modelByName(state.manifest.default) || state.manifest.models[0] || null;
     if (!state.model) {
       setStatus('This Space has no models.', 'error');
       return;
@@ -420,11 +658,18 @@
     select.value = state.model.name;
     select.disabled = false;
     showModelInfo(state.model);
+    showDownloadNote(state.model);
     $('#heatmap').addEventListener('change', () => updateHeatmaps());
     select.addEventListener('change', () => {
       state.model = modelByName(select.value);
+      delete document.body.dataset.loadError;
       showModelInfo(state.model);
-      run();
+      if (!state.model.loaded && state.model.bytes) {
+        $('#download-note').textContent = `The model ${state.model.name} downloads ${size(state.model.bytes)} once ` +
+          '(later visits use the browser\'s cache).';
+      }
+      if (state.items.length) run();
+      else loadSelected().catch(() => {});
     });
 
     $('#files').addEventListener('change', (event) => {
@@ -432,16 +677,29 @@
       event.target.value = ''; // choosing the same file again must fire 'change' again
       if (files.length) useFiles(files);
     });
+    // The drop area is a <button>: click, Enter and Space open the file picker.
     const drop = $('#drop');
-    drop.addEventListener('dragover', (event) => {
-      event.preventDefault();
-      drop.classList.add('over');
+    drop.addEventListener('click', openPicker);
+    // Files dropped anywhere on the page are classified (a drop outside would otherwise open the file and leave).
+    let depth = 0;
+    window.addEventListener('dragenter', (event) => {
+      if (!hasFiles(event)) return;
+      depth++;
+      document.body.classList.add('dragging');
     });
-    drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-    drop.addEventListener('drop', (event) => {
+    window.addEventListener('dragleave', () => {
+      depth = Math.max(0, depth - 1);
+      if (!depth) document.body.classList.remove('dragging');
+    });
+    window.addEventListener('dragover', (event) => {
       event.preventDefault();
-      drop.classList.remove('over');
-      if (event.dataTransfer.files.length) useFiles(event.dataTransfer.files);
+      if (event.dataTransfer) event.dataTransfer.dropEffect = 'copy';
+    });
+    window.addEventListener('drop', (event) => {
+      event.preventDefault();
+      depth = 0;
+      document.body.classList.remove('dragging');
+      if (event.dataTransfer && event.dataTransfer.files.length) useFiles(event.dataTransfer.files);
     });
 
     const samples = state.manifest.samples || [];
@@ -462,7 +720,6 @@
       }));
       $('#examples').hidden = false;
     }
-    setStatus('Ready: choose or drop images, or click an example.');
   }
 
   // --- hooks for tests / measurements ---------------------------------------------------------------
@@ -481,10 +738,13 @@
       setStatus(`Could not load models.json: ${err.message || err}`, 'error');
       throw err;
     }
-    // The file types the apps open (cifar10.preprocess.IMAGE_SUFFIXES), from models.json.
+    // The file types browsers decode (export-space's list), from models.json.
     if (state.manifest.accept) document.getElementById('files').accept = state.manifest.accept;
     setupUi();
-    if (state.model) await getSession(state.model); // warm up: the first click is then instant
+    if (!state.model) return false;
+    // The runtime and the first model download in parallel from here on; uploads are taken meanwhile.
+    runtimeJob();
+    await loadSelected();
     return true;
   })();
 
@@ -500,6 +760,7 @@
       for (let start = 0; start < urls.length; start += BATCH) {
         const chunk = urls.slice(start, start + BATCH);
         const items = await Promise.all(chunk.map(async (url) => ({ name: url, blob: await fetchBlob(url) })));
+        await getSession(model);
         const results = await classifyBlobs(model, items);
         results.forEach((r) => out.push({ label: r.label || null, index: r.index ?? -1, error: r.error, classes: r.classes,
                                           confidence: r.confidence ?? null, unsure: !!r.unsure,

@@ -266,6 +266,72 @@
     return bytes.length > 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
   }
 
+  // --- what a browser cannot open, said plainly (before createImageBitmap's generic failure) -------------
+  const MAX_FILE_BYTES = 50 * 1000 * 1000; // a 50 MB photo is far beyond what a phone camera writes
+  // Formats Pillow (and so `cifar10 classify`) reads but browsers do not decode.
+  const FOREIGN_SUFFIXES = {
+    tif: 'TIFF', tiff: 'TIFF', ppm: 'PPM', pgm: 'PGM', pbm: 'PBM', pnm: 'PNM', tga: 'TGA', qoi: 'QOI',
+    heic: 'HEIC', heif: 'HEIF', psd: 'Photoshop (PSD)', jp2: 'JPEG 2000', j2k: 'JPEG 2000', jxl: 'JPEG XL',
+    dds: 'DDS', pcx: 'PCX', xbm: 'XBM', sgi: 'SGI', rgb: 'SGI', eps: 'EPS', icns: 'ICNS',
+  };
+
+  function ascii(bytes, start, end) {
+    return String.fromCharCode(...bytes.subarray(start, end));
+  }
+
+  /** The name of a format browsers cannot decode, from the file's first bytes (else its suffix), or null. */
+  function foreignFormat(head, name = '') {
+    if ((head[0] === 0x49 && head[1] === 0x49 && head[2] === 0x2a && head[3] === 0)
+        || (head[0] === 0x4d && head[1] === 0x4d && head[2] === 0 && head[3] === 0x2a)) return 'TIFF';
+    if (head[0] === 0x50 && head[1] >= 0x31 && head[1] <= 0x37 && (head[2] === 0x0a || head[2] === 0x20
+        || head[2] === 0x0d || head[2] === 0x09)) return ['PBM', 'PGM', 'PPM', 'PBM', 'PGM', 'PPM', 'PAM'][head[1] - 0x31];
+    if (ascii(head, 0, 4) === 'qoif') return 'QOI';
+    if (ascii(head, 0, 4) === '8BPS') return 'Photoshop (PSD)';
+    if (ascii(head, 4, 8) === 'ftyp' && /^(heic|heix|hevc|mif1|msf1)/.test(ascii(head, 8, 12))) return 'HEIC';
+    const suffix = (name.match(/\.([A-Za-z0-9]+)$/) || [])[1];
+    return suffix ? FOREIGN_SUFFIXES[suffix.toLowerCase()] || null : null;
+  }
+
+  /** True when a JPEG, PNG or GIF stops before its end marker (a cut-off download or copy). */
+  function isTruncated(bytes) {
+    const n = bytes.length;
+    if (n >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
+      // EOI (FF D9) near the end; cameras may append a little data after it.
+      for (let i = n - 2; i >= Math.max(2, n - 65536); i--) if (bytes[i] === 0xff && bytes[i + 1] === 0xd9) return false;
+      return true;
+    }
+    if (n >= 8 && bytes[0] === 0x89 && ascii(bytes, 1, 4) === 'PNG') {
+      const tail = ascii(bytes, Math.max(0, n - 4096), n);
+      return !tail.includes('IEND');
+    }
+    if (n >= 6 && ascii(bytes, 0, 3) === 'GIF') {
+      let end = n - 1;
+      while (end > 0 && bytes[end] === 0) end--; // some writers pad after the trailer
+      return bytes[end] !== 0x3b; // the GIF trailer ';'
+    }
+    return false;
+  }
+
+  function megabytes(n) {
+    return (n / 1e6).toFixed(1) + ' MB';
+  }
+
+  /** Throws an ImageError naming the problem for files no browser decodes, cut-off files and huge files. */
+  async function checkFile(blob, name = '') {
+    if (blob.size > MAX_FILE_BYTES) {
+      throw new ImageError(`file too large: ${megabytes(blob.size)}, the limit is ${megabytes(MAX_FILE_BYTES)}`);
+    }
+    const head = new Uint8Array(await blob.slice(0, 16).arrayBuffer());
+    const foreign = foreignFormat(head, name);
+    if (foreign) {
+      throw new ImageError(`unsupported format: ${foreign}. Browsers cannot open ${foreign} files; save it as ` +
+                           'JPG or PNG (or use `cifar10 classify`, which reads it)');
+    }
+    if (isTruncated(new Uint8Array(await blob.arrayBuffer()))) {
+      throw new ImageError('the file is cut off (truncated): it ends before the image does. Copy or download it again');
+    }
+  }
+
   async function decodeToCanvas(blob) {
     let bitmap;
     try {
@@ -302,13 +368,14 @@
   async function loadImage(blob, size = IMAGE_SIZE) {
     checkSize(size);
     if (!blob || blob.size === 0) throw new ImageError('empty data: not an image');
+    await checkFile(blob, blob.name || '');
     const head = new Uint8Array(await blob.slice(0, 4).arrayBuffer());
     const { width, height, rgba } = await decodeToCanvas(blob);
     return fromDecoded(rgbaToRgb(rgba, width, height), width, height, sniffJpeg(head), size);
   }
 
   return {
-    IMAGE_SIZE, REDUCING_GAP, MAX_PIXELS, ImageError,
+    IMAGE_SIZE, REDUCING_GAP, MAX_PIXELS, MAX_FILE_BYTES, ImageError, foreignFormat, isTruncated, checkFile,
     bicubicFilter, precomputeCoeffs, reduce, pillowResize, jpegDraftScale, fromDecoded, rgbaToRgb,
     loadImage,
   };
