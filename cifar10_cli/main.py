@@ -120,9 +120,13 @@ def default_train_model(args) -> str:
 
 
 def cmd_train(args) -> int:
-    args.model = default_train_model(args)
+    if args.resume is None:
+        args.model = default_train_model(args)
     if args.progress != "json":
-        return _train(args)
+        try:
+            return _train(args)
+        except KeyboardInterrupt:  # Ctrl+C: the trainer has said what was kept and how to resume
+            return 130
     # --progress json: stdout carries only the JSON events, one per line. Everything else written to stdout
     # (Python prints, Keras, TensorFlow's C++ code) goes to stderr: file descriptor 1 is pointed at 2 and the
     # events are written to a private copy of the original stdout.
@@ -159,7 +163,44 @@ def cmd_train(args) -> int:
         events.close()
 
 
+# `cifar10 train --resume RUN_DIR` takes every training setting from RUN_DIR/run.json: these flags conflict.
+RESUME_CONFLICTS = ("--model", "--data", "--name", "--image-size", "--epochs", "--batch-size", "--optimizer", "--lr",
+                    "--lr-schedule", "--augment", "--no-augment", "--shift-px", "--tta", "--early-stopping-patience",
+                    "--seed", "--precision", "--weights", "--limit", "--init-from", "--test-curve", "--out")
+
+
+def _given_flags(argv: list[str], flags) -> list[str]:
+    given = []
+    for token in argv:
+        flag = token.split("=", 1)[0]
+        if flag in flags and flag not in given:
+            given.append(flag)
+    return given
+
+
+def _resume(args, progress=None) -> int:
+    """`cifar10 train --resume RUN_DIR`: the remaining epochs of an unfinished run, with its own settings (and
+    its export folder unless --export-dir / --no-export say otherwise)."""
+    conflicts = _given_flags(args.argv, RESUME_CONFLICTS)
+    if conflicts:
+        raise UserFacingError(f"--resume takes the run's settings from {Path(args.resume) / 'run.json'}: "
+                              f"leave out {', '.join(conflicts)}")
+    resume = _load("training.train", "resume")
+    export_dir = None if args.no_export else (args.export_dir or ...)
+    run_dir = resume(args.resume, data_dir=args.data_dir, export_dir=export_dir,
+                     replace_model=True if args.replace else None, command=_command_line(args), progress=progress)
+    record = json.loads((Path(run_dir) / "run.json").read_text())
+    target = (record.get("export") or {}).get("dir") if export_dir is ... else export_dir
+    if target is None:
+        print(f"Saved run {run_dir} — export it: cifar10 export {shlex.quote(str(run_dir))}")
+    else:
+        _print_saved(record["name"], Path(target))
+    return 0
+
+
 def _train(args, progress=None) -> int:
+    if args.resume is not None:
+        return _resume(args, progress)
     TrainSettings, train = _load("training.train", "TrainSettings"), _load("training.train", "train")
     settings = TrainSettings.for_model(
         args.model, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
@@ -349,7 +390,13 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--test-curve", action="store_true",
                    help="also log test accuracy after each epoch (learning curves; not timed, not used to select)")
     p.add_argument("--data-dir", help="CIFAR-10 python batches (default: $CIFAR10_DIR, else download)")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="where run folders go")
+    p.add_argument("--out", type=Path, default=Path("runs"),
+                   help="where run folders go (default: runs/ in the current folder); each has run.json, which says "
+                        "\"status\": \"unfinished\" until the run is done, and a checkpoint after every epoch")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue an unfinished run (killed, stopped, crashed) from its last epoch's checkpoint: "
+                        "the remaining epochs only, with the run's own settings, then the export as the run was "
+                        "started with (--export-dir, --no-export and --data-dir may be given)")
     add_export_arguments(p)
     p.add_argument("--no-export", action="store_true", help="train only; export later with `cifar10 export`")
     add_verbose_argument(p)

@@ -44,11 +44,19 @@ FORMAT = 1  # checkpoint.npz's layout
 
 # --- atomic files --------------------------------------------------------------------------------------
 
+def _file_mode() -> int:
+    """What open() would give a new file (mkstemp makes them private: 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader (or a crash) sees the old file or the new one, never half."""
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(temporary, _file_mode())
         with os.fdopen(handle, "wb") as f:
             f.write(data)
             f.flush()
@@ -69,6 +77,7 @@ def save_model_atomically(model: keras.Model, path: Path) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
     os.close(handle)
     try:
+        os.chmod(temporary, _file_mode())
         model.save(temporary)
         with open(temporary, "rb") as f:
             os.fsync(f.fileno())
@@ -148,7 +157,7 @@ CALLBACK_STATE = {
     "BestCheckpoint": ("best",),
     "EarlyStopping": ("wait", "best", "best_epoch", "stopped_epoch"),
     "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),
-    "TestCurve": ("seconds", "elapsed"),
+    "TestCurve": ("train_time_s",),  # its test seconds are per stage
 }
 
 

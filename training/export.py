@@ -235,6 +235,9 @@ def export_run(run_dir: Path, export_dir: Path, *, data=None, data_dir=None, tta
 
     run_dir = Path(run_dir)
     record = json.loads((run_dir / "run.json").read_text())
+    if record.get("status", "finished") != "finished":  # training/checkpoint.py: a run still in progress
+        raise UserFacingError(f"{run_dir}: that run is unfinished ({record.get('epochs_done', 0)} of "
+                              f"{record.get('epochs', '?')} epochs): resume it with cifar10 train --resume {run_dir}")
     model_name = record["model"]
     name = safe_name(name or record.get("name") or model_name)
     export_dir = Path(export_dir)
@@ -288,7 +291,8 @@ def export_run(run_dir: Path, export_dir: Path, *, data=None, data_dir=None, tta
             "training_command": record["command"],
             "export_command": command,
             "training": {k: record[k] for k in ("settings", "checkpoint", "epochs_run", "best_epoch",
-                                                "best_val_accuracy", "continues", "finished") if k in record},
+                                                "best_val_accuracy", "continues", "resumed", "wall_time_s", "finished")
+                         if k in record},
             "data": record["data"],
             "machine": machine(),
             "test_metrics": metrics,

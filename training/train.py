@@ -26,6 +26,8 @@ import tensorflow as tf
 from cifar10.contract import IMAGE_SIZE
 from cifar10.errors import UserFacingError
 from training import models
+from training.checkpoint import (BEST, FINISHED, UNFINISHED, BestCheckpoint, EpochCheckpoint, atomic_write_json,
+                                 is_finished, load_checkpoint, read_record)
 from training.data import json_ready, load_cifar10, load_training_data  # noqa: F401  (load_cifar10: for callers)
 from training.export import check_name_free, export_run
 from training.plots import plot_history
@@ -58,13 +60,15 @@ def make_augmenter(seed: int, shift_px: int = 4, image_size: int = IMAGE_SIZE) -
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, augmenter=None,
-                 seed: int = 0) -> tf.data.Dataset:
+                 seed: int = 0, skip_epochs: int = 0) -> tf.data.Dataset:
+    """``skip_epochs``: a resumed run's epochs done; the seeded shuffle then starts at the order of epoch
+    skip_epochs + 1, as in the uninterrupted run (each iterator made draws the next epoch's order)."""
     if isinstance(x, np.memmap) or x.nbytes > 256 * 2**20:
-        ds = _indexed_batches(x, y, batch_size, shuffle=shuffle, seed=seed)
+        ds = _indexed_batches(x, y, batch_size, shuffle=shuffle, seed=seed, skip_epochs=skip_epochs)
     else:  # small arrays (CIFAR-10): whole tensors in tf.data
         ds = tf.data.Dataset.from_tensor_slices((x, y))
         if shuffle:
-            ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+            ds = _skip_orders(ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True), skip_epochs)
         ds = ds.batch(batch_size)
     ds = ds.map(lambda images, labels: (tf.cast(images, tf.float32), labels), num_parallel_calls=AUTOTUNE)
     if augmenter is not None:
@@ -73,7 +77,14 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool
     return ds.prefetch(AUTOTUNE)
 
 
-def _indexed_batches(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, seed: int) -> tf.data.Dataset:
+def _skip_orders(shuffled: tf.data.Dataset, epochs: int) -> tf.data.Dataset:
+    for _ in range(epochs):  # making an iterator draws an epoch's shuffle seed; nothing is read
+        iter(shuffled)
+    return shuffled
+
+
+def _indexed_batches(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, seed: int,
+                     skip_epochs: int = 0) -> tf.data.Dataset:
     """Batches read from ``x`` by index (a memory-mapped cache stays on disk: only a batch is in memory)."""
     size = x.shape[1:]
 
@@ -83,7 +94,7 @@ def _indexed_batches(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: 
 
     ds = tf.data.Dataset.range(len(y))
     if shuffle:
-        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+        ds = _skip_orders(ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True), skip_epochs)
     ds = ds.batch(batch_size).map(lambda rows: tf.numpy_function(gather, [rows], (tf.uint8, tf.int64)),
                                   num_parallel_calls=AUTOTUNE)
     return ds.map(lambda images, labels: (tf.ensure_shape(images, (None, *size)), tf.ensure_shape(labels, (None,))))
@@ -110,10 +121,11 @@ class ProgressEvents(keras.callbacks.Callback):
         self.emit(event)
 
 
-def make_callbacks(settings: TrainSettings, run_dir: Path) -> list[keras.callbacks.Callback]:
+def make_callbacks(settings: TrainSettings, run_dir: Path, *, append: bool = False) -> list[keras.callbacks.Callback]:
+    """``append``: a resumed run (history.csv goes on from the checkpoint's epochs)."""
     callbacks = [
-        keras.callbacks.ModelCheckpoint(run_dir / "best.keras", monitor="val_accuracy", save_best_only=True),
-        keras.callbacks.CSVLogger(run_dir / "history.csv"),
+        BestCheckpoint(Path(run_dir) / BEST, monitor="val_accuracy"),  # ModelCheckpoint(save_best_only), atomic
+        keras.callbacks.CSVLogger(Path(run_dir) / "history.csv", append=append),
         keras.callbacks.TerminateOnNaN(),
     ]
     if settings.early_stopping_patience > 0:
@@ -140,13 +152,17 @@ class TestCurve(keras.callbacks.Callback):
     def __init__(self, test):
         super().__init__()
         self.test, self.seconds = test, 0.0
+        self.train_time_s = 0.0  # the last logged value (a resumed run's checkpoint sets it)
 
     def on_train_begin(self, logs=None):
-        self.fit_started = time.perf_counter()
+        self.fit_started, self.before = time.perf_counter(), None
 
     def on_epoch_end(self, epoch, logs=None):
         started = time.perf_counter()
-        logs["train_time_s"] = started - self.fit_started - self.seconds  # since fit() began, without tests
+        if self.before is None:  # earlier stages of a resumed run
+            self.before = self.train_time_s
+        # Since fit() began (plus earlier stages), without tests.
+        logs["train_time_s"] = self.train_time_s = self.before + started - self.fit_started - self.seconds
         scores = self.model.predict(self.test.x.astype(np.float32), batch_size=1000, verbose=0)
         logs["test_accuracy"] = float((scores.argmax(1) == self.test.y).mean())
         self.seconds += time.perf_counter() - started
@@ -158,6 +174,9 @@ def previous_run(run_dir, model: str) -> dict:
     if not path.is_file():
         raise UserFacingError(f"--init-from {run_dir}: no run.json there (not a finished training run)")
     record = json.loads(path.read_text())
+    if not is_finished(record):
+        raise UserFacingError(f"--init-from {run_dir}: that run is unfinished: resume it first with "
+                              f"cifar10 train --resume {run_dir}")
     if record["model"] != model:
         raise UserFacingError(f"--init-from {run_dir}: that run trained {record['model']!r}, not {model!r}")
     return record
@@ -165,11 +184,12 @@ def previous_run(run_dir, model: str) -> dict:
 
 def train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), export_dir: Path | None = None,
           replace_model: bool = False, command: str | None = None, test_curve: bool = False,
-          callbacks: list[keras.callbacks.Callback] | None = None, progress=None) -> Path:
+          callbacks: list[keras.callbacks.Callback] | None = None, progress=None, resume_dir=None) -> Path:
     """Train, keep the best validation epoch (or a recipe's final weights), write the run record; export
     when export_dir is set. ``test_curve``: log test accuracy per epoch (TestCurve). ``callbacks``: more
     Keras callbacks for fit (``cifar10 sweep`` reports each epoch to Ray Tune with one). ``progress``: a
-    function that takes each progress event (a JSON-ready dict; see the module docstring).
+    function that takes each progress event (a JSON-ready dict; see the module docstring). ``resume_dir``:
+    an unfinished run folder to continue (use :func:`resume`, which reads its settings).
 
     A model of the same name in ``export_dir`` is replaced only with ``replace_model``: otherwise
     :class:`training.export.ModelExistsError` is raised before any training (and again at export time,
@@ -184,9 +204,50 @@ def train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), e
     keras.mixed_precision.set_global_policy(policy)
     try:
         return _train(settings, data_dir=data_dir, out=out, export_dir=export_dir, replace_model=replace_model,
-                      command=command, test_curve=test_curve, callbacks=callbacks, progress=progress)
+                      command=command, test_curve=test_curve, callbacks=callbacks, progress=progress,
+                      resume_dir=resume_dir)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)  # later models in this process: unchanged
+
+
+def resumable_record(run_dir) -> dict:
+    """The run.json of an unfinished run that ``cifar10 train --resume`` can continue (else a clear error)."""
+    run_dir = Path(run_dir)
+    record = read_record(run_dir)
+    if record is None:
+        raise UserFacingError(f"--resume {run_dir}: no readable run.json there (not a training run folder)")
+    if is_finished(record):
+        raise UserFacingError(f"--resume {run_dir}: that run is already finished; export it with "
+                              f"cifar10 export {run_dir}")
+    if "settings" not in record:
+        raise UserFacingError(f"--resume {run_dir}: its run.json has no settings (not a resumable run)")
+    try:
+        spec = models.get_spec(record["model"])
+    except (KeyError, ValueError) as exc:
+        raise UserFacingError(f"--resume {run_dir}: its model {record['model']!r} is not registered any more "
+                              f"({exc})") from None
+    if spec.fit is not None:
+        raise UserFacingError(f"--resume {run_dir}: {record['model']} trains with its own recipe in one go and "
+                              "cannot be resumed; start it again")
+    return record
+
+
+def resume(run_dir, *, data_dir=None, export_dir=..., replace_model: bool | None = None, command: str | None = None,
+           progress=None, callbacks=None) -> Path:
+    """Continue the unfinished run in ``run_dir`` with the settings in its run.json: the remaining epochs only,
+    then the run record and the export. ``export_dir`` / ``replace_model`` / ``data_dir`` left out: the ones the
+    run was started with."""
+    record = resumable_record(run_dir)
+    settings = TrainSettings.from_record(record)
+    target = record.get("export") or {}
+    if export_dir is ...:
+        export_dir = Path(target["dir"]) if target.get("dir") else None
+    if replace_model is None:
+        replace_model = bool(target.get("replace"))
+    data_dir = data_dir or record.get("data_dir")
+    return train(settings, data_dir=data_dir, out=Path(run_dir).parent, export_dir=export_dir,
+                 replace_model=replace_model, command=command, test_curve=bool(record.get("test_curve")),
+                 callbacks=callbacks, progress=progress, resume_dir=run_dir)
 
 
 def build_model(settings: TrainSettings, num_classes: int) -> keras.Model:
@@ -202,18 +263,56 @@ def build_model(settings: TrainSettings, num_classes: int) -> keras.Model:
     return models.create_model(settings.model, **kwargs)
 
 
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), export_dir: Path | None = None,
            replace_model: bool = False, command: str | None = None, test_curve: bool = False, callbacks=None,
-           progress=None) -> Path:
+           progress=None, resume_dir=None) -> Path:
     parent = previous_run(settings.init_from, settings.model) if settings.init_from else None
     spec = models.get_spec(settings.model)
+    command = command or " ".join(sys.argv)
     keras.utils.set_random_seed(settings.seed)
     started = time.perf_counter()  # the training wall time includes loading the data
     data = load_training_data(settings, data_dir, progress)  # prints its one-line summary
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(out) / f"{settings.export_name}-{stamp}"
-    run_dir.mkdir(parents=True, exist_ok=True)
     num_classes = len(data.class_names)
+    if resume_dir is not None:
+        run_dir = Path(resume_dir)
+        start_record = read_record(run_dir)
+        checkpoint = load_checkpoint(run_dir)
+        if list(start_record.get("class_names") or data.class_names) != list(data.class_names):
+            raise UserFacingError(f"--resume {run_dir}: the data's classes changed since the run started "
+                                  f"({', '.join(start_record['class_names'])} -> {', '.join(data.class_names)})")
+    else:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(out) / f"{settings.export_name}-{stamp}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        start_record, checkpoint = None, None
+    resumable = spec.fit is None
+    epochs_done = checkpoint.epochs_done if checkpoint else 0
+    stages = checkpoint.stages if checkpoint else []
+    stage = {"started": _now(), "command": command, "first_epoch": epochs_done + 1, "last_epoch": epochs_done,
+             "wall_time_s": 0.0}
+    if resumable:
+        # From the first epoch on, the folder says it is an unfinished run and how to go on with it.
+        start_record = (start_record or {}) | {
+            "status": UNFINISHED, "model": settings.model, "name": settings.export_name, "dataset": data.name,
+            "class_names": list(data.class_names), "image_size": settings.image_size, "settings": asdict(settings),
+            "command": (start_record or {}).get("command", command), "epochs": settings.epochs,
+            "epochs_done": epochs_done, "started": (start_record or {}).get("started", _now()),
+            "export": {"dir": str(Path(export_dir).resolve()) if export_dir is not None else None,
+                       "replace": bool(replace_model)},
+            "data_dir": str(Path(data_dir).resolve()) if data_dir else None, "test_curve": bool(test_curve),
+            "resume_command": f"cifar10 train --resume {run_dir}"}
+        atomic_write_json(run_dir / "run.json", start_record)
+    if progress is not None:
+        progress({"event": "run", "run_dir": str(run_dir.resolve()), "epochs_done": epochs_done,
+                  "epochs": settings.epochs, "resumed": checkpoint is not None, "resumable": resumable})
+    if checkpoint is not None:
+        print(f"Resuming {run_dir}: {epochs_done} of {settings.epochs} epochs done", file=sys.stderr)
 
     if parent is not None:
         model = keras.models.load_model(Path(settings.init_from) / parent.get("checkpoint", "best.keras"))
@@ -236,26 +335,48 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
         history = spec.fit(model, data, settings, verbose=verbose,
                            callbacks=curve + [keras.callbacks.CSVLogger(run_dir / "history.csv")] + reporting
                            + list(callbacks or []))
-        checkpoint = "final.keras"
-        model.save(run_dir / checkpoint)
+        checkpoint_file = "final.keras"
+        model.save(run_dir / checkpoint_file)
     else:
         model.compile(optimizer=make_optimizer(settings.optimizer, settings.lr),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         augmenter = (make_augmenter(settings.seed, settings.shift_px, settings.image_size) if settings.augment
                      else None)
         train_ds = make_dataset(data.train.x, data.train.y, settings.batch_size, shuffle=True,
-                                augmenter=augmenter, seed=settings.seed)
+                                augmenter=augmenter, seed=settings.seed, skip_epochs=epochs_done)
         val_ds = make_dataset(data.val.x, data.val.y, 512, shuffle=False)
-        history = model.fit(train_ds, validation_data=val_ds if len(data.val) else None, epochs=settings.epochs,
-                            shuffle=False,  # train_ds shuffles itself (Keras would warn that it ignores shuffle)
-                            callbacks=curve + make_callbacks(settings, run_dir) + reporting + list(callbacks or []),
-                            verbose=verbose).history
-        checkpoint = "best.keras"
+        if checkpoint is not None:  # everything back as it was after the checkpoint's epoch
+            checkpoint.check_model(model, settings.model)
+            checkpoint.restore_model(model)
+            checkpoint.restore_optimizer(model)
+            checkpoint.restore_augmenter(augmenter)
+            checkpoint.restore_random()
+            checkpoint.restore_history_csv(run_dir)
+        tracked = curve + make_callbacks(settings, run_dir, append=checkpoint is not None)
+        keeper = EpochCheckpoint(run_dir, tracked=tracked, epochs=settings.epochs, augmenter=augmenter,
+                                 resume_from=checkpoint, stage_started=started, stage=stage, stages=stages,
+                                 exclude_seconds=lambda: sum(c.seconds for c in curve))
+        stopped_early = bool(checkpoint and checkpoint.state.get("stop_training"))
+        if epochs_done < settings.epochs and not stopped_early:
+            try:
+                model.fit(train_ds, validation_data=val_ds if len(data.val) else None, epochs=settings.epochs,
+                          initial_epoch=epochs_done,
+                          shuffle=False,  # train_ds shuffles itself (Keras would warn that it ignores shuffle)
+                          callbacks=tracked + [keeper] + reporting + list(callbacks or []), verbose=verbose)
+            except KeyboardInterrupt:
+                _say_stopped(run_dir, keeper.epochs_done, settings.epochs, progress)
+                raise
+        history = keeper.history
+        checkpoint_file = BEST
     wall_time = time.perf_counter() - started - sum(c.seconds for c in curve)
+    earlier = sum(s.get("wall_time_s", 0.0) for s in stages)  # the stages before a resume
+    stage.update(last_epoch=len(history["loss"]), wall_time_s=round(wall_time, 1))
+    wall_time += earlier
     if parent is not None:
         wall_time += parent["training_wall_time_s"]  # the model's whole training, all stages
 
     record = {
+        "status": FINISHED,
         "model": settings.model,
         "name": settings.export_name,
         "dataset": data.name,
@@ -263,25 +384,28 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
         "display_names": list(data.display_names) if data.display_names else None,
         "image_size": settings.image_size,
         "settings": asdict(settings),
-        "command": command or " ".join(sys.argv),
-        "checkpoint": checkpoint,
+        "command": (start_record or {}).get("command", command),
+        "checkpoint": checkpoint_file,
         "epochs_run": len(history["loss"]),
         "training_wall_time_s": round(wall_time, 1),
+        **({"resumed": stages + [stage], "wall_time_s": round(wall_time, 1)} if stages else {}),
         **({"test_curve_eval_s": round(curve[0].seconds, 1)} if curve else {}),
         **({"continues": {key: parent[key] for key in ("command", "epochs_run", "training_wall_time_s", "continues")
                           if key in parent} | {"run": str(settings.init_from)}} if parent else {}),
         "data": json_ready(data.describe()),  # folder datasets: with the report (skipped files, splits, ...)
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **({key: start_record[key] for key in ("started", "epochs", "export", "data_dir")} if resumable else {}),
+        "finished": _now(),
     }
     if "val_accuracy" in history:
         record["best_epoch"] = int(np.argmax(history["val_accuracy"])) + 1
         record["best_val_accuracy"] = float(np.max(history["val_accuracy"]))
-    (run_dir / "run.json").write_text(json.dumps(record, indent=2))
+    atomic_write_json(run_dir / "run.json", record)
     plot_history(history, run_dir / "curves.png", title=settings.model)
     selection = (f"best val_accuracy {record['best_val_accuracy']:.4f} at epoch {record['best_epoch']}"
                  if "best_epoch" in record else f"final train accuracy {history['accuracy'][-1]:.4f}")
-    print(f"Trained {settings.model}: {record['epochs_run']} epoch{'s' * (record['epochs_run'] != 1)} in {wall_time:.0f} s, {selection}; "
-          f"run saved in {run_dir}", file=sys.stderr)
+    resumed = f" ({len(stages) + 1} stages)" if stages else ""
+    print(f"Trained {settings.model}: {record['epochs_run']} epoch{'s' * (record['epochs_run'] != 1)} in {wall_time:.0f} s"
+          f"{resumed}, {selection}; run saved in {run_dir}", file=sys.stderr)
 
     if export_dir is not None:
         onnx_path, card = export_run(run_dir, export_dir, data=data, with_card=True, replace_model=replace_model)
@@ -290,3 +414,12 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
                       "test_accuracy": card["test_accuracy"], "classes": card["class_names"],
                       "image_size": card["image_size"], "training_wall_time_s": card["training_wall_time_s"]})
     return run_dir
+
+
+def _say_stopped(run_dir: Path, epochs_done: int, epochs: int, progress) -> None:
+    """Ctrl+C / SIGTERM during fit: the last finished epoch's checkpoint is on disk; say how to go on."""
+    print(f"Stopped: {epochs_done} of {epochs} epochs done and kept in {run_dir} — resume: "
+          f"cifar10 train --resume {run_dir}", file=sys.stderr, flush=True)
+    if progress is not None:
+        progress({"event": "stopped", "run_dir": str(Path(run_dir).resolve()), "epochs_done": epochs_done,
+                  "epochs": epochs})
