@@ -61,8 +61,9 @@ def make_augmenter(seed: int, shift_px: int = 4, image_size: int = IMAGE_SIZE) -
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, augmenter=None,
                  seed: int = 0, skip_epochs: int = 0) -> tf.data.Dataset:
-    """``skip_epochs``: a resumed run's epochs done; the seeded shuffle then starts at the order of epoch
-    skip_epochs + 1, as in the uninterrupted run (each iterator made draws the next epoch's order)."""
+    """``skip_epochs``: a resumed run's epochs done; the seeded shuffle then goes on with the orders the
+    uninterrupted run would have drawn (each iterator made over the dataset draws the next order: see
+    KERAS_ITERATORS_PER_EPOCH)."""
     if isinstance(x, np.memmap) or x.nbytes > 256 * 2**20:
         ds = _indexed_batches(x, y, batch_size, shuffle=shuffle, seed=seed, skip_epochs=skip_epochs)
     else:  # small arrays (CIFAR-10): whole tensors in tf.data
@@ -77,8 +78,15 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool
     return ds.prefetch(AUTOTUNE)
 
 
+# Keras 3's fit (trainers/epoch_iterator.py) makes two iterators over a dataset of known length per epoch: one
+# as the epoch begins and one more as it ends (then dropped), besides one before the first epoch (its symbolic
+# build, made again on resume). Each draws an order from the reshuffling seed, so epoch k's order is the
+# (2k)-th draw; a resumed run skips 2 x the epochs done. tests/test_resume_training.py checks it stays so.
+KERAS_ITERATORS_PER_EPOCH = 2
+
+
 def _skip_orders(shuffled: tf.data.Dataset, epochs: int) -> tf.data.Dataset:
-    for _ in range(epochs):  # making an iterator draws an epoch's shuffle seed; nothing is read
+    for _ in range(epochs * KERAS_ITERATORS_PER_EPOCH):  # an iterator made draws an order; nothing is read
         iter(shuffled)
     return shuffled
 
