@@ -81,7 +81,8 @@ def test_kill_9_after_epoch_2_of_4_then_resume_trains_epochs_3_and_4_only(home):
     # The folder says what it is; the epoch 3 that was under way when the kill came is lost, epoch 2 is kept.
     assert record["status"] == "unfinished" and record["epochs"] == 4
     assert record["epochs_done"] in (2, 3)
-    from training.checkpoint import load_checkpoint, unfinished_runs
+    from cifar10.run_folders import unfinished_runs
+    from training.checkpoint import load_checkpoint
     assert load_checkpoint(run_dir).epochs_done == 2
     assert [r["run_dir"] for r in unfinished_runs(runs)] == [str(run_dir)]
     assert not models_dir.exists()

@@ -33,12 +33,11 @@ import keras
 import numpy as np
 
 from cifar10.errors import UserFacingError
+from cifar10.run_folders import (CHECKPOINT, FINISHED, RUN_RECORD, UNFINISHED, is_finished,  # noqa: F401
+                                 read_record, unfinished_runs)
 
-RUN_RECORD = "run.json"
-CHECKPOINT = "checkpoint.npz"
 BEST = "best.keras"
 HISTORY = "history.csv"
-UNFINISHED, FINISHED = "unfinished", "finished"
 FORMAT = 1  # checkpoint.npz's layout
 
 
@@ -88,34 +87,6 @@ def save_model_atomically(model: keras.Model, path: Path) -> None:
 
 
 # --- the run folder ------------------------------------------------------------------------------------
-
-def read_record(run_dir) -> dict | None:
-    path = Path(run_dir) / RUN_RECORD
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def is_finished(record: dict) -> bool:
-    """Runs written before checkpoints existed have no "status": their run.json was written at the end."""
-    return record.get("status", FINISHED) == FINISHED
-
-
-def unfinished_runs(runs_dir) -> list[dict]:
-    """The unfinished runs in ``runs_dir`` (one level down), newest first: their run.json plus "run_dir"."""
-    found = []
-    try:
-        folders = [p for p in Path(runs_dir).iterdir() if p.is_dir()]
-    except OSError:
-        return []
-    for folder in folders:
-        record = read_record(folder)
-        if record is None or is_finished(record) or "settings" not in record:
-            continue
-        found.append(record | {"run_dir": str(folder)})
-    return sorted(found, key=lambda r: r.get("started", ""), reverse=True)
-
 
 def model_fingerprint(model: keras.Model) -> str:
     """A hash of the model's layers (classes and configs, names left out: Keras numbers them per process) and
@@ -218,7 +189,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
-        self.epochs_done = epoch + 1
         self.stage.update(last_epoch=epoch + 1, wall_time_s=round(self.stage_seconds(), 1))
         state = {
             "format": FORMAT, "epochs_done": epoch + 1, "epochs": self.epochs,
@@ -242,6 +212,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         atomic_write_bytes(self.run_dir / CHECKPOINT, buffer.getvalue())
+        self.epochs_done = epoch + 1  # only once it is on disk (a "stopped" event reports this)
         record = read_record(self.run_dir)
         if record is not None and not is_finished(record):
             atomic_write_json(self.run_dir / RUN_RECORD, record | {"epochs_done": epoch + 1,
