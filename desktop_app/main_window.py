@@ -237,6 +237,10 @@ class MainWindow(QMainWindow):
         self.train_dialog = self.training.show_dialog(**options)
         return self.train_dialog
 
+    def show_resume_dialog(self, **options):
+        """Models ▸ Resume Training…: pick an unfinished run and continue it (training_flow.py)."""
+        return self.training.show_resume(**options)
+
     def review_trained_model(self, onnx_path: str, epochs: list[dict] | None = None, data_dir: str | None = None):
         """The new model beside the current one, and "Use this model?" (training_flow.py); returns the dialog."""
         self.train_review = self.training.review(onnx_path, epochs, data_dir)
@@ -272,6 +276,9 @@ class MainWindow(QMainWindow):
         super().changeEvent(event)
 
     def closeEvent(self, event) -> None:  # noqa: N802
+        if not self.training.close_ok():  # a run in the Train dialog: Stop and Keep Progress, or stay open
+            event.ignore()
+            return
         self._model_check.stop()
         self.session.cancel()
         ClassifyRunner.wait_all(5000)

@@ -5,7 +5,10 @@ give display names); the dialog lists the classes found with their image counts 
 (:func:`cifar10.image_folders.scan_image_folder`, on a worker). Then pick the model, epochs and the export
 name, and Train runs ``cifar10 train --data FOLDER --progress json`` in a child process
 (:mod:`desktop_app.train_process`): reading the pictures, then epoch k/E with the validation accuracy, and a
-log. Cancel stops it (no half-written model is left); a failed run shows its error. The model goes to the
+log. Cancel Training asks: Stop and Keep Progress (the child has written a checkpoint after every epoch; the run
+folder stays, and Models ▸ Resume Training… continues it: :meth:`TrainDialog.resume_run`), Stop and Discard (the
+run folder is deleted; no half-written model is left either way) or Keep Training; closing the dialog while it
+trains asks the same (less Discard). A failed run shows its error. The model goes to the
 user's models folder (or ``export_dir``), and the window selects it (``model_exported``). A name already in
 that folder is replaced only when the user says so (a question before the run starts; the child gets
 ``--replace`` then, and refuses to replace anything otherwise).
@@ -25,9 +28,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QFileDialo
 
 from cifar10.image_folders import FolderScan, scan_image_folder
 from cifar10.paths import default_model_name, model_file_stem, user_models_dir
+from cifar10.run_folders import is_finished, read_record
 from desktop_app.background import BackgroundTask
-from desktop_app.train_process import (DEFAULT_MODEL, FOLDER_MODELS, TrainOutcome, TrainProcess, default_runs_dir, model_note,
-                                       train_arguments)
+from desktop_app.train_process import (DEFAULT_MODEL, FOLDER_MODELS, TrainOutcome, TrainProcess, default_runs_dir,
+                                       discard_run, model_note, resume_arguments, train_arguments)
 
 ERROR_COLOUR, WARNING_COLOUR = QColor(178, 34, 34), QColor(176, 110, 0)
 
@@ -115,7 +119,7 @@ class TrainDialog(QDialog):
         self.train_button.setAutoDefault(False)  # Enter in the folder box scans; it never starts a run
         self.train_button.clicked.connect(self.start_training)
         self.cancel_button = QPushButton("Cancel Training", self)
-        self.cancel_button.clicked.connect(self.cancel_training)
+        self.cancel_button.clicked.connect(lambda: self.cancel_training())
         close = QPushButton("Close", self)
         close.clicked.connect(self.close)
         self.progress = QProgressBar(self)
@@ -231,7 +235,7 @@ class TrainDialog(QDialog):
                    "<span style='color:#b22'>Training cannot start: fix the problems marked in red.</span>")
         self.summary.setText(f"<b>{len(scan.classes)} classes</b>, {scan.total:,} pictures ({layout}) in "
                              f"{scan.path}. {verdict}")
-        self._set_running(False)
+        self._set_running(self.running)
 
     def _add_problem(self, severity: str, message: str) -> None:
         if any(self.problems.item(i).text() == message for i in range(self.problems.count())):
@@ -337,10 +341,90 @@ class TrainDialog(QDialog):
         self._set_running(True)
         return True
 
-    def cancel_training(self) -> None:
+    def cancel_training(self, keep: bool | None = None) -> None:
+        """Stop the run: ``keep`` True keeps the epochs done for Models ▸ Resume Training…, False deletes the
+        run folder; None asks (Stop and Keep Progress / Stop and Discard / Keep Training)."""
+        if not self.running:
+            return
+        if keep is None:
+            keep = self.ask_stop()
+            if keep is None or not self.running:
+                return
+        self.status.setText("Stopping; the epochs done are kept…" if keep else "Cancelling…")
+        self.process.cancel(keep=keep)
+
+    def _epochs_text(self) -> str:
+        epochs = [e for e in self.events if e.get("event") == "epoch"]
+        if not epochs:
+            return "No epoch has finished yet"
+        return f"{epochs[-1].get('epoch')} of {epochs[-1].get('epochs')} epochs are done"
+
+    def ask_stop(self, *, closing: bool = False) -> bool | None:
+        """The question of Cancel Training (``closing``: of closing the dialog, without Discard): True = stop and
+        keep progress, False = stop and discard, None = keep training."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Stop training?",
+                          "Training is still running." if closing else "Stop training?", parent=self)
+        box.setObjectName("close_question" if closing else "stop_question")
+        box.setInformativeText(f"{self._epochs_text()}. Stop and Keep Progress keeps them (a checkpoint is saved "
+                               "after every epoch): Models ▸ Resume Training… continues later with the remaining "
+                               "epochs." + ("" if closing else " Stop and Discard deletes this run's progress."))
+        keep = box.addButton("Stop and Keep Progress", QMessageBox.ButtonRole.AcceptRole)
+        discard = None if closing else box.addButton("Stop and Discard", QMessageBox.ButtonRole.DestructiveRole)
+        go_on = box.addButton("Keep Training", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(go_on)
+        box.exec()
+        clicked = box.clickedButton()
+        box.deleteLater()
+        return True if clicked is keep else False if (discard is not None and clicked is discard) else None
+
+    def confirm_stop_for_close(self) -> bool:
+        """Before the dialog or the window closes: True when nothing runs any more (the user chose Stop and Keep
+        Progress, and the child has stopped), False for Keep Training."""
+        if not self.running:
+            return True
+        if self.ask_stop(closing=True) is None:
+            return False
+        self.process.cancel(keep=True)
+        if not self.process.wait(15000):
+            self.process._kill()
+            self.process.wait(5000)
+        return True
+
+    def resume_run(self, run_dir) -> bool:
+        """Continue the unfinished run in ``run_dir`` (`cifar10 train --resume RUN_DIR`) in this dialog's progress
+        view; False (with the reason shown) when it cannot be resumed."""
         if self.running:
-            self.status.setText("Cancelling…")
-            self.process.cancel()
+            return False
+        record = read_record(run_dir)
+        if record is None or is_finished(record) or "settings" not in record:
+            self._show_error(f"{run_dir} is not an unfinished training run.")
+            return False
+        settings = record["settings"]
+        done, total = int(record.get("epochs_done", 0)), int(record.get("epochs") or settings.get("epochs") or 1)
+        name = record.get("name") or record["model"]
+        self.scan_task.cancel()
+        self.folder_edit.setText(settings.get("data") or "")
+        self._scanned = self.folder_edit.text().strip()  # shown, not scanned: the run has its own data
+        self.model_box.setCurrentText(record["model"])
+        self.epochs.setValue(total)
+        self.image_size.setValue(int(record.get("image_size") or 0))
+        self._name_edited = True
+        self.name_edit.setText(name)
+        self.summary.setText(f"Resuming <b>{name}</b> ({record['model']} on {record.get('dataset', '?')}): {done} of "
+                             f"{total} epochs were done. Run folder: {run_dir}")
+        self.events, self.outcome, self.last_error = [], None, ""
+        self.log.clear()
+        arguments = resume_arguments(run_dir)
+        self.log.appendPlainText("$ cifar10 " + " ".join(arguments[2:]))
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.progress.setFormat("Epoch %v / %m")
+        self.status.setText(f"Resuming {name}: {done} of {total} epochs done (loading TensorFlow takes a few "
+                            "seconds)…")
+        self.process.start(arguments, workdir=self.runs_dir or default_runs_dir())
+        self._set_running(True)
+        return True
 
     def wait(self, timeout_s: float = 600.0) -> bool:
         """Process events until the run is over (tests, scripts); False on timeout."""
@@ -400,11 +484,19 @@ class TrainDialog(QDialog):
             self.status.setText(f"<b>Done:</b> {exported.get('model')} is saved{figure}; the window shows how it "
                                 f"compares.<br><small>{exported.get('path')}</small>")
             self.model_exported.emit(str(exported.get("path", "")))
+        elif outcome.cancelled and outcome.keep and outcome.epochs_kept > 0:
+            total = int((outcome.stopped or {}).get("epochs") or self.progress.maximum() or 0)
+            self.progress.setFormat("Stopped")
+            self.status.setText(f"<b>Stopped:</b> {outcome.epochs_kept} of {total} epochs are kept. Models ▸ Resume "
+                                f"Training… continues with the rest.<br><small>{outcome.run_dir}</small>")
         elif outcome.cancelled:
+            if outcome.keep:  # stopped before the first epoch was done: nothing to keep
+                discard_run(outcome.run_dir)
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
             self.progress.setFormat("Cancelled")
-            self.status.setText("Cancelled: no model was saved.")
+            self.status.setText("Cancelled: no model was saved." if not outcome.keep else
+                                "Stopped before the first epoch was done: nothing to keep, no model was saved.")
         else:
             self._show_error(f"Training failed: {outcome.error}")
             self.progress.setRange(0, 1)
@@ -424,13 +516,11 @@ class TrainDialog(QDialog):
             widget.setEnabled(not running)
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        """Closing the dialog stops a run (the child cleans up after itself)."""
+        """Closing the dialog while it trains asks: Stop and Keep Progress (then closes) or Keep Training."""
+        if not self.confirm_stop_for_close():
+            event.ignore()
+            return
         self.folder_edit.blockSignals(True)  # losing the focus on close must not start a scan of a dying dialog
-        if self.running:
-            self.process.cancel()
-            if not self.process.wait(15000):
-                self.process._kill()
-                self.process.wait(5000)
         self.scan_task.cancel()
         self.scan_task.wait(10)
         super().closeEvent(event)

@@ -2,7 +2,10 @@
 
 The training runs in its own Python process (TensorFlow never loads into the app): the window stays
 responsive, Cancel ends it (SIGTERM, which the trainer turns into a clean stop that leaves no half-written
-model; a kill after a grace period), and a crash cannot take the app down. The child's stdout carries one
+model; a kill after a grace period), and a crash cannot take the app down. The child writes a checkpoint after
+every epoch (training/checkpoint.py), so a stopped run keeps its finished epochs: ``cancel(keep=True)`` leaves
+the run folder for `cifar10 train --resume RUN_DIR` (:func:`resume_arguments`), ``cancel(keep=False)``
+deletes it. The child's stdout carries one
 JSON event per line (scan, cache, epoch, exported, error: HELPERS.md / docs); its stderr is the human log.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import sys
 from collections import deque
 from dataclasses import dataclass, field
@@ -19,6 +23,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from cifar10.paths import project_root, user_models_dir
+from cifar10.run_folders import CHECKPOINT, is_finished, read_record
 
 TRAINING_EXTRA = "training"  # pyproject.toml's optional dependency group with TensorFlow / Keras
 INSTALL_HINT = f"pip install -e '.[{TRAINING_EXTRA}]'"
@@ -86,6 +91,22 @@ def train_arguments(model: str, data, *, name: str = "", epochs: int | None = No
     return args + ["--out", os.fspath(runs_dir or default_runs_dir()), "--progress", "json"]
 
 
+def resume_arguments(run_dir) -> list[str]:
+    """The child's arguments to continue an unfinished run: ``-m cifar10_cli train --resume RUN_DIR --progress
+    json`` (its settings and export folder come from RUN_DIR/run.json)."""
+    return ["-m", "cifar10_cli", "train", "--resume", os.fspath(run_dir), "--progress", "json"]
+
+
+def discard_run(run_dir) -> bool:
+    """Delete an unfinished run folder (Stop and Discard); a finished run, or a folder that is not a run, stays.
+    True when it was deleted."""
+    record = read_record(run_dir) if run_dir else None
+    if record is None or is_finished(record):
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return not Path(run_dir).exists()
+
+
 def parse_event(line: str) -> dict | None:
     """One stdout line -> its event dict (None for anything that is not a JSON object with an "event")."""
     line = line.strip()
@@ -106,6 +127,18 @@ class TrainOutcome:
     error: str = ""                         # the "error" event's message, else the last stderr lines
     exit_code: int | None = None
     stderr_tail: list[str] = field(default_factory=list)
+    run_dir: str = ""                       # the "run" event's run folder
+    keep: bool = False                      # cancelled with "Stop and keep progress"
+    stopped: dict | None = None             # the "stopped" event (epochs_done, epochs, run_dir)
+
+    @property
+    def epochs_kept(self) -> int:
+        """Epochs whose checkpoint is on disk after a stop (0: nothing to resume from)."""
+        if self.stopped is not None:
+            return int(self.stopped.get("epochs_done", 0))
+        if self.run_dir and (Path(self.run_dir) / CHECKPOINT).is_file():
+            return int((read_record(self.run_dir) or {}).get("epochs_done", 0))
+        return 0
 
 
 class TrainProcess(QObject):
@@ -156,11 +189,14 @@ class TrainProcess(QObject):
         self.process = process
         process.start(program or sys.executable, arguments)
 
-    def cancel(self) -> None:
-        """Ask the child to stop (it removes what it had started to write); kill it if it does not."""
+    def cancel(self, keep: bool = False) -> None:
+        """Ask the child to stop (it removes what it had started to write); kill it if it does not. The epochs
+        done are in the run folder's checkpoint either way (written after each epoch, atomically): ``keep``
+        leaves the folder to resume; without it the folder is deleted once the child is gone."""
         if self.process is None:
             return
         self._outcome.cancelled = True
+        self._outcome.keep = keep
         if sys.platform == "win32":  # no SIGTERM for a console child there
             self.process.kill()
         else:
@@ -190,6 +226,10 @@ class TrainProcess(QObject):
             return
         if event["event"] == "exported":
             self._outcome.exported = event
+        elif event["event"] == "run":
+            self._outcome.run_dir = str(event.get("run_dir") or "")
+        elif event["event"] == "stopped":
+            self._outcome.stopped = event
         elif event["event"] == "error":
             self._outcome.error = str(event.get("message") or "training failed")
         self.event.emit(event)
@@ -238,6 +278,8 @@ class TrainProcess(QObject):
             outcome.error = "\n".join(outcome.stderr_tail[-8:]) or (
                 f"the training process ended with exit code {exit_code}" if exit_code is not None
                 else "the training process crashed")
+        if outcome.cancelled and not outcome.keep and outcome.run_dir:
+            discard_run(outcome.run_dir)
         if process is not None:
             process.deleteLater()
         self.finished.emit(outcome)

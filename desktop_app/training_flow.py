@@ -18,8 +18,9 @@ class TrainingFlow:
     def __init__(self, window):
         self.window = window  # a MainWindow: its settings, session, picker and last folder
 
-    def show_dialog(self, **options):
-        """Open the Train dialog (``options``: export_dir, runs_dir) with the chart under its status line."""
+    def show_dialog(self, *, restore: bool = True, **options):
+        """Open the Train dialog (``options``: export_dir, runs_dir) with the chart under its status line
+        (``restore``: with the last folder, model, epochs and image size)."""
         from desktop_app.train_dialog import TrainDialog
         from desktop_app.train_review import AccuracyChart
 
@@ -38,7 +39,8 @@ class TrainingFlow:
                 chart.clear()  # a new run
 
         dialog.process.event.connect(on_event)
-        self.restore_settings(dialog)
+        if restore:
+            self.restore_settings(dialog)
         for changed in (dialog.folder_edit.textChanged, dialog.model_box.currentTextChanged, dialog.epochs.valueChanged,
                         dialog.image_size.valueChanged):
             changed.connect(lambda *_: self.save_settings(dialog))
@@ -46,6 +48,34 @@ class TrainingFlow:
             path, [e for e in dialog.events if e.get("event") == "epoch"], dialog.folder_edit.text().strip()))
         dialog.show()
         return dialog
+
+    def show_resume(self, **options):
+        """Models ▸ Resume Training…: the unfinished runs of the Train dialog's runs folder (resume_dialog.py);
+        Resume continues the chosen one in a Train dialog (``window.train_dialog``). Returns the chooser, open
+        (window-modal, not blocking)."""
+        from desktop_app.resume_dialog import ResumeRunsDialog
+        from desktop_app.train_process import default_runs_dir
+
+        window = self.window
+        chooser = ResumeRunsDialog(window, options.get("runs_dir") or default_runs_dir())
+        chooser.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def resume() -> None:
+            run_dir = chooser.selected_run()
+            window.train_dialog = dialog = self.show_dialog(restore=False, **options)
+            dialog.resume_run(run_dir)
+        chooser.accepted.connect(resume)
+        chooser.open()
+        return chooser
+
+    def close_ok(self) -> bool:
+        """The window is closing: a Train dialog still training asks first (Stop and Keep Progress / Keep
+        Training); False keeps the window open."""
+        dialog = getattr(self.window, "train_dialog", None)
+        try:
+            return dialog is None or dialog.confirm_stop_for_close()
+        except RuntimeError:  # the dialog was closed and deleted
+            return True
 
     def restore_settings(self, dialog) -> None:
         """The Train dialog opens with the last folder, model, epochs and image size."""

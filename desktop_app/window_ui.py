@@ -78,7 +78,10 @@ def _build_actions(window) -> None:
     window.organize_action = _action(window, "Sort into Class Folders…", window.show_organize_dialog)
     window.evaluate_action = _action(window, "Evaluate on a Labelled Folder…", window.show_evaluation_dialog)
     window.train_action = _action(window, "Train on a Folder…", lambda: window.show_train_dialog())
+    window.resume_action = _action(window, "Resume Training…", lambda: window.show_resume_dialog())
     _enable_training(window.train_action)
+    _enable_training(window.resume_action, "Continue a training run that was stopped, killed or interrupted, "
+                                           "with the epochs it had finished")
     menu = window.menuBar()
     file_menu = menu.addMenu("&File")
     for action in (window.open_files_action, window.open_folder_action, None, window.export_csv_action,
@@ -86,7 +89,8 @@ def _build_actions(window) -> None:
                    window.quit_action):
         file_menu.addSeparator() if action is None else file_menu.addAction(action)
     model_menu = menu.addMenu("&Models")
-    for action in (window.card_action, window.evaluate_action, window.train_action, None, window.reload_action,
+    for action in (window.card_action, window.evaluate_action, window.train_action, window.resume_action, None,
+                   window.reload_action,
                    window.models_folder_action, window.problems_action):
         if action is None:
             model_menu.addSeparator()
@@ -95,18 +99,19 @@ def _build_actions(window) -> None:
     menu.addMenu("&Help").addAction(window.about_action)
 
 
-def _enable_training(action: QAction) -> None:
-    """Train on a Folder… runs `cifar10 train` in a child process: without the training extra the item stays in
-    the menu, disabled, and says what to install."""
+def _enable_training(action: QAction, tip: str = "Train a model on your own labelled pictures (one subfolder per "
+                                                 "class)") -> None:
+    """Train on a Folder… and Resume Training… run `cifar10 train` in a child process: without the training extra
+    the item stays in the menu, disabled, and says what to install."""
     from desktop_app.train_process import INSTALL_HINT, TRAINING_EXTRA, training_unavailable
 
     missing = training_unavailable()
     action.setEnabled(missing is None)
-    tip = missing or "Train a model on your own labelled pictures (one subfolder per class)"
+    tip = missing or tip
     action.setToolTip(tip)
     action.setStatusTip(tip)
     if missing is not None:
-        action.setText(f"Train on a Folder… (needs the '{TRAINING_EXTRA}' extra: {INSTALL_HINT})")
+        action.setText(f"{action.text()} (needs the '{TRAINING_EXTRA}' extra: {INSTALL_HINT})")
 
 
 def _build_toolbar(window) -> None:
