@@ -10,6 +10,7 @@ defaults (export to the user's models folder, which the window scans) are what i
 import importlib.util
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from PySide6.QtCore import QSettings, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
 from cifar10.paths import user_models_dir  # noqa: E402
+from cifar10.run_folders import unfinished_runs  # noqa: E402
 from desktop_app.main_window import MainWindow  # noqa: E402
 from desktop_app.train_dialog import default_name  # noqa: E402
 from desktop_app.train_process import (DEFAULT_MODEL, INSTALL_HINT, default_runs_dir, parse_event,  # noqa: E402
@@ -51,8 +53,13 @@ def window(qtbot, user_dirs):
     win.show()
     yield win
     dialog = getattr(win, "train_dialog", None)
-    if dialog is not None and dialog.running:
-        dialog.close()
+    try:
+        running = dialog is not None and dialog.running
+    except RuntimeError:  # closed and deleted
+        running = False
+    if running:
+        dialog.cancel_training(keep=False)  # no question; closing it while it trains would ask
+        dialog.wait(60)
     win.cancel()
     win.wait_idle(10)
 
@@ -144,10 +151,12 @@ def test_cancel_leaves_no_model_and_the_window_works_meanwhile(qtbot, window, us
     window.add_paths([picture])
     qtbot.waitUntil(lambda: not window.busy and window.results_model.rowCount() == 1, timeout=30000)
     qtbot.waitUntil(lambda: any(e["event"] == "epoch" for e in dialog.events), timeout=TIMEOUT_MS)
-    dialog.cancel_training()
+    dialog.cancel_training(keep=False)  # Stop and Discard
     qtbot.waitUntil(lambda: not dialog.running, timeout=60000)
     assert dialog.outcome.cancelled and not dialog.outcome.ok
     assert "Cancelled: no model was saved" in dialog.status.text()
+    assert dialog.outcome.run_dir and not os.path.exists(dialog.outcome.run_dir)  # its run folder went too
+    assert unfinished_runs(default_runs_dir()) == []
     left = list(user_models_dir().iterdir()) if user_models_dir().is_dir() else []
     assert left == []  # no model, no half-written staging folder
     assert [m.name for m in window.models] == ["colour_a"]
@@ -197,14 +206,14 @@ def test_model_note_names_the_extra_a_model_needs(monkeypatch):
     assert "extra" not in train_process.model_note("animals10_cnn")
 
 
-def answer_replace_question(qtbot, button: str) -> list[str]:
-    """Click ``button`` ("Replace" or "Keep") in the dialog's question as soon as it shows; returns what it
-    asked (filled in once answered)."""
+def answer_replace_question(qtbot, button: str, name: str = "replace_question") -> list[str]:
+    """Click ``button`` ("Replace" or "Keep") in the dialog's question (objectName ``name``) as soon as it
+    shows; returns what it asked (filled in once answered)."""
     asked: list[str] = []
 
     def click():
         box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox) or box.objectName() != "replace_question" or not box.isVisible():
+        if not isinstance(box, QMessageBox) or box.objectName() != name or not box.isVisible():
             QTimer.singleShot(20, click)
             return
         asked.append(box.text())
@@ -256,3 +265,56 @@ def test_an_unused_name_is_not_asked_about(qtbot, window, user_dirs):
     dialog.name_edit.setText("my model ")
     assert dialog.name_taken(dialog.export_name()) and "asks before replacing" in dialog.name_note.text()
     assert "--replace" not in dialog.command()
+
+
+# --- issue 29: stop and keep progress, resume ------------------------------------------------------------
+
+@needs_training
+def test_stop_and_keep_progress_then_resume_training(qtbot, window, user_dirs):
+    """A real child trains 40 quick epochs: closing the dialog or the window asks (Keep Training keeps both
+    open); Cancel Training ▸ Stop and Keep Progress stops it with its epochs kept; Models ▸ Resume Training…
+    lists the run and continues it in the Train dialog with the remaining epochs only, then saves the model."""
+    from desktop_app.train_process import TrainProcess
+
+    data = user_dirs / "pets"
+    write_folder_dataset(data, per_class=8, corrupt=False, text=False)
+    dialog = open_dialog(qtbot, window, data, epochs=40)
+    assert dialog.start_training()
+    qtbot.waitUntil(lambda: sum(e["event"] == "epoch" for e in dialog.events) >= 2, timeout=TIMEOUT_MS)
+    asked = answer_replace_question(qtbot, "Keep Training", "close_question")
+    dialog.close()
+    assert asked and dialog.isVisible() and dialog.running  # still training
+    asked = answer_replace_question(qtbot, "Keep Training", "close_question")
+    window.close()
+    assert asked and window.isVisible() and dialog.running
+
+    asked = answer_replace_question(qtbot, "Stop and Keep Progress", "stop_question")
+    dialog.cancel_button.click()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=60000)
+    outcome = dialog.outcome
+    assert asked == ["Stop training?"] and outcome.cancelled and outcome.keep and not outcome.ok
+    kept = outcome.epochs_kept
+    assert outcome.stopped is not None and 2 <= kept < 40, outcome
+    assert f"{kept} of 40 epochs are kept" in dialog.status.text() and "Resume Training" in dialog.status.text()
+    assert not (user_models_dir() / "baseline-pets.onnx").exists()
+    (run,) = unfinished_runs(default_runs_dir())
+    assert run["run_dir"] == outcome.run_dir and run["epochs_done"] in (kept - 1, kept)
+    dialog.close()  # nothing runs: no question
+
+    chooser = window.show_resume_dialog()
+    ((name, model, data_name, done, started),) = chooser.rows()
+    assert (name, model, data_name, done) == ("baseline-pets", "baseline", "pets", f"{run['epochs_done']} of 40")
+    chooser.resume_button.click()
+    resumed = window.train_dialog
+    assert resumed is not dialog and resumed.running and isinstance(resumed.process, TrainProcess)
+    assert resumed.log.toPlainText().startswith(f"$ cifar10 train --resume {outcome.run_dir} --progress json")
+    qtbot.waitUntil(lambda: not resumed.running, timeout=TIMEOUT_MS)
+    assert resumed.outcome.ok, resumed.outcome
+    epochs = [e["epoch"] for e in resumed.events if e["event"] == "epoch"]
+    assert epochs == list(range(kept + 1, 41))  # the remaining epochs only
+    history = (Path(outcome.run_dir) / "history.csv").read_text().splitlines()[1:]
+    assert [int(line.split(",")[0]) for line in history] == list(range(40))  # each epoch once
+    card = json.loads((user_models_dir() / "baseline-pets.json").read_text())
+    assert [(s["first_epoch"], s["last_epoch"]) for s in card["training"]["resumed"]] == [(1, kept), (kept + 1, 40)]
+    assert unfinished_runs(default_runs_dir()) == []
+    assert "baseline-pets" in window.train_review.windowTitle()  # then the usual "Use this model?"
