@@ -178,6 +178,23 @@ def _given_flags(argv: list[str], flags) -> list[str]:
     return given
 
 
+def _pick_run(folder: Path) -> Path:
+    """--resume FOLDER: a run folder, or a runs folder holding exactly one unfinished run (that one)."""
+    from cifar10.run_folders import RUN_RECORD, unfinished_runs
+
+    if (Path(folder) / RUN_RECORD).exists():
+        return Path(folder)
+    runs = unfinished_runs(folder)
+    if len(runs) == 1:
+        print(f"Resuming the unfinished run in {folder}: {runs[0]['run_dir']}", file=sys.stderr)
+        return Path(runs[0]["run_dir"])
+    if len(runs) > 1:
+        listed = "; ".join(f"{Path(r['run_dir']).name} ({r.get('epochs_done', 0)} of {r.get('epochs', '?')} epochs)"
+                           for r in runs)
+        raise UserFacingError(f"--resume {folder}: {len(runs)} unfinished runs there, name one: {listed}")
+    return Path(folder)  # resume() says what is wrong with it
+
+
 def _resume(args, progress=None) -> int:
     """`cifar10 train --resume RUN_DIR`: the remaining epochs of an unfinished run, with its own settings (and
     its export folder unless --export-dir / --no-export say otherwise)."""
@@ -186,6 +203,7 @@ def _resume(args, progress=None) -> int:
         raise UserFacingError(f"--resume takes the run's settings from {Path(args.resume) / 'run.json'}: "
                               f"leave out {', '.join(conflicts)}")
     resume = _load("training.train", "resume")
+    args.resume = _pick_run(args.resume)
     export_dir = None if args.no_export else (args.export_dir or ...)
     run_dir = resume(args.resume, data_dir=args.data_dir, export_dir=export_dir,
                      replace_model=True if args.replace else None, command=_command_line(args), progress=progress)
@@ -396,7 +414,8 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue an unfinished run (killed, stopped, crashed) from its last epoch's checkpoint: "
                         "the remaining epochs only, with the run's own settings, then the export as the run was "
-                        "started with (--export-dir, --no-export and --data-dir may be given)")
+                        "started with (--export-dir, --no-export and --data-dir may be given); a runs folder "
+                        "with a single unfinished run resumes that one")
     add_export_arguments(p)
     p.add_argument("--no-export", action="store_true", help="train only; export later with `cifar10 export`")
     add_verbose_argument(p)

@@ -183,9 +183,11 @@ def test_resume_refuses_settings_flags_and_a_changed_model(home, capsys, monkeyp
     assert cli.main(["train", "--resume", str(home), "--no-export"]) == 2
     assert "no readable run.json there" in capsys.readouterr().err
 
-    # And the resume itself, in this process, with the augmentation on: the history goes on from epoch 2.
-    assert cli.main(["train", "--resume", str(run_dir), "--data-dir", str(data_dir), "--no-export"]) == 0
+    # And the resume itself, in this process, with the augmentation on, given the runs folder (one unfinished run
+    # there): the history goes on from epoch 2.
+    assert cli.main(["train", "--resume", str(home / "runs"), "--data-dir", str(data_dir), "--no-export"]) == 0
     out = capsys.readouterr()
+    assert f"Resuming the unfinished run in {home / 'runs'}: {run_dir}" in out.err
     assert out.out.strip().splitlines()[-1].startswith(f"Saved run {run_dir} — export it: cifar10 export")
     assert [row["epoch"] for row in history(run_dir)] == [0, 1, 2]
 

@@ -321,6 +321,9 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
                   "epochs": settings.epochs, "resumed": checkpoint is not None, "resumable": resumable})
     if checkpoint is not None:
         print(f"Resuming {run_dir}: {epochs_done} of {settings.epochs} epochs done", file=sys.stderr)
+    elif resumable:
+        print(f"Run folder {run_dir} (a checkpoint after every epoch; if the run stops: cifar10 train --resume "
+              f"{run_dir})", file=sys.stderr)
 
     if parent is not None:
         model = keras.models.load_model(Path(settings.init_from) / parent.get("checkpoint", "best.keras"))
