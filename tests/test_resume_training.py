@@ -106,6 +106,7 @@ def test_kill_9_after_epoch_2_of_4_then_resume_trains_epochs_3_and_4_only(home):
 
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "finished" and record["epochs_run"] == 4
+    assert not (run_dir / "checkpoint.npz").exists()  # done with: best.keras is the result
     card = json.loads((models_dir / "baseline.json").read_text())
     stages = card["training"]["resumed"]
     assert [(s["first_epoch"], s["last_epoch"]) for s in stages] == [(1, 2), (3, 4)]

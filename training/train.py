@@ -26,8 +26,8 @@ import tensorflow as tf
 from cifar10.contract import IMAGE_SIZE
 from cifar10.errors import UserFacingError
 from training import models
-from training.checkpoint import (BEST, FINISHED, UNFINISHED, BestCheckpoint, EpochCheckpoint, atomic_write_json,
-                                 is_finished, load_checkpoint, read_record)
+from training.checkpoint import (BEST, CHECKPOINT, FINISHED, UNFINISHED, BestCheckpoint, EpochCheckpoint,
+                                 atomic_write_json, is_finished, load_checkpoint, read_record)
 from training.data import json_ready, load_cifar10, load_training_data  # noqa: F401  (load_cifar10: for callers)
 from training.export import check_name_free, export_run
 from training.plots import plot_history
@@ -411,6 +411,7 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
         record["best_epoch"] = int(np.argmax(history["val_accuracy"])) + 1
         record["best_val_accuracy"] = float(np.max(history["val_accuracy"]))
     atomic_write_json(run_dir / "run.json", record)
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)  # finished: best.keras is the result; --init-from continues it
     plot_history(history, run_dir / "curves.png", title=settings.model)
     selection = (f"best val_accuracy {record['best_val_accuracy']:.4f} at epoch {record['best_epoch']}"
                  if "best_epoch" in record else f"final train accuracy {history['accuracy'][-1]:.4f}")
