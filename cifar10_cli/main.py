@@ -122,10 +122,15 @@ def default_train_model(args) -> str:
 def cmd_train(args) -> int:
     if args.resume is None:
         args.model = default_train_model(args)
+    # SIGTERM (kill, a parent's Cancel: QProcess.terminate) unwinds like Ctrl+C: the export cleans up after itself
+    # and the trainer says which epochs its checkpoint keeps.
+    import signal
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     if args.progress != "json":
         try:
             return _train(args)
-        except KeyboardInterrupt:  # Ctrl+C: the trainer has said what was kept and how to resume
+        except KeyboardInterrupt:  # the trainer has said what was kept and how to resume
             return 130
     # --progress json: stdout carries only the JSON events, one per line. Everything else written to stdout
     # (Python prints, Keras, TensorFlow's C++ code) goes to stderr: file descriptor 1 is pointed at 2 and the
@@ -133,10 +138,6 @@ def cmd_train(args) -> int:
     sys.stdout.flush()
     events = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    # A parent's Cancel (QProcess.terminate: SIGTERM) unwinds like Ctrl+C, so the export cleans up after itself.
-    import signal
-    if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     def emit(event: dict) -> None:
         events.write(json.dumps(event, ensure_ascii=False) + "\n")
@@ -180,7 +181,7 @@ def _given_flags(argv: list[str], flags) -> list[str]:
 
 def _pick_run(folder: Path) -> Path:
     """--resume FOLDER: a run folder, or a runs folder holding exactly one unfinished run (that one)."""
-    from cifar10.run_folders import RUN_RECORD, unfinished_runs
+    from cifar10.run_folders import RUN_RECORD, read_record, unfinished_runs
 
     if (Path(folder) / RUN_RECORD).exists():
         return Path(folder)
@@ -192,6 +193,8 @@ def _pick_run(folder: Path) -> Path:
         listed = "; ".join(f"{Path(r['run_dir']).name} ({r.get('epochs_done', 0)} of {r.get('epochs', '?')} epochs)"
                            for r in runs)
         raise UserFacingError(f"--resume {folder}: {len(runs)} unfinished runs there, name one: {listed}")
+    if Path(folder).is_dir() and any(read_record(p) for p in Path(folder).iterdir() if p.is_dir()):
+        raise UserFacingError(f"--resume {folder}: every run there is finished (nothing to resume)")
     return Path(folder)  # resume() says what is wrong with it
 
 
