@@ -125,8 +125,17 @@ def cmd_train(args) -> int:
     # SIGTERM (kill, a parent's Cancel: QProcess.terminate) unwinds like Ctrl+C: the export cleans up after itself
     # and the trainer says which epochs its checkpoint keeps.
     import signal
-    if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    except (AttributeError, ValueError):  # no SIGTERM here, or not the main thread
+        return _cmd_train(args)
+    try:
+        return _cmd_train(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _cmd_train(args) -> int:
     if args.progress != "json":
         try:
             return _train(args)
@@ -170,13 +179,17 @@ RESUME_CONFLICTS = ("--model", "--data", "--name", "--image-size", "--epochs", "
                     "--seed", "--precision", "--weights", "--limit", "--init-from", "--test-curve", "--out")
 
 
-def _given_flags(argv: list[str], flags) -> list[str]:
-    given = []
-    for token in argv:
-        flag = token.split("=", 1)[0]
-        if flag in flags and flag not in given:
-            given.append(flag)
-    return given
+def _given_flags(args, flags) -> list[str]:
+    """Which of ``flags`` the command line gave: written out, or (abbreviated) with a value other than the
+    default."""
+    given = [flag for flag in flags if any(token.split("=", 1)[0] == flag for token in args.argv)]
+    defaults = build_parser().parse_args(["train"])
+    for flag in flags:
+        dest = flag.removeprefix("--no-").removeprefix("--").replace("-", "_")
+        if flag not in given and getattr(args, dest, None) != getattr(defaults, dest, None) \
+                and f"--{dest.replace('_', '-')}" not in given and f"--no-{dest.replace('_', '-')}" not in given:
+            given.append(f"--{dest.replace('_', '-')}")
+    return list(dict.fromkeys(given))
 
 
 def _pick_run(folder: Path) -> Path:
@@ -201,7 +214,7 @@ def _pick_run(folder: Path) -> Path:
 def _resume(args, progress=None) -> int:
     """`cifar10 train --resume RUN_DIR`: the remaining epochs of an unfinished run, with its own settings (and
     its export folder unless --export-dir / --no-export say otherwise)."""
-    conflicts = _given_flags(args.argv, RESUME_CONFLICTS)
+    conflicts = _given_flags(args, RESUME_CONFLICTS)
     if conflicts:
         raise UserFacingError(f"--resume takes the run's settings from {Path(args.resume) / 'run.json'}: "
                               f"leave out {', '.join(conflicts)}")
