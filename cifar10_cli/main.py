@@ -111,8 +111,9 @@ def _import_holding_stderr(saved: int):
 # --- training side ----------------------------------------------------------------------------------
 
 # `cifar10 train`'s model when --model is not given: the study's chosen CNN on CIFAR-10; on your own folder the
-# ImageNet-pretrained EfficientNet-Lite0 (the `transfer` extra), which learns a few hundred photos in minutes.
-DEFAULT_CIFAR10_MODEL, DEFAULT_FOLDER_MODEL = "cnn_adam_m1", "efficientnet_lite0_transfer"
+# instant model: frozen ImageNet EfficientNet-Lite0 features + a linear head (the `transfer` extra), seconds;
+# `--model efficientnet_lite0_transfer` fine-tunes the backbone (minutes) for the final model.
+DEFAULT_CIFAR10_MODEL, DEFAULT_FOLDER_MODEL = "cnn_adam_m1", "efficientnet_lite0_linear"
 
 
 def default_train_model(args) -> str:
