@@ -303,9 +303,9 @@ def fit_head(model: keras.Model, data, settings, callbacks=None, verbose: int = 
         pv = flip_tta(val_f, kernel, bias)
         logs["val_accuracy"] = float((pv.argmax(1) == vy).mean())
         logs["val_loss"] = float(-np.log(pv[np.arange(len(vy)), vy] + 1e-12).mean())
-    if verbose:
-        print(f"Features: {computed} picture{'s' * (computed != 1)} computed, {reused} from the cache "
-              f"({features_s:.1f} s); head fitted in {fit_s:.2f} s", file=sys.stderr, flush=True)
+    # stderr is the human log in every mode (--progress json included)
+    print(f"Features: {computed} picture{'s' * (computed != 1)} computed, {reused} from the cache "
+          f"({features_s:.1f} s); head fitted in {fit_s:.2f} s", file=sys.stderr, flush=True)
     callbacks.on_epoch_end(0, dict(logs))
     callbacks.on_train_end(dict(logs))
     return {key: [value] for key, value in logs.items()} | {
