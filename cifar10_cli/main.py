@@ -392,6 +392,9 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256, help="images per inference call")
     p.set_defaults(func=cmd_organize)
 
+    from cifar10_cli.label_issues import add_parser as add_label_issues
+    add_label_issues(sub, DEFAULT_FOLDER_MODEL)
+
     p = sub.add_parser("report", help="markdown leaderboard + plot of the exported models vs the study")
     p.add_argument("--models-dir", type=Path, default=shipped_models_dir())
     p.add_argument("--out", type=Path, default=Path("reports"))
