@@ -78,7 +78,7 @@ class Labelling(QObject):
         self.undo_action = action("Undo Labelling", self.undo, QKeySequence.StandardKey.Undo)
         self.retrain_action = action("Retrain (Instant Model)", lambda: self.retrain(), "Ctrl+R")
         self.label_next_action = action("Label Next…", self.show_label_next)
-        self.check_action = action("Check Labels…", self.show_check_labels)
+        self.check_action = action("Check Labels…", lambda: self.show_check_labels())
         self.add_menu = QMenu("Add to Class", window)
         self.actually_menu = QMenu("This Is Actually", window)
         self.key_actions = []
@@ -245,10 +245,9 @@ class Labelling(QObject):
         self.retrain_action.setEnabled(self.book is not None)
         if outcome.ok:
             name = outcome.exported["model"]
-            self.session.reload_models(prefer=name)
+            self.window.reload_models(name)  # the picker and the session: the new file, rows re-classified
             if self.session.model is None or self.session.model.name != name:
-                self.session.set_model(name)
-            self.window.model_combo.reload(name)
+                self.window.set_model(name)
             accuracy = outcome.exported.get("test_accuracy")
             text = f"Retrained {name} in {outcome.exported.get('training_wall_time_s', 0):.0f} s" + (
                 f": {accuracy:.0%} of the held-out pictures right" if isinstance(accuracy, (int, float)) else "")
@@ -280,12 +279,12 @@ class Labelling(QObject):
         self.next_dialog.show()
         return self.next_dialog
 
-    def check_labels(self) -> bool:
+    def check_labels(self, model: str | None = None) -> bool:
         """Start `cifar10 label-issues` on the dataset (results: ``issues_ready``)."""
         if self.book is None or self.checker.running:
             return False
         current = self.session.model.card.get("model") if self.session.model is not None else None
-        model = current if current in LINEAR_MODELS else INSTANT_MODEL
+        model = model or (current if current in LINEAR_MODELS else INSTANT_MODEL)
         fd, self._issues_csv = tempfile.mkstemp(prefix="label-issues-", suffix=".csv")
         os.close(fd)
         self.session.message.emit(f"Checking the labels of {self.book.root}…", 0)
@@ -305,12 +304,12 @@ class Labelling(QObject):
         self.issues_ready.emit(self.issues)
         self.window.job_finished.emit()
 
-    def show_check_labels(self):
+    def show_check_labels(self, model: str | None = None):
         if self.book is None:
             return None
         self.check_dialog = CheckLabelsDialog(self)
         self.check_dialog.show()
-        self.check_labels()
+        self.check_labels(model)
         return self.check_dialog
 
     def move_to_suggested(self, rows: list[dict]):

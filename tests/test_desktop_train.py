@@ -78,7 +78,7 @@ def test_command_and_events():
     assert parse_event('{"event": "epoch", "epoch": 1}') == {"event": "epoch", "epoch": 1}
     assert parse_event("Epoch 1/1: accuracy 0.5") is None and parse_event('{"no": "event"}') is None
     assert default_name("baseline", "/data/my pets") == "baseline-my_pets"
-    assert DEFAULT_MODEL == "efficientnet_lite0_transfer"
+    assert DEFAULT_MODEL == "efficientnet_lite0_linear"
 
 
 def test_menu_item_says_which_extra_to_install(qtbot, user_dirs, monkeypatch):
