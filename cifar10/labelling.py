@@ -134,6 +134,10 @@ class LabelBook:
         action.undone = True
         return action
 
+    def labelled(self) -> set[str]:
+        """Pictures from elsewhere that this book's actions (not undone) copied into the dataset."""
+        return {os.path.normcase(src) for a in self.actions if not a.undone and a.kind == "add" for src, _ in a.done}
+
     @property
     def can_undo(self) -> bool:
         return any(not a.undone and a.run_id for a in self.actions)
@@ -149,10 +153,11 @@ def entropy(probabilities: Sequence[float]) -> float:
 
 
 def label_next_order(results: Sequence, book: LabelBook | None = None) -> list:
-    """Classified results (``cifar10.inference.Result``) that are not in the dataset, most unsure first:
-    smallest margin between the two most likely classes, then highest entropy."""
+    """Classified results (``cifar10.inference.Result``) that are not in the dataset (nor copied into it by
+    ``book``), most unsure first: smallest margin between the two most likely classes, then highest entropy."""
+    done = book.labelled() if book is not None else set()
     rows = [r for r in results if not r.error and r.probabilities is not None
-            and (book is None or not book.contains(r.path))]
+            and (book is None or not (book.contains(r.path) or os.path.normcase(os.path.abspath(r.path)) in done))]
     return sorted(rows, key=lambda r: (margin(r.probabilities), -entropy(r.probabilities)))
 
 

@@ -62,6 +62,7 @@ class Labelling(QObject):
         self.checker = TrainProcess(self)
         self.checker.finished.connect(self._on_checked)
         self.last_outcome = None
+        self.retrain_text = ""  # what the status bar said after the last retrain (the next job's line replaces it)
         self.issues: list[dict] = []
         self._issues_csv = ""
         self.next_dialog: LabelNextDialog | None = None
@@ -255,6 +256,7 @@ class Labelling(QObject):
             if per_class >= IMPROVE_FROM_PER_CLASS:
                 text += (f". With {per_class} pictures per class, fine-tuning should do better: Models ▸ Train on a "
                          "Folder… ▸ Improve (minutes)")
+            self.retrain_text = text
             self.session.message.emit(text, 0)
         elif not outcome.cancelled:
             message_box(self.window, QMessageBox.Icon.Critical, "Retraining failed", outcome.error).open()
@@ -269,7 +271,7 @@ class Labelling(QObject):
     # --- Label Next, Check Labels ------------------------------------------------------------------------
     def label_next(self) -> list:
         """Classified pictures not in the dataset, most unsure first."""
-        return label_next_order(self.session.rows, self.book)
+        return label_next_order(self.session.rows(), self.book)
 
     def show_label_next(self):
         if self.book is None:

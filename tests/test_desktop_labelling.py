@@ -118,7 +118,7 @@ def test_add_correct_new_class_retrain_and_undo(qtbot, window, tmp_path):
     assert tuple(window.current_model.labels) == (*CLASSES, "plum")
     results = {r.path: r for r in window.results_model.results()}
     assert all(r.classes == (*CLASSES, "plum") for r in results.values())
-    assert "Retrained dataset-instant" in window.statusBar().currentMessage()
+    assert labelling.retrain_text.startswith("Retrained dataset-instant in ")
 
     # Undo reverses the newest action first: the new class's picture, then the other additions.
     assert labelling.undo().label == "plum" and not (dataset / "plum").exists()
