@@ -48,7 +48,9 @@ class Action:
 
 class LabelBook:
     def __init__(self, dataset: str | os.PathLike):
-        self.root = os.path.abspath(os.fspath(dataset))
+        self.dataset = os.path.abspath(os.fspath(dataset))
+        # A dataset with train/ (+ val/ test/) folders gets its new pictures in train/<class>/.
+        self.root = _train_folder(self.dataset) or self.dataset
         self.actions: list[Action] = []
 
     # --- what the dataset holds --------------------------------------------------------------------------
@@ -57,8 +59,7 @@ class LabelBook:
         if not os.path.isdir(self.root):
             return []
         folders, _loose, _problems = list_class_folders(self.root)
-        names = sorted(name for name, _path in folders if not name.startswith("_"))
-        return [n for n in names if n.lower() not in ("train", "val", "test")] or names
+        return sorted(name for name, _path in folders if not name.startswith("_"))
 
     def contains(self, path: str) -> bool:
         """Whether ``path`` lies in one of the dataset's class folders."""
@@ -141,6 +142,16 @@ class LabelBook:
     @property
     def can_undo(self) -> bool:
         return any(not a.undone and a.run_id for a in self.actions)
+
+
+def _train_folder(dataset: str) -> str | None:
+    if not os.path.isdir(dataset):
+        return None
+    folders, _loose, _problems = list_class_folders(dataset)
+    names = {name.lower(): path for name, path in folders}
+    if "train" in names and set(names) <= {"train", "val", "validation", "test"}:
+        return names["train"]
+    return None
 
 
 def margin(probabilities: Sequence[float]) -> float:

@@ -222,7 +222,7 @@ class Labelling(QObject):
     # --- retrain ------------------------------------------------------------------------------------------
     def model_name(self) -> str:
         """``<dataset folder>-instant``: the model Retrain saves (and replaces)."""
-        return f"{model_file_stem(Path(self.book.root).name) or 'dataset'}-instant"
+        return f"{model_file_stem(Path(self.book.dataset).name) or 'dataset'}-instant"
 
     def retrain(self, model: str | None = None) -> bool:
         """Train the instant model on the dataset in a child process; False when it cannot start now."""
@@ -236,8 +236,8 @@ class Labelling(QObject):
         model = model or (current if current in LINEAR_MODELS else INSTANT_MODEL)
         export_dir = self.export_dir or user_models_dir()
         self.retrain_action.setEnabled(False)
-        self.session.message.emit(f"Retraining {model} on {self.book.root}…", 0)
-        self.process.start(train_arguments(model, self.book.root, name=self.model_name(), export_dir=export_dir,
+        self.session.message.emit(f"Retraining {model} on {self.book.dataset}…", 0)
+        self.process.start(train_arguments(model, self.book.dataset, name=self.model_name(), export_dir=export_dir,
                                            replace=True, runs_dir=Path(tempfile.gettempdir()) / "cifar10-runs"))
         return True
 
@@ -265,7 +265,7 @@ class Labelling(QObject):
 
     def _pictures_per_class(self) -> int:
         from cifar10.image_folders import scan_image_folder
-        counts = scan_image_folder(self.book.root).counts if self.book else {}
+        counts = scan_image_folder(self.book.dataset).counts if self.book else {}
         return min(counts.values()) if counts else 0
 
     # --- Label Next, Check Labels ------------------------------------------------------------------------
@@ -289,8 +289,8 @@ class Labelling(QObject):
         model = model or (current if current in LINEAR_MODELS else INSTANT_MODEL)
         fd, self._issues_csv = tempfile.mkstemp(prefix="label-issues-", suffix=".csv")
         os.close(fd)
-        self.session.message.emit(f"Checking the labels of {self.book.root}…", 0)
-        self.checker.start(["-m", "cifar10_cli", "label-issues", self.book.root, "--model", model,
+        self.session.message.emit(f"Checking the labels of {self.book.dataset}…", 0)
+        self.checker.start(["-m", "cifar10_cli", "label-issues", self.book.dataset, "--model", model,
                             "--output", self._issues_csv])
         return True
 

@@ -66,3 +66,13 @@ def test_label_next_puts_the_most_unsure_first(tmp_path):
     rows.append(Result(str(tmp_path / "d" / "cat" / "in.png"), "cat", 0.5, probabilities=np.array([0.5, 0.5]),
                        classes=("cat", "dog")))
     assert [r.path.rsplit("/", 1)[1] for r in label_next_order(rows, book)] == ["unsure.png", "mid.png", "sure.png"]
+
+
+def test_a_split_dataset_gets_new_pictures_in_its_train_folder(tmp_path):
+    data = tmp_path / "dataset"
+    picture(data / "train" / "cat" / "a.png", 10)
+    picture(data / "test" / "cat" / "b.png", 20)
+    book = LabelBook(data)
+    assert book.classes() == ["cat"]
+    book.add([picture(tmp_path / "new.png", 30)], "dog")
+    assert (data / "train" / "dog" / "new.png").exists() and book.classes() == ["cat", "dog"]
