@@ -106,3 +106,21 @@ def test_feature_cache_of_the_real_backbone_recomputes_a_changed_picture(tmp_pat
     third = cache.features(model, decoded())
     assert (cache.computed, cache.reused) == (1, 2)
     assert np.array_equal(third[[0, 2]], first[[0, 2]]) and not np.allclose(third[1], first[1])
+
+
+def test_the_knn_bank_from_the_feature_cache_is_what_the_graph_computes(tmp_path, monkeypatch):
+    import onnx
+
+    from training.calibration import feature_bank
+    from training.export import to_onnx
+    from training.linear_probe import cached_bank
+    from training.models import create_model, get_spec
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    model = create_model("test_linear", num_classes=3, image_size=32)
+    train = np.random.default_rng(4).integers(0, 255, (40, 32, 32, 3)).astype(np.uint8)
+    path = to_onnx(model, tmp_path / "m.onnx", "m", class_names=["a", "b", "c"])
+    from_graph = feature_bank(onnx.load(path), train)
+    from_cache = cached_bank(get_spec("test_linear"), model, train)
+    assert from_cache.shape == from_graph.shape and np.abs(from_cache - from_graph).max() < 1e-4
+    assert cached_bank(get_spec("baseline"), model, train) is None
