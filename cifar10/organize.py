@@ -672,6 +672,7 @@ class Report:
     problems: list[str] = field(default_factory=list)              # a sentence per file left alone
     recovered: int = 0
     cancelled: bool = False
+    run_id: str = ""                                               # the journal's id of this run (undo(run=...))
 
     def counts(self) -> dict[str, int]:
         """Files actually copied/moved per folder (class folders first, _unsure last)."""
@@ -780,7 +781,7 @@ def execute(plan: Plan, *, on_progress: Callable[[int, int], None] | None = None
         trusted = trusted_journal(plan.dst_root, journal.records())
         try:
             report.recovered = _recover(journal, trusted, report, force_copy=force_copy)
-            run_id = uuid.uuid4().hex[:12]
+            run_id = report.run_id = uuid.uuid4().hex[:12]
             key = journal.key() if trusted.runs else journal.new_key()
             journal.write({"op": "run", "run": run_id, "version": JOURNAL_VERSION, "mode": plan.mode,
                            "model": plan.model, "min_confidence": plan.min_confidence, "sources": plan.sources,
@@ -880,8 +881,11 @@ class UndoReport:
     journal_removed: bool = False
 
 
-def undo(dst_root: str | os.PathLike, *, on_progress: Callable[[int, int], None] | None = None) -> UndoReport:
+def undo(dst_root: str | os.PathLike, *, on_progress: Callable[[int, int], None] | None = None,
+         run: str | None = None) -> UndoReport:
     """Reverse every step in DST's journal, newest first; safe to run again after being killed itself.
+    ``run``: only that run's steps (``Report.run_id``: the app's labelling undoes its last action); the journal
+    is removed only once every step of every run is undone.
 
     A step that cannot be undone without losing a file (the original is gone, or its path holds another
     file now) is left as it is and reported; the journal then stays, for another --undo once that is fixed.
@@ -897,7 +901,8 @@ def undo(dst_root: str | os.PathLike, *, on_progress: Callable[[int, int], None]
     try:
         trusted = trusted_journal(dst_root, journal.records())
         created_dst = any(r.get("created_dst") for r in trusted.runs.values())
-        todo = [(step_id, state) for step_id, state in trusted.steps.items() if not state.undone]
+        todo = [(step_id, state) for step_id, state in trusted.steps.items() if not state.undone
+                and (run is None or state.begin.get("run") == run)]
         total = len(todo)
         for count, (step_id, state) in enumerate(reversed(todo), 1):
             try:
@@ -918,9 +923,11 @@ def undo(dst_root: str | os.PathLike, *, on_progress: Callable[[int, int], None]
                 os.rmdir(record["path"])  # only if empty: a folder with the user's own files stays
             except OSError:
                 pass
+        left = [s for s in trusted.steps.values() if not s.undone and run is not None
+                and s.begin.get("run") != run]
     finally:
         journal.close()
-    if not report.problems:
+    if not report.problems and not left:
         journal_path.unlink()
         try:
             os.unlink(os.path.join(dst_root, LOCK_NAME))

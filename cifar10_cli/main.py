@@ -111,8 +111,9 @@ def _import_holding_stderr(saved: int):
 # --- training side ----------------------------------------------------------------------------------
 
 # `cifar10 train`'s model when --model is not given: the study's chosen CNN on CIFAR-10; on your own folder the
-# ImageNet-pretrained EfficientNet-Lite0 (the `transfer` extra), which learns a few hundred photos in minutes.
-DEFAULT_CIFAR10_MODEL, DEFAULT_FOLDER_MODEL = "cnn_adam_m1", "efficientnet_lite0_transfer"
+# instant model: frozen ImageNet EfficientNet-Lite0 features + a linear head (the `transfer` extra), seconds;
+# `--model efficientnet_lite0_transfer` fine-tunes the backbone (minutes) for the final model.
+DEFAULT_CIFAR10_MODEL, DEFAULT_FOLDER_MODEL = "cnn_adam_m1", "efficientnet_lite0_linear"
 
 
 def default_train_model(args) -> str:
@@ -475,6 +476,9 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     add_provider_argument(p)
     p.add_argument("--batch-size", type=int, default=256, help="images per inference call")
     p.set_defaults(func=cmd_organize)
+
+    from cifar10_cli.label_issues import add_parser as add_label_issues
+    add_label_issues(sub, DEFAULT_FOLDER_MODEL)
 
     p = sub.add_parser("report", help="markdown leaderboard + plot of the exported models vs the study")
     p.add_argument("--models-dir", type=Path, default=shipped_models_dir())

@@ -68,6 +68,8 @@ class MainWindow(QMainWindow):
         DropTarget(self, self.add_paths)
         self.training = TrainingFlow(self)
         setup_ui(self)  # actions, menus, toolbar, status bar, splitter (window_ui.py)
+        from desktop_app.labelling import Labelling
+        self.labelling = Labelling(self)  # Labels menu, Add to Class / This Is Actually, Retrain, Check Labels
         for key, restore in ((SETTINGS_GEOMETRY, self.restoreGeometry), (SETTINGS_SPLITTER, self.splitter.restoreState)):
             if self.settings.value(key) is not None:
                 restore(self.settings.value(key))

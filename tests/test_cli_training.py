@@ -269,6 +269,6 @@ def test_sweep_refuses_an_existing_name_before_ray_starts(user_home, capsys):
 
 def test_the_default_model_is_the_transfer_model_on_your_own_folder():
     parser = cli.build_parser()
-    assert cli.default_train_model(parser.parse_args(["train", "--data", "my-pets"])) == "efficientnet_lite0_transfer"
+    assert cli.default_train_model(parser.parse_args(["train", "--data", "my-pets"])) == "efficientnet_lite0_linear"
     assert cli.default_train_model(parser.parse_args(["train"])) == "cnn_adam_m1"
     assert cli.default_train_model(parser.parse_args(["train", "--data", "my-pets", "--model", "baseline"])) == "baseline"

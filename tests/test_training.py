@@ -41,7 +41,7 @@ def test_study_parameter_counts():
 def test_every_model_maps_raw_pixels_to_probabilities(name):
     # Transfer models without their ImageNet weights: no download, no torch.
     # Every model builds for any class count; those that take image_size build at another size too.
-    weights = {"weights": None} if name.endswith("_transfer") else {}
+    weights = {"weights": None} if models.get_spec(name).pretrained else {}
     for kwargs in ({}, {"num_classes": 3, **({"image_size": 48} if models.build_accepts(name, "image_size") else {})}):
         model = models.create_model(name, **weights, **kwargs)
         size, classes = model.input_shape[1], kwargs.get("num_classes", 10)

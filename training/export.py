@@ -113,7 +113,7 @@ def to_onnx(model: keras.Model, path: Path, name: str, tta: str = "none", *, cla
     return path
 
 
-def calibrate_file(onnx_path: Path, data) -> dict:
+def calibrate_file(onnx_path: Path, data, bank=None) -> dict:
     """Contract v2 in place: temperature, logits, open-set score (+ CAM when the head allows), fitted on the
     validation split; a model trained on every training image (no validation split) is cross-fitted on the
     two halves of the test set instead (docs/trust.md). Returns the card's ``calibration`` / ``open_set``."""
@@ -129,7 +129,7 @@ def calibrate_file(onnx_path: Path, data) -> dict:
         source = (f"the {len(data.test):,} test images, cross-fitted on their two halves (no held-out training "
                   "images: the model trained on all of them)")
     upgraded, card = upgrade(onnx.load(onnx_path), images, labels, source=source, crossfit=crossfit,
-                             train_images=data.train.x)
+                             train_images=data.train.x, bank=bank)
     partial = onnx_path.with_suffix(".onnx.part")
     onnx.save(upgraded, partial)
     partial.replace(onnx_path)
@@ -262,7 +262,8 @@ def export_run(run_dir: Path, export_dir: Path, *, data=None, data_dir=None, tta
         onnx_path = to_onnx(model, staging / f"{name}.onnx", name, tta, class_names=class_names,
                             display_names=display_names, dataset=dataset)
         parity_figures = parity(model, onnx_path, data.test.x[:PARITY_IMAGES], tta)  # the plain graph vs Keras
-        trust = calibrate_file(onnx_path, data)
+        from training.linear_probe import cached_bank  # instant models: the kNN bank from the feature cache
+        trust = calibrate_file(onnx_path, data, bank=cached_bank(spec, model, data.train.x))
         # The card's test figures come from the shipped artefact (the ONNX model), on the whole test set.
         metrics = classification_metrics(data.test.y, onnx_probabilities(onnx_path, data.test.x),
                                          class_names=tuple(class_names))

@@ -113,7 +113,8 @@ def untrained_models(cards: list[dict]) -> list:
     from training import models
 
     trained = {card_model(c) for c in cards} | {model for model, _ in study_columns()}
-    return [models.get_spec(name) for name in models.model_names() if name not in trained]
+    return [models.get_spec(name) for name in models.model_names()
+            if name not in trained and not name.startswith("test_")]  # test_*: models for tests only
 
 
 def leaderboard_markdown(cards: list[dict]) -> str:

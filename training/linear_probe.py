@@ -1,0 +1,351 @@
+"""The instant model: a linear head on frozen ImageNet features (Teachable Machine / Lobe style).
+
+``efficientnet_lite0_linear`` is EfficientNet-Lite0 (Google's ImageNet weights, frozen) -> global average
+pooling -> one Dense softmax layer. Training never back-propagates through the backbone:
+
+1. every picture's pooled backbone features (and those of its mirror image, the augmentation) are computed
+   once and kept in a :class:`FeatureCache` next to the decode cache, keyed by the decoded picture's bytes
+   (that is, by file content and input size) and by the backbone's weights; a retrain after adding ten
+   pictures computes ten pictures' features;
+2. the head is a softmax regression with weight decay (scikit-learn's multinomial ``LogisticRegression``,
+   L2) on standardised features, fitted in well under a second; the standardisation is folded into the
+   Dense layer's weights, so the Keras model is the whole classifier;
+3. the rest is the ordinary path (:func:`training.train.train` -> :func:`training.export.export_run`): one
+   contract-v3 ONNX graph (backbone + head, same ``0..255`` input), calibrated, with the kNN open-set score
+   (its bank read from the feature cache) and CAM. No test-time flip: mirrored features only augment the
+   training set; on the 3-class benchmark folder flip TTA changed one test picture of 150 and doubles the
+   apps' inference and the export's time.
+
+``test_linear`` is the same recipe on a tiny random-init CNN (timm's ``test_*`` models are the precedent):
+for tests and smoke runs, no download, seconds.
+
+The fine-tune (``efficientnet_lite0_transfer``) stays the way to the final model; see README for where it
+overtakes the instant model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+from cifar10.filelock import FileLock
+from training.blocks import classifier_head, model_input
+from training.registry import register_model
+
+FEATURES_LAYER = "avg_pool"
+HEAD_LAYER = "probabilities"
+FEATURE_CACHE_VERSION = 1
+DEFAULT_C = 1.0  # inverse L2 strength of the head on standardised features (scikit-learn's default)
+BATCH = 64
+
+
+# --- the models ----------------------------------------------------------------------------------------
+
+def _frozen_head(inputs, features, name: str, num_classes: int) -> keras.Model:
+    x = layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(features)
+    return classifier_head(inputs, x, name, num_classes)
+
+
+def fit_linear_model(model, data, settings, callbacks=None, verbose: int = 2) -> dict:
+    """The registry's ``fit`` recipe for linear models: cached features, then the fitted head."""
+    return fit_head(model, data, settings, callbacks=callbacks, verbose=verbose)
+
+
+@register_model("efficientnet_lite0_linear",
+                summary="Instant model: EfficientNet-Lite0 (ImageNet weights) frozen, pooled features cached per "
+                "picture (with its mirror image), a linear softmax head with weight decay fitted in seconds; "
+                "folder data at 128 px",
+                fit=fit_linear_model, pretrained=True, epochs=1, batch_size=BATCH, tta="none", image_size=128)
+def efficientnet_lite0_linear(weights: str | None = "imagenet", num_classes: int = 10, image_size: int = 128,
+                              resolution: int | None = None) -> keras.Model:
+    """Raw RGB 0..255 ``[N, image_size, image_size, 3]`` in, ``num_classes`` probabilities out; the backbone is
+    not trainable (its BatchNorm statistics and weights stay ImageNet's)."""
+    from training.efficientnet_lite import default_resolution, efficientnet_lite0, load_imagenet_weights
+
+    if weights not in ("imagenet", None):
+        raise ValueError(f"weights must be 'imagenet' or None, not {weights!r}")
+    resolution = int(resolution or default_resolution(image_size))
+    inputs = model_input(image_size)
+    x = inputs
+    if resolution != image_size:
+        x = layers.Resizing(resolution, resolution, interpolation="bilinear", dtype="float32",
+                            name="upsample")(inputs, training=False)
+    base = efficientnet_lite0((resolution, resolution, 3), include_top=False)
+    if weights == "imagenet":
+        load_imagenet_weights(base)
+    base.trainable = False
+    return _frozen_head(inputs, base(x, training=False), "efficientnet_lite0_linear", num_classes)
+
+
+@register_model("test_linear",
+                summary="Tiny random-init CNN frozen + the instant model's linear head: for tests and smoke runs",
+                fit=fit_linear_model, epochs=1, batch_size=BATCH, tta="none", image_size=32)
+def test_linear(num_classes: int = 10, image_size: int = 32) -> keras.Model:
+    inputs = model_input(image_size)
+    x = layers.Rescaling(1 / 128.0, offset=-1.0, name="scale")(inputs)
+    for i, width in enumerate((8, 16)):
+        x = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu", name=f"conv{i}", trainable=False,
+                          kernel_initializer=keras.initializers.HeNormal(seed=i))(x)
+    return _frozen_head(inputs, x, "test_linear", num_classes)
+
+
+# --- features ----------------------------------------------------------------------------------------------
+
+def feature_extractor(model: keras.Model) -> keras.Model:
+    """The model from its input to the pooled features that the head reads."""
+    return keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
+
+
+def backbone_identity(model: keras.Model) -> str:
+    """A digest of the feature extractor: input size and every weight before the head (a different backbone,
+    resolution or weight file gets different cached features)."""
+    h = hashlib.blake2b(digest_size=12)
+    h.update(f"{FEATURE_CACHE_VERSION}\0{model.name}\0{tuple(model.input_shape)}".encode())
+    head = model.get_layer(HEAD_LAYER)
+    head_ids = {id(w) for w in head.weights}
+    for w in model.weights:
+        if id(w) not in head_ids:
+            h.update(w.path.encode())
+            h.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w)).tobytes())
+    return h.hexdigest()
+
+
+def picture_keys(images: np.ndarray) -> list[str]:
+    """One key per decoded picture: a digest of its uint8 pixels at the model's input size."""
+    return [hashlib.blake2b(np.ascontiguousarray(img).tobytes(), digest_size=16).hexdigest() for img in images]
+
+
+def default_feature_dir() -> Path:
+    """``~/.cache/cifar10-studio/features`` (next to the decode cache's ``datasets``)."""
+    from cifar10.image_cache import default_cache_dir
+
+    return default_cache_dir().parent / "features"
+
+
+class FeatureCache:
+    """Pooled features of pictures (plain and mirrored), stored per backbone identity.
+
+    ``<dir>/<identity>/index.json`` ({key: row}, the commit) + ``features-<token>.npy`` (float32 ``[M, 2, D]``).
+    Adding rows writes a new array under a fresh name and then replaces the index atomically; an OS lock
+    keeps two writers apart. Lookups that miss are computed by :meth:`features` and stored."""
+
+    def __init__(self, identity: str, root: str | os.PathLike | None = None):
+        self.folder = Path(root or default_feature_dir()) / identity
+        self.computed = 0  # pictures whose features the last call computed
+        self.reused = 0
+
+    def _read(self) -> tuple[dict[str, int], np.ndarray | None]:
+        try:
+            index = json.loads((self.folder / "index.json").read_text())
+            array = np.load(self.folder / index["file"], mmap_mode="r")
+            if index.get("version") != FEATURE_CACHE_VERSION or len(array) != len(index["keys"]):
+                return {}, None
+            return {k: i for i, k in enumerate(index["keys"])}, array
+        except (OSError, ValueError, KeyError):
+            return {}, None
+
+    def features(self, model: keras.Model, images: np.ndarray, keys: list[str] | None = None,
+                 progress=None) -> np.ndarray:
+        """``float32 [N, 2, D]``: the pooled features of each picture and of its mirror image."""
+        keys = keys if keys is not None else picture_keys(images)
+        known, array = self._read()
+        missing = [i for i, k in enumerate(keys) if k not in known]
+        fresh = compute_features(model, images[missing] if missing else images[:0], progress=progress)
+        self.computed, self.reused = len(missing), len(keys) - len(missing)
+        dim = fresh.shape[-1] if missing else (array.shape[-1] if array is not None else 0)
+        out = np.zeros((len(keys), 2, dim), np.float32)
+        for j, i in enumerate(missing):
+            out[i] = fresh[j]
+        for i, k in enumerate(keys):
+            if k in known:
+                out[i] = array[known[k]]
+        if missing:
+            try:
+                self._store(dict(zip((keys[i] for i in missing), fresh)))
+            except OSError as exc:  # a cache that cannot be written costs time next run, nothing else
+                print(f"warning: the feature cache {self.folder} could not be written: {exc}", file=sys.stderr)
+        return out
+
+    def _store(self, new: dict[str, np.ndarray]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.folder / ".lock")
+        for _ in range(600):
+            try:
+                lock.acquire()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            return
+        try:
+            known, array = self._read()
+            keys = sorted(known, key=known.get)
+            add = [k for k in new if k not in known]
+            rows = [np.asarray(array)] if array is not None and len(keys) else []
+            rows.append(np.stack([new[k] for k in add]) if add else np.zeros((0, *next(iter(new.values())).shape),
+                                                                                  np.float32))
+            merged = np.concatenate(rows).astype(np.float32)
+            name = f"features-{secrets.token_hex(6)}.npy"
+            partial = self.folder / (name + ".part")
+            with open(partial, "wb") as f:
+                np.save(f, merged)
+            os.replace(partial, self.folder / name)
+            index = {"version": FEATURE_CACHE_VERSION, "file": name, "keys": keys + add}
+            tmp = self.folder / "index.json.part"
+            tmp.write_text(json.dumps(index))
+            os.replace(tmp, self.folder / "index.json")
+            for old in self.folder.glob("features-*.npy"):
+                if old.name != name:
+                    old.unlink(missing_ok=True)
+        finally:
+            lock.release()
+
+
+def compute_features(model: keras.Model, images: np.ndarray, progress=None) -> np.ndarray:
+    """``float32 [N, 2, D]`` pooled features of ``images`` (uint8 or float 0..255) and their mirror images
+    (a traced tf.function: 2.8x faster than eager calls on 128 px EfficientNet-Lite0 batches)."""
+    import tensorflow as tf
+
+    extractor = feature_extractor(model)
+    traced = tf.function(lambda v: extractor(v, training=False), reduce_retracing=True)
+    out = []
+    for start in range(0, len(images), BATCH):
+        batch = np.asarray(images[start:start + BATCH], np.float32)
+        both = np.concatenate([batch, batch[:, :, ::-1]])
+        f = traced(tf.constant(both)).numpy()
+        out.append(np.stack([f[:len(batch)], f[len(batch):]], axis=1))
+        if progress is not None:
+            progress(min(start + BATCH, len(images)), len(images))
+    if not out:
+        return np.zeros((0, 2, int(extractor.output_shape[-1])), np.float32)
+    return np.concatenate(out).astype(np.float32)
+
+
+def cached_bank(spec, model: keras.Model, train_images: np.ndarray) -> np.ndarray | None:
+    """The kNN open-set score's bank for a linear model, from the feature cache (the un-mirrored pooled
+    features of :func:`training.calibration.bank_indices`' training pictures: what the exported graph's
+    penultimate layer computes, without running it again); None for other models."""
+    if spec.fit is not fit_linear_model or not len(train_images):
+        return None
+    from training.calibration import bank_indices, normalise
+
+    rows = bank_indices(len(train_images))
+    return normalise(cached_features(model, np.asarray(train_images[rows]))[:, 0])
+
+
+def cached_features(model: keras.Model, images: np.ndarray, cache: FeatureCache | None = None) -> np.ndarray:
+    cache = cache or FeatureCache(backbone_identity(model))
+    return cache.features(model, images)
+
+
+# --- the head ----------------------------------------------------------------------------------------------
+
+def fit_softmax(features: np.ndarray, labels: np.ndarray, num_classes: int, c: float = DEFAULT_C,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(kernel [D, C], bias [C])`` of a multinomial L2 logistic regression on ``features`` ``[N, D]``, with
+    the standardisation folded in: ``softmax(features @ kernel + bias)`` are its probabilities. A class with
+    no example gets a very negative bias."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean = features.mean(0)
+    std = features.std(0) + 1e-6
+    present = np.unique(labels)
+    kernel = np.zeros((features.shape[1], num_classes), np.float32)
+    bias = np.full(num_classes, -30.0, np.float32)
+    if len(present) == 1:
+        bias[present[0]] = 0.0
+        return kernel, bias
+    clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+    clf.fit((features - mean) / std, labels)
+    coef, intercept = clf.coef_, clf.intercept_
+    if len(present) == 2:  # scikit-learn's binary form: one logit z for the second class; softmax([-z/2, z/2])
+        coef = np.concatenate([-coef / 2, coef / 2])
+        intercept = np.concatenate([-intercept / 2, intercept / 2])
+    w = (coef / std).T  # [D, k]
+    b = intercept - (coef * (mean / std)).sum(1)
+    kernel[:, clf.classes_] = w
+    bias[clf.classes_] = b
+    return kernel, bias
+
+
+def set_head(model: keras.Model, kernel: np.ndarray, bias: np.ndarray) -> None:
+    model.get_layer(HEAD_LAYER).set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+
+
+def head_probabilities(features: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    z = features @ kernel + bias
+    z -= z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def flip_tta(features: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """What the exported graph's "flip" TTA computes: the mean of the picture's and its mirror's probabilities."""
+    return (head_probabilities(features[:, 0], kernel, bias) + head_probabilities(features[:, 1], kernel, bias)) / 2
+
+
+def fit_head(model: keras.Model, data, settings, callbacks=None, verbose: int = 2) -> dict:
+    """Fit the head of a linear model in place on ``data.train`` (plain + mirrored features); one "epoch" for
+    the callbacks (progress, CSV log). Returns a Keras-style history."""
+    callbacks = keras.callbacks.CallbackList(list(callbacks or []), model=model)
+    callbacks.on_train_begin()
+    callbacks.on_epoch_begin(0)
+    started = time.perf_counter()
+    cache = FeatureCache(backbone_identity(model))
+    train_f = cache.features(model, data.train.x)
+    computed, reused = cache.computed, cache.reused
+    val_f = cache.features(model, data.val.x) if len(data.val) else None
+    computed, reused = computed + cache.computed, reused + cache.reused
+    features_s = time.perf_counter() - started
+    num_classes = int(model.output_shape[-1])
+    y = np.asarray(data.train.y).astype(int)
+    fit_started = time.perf_counter()
+    kernel, bias = fit_softmax(np.concatenate([train_f[:, 0], train_f[:, 1]]), np.concatenate([y, y]), num_classes,
+                               seed=settings.seed)
+    fit_s = time.perf_counter() - fit_started
+    set_head(model, kernel, bias)
+    p = flip_tta(train_f, kernel, bias)
+    logs = {"accuracy": float((p.argmax(1) == y).mean()),
+            "loss": float(-np.log(p[np.arange(len(y)), y] + 1e-12).mean())}
+    if val_f is not None:
+        vy = np.asarray(data.val.y).astype(int)
+        pv = flip_tta(val_f, kernel, bias)
+        logs["val_accuracy"] = float((pv.argmax(1) == vy).mean())
+        logs["val_loss"] = float(-np.log(pv[np.arange(len(vy)), vy] + 1e-12).mean())
+    # stderr is the human log in every mode (--progress json included)
+    print(f"Features: {computed} picture{'s' * (computed != 1)} computed, {reused} from the cache "
+          f"({features_s:.1f} s); head fitted in {fit_s:.2f} s", file=sys.stderr, flush=True)
+    callbacks.on_epoch_end(0, dict(logs))
+    callbacks.on_train_end(dict(logs))
+    return {key: [value] for key, value in logs.items()} | {
+        "features_computed": [computed], "features_reused": [reused],
+        "features_s": [round(features_s, 2)], "head_fit_s": [round(fit_s, 3)]}
+
+
+# --- out-of-fold predictions (label issues) ---------------------------------------------------------------
+
+def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, num_classes: int, folds: int = 5,
+                              seed: int = 0) -> np.ndarray:
+    """``[N, C]`` probabilities of each picture from a head that never saw it (stratified k-fold), each
+    averaged over the picture and its mirror image; ``features`` ``[N, 2, D]``."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = np.asarray(labels).astype(int)
+    counts = np.bincount(labels, minlength=num_classes)
+    folds = int(max(2, min(folds, counts[counts > 0].min())))
+    out = np.zeros((len(labels), num_classes), np.float64)
+    for train_idx, held_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, labels):
+        f = features[train_idx]
+        y = labels[train_idx]
+        kernel, bias = fit_softmax(np.concatenate([f[:, 0], f[:, 1]]), np.concatenate([y, y]), num_classes, seed=seed)
+        out[held_idx] = flip_tta(features[held_idx], kernel, bias)
+    return out
