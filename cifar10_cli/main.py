@@ -18,7 +18,7 @@ from desktop_app.options import add_app_arguments
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
 
 EXTRA_OF_MODULE = {
-    "tensorflow": "training", "keras": "training", "tf2onnx": "training", "sklearn": "training",
+    "tensorflow": "training", "keras": "training", "tf2onnx": "training", "sklearn": "training", "onnx": "training",
     "matplotlib": "training", "PySide6": "app", "onnxruntime": "app", "PIL": "app",
     "streamlit": "web", "gradio": "web", "PyInstaller": "bundle", "ray": "ray", "pyarrow": "ray",
 }
@@ -117,6 +117,10 @@ def cmd_export(args) -> int:
     export_run(args.run_dir, export_dir, data_dir=args.data_dir, tta=args.tta, command=_command_line(args),
                name=args.name)
     return 0
+
+
+def cmd_quantize(args) -> int:
+    return _load("cifar10_cli.quantize", "run")(args, _command_line(args))
 
 
 def cmd_evaluate(args) -> int:
@@ -249,6 +253,8 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--tta", choices=TTA_MODES, help="override the run's test-time augmentation")
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_export)
+
+    _load("cifar10_cli.quantize", "add_parser")(sub, cmd_quantize)
 
     p = sub.add_parser("evaluate", help="a model's accuracy, per-class precision/recall and confusion matrix on a "
                                         "labelled folder (--folder) or, for a CIFAR-10 model, the 10,000 CIFAR-10 "

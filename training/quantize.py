@@ -390,11 +390,13 @@ def quantize_model(float_path: str | os.PathLike, out_path: str | os.PathLike, d
                    method: str = DEFAULT_METHOD, calibration: int = DEFAULT_CALIBRATION_IMAGES,
                    keep_head_float: bool = True, ood_x: np.ndarray | None = None, timing: bool = True,
                    command: str | None = None, source_path: str | os.PathLike | None = None,
-                   max_drop: float = MAX_ACCURACY_DROP, log=None) -> tuple[Path, dict]:
+                   max_drop: float = MAX_ACCURACY_DROP, final_dir: str | os.PathLike | None = None,
+                   log=None) -> tuple[Path, dict]:
     """Quantize the float model ``float_path`` (with its card ``<name>.json``) into ``out_path`` (+ its card),
     calibrated and re-fitted on ``data`` (a :class:`training.data.Dataset` split like the model's training);
     the card is re-measured on the written file. ``source_path``: where the float file will live (the card's
-    ``quantization.source``; default ``float_path``). Returns the int8 path and its card."""
+    ``quantization.source``, relative to ``final_dir``, where the int8 file will live: default its folder;
+    default ``float_path``). Returns the int8 path and its card."""
     from cifar10.machine import machine
     from cifar10.paths import portable_paths
     from cifar10.registry import read_card
@@ -436,7 +438,7 @@ def quantize_model(float_path: str | os.PathLike, out_path: str | os.PathLike, d
                                            "speedup": round(q_rate / f_rate, 2)}
         card = _int8_card(float_card, out_path.name, measured, trust, ood_x)
         card["quantization"] = {
-            "source": _relative_source(Path(source_path or float_path), out_path.parent),
+            "source": _relative_source(Path(source_path or float_path), Path(final_dir or out_path.parent)),
             "source_sha256": sha256(float_path),
             **done,
             "method": method,
@@ -503,3 +505,73 @@ def _int8_card(float_card: dict, file_name: str, measured: dict, trust: dict, oo
     except ImportError:
         pass
     return card
+
+
+def load_model_data(card: dict, *, data_dir=None, data_folder=None):
+    """The dataset a model was trained on, split as in training: CIFAR-10 (its validation size from the card)
+    or, for an own-class model, ``data_folder`` re-split with the card's settings (same seed and size)."""
+    if card.get(contract.CARD_DATASET, contract.CIFAR10_DATASET) == contract.CIFAR10_DATASET and data_folder is None:
+        from training.data import VALIDATION_SIZE, load_cifar10
+
+        validation = (card.get("data") or {}).get("validation")
+        return load_cifar10(data_dir, validation_size=VALIDATION_SIZE if validation is None else int(validation))
+    if data_folder is None:
+        raise QuantizeError(f"{card.get('name')} was trained on {card.get(contract.CARD_DATASET)!r}: pass its "
+                            "images folder with --data PATH (split again exactly as in training)")
+    from training.export import load_run_data
+
+    settings = dict((card.get("training") or {}).get("settings") or {})
+    settings["data"] = str(data_folder)
+    settings.setdefault("image_size", card.get(contract.CARD_IMAGE_SIZE))
+    return load_run_data({"settings": settings}, data_dir)
+
+
+def float_twin_path(onnx_path: Path) -> Path:
+    """Where the float twin of a shipped int8 model lives: ``<folder>/float/<name>.onnx``."""
+    return onnx_path.parent / FLOAT_SUBDIR / onnx_path.name
+
+
+def quantize_in_place(onnx_path: str | os.PathLike, data, *, max_drop: float = MAX_ACCURACY_DROP,
+                      force: bool = False, **kwargs) -> tuple[bool, Path, dict]:
+    """Replace ``<folder>/<name>.onnx`` by its int8 twin when the test accuracy drops by at most ``max_drop``
+    (the float model, card and plots move to ``<folder>/float/``: leaderboard and ``evaluate`` only); otherwise
+    keep the float model and say why in its card (``quantization.int8``: "not shipped").
+    Returns (shipped?, the model path the apps now use, the card of that path)."""
+    onnx_path = Path(onnx_path)
+    if is_quantized(onnx_path):
+        raise QuantizeError(f"{onnx_path} is already int8 (its float source: "
+                            f"{FLOAT_SUBDIR}/{onnx_path.name}, when it was quantized here)")
+    twin = float_twin_path(onnx_path)
+    staging = Path(tempfile.mkdtemp(prefix=f".{onnx_path.stem}.quantize-", dir=onnx_path.parent))
+    try:
+        int8_path, card = quantize_model(onnx_path, staging / onnx_path.name, data, source_path=twin,
+                                         final_dir=onnx_path.parent,
+                                         max_drop=max_drop, **kwargs)
+        q = card["quantization"]
+        if not (q["meets_accuracy_bar"] or force):
+            float_card_path = onnx_path.with_suffix(".json")
+            float_card = json.loads(float_card_path.read_text(encoding="utf-8"))
+            float_card["quantization"] = {
+                "int8": "not shipped",
+                "reason": (f"static int8 quantization ({q['method']}, {q['calibration_images']} calibration images) "
+                           f"lost {q['accuracy_drop'] * 100:.2f} points of test accuracy ({q['float_test_accuracy']:.4f} "
+                           f"-> {q['int8_test_accuracy']:.4f}); the bar is {max_drop * 100:.1f} points"),
+                **{k: q[k] for k in ("method", "calibration_images", "float_test_accuracy", "int8_test_accuracy",
+                                     "accuracy_drop", "max_accuracy_drop", "int8_size_bytes", "throughput", "cpu",
+                                     "command") if k in q}}
+            partial = float_card_path.with_name(float_card_path.name + ".part")
+            partial.write_text(json.dumps(float_card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            partial.replace(float_card_path)
+            return False, onnx_path, float_card
+        twin.parent.mkdir(parents=True, exist_ok=True)
+        stem = onnx_path.stem
+        for plot in (f"{stem}.curves.png", f"{stem}.confusion_matrix.png"):  # the plots stay beside both
+            if (onnx_path.parent / plot).exists():
+                shutil.copy2(onnx_path.parent / plot, twin.parent / plot)
+        onnx_path.with_suffix(".json").replace(twin.with_suffix(".json"))
+        onnx_path.replace(twin)
+        int8_path.with_suffix(".json").replace(onnx_path.with_suffix(".json"))
+        int8_path.replace(onnx_path)
+        return True, onnx_path, card
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
