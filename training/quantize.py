@@ -315,7 +315,8 @@ def measure(path: str | os.PathLike, test_x: np.ndarray, test_y: np.ndarray, *, 
     names = [contract.OUTPUT_NAME] + ([AVERAGED, contract.OOD_SCORE_NAME] if has_trust else [])
     got = run_graph(model, test_x, names)
     metrics = classification_metrics(test_y, got[contract.OUTPUT_NAME], class_names=tuple(class_names))
-    out = {"metrics": metrics, "accuracy": float(metrics["accuracy"]), "ece": float(metrics["ece"])}
+    out = {"metrics": metrics, "accuracy": float(metrics["accuracy"]), "ece": float(metrics["ece"]),
+           "probabilities": got[contract.OUTPUT_NAME]}
     if has_trust:
         out["test_ece_before"] = float(expected_calibration_error(test_y, got[AVERAGED]))
         scores = got[contract.OOD_SCORE_NAME].astype(np.float64)
@@ -424,8 +425,7 @@ def quantize_model(float_path: str | os.PathLike, out_path: str | os.PathLike, d
         measured = measure(work, data.test.x, data.test.y, threshold=threshold, class_names=class_names, ood_x=ood_x)
         float_measured = measure(float_path, data.test.x, data.test.y, class_names=class_names,
                                  threshold=contract.open_set_threshold(float_card), ood_x=ood_x)
-        float_probs = run_graph(float_path, data.test.x, [contract.OUTPUT_NAME])[contract.OUTPUT_NAME]
-        int8_probs = run_graph(work, data.test.x, [contract.OUTPUT_NAME])[contract.OUTPUT_NAME]
+        float_probs, int8_probs = float_measured["probabilities"], measured["probabilities"]
         drop = float_measured["accuracy"] - measured["accuracy"]
         speed = {}
         if timing:
@@ -575,3 +575,18 @@ def quantize_in_place(onnx_path: str | os.PathLike, data, *, max_drop: float = M
         return True, onnx_path, card
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def quantize_after_export(onnx_path: Path, card: dict, data, *, command: str | None = None,
+                          log=None) -> tuple[Path, dict]:
+    """`cifar10 export --int8` and own-class `cifar10 train --data`: quantize the model just exported (in
+    place, within the accuracy bar); a quantization that fails leaves the float export as it is."""
+    log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    try:
+        shipped, path, new_card = quantize_in_place(onnx_path, data, command=command, log=log)
+    except Exception as exc:  # never lose a finished float export to a quantization problem
+        log(f"int8 quantization failed, the float model stays: {type(exc).__name__}: {exc}")
+        return onnx_path, card
+    if not shipped:
+        log(f"kept the float model: {new_card['quantization']['reason']}")
+    return path, new_card

@@ -229,9 +229,9 @@ def previous_run(run_dir, model: str) -> dict:
 
 def train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), export_dir: Path | None = None,
           command: str | None = None, test_curve: bool = False,
-          callbacks: list[keras.callbacks.Callback] | None = None, progress=None) -> Path:
+          callbacks: list[keras.callbacks.Callback] | None = None, progress=None, int8: bool | None = None) -> Path:
     """Train, keep the best validation epoch (or a recipe's final weights), write the run record; export
-    when export_dir is set. ``test_curve``: log test accuracy per epoch (TestCurve). ``callbacks``: more
+    when export_dir is set (``int8``: then quantize it, training.quantize; default: for own-class data only). ``test_curve``: log test accuracy per epoch (TestCurve). ``callbacks``: more
     Keras callbacks for fit (``cifar10 sweep`` reports each epoch to Ray Tune with one). ``progress``: a
     function that takes each progress event (a JSON-ready dict; see the module docstring)."""
     policy, message = resolve_precision(settings.precision)
@@ -397,6 +397,9 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
     if export_dir is not None:
         from training.export import export_run
         onnx_path, card = export_run(run_dir, export_dir, data=data, with_card=True)
+        if settings.data is not None if int8 is None else int8:  # issue 26: own-class exports ship int8
+            from training.quantize import quantize_after_export
+            onnx_path, card = quantize_after_export(onnx_path, card, data, command=command)
         if progress is not None:
             progress({"event": "exported", "model": onnx_path.stem, "path": str(onnx_path.resolve()),
                       "test_accuracy": card["test_accuracy"], "classes": card["class_names"],

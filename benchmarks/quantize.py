@@ -1,0 +1,147 @@
+"""Float vs int8, side by side, in one run per model (issue 26): test accuracy, ECE, open-set rates, raw
+onnxruntime throughput at batch 1 and 256, file size, on this machine (CPU name and flags in the results).
+
+    python benchmarks/ood_set.py --out /tmp/cifar10_ood
+    flock /tmp/cpu.lock python benchmarks/quantize.py --ood /tmp/cifar10_ood [--models NAME ...]
+        [--methods minmax entropy percentile] [--calibration 512] [--no-timing]
+
+For each model, the float file is ``exported_models/float/<name>.onnx`` when the shipped one is already int8
+(then the shipped file is the int8 row as it is), else ``exported_models/<name>.onnx``, quantized here into a
+temporary folder with each ``--methods`` (the first is what ships; the others are measured to choose it).
+Every figure is measured by this run on the same images: the 10,000 CIFAR-10 test images, the OOD set of
+``benchmarks/ood_set.py`` (``--ood``); the open-set threshold is each file's own (its card's, or the one
+re-fitted on the int8 graph). Results: ``benchmarks/results/quantize.json`` (or ``--results``), and a markdown
+table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "benchmarks" / "results" / "quantize.json"
+MODELS = ("efficientnet_lite0_transfer", "fast_cnn", "cnn_adam_m1", "baseline")
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def cpu() -> dict:
+    """The machine (cifar10.machine) plus the flags that decide int8 speed (VNNI: int8 dot products)."""
+    from cifar10.machine import machine
+
+    found = machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                found["int8_flags"] = [f for f in CPU_FLAGS if f in present]
+                break
+    except OSError:
+        pass
+    return found
+
+
+def row(label: str, path: Path, card: dict, test, ood_x, timing: bool, threads: int | None) -> dict:
+    from cifar10 import contract
+    from training import quantize
+
+    measured = quantize.measure(path, test.x, test.y, threshold=contract.open_set_threshold(card), ood_x=ood_x)
+    out = {"file": label, "int8": quantize.is_quantized(path), "size_mb": round(path.stat().st_size / 1e6, 2),
+           "test_accuracy": round(measured["accuracy"], 4), "ece": round(measured["ece"], 4),
+           "test_flagged": round(measured.get("test_flagged", float("nan")), 4)}
+    if "open_set" in measured:
+        rates = measured["open_set"]
+        out.update({"ood_flagged": round(rates["ood_flagged"], 4), "auroc": round(rates["auroc"], 4),
+                    "fpr_at_95_tpr": round(rates["fpr_at_95_tpr"], 4)})
+    if timing:
+        sample = test.x[:1024]
+        out["img_per_s_batch_256"] = round(quantize.throughput(path, sample, 256, min_seconds=6.0, threads=threads), 1)
+        out["img_per_s_batch_1"] = round(quantize.throughput(path, sample[:256], 1, min_seconds=4.0, threads=threads), 1)
+    print(f"  {label:55s} acc {out['test_accuracy']:.4f}  ece {out['ece']:.4f}  "
+          + (f"ood {out.get('ood_flagged', float('nan')):.3f}  " if "ood_flagged" in out else "")
+          + (f"{out['img_per_s_batch_256']:.0f}/{out['img_per_s_batch_1']:.0f} img/s  " if timing else "")
+          + f"{out['size_mb']} MB", flush=True)
+    return out
+
+
+def main(argv=None) -> int:
+    from benchmarks.trust import ood_images
+    from cifar10.registry import read_card
+    from training import quantize
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "exported_models")
+    parser.add_argument("--methods", nargs="+", choices=quantize.METHODS, default=[quantize.DEFAULT_METHOD])
+    parser.add_argument("--calibration", type=int, default=quantize.DEFAULT_CALIBRATION_IMAGES)
+    parser.add_argument("--ood", type=Path, help="the OOD set (python benchmarks/ood_set.py --out DIR)")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: all cores)")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    ood_x = ood_images(args.ood)[1] if args.ood else None
+    results = {"command": "python benchmarks/quantize.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "cpu": cpu(), "test_images": 10000, "ood_images": 0 if ood_x is None else int(len(ood_x)),
+               "models": {}}
+    print(f"CPU: {results['cpu']}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="cifar10-bench-quantize-") as tmp:
+        for name in args.models:
+            shipped = args.models_dir / f"{name}.onnx"
+            twin = quantize.float_twin_path(shipped)
+            float_path = twin if quantize.is_quantized(shipped) else shipped
+            float_card = read_card(float_path.with_suffix(".json"))
+            data = quantize.load_model_data(float_card, data_dir=args.data_dir)
+            print(f"{name}:", flush=True)
+            rows = [row(str(float_path.relative_to(args.models_dir)), float_path, float_card, data.test, ood_x,
+                        not args.no_timing, args.threads)]
+            if float_path is twin:
+                rows.append(row(f"{name}.onnx (shipped int8)", shipped, read_card(shipped.with_suffix(".json")),
+                                data.test, ood_x, not args.no_timing, args.threads))
+            for method in args.methods:
+                if float_path is twin and method == read_card(shipped.with_suffix(".json"))["quantization"]["method"]:
+                    continue  # the shipped file is this method's int8 row
+                out = Path(tmp) / method / f"{name}.onnx"
+                started = time.perf_counter()
+                _, card = quantize.quantize_model(float_path, out, data, method=method, calibration=args.calibration,
+                                                  timing=False, log=lambda text: None)
+                rows.append(row(f"int8 {method}, {args.calibration} calibration images", out, card, data.test, ood_x,
+                                not args.no_timing, args.threads) | {"quantize_s": round(time.perf_counter() - started, 1)})
+            base = rows[0]
+            for r in rows[1:]:
+                r["accuracy_drop_points"] = round((base["test_accuracy"] - r["test_accuracy"]) * 100, 2)
+                if "img_per_s_batch_256" in r:
+                    r["speedup_batch_256"] = round(r["img_per_s_batch_256"] / base["img_per_s_batch_256"], 2)
+                    r["speedup_batch_1"] = round(r["img_per_s_batch_1"] / base["img_per_s_batch_1"], 2)
+            results["models"][name] = rows
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            args.results.write_text(json.dumps(results, indent=1) + "\n")
+    print(markdown(results))
+    return 0
+
+
+def markdown(results: dict) -> str:
+    lines = ["| model | file | test acc. | ECE | test flagged | OOD flagged | AUROC | img/s b=1 | img/s b=256 | "
+             "size MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, rows in results["models"].items():
+        for r in rows:
+            speed = (f"{r['img_per_s_batch_1']:.0f}" + (f" ({r['speedup_batch_1']}x)" if "speedup_batch_1" in r else ""),
+                     f"{r['img_per_s_batch_256']:.0f}" + (f" ({r['speedup_batch_256']}x)" if "speedup_batch_256" in r
+                                                          else "")) if "img_per_s_batch_256" in r else ("—", "—")
+            lines.append(f"| {name} | {r['file']} | {r['test_accuracy']:.4f} | {r['ece']:.4f} | {r['test_flagged']:.3f} "
+                         f"| {r.get('ood_flagged', float('nan')):.3f} | {r.get('auroc', float('nan')):.3f} | {speed[0]} | "
+                         f"{speed[1]} | {r['size_mb']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
