@@ -97,6 +97,9 @@ def test_int8_file_keeps_the_contract_outputs_and_refits_its_trust_values(tmp_pa
         card["open_set"]["held_out_flagged"], abs=1e-3)
     assert card["open_set"]["held_out_flagged"] <= 0.05 + 1 / len(data.val)
     assert "re-fitted on the int8 graph" in card["calibration"]["fitted_on"]
+    inits = {i.name: i for i in onnx.load(out).graph.initializer}
+    assert "knn__bank_t" not in inits and inits["knn__bank_t_int8"].data_type == onnx.TensorProto.INT8
+    assert card["quantization"]["knn_bank"].startswith("int8")
 
     # The card is re-measured on the int8 file and records its float source.
     measured = float((got.probabilities.argmax(1) == data.test.y).mean())
@@ -196,3 +199,12 @@ def test_cli_quantize_writes_an_int8_twin_to_output(tmp_path, data):
     again = subprocess.run([sys.executable, "-m", "cifar10_cli", "quantize", str(out / "colour_cli.onnx")],
                            capture_output=True, text=True, env=env, timeout=120)
     assert again.returncode == 2 and "already int8" in again.stderr
+
+
+def test_the_leaderboard_lists_the_float_twin_as_leaderboard_only(tmp_path, data):
+    from training.report import load_cards
+
+    float_path = write_float_model(tmp_path / "models", data)
+    quantize.quantize_in_place(float_path, data, calibration=32, timing=False, max_drop=1.0)
+    cards = {c["name"]: c["_ships"] for c in load_cards(tmp_path / "models")}
+    assert cards == {"colour_knn (int8)": True, "colour_knn (float)": False}

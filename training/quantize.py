@@ -267,10 +267,11 @@ def _set_initializer(model: onnx.ModelProto, name: str, value: np.ndarray) -> No
 
 
 def refit(model: onnx.ModelProto, images: np.ndarray, labels: np.ndarray, *, source: str, crossfit: bool = False,
-          train_images: np.ndarray | None = None) -> tuple[onnx.ModelProto, dict]:
+          train_images: np.ndarray | None = None, bank_dtype: str = "int8") -> tuple[onnx.ModelProto, dict]:
     """Re-fit the temperature, the open-set threshold and (kNN) the feature bank on the *int8* graph's own
     outputs, with :mod:`training.calibration`'s functions; returns the graph and the card's ``calibration`` /
-    ``open_set`` entries (empty for a graph without trust outputs)."""
+    ``open_set`` entries (empty for a graph without trust outputs). ``bank_dtype``: how the kNN bank is stored
+    (``int8``: per-image symmetric scales, a quarter of the float32 bytes)."""
     from training import calibration
 
     score = open_set_score(model)
@@ -285,19 +286,52 @@ def refit(model: onnx.ModelProto, images: np.ndarray, labels: np.ndarray, *, sou
             raise QuantizeError("the kNN score needs the training images (its feature bank)")
         picked = train_images[calibration.bank_indices(len(train_images))]
         bank = calibration.normalise(run_graph(model, picked, [features])[features])
+        if bank_dtype == "int8":  # fit on exactly the values the graph will hold
+            bank = int8_bank(bank)[2]
     fit = calibration.cross_fit if crossfit else calibration.fit_trust
     fitted = fit(raw[AVERAGED], raw[contract.LOGITS_NAME], np.asarray(labels).astype(int), score,
                  raw.get(features) if features else None, bank)
     model = onnx.ModelProto.FromString(model.SerializeToString())
     _set_initializer(model, "calib__temperature", np.array(fitted["temperature"], np.float32))
     if bank is not None:
-        _set_initializer(model, "knn__bank_t", np.ascontiguousarray(bank.T))
+        if bank_dtype == "int8":
+            store_bank_int8(model, bank)
+        else:
+            _set_initializer(model, "knn__bank_t", np.ascontiguousarray(bank.T))
     for prop in model.metadata_props:
         if prop.key == contract.META_TEMPERATURE:
             prop.value = repr(float(fitted["temperature"]))
     has_cam = any(o.name == contract.CAM_NAME for o in model.graph.output)
     return model, calibration.trust_card(fitted, score, source=source, crossfit=crossfit, bank=bank,
                                          has_cam=has_cam)
+
+
+def int8_bank(bank: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The bank [B, D] as int8 ``q`` [D, B] with one symmetric scale per bank image [B], and what
+    the graph computes from them [B, D] (idempotent: an already-rounded bank comes back unchanged)."""
+    bank_t = np.ascontiguousarray(np.asarray(bank, np.float32).T)
+    scale = (np.maximum(np.abs(bank_t).max(axis=0), 1e-12) / 127.0).astype(np.float32)
+    q = np.clip(np.round(bank_t / scale), -127, 127).astype(np.int8)
+    return q, scale, np.ascontiguousarray((q.astype(np.float32) * scale).T)
+
+
+def store_bank_int8(model: onnx.ModelProto, bank: np.ndarray) -> None:
+    """Replace the float32 ``knn__bank_t`` [D, B] by int8 values with one symmetric scale per bank image (the kNN
+    arithmetic itself stays float32: cosine similarities of unit vectors)."""
+    q, scale, _ = int8_bank(bank)
+    graph = model.graph
+    kept = [init for init in graph.initializer if init.name != "knn__bank_t"]
+    if len(kept) == len(graph.initializer):
+        raise QuantizeError("the graph has no initializer 'knn__bank_t' to re-fit")
+    del graph.initializer[:]
+    graph.initializer.extend(kept + [numpy_helper.from_array(q, "knn__bank_t_int8"),
+                                     numpy_helper.from_array(scale.reshape(1, -1), "knn__bank_t_scale")])
+    # Cast + Mul, not DequantizeLinear: onnxruntime would fuse DequantizeLinear + MatMul into an integer MatMul
+    # that quantizes the features too; Cast + Mul of constants is folded into the float32 bank at load time.
+    graph.node.insert(0, onnx.helper.make_node("Mul", ["knn__bank_t_float", "knn__bank_t_scale"], ["knn__bank_t"],
+                                               name="knn__bank_scale"))
+    graph.node.insert(0, onnx.helper.make_node("Cast", ["knn__bank_t_int8"], ["knn__bank_t_float"],
+                                               to=onnx.TensorProto.FLOAT, name="knn__bank_cast"))
 
 
 # --- measuring ---------------------------------------------------------------------------------------------
@@ -392,7 +426,7 @@ def quantize_model(float_path: str | os.PathLike, out_path: str | os.PathLike, d
                    keep_head_float: bool = True, ood_x: np.ndarray | None = None, timing: bool = True,
                    command: str | None = None, source_path: str | os.PathLike | None = None,
                    max_drop: float = MAX_ACCURACY_DROP, final_dir: str | os.PathLike | None = None,
-                   log=None) -> tuple[Path, dict]:
+                   bank_dtype: str = "int8", log=None) -> tuple[Path, dict]:
     """Quantize the float model ``float_path`` (with its card ``<name>.json``) into ``out_path`` (+ its card),
     calibrated and re-fitted on ``data`` (a :class:`training.data.Dataset` split like the model's training);
     the card is re-measured on the written file. ``source_path``: where the float file will live (the card's
@@ -417,7 +451,7 @@ def quantize_model(float_path: str | os.PathLike, out_path: str | os.PathLike, d
         log(f"Quantizing {float_path.name}: {method} calibration on {len(calib):,} {pool_text} ...")
         done = quantize_graph(float_path, work, calib, method=method, keep_head_float=keep_head_float)
         quantized, trust = refit(onnx.load(work), images, labels, source=source, crossfit=crossfit,
-                                 train_images=data.train.x)
+                                 train_images=data.train.x, bank_dtype=bank_dtype)
         onnx.save(quantized, work)
         seconds = time.perf_counter() - started
         threshold = trust.get(contract.CARD_OPEN_SET, {}).get("threshold")
@@ -444,6 +478,8 @@ def quantize_model(float_path: str | os.PathLike, out_path: str | os.PathLike, d
             "method": method,
             "calibration_images": int(len(calib)),
             "calibration_from": pool_text + ", a fixed random sample (seed 0)",
+            **({"knn_bank": "int8, one symmetric scale per bank image (Cast + Mul, folded at load); kNN arithmetic float32"
+                if bank_dtype == "int8" else "float32"} if open_set_score(quantized) == "knn" else {}),
             "float_test_accuracy": round(float_measured["accuracy"], 4),
             "int8_test_accuracy": round(measured["accuracy"], 4),
             "accuracy_drop": round(drop, 4),

@@ -242,7 +242,7 @@ def train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), e
     keras.mixed_precision.set_global_policy(policy)
     try:
         return _train(settings, data_dir=data_dir, out=out, export_dir=export_dir, command=command,
-                      test_curve=test_curve, callbacks=callbacks, progress=progress)
+                      test_curve=test_curve, callbacks=callbacks, progress=progress, int8=int8)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)  # later models in this process: unchanged
 
@@ -315,7 +315,8 @@ def build_model(settings: TrainSettings, num_classes: int) -> keras.Model:
 
 
 def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), export_dir: Path | None = None,
-          command: str | None = None, test_curve: bool = False, callbacks=None, progress=None) -> Path:
+          command: str | None = None, test_curve: bool = False, callbacks=None, progress=None,
+          int8: bool | None = None) -> Path:
     parent = previous_run(settings.init_from, settings.model) if settings.init_from else None
     spec = models.get_spec(settings.model)
     keras.utils.set_random_seed(settings.seed)
