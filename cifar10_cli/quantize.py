@@ -8,7 +8,7 @@ from pathlib import Path
 
 # Kept in sync with training.quantize (imported lazily: it needs the training extra's onnx package).
 METHODS = ("minmax", "entropy", "percentile")
-DEFAULT_METHOD = "minmax"
+DEFAULT_METHOD = "percentile"
 DEFAULT_CALIBRATION_IMAGES = 512
 MAX_ACCURACY_DROP = 0.003
 
@@ -22,8 +22,8 @@ def add_parser(sub, func) -> argparse.ArgumentParser:
                    help=f"held-out training images that calibrate the activation ranges (default "
                         f"{DEFAULT_CALIBRATION_IMAGES}; never test images)")
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
-                   help=f"how activation ranges are calibrated (default {DEFAULT_METHOD}: the most accurate in "
-                        "benchmarks/quantize.py --methods)")
+                   help=f"how activation ranges are calibrated (default {DEFAULT_METHOD}: the most accurate on the "
+                        "default model, docs/quantization.md)")
     p.add_argument("--output", type=Path, metavar="DIR",
                    help="write the int8 model + card into DIR and leave the float model alone (default: replace "
                         "the model in its folder and move the float one to float/, if it loses at most "

@@ -40,7 +40,7 @@ from onnx import numpy_helper
 from cifar10 import contract
 
 METHODS = ("minmax", "entropy", "percentile")
-DEFAULT_METHOD = "minmax"          # chosen by measurement: benchmarks/quantize.py --methods (docs in README)
+DEFAULT_METHOD = "percentile"      # chosen by measurement (docs/quantization.md): best on efficientnet_lite0
 DEFAULT_CALIBRATION_IMAGES = 512
 MAX_ACCURACY_DROP = 0.003          # issue 26: a shipped model may lose at most 0.3 points of test accuracy
 FLOAT_SUBDIR = "float"             # exported_models/float/: the float twins of shipped int8 models (leaderboard)
