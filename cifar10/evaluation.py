@@ -170,8 +170,11 @@ def evaluate_arrays(classifier: Classifier, images: np.ndarray, labels: np.ndarr
                             classes=classifier.labels)
     total = len(images)
     for start in range(0, total, batch_size):
-        probs = classifier.predict(images[start:start + batch_size])
-        evaluation.results.extend(classifier.result(f"test_batch[{start + i}]", p) for i, p in enumerate(probs))
+        out = classifier.predict_all(images[start:start + batch_size])  # with ood_score: a v2 row needs it
+        evaluation.results.extend(classifier.result(f"test_batch[{start + i}]", p, ood_score=float(score),
+                                                    unsure=bool(flag))
+                                  for i, (p, score, flag) in enumerate(zip(out.probabilities, out.ood_score,
+                                                                           out.unsure)))
         if on_progress is not None:
             on_progress(min(start + batch_size, total), total)
     evaluation.true_classes = [int(y) for y in labels]
