@@ -234,3 +234,15 @@ def test_an_int8_model_agrees_with_python_on_cifar_files(page, space):
     assert agree >= 0.99, f"{model_path.stem} (int8): browser and Python agree on only {agree:.1%}"
     accuracy = np.mean([b["index"] == y for b, y in zip(browser, test.y[:300])])
     assert accuracy >= 0.8, f"{model_path.stem} (int8) in the browser: {accuracy:.1%} on 300 test images"
+
+
+def test_the_static_space_of_the_shipped_models_fits_25_mb(tmp_path):
+    """Issue 26: with the int8 models, every file of the static Space (onnxruntime-web's wasm included) totals
+    at most 25 MB."""
+    from cifar10.paths import shipped_models_dir
+
+    out = tmp_path / "static"
+    summary = export_space("static", out, models_dir=shipped_models_dir())
+    assert len(summary["models"]) == 4
+    total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    assert total <= 25_000_000, f"the static Space is {total / 1e6:.1f} MB"
