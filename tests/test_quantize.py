@@ -57,7 +57,7 @@ def write_float_model(directory: Path, data: Dataset, name: str = "colour_knn") 
     probs = quantize.run_graph(path, data.test.x, [contract.OUTPUT_NAME])[contract.OUTPUT_NAME]
     card = {"name": name, "summary": "test model: colour dominance, GAP + Dense",
             "test_accuracy": round(float((probs.argmax(1) == data.test.y).mean()), 4),
-            "data": {"validation": len(data.val)}, "onnx": {"file": path.name}, **trust}
+            "data": {"validation": len(data.val), "source": "…/scenes"}, "onnx": {"file": path.name}, **trust}
     path.with_suffix(".json").write_text(json.dumps(card, indent=2))
     (directory / f"{name}.curves.png").write_bytes(b"png")
     return path
@@ -110,6 +110,8 @@ def test_int8_file_keeps_the_contract_outputs_and_refits_its_trust_values(tmp_pa
     assert q["int8_test_accuracy"] == card["test_accuracy"] and q["command"] == "test"
     assert q["meets_accuracy_bar"] == (q["float_test_accuracy"] - q["int8_test_accuracy"] <= 0.003 + 1e-9)
     assert card["summary"].endswith("(int8)") and card["onnx"]["file"] == out.name
+    float_card = json.loads(float_path.with_suffix(".json").read_text())
+    assert {k: card[k] for k in ("name", "data")} == {k: float_card[k] for k in ("name", "data")}  # copied as is
 
 
 def test_the_trust_arithmetic_and_the_head_stay_float(tmp_path, data):

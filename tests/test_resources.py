@@ -65,6 +65,7 @@ def test_no_absolute_paths_in_shipped_cards_or_the_leaderboard():
     for path in shipped:
         found = absolute.findall(path.read_text(encoding="utf-8"))
         assert not found, f"{path.name} holds absolute paths: {found}"
+        assert "……" not in path.read_text(encoding="utf-8"), f"{path.name}: a path shortened twice"
 
 
 def test_portable_paths_keeps_urls_and_shortens_paths():

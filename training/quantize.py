@@ -535,7 +535,10 @@ def quantize_model(float_path: str | os.PathLike, out_path: str | os.PathLike, d
             card["quantization"]["float_open_set"] = {k: round(v, 4) if isinstance(v, float) else v
                                                       for k, v in float_measured["open_set"].items()}
         card_path = staging / out_path.with_suffix(".json").name
-        card_path.write_text(json.dumps(portable_paths(card), indent=2, ensure_ascii=False) + "\n")
+        # Only the new entry needs it: the float card's text is already portable (applying it twice would turn
+        # "…/runs" into "……/runs").
+        card["quantization"] = portable_paths(card["quantization"])
+        card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
         card_path.replace(out_path.with_suffix(".json"))
         work.replace(out_path)
     finally:
