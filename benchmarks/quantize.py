@@ -176,6 +176,9 @@ def update_card(card_path: Path, base: dict, int8: dict, results: dict) -> None:
                                                "how": "raw onnxruntime, CPU, all cores, outputs probabilities + "
                                                       "logits + ood_score, 1,024 test images, best of the "
                                                       "benchmark's rounds (float and int8 taking turns)"})
+    from cifar10.paths import portable_paths
+
+    card["quantization"]["throughput"] = portable_paths(card["quantization"]["throughput"])
     card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
