@@ -136,6 +136,11 @@ def main(argv=None) -> int:
     return 0
 
 
+def print_table(path: Path = RESULTS) -> None:
+    """``python -c 'from benchmarks.quantize import print_table; print_table()'``: the table of a results file."""
+    print(markdown(json.loads(Path(path).read_text())))
+
+
 def timed(rows: list[dict], paths: list[Path], images, rounds: int, threads: int | None) -> None:
     """img/s of each file at batch 256 and 1: ``rounds`` short runs per file, the files taking turns, the best
     run of each kept (other jobs on a shared machine only ever slow a run down, and taking turns exposes the
@@ -183,16 +188,23 @@ def update_card(card_path: Path, base: dict, int8: dict, results: dict) -> None:
 
 
 def markdown(results: dict) -> str:
-    lines = ["| model | file | test acc. | ECE | test flagged | OOD flagged | AUROC | img/s b=1 | img/s b=256 | "
-             "size MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    """The README table: one row per file; speeds as wall-clock img/s on all cores (other jobs included) and,
+    in brackets, the speed-up per CPU-second on one thread."""
+    lines = ["| model | file | test acc. | ECE | test flagged | OOD flagged | AUROC | FPR@95 | img/s b=1 | img/s b=256 | "
+             "MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, rows in results["models"].items():
         for r in rows:
-            speed = (f"{r['img_per_s_batch_1']:.0f}" + (f" ({r['speedup_batch_1']}x)" if "speedup_batch_1" in r else ""),
-                     f"{r['img_per_s_batch_256']:.0f}" + (f" ({r['speedup_batch_256']}x)" if "speedup_batch_256" in r
-                                                          else "")) if "img_per_s_batch_256" in r else ("—", "—")
-            lines.append(f"| {name} | {r['file']} | {r['test_accuracy']:.4f} | {r['ece']:.4f} | {r['test_flagged']:.3f} "
-                         f"| {r.get('ood_flagged', float('nan')):.3f} | {r.get('auroc', float('nan')):.3f} | {speed[0]} | "
-                         f"{speed[1]} | {r['size_mb']} |")
+            def speed(b):
+                if f"img_per_s_batch_{b}" not in r:
+                    return "—"
+                text = f"{r[f'img_per_s_batch_{b}']:.0f}"
+                if f"speedup_batch_{b}" in r:
+                    text += f" ({r[f'speedup_batch_{b}']}x; 1 thread {r[f'cpu_time_speedup_batch_{b}']}x)"
+                return text
+            lines.append(f"| {name} | {'int8' if r['int8'] else 'float'} | {r['test_accuracy']:.4f} | {r['ece']:.4f} | "
+                         f"{r['test_flagged']:.3f} | {r.get('ood_flagged', float('nan')):.3f} | "
+                         f"{r.get('auroc', float('nan')):.3f} | {r.get('fpr_at_95_tpr', float('nan')):.3f} | "
+                         f"{speed(1)} | {speed(256)} | {r['size_mb']} |")
     return "\n".join(lines)
 
 
