@@ -2,7 +2,7 @@
 code path: cifar10.inference + cifar10.evaluation, no TensorFlow), the 10,000 test images, against the
 accuracy its card states.
 
-    python benchmarks/verify_cards.py            # exported_models/ and exported_models/study/
+    python benchmarks/verify_cards.py            # exported_models/, its study/ and float/ (int8 twins' sources)
     python benchmarks/verify_cards.py --results benchmarks/results/verify_cards_avx2.json   # another machine
 
 Writes benchmarks/results/verify_cards.json (or --results), with the machine it ran on; exits 1 if a model's accuracy differs from its card by more
@@ -35,7 +35,8 @@ def main(argv=None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     rows, failed = [], 0
-    for path in sorted(args.models_dir.glob("*.onnx")) + sorted((args.models_dir / "study").glob("*.onnx")):
+    for path in (sorted(args.models_dir.glob("*.onnx")) + sorted((args.models_dir / "study").glob("*.onnx"))
+                 + sorted((args.models_dir / "float").glob("*.onnx"))):
         info = load_model_info(path)
         if info.dataset != "CIFAR-10":
             continue

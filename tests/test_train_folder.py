@@ -86,8 +86,19 @@ def test_train_on_a_folder_exports_a_model_the_apps_discover(tmp_path):
     # run.json keeps the same report; no staging folder is left behind.
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert "broken.jpg" in json.dumps(json.loads((run_dir / "run.json").read_text())["data"]["report"])
-    assert sorted(p.name for p in export_dir.iterdir()) == [
+    assert sorted(p.name for p in export_dir.iterdir() if p.name != "float") == [
         "tiny.confusion_matrix.png", "tiny.curves.png", "tiny.json", "tiny.onnx"]
+    # Issue 26: an own-class export is quantized by default; int8 ships within 0.3 points, else the card says why.
+    from training.quantize import is_quantized
+
+    q = card["quantization"]
+    if q.get("int8") == "not shipped":
+        assert "the bar is 0.3 points" in q["reason"] and not is_quantized(export_dir / "tiny.onnx")
+    else:
+        assert is_quantized(export_dir / "tiny.onnx") and q["source"] == "float/tiny.onnx"
+        assert (export_dir / "float" / "tiny.onnx").is_file() and not is_quantized(export_dir / "float" / "tiny.onnx")
+        assert q["int8_test_accuracy"] >= q["float_test_accuracy"] - 0.003
+        assert "held out from training" in card["calibration"]["fitted_on"]  # its own validation split
 
 
 def test_a_failing_run_says_why_and_leaves_no_model(tmp_path):

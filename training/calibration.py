@@ -440,6 +440,14 @@ def upgrade(model: onnx.ModelProto, images: np.ndarray, labels: np.ndarray, *, s
     fitted = (cross_fit if crossfit else fit_trust)(raw["p"], raw["z"], np.asarray(labels).astype(int), score,
                                                     raw["f"], bank)
     upgraded = add_trust_outputs(model, fitted["temperature"], score, bank=bank)
+    has_cam = any(o.name == contract.CAM_NAME for o in upgraded.graph.output)
+    return upgraded, trust_card(fitted, score, source=source, crossfit=crossfit, bank=bank, has_cam=has_cam)
+
+
+def trust_card(fitted: dict, score: str, *, source: str, crossfit: bool, bank: np.ndarray | None,
+               has_cam: bool) -> dict:
+    """The card's ``calibration`` and ``open_set`` entries for what :func:`fit_trust` / :func:`cross_fit`
+    fitted (also used when an int8 twin is re-fitted: training.quantize)."""
     card = {
         contract.CARD_CALIBRATION: {
             "method": "temperature scaling of the view-averaged probabilities: softmax(log(p) / T)",
@@ -455,5 +463,6 @@ def upgrade(model: onnx.ModelProto, images: np.ndarray, labels: np.ndarray, *, s
     if crossfit:
         card[contract.CARD_CALIBRATION]["cross_fit"] = [
             {k: round(v, 4) for k, v in half.items()} for half in fitted["cross_fit"]]
-    card[contract.CARD_CALIBRATION]["has_cam"] = any(o.name == contract.CAM_NAME for o in upgraded.graph.output)
-    return upgraded, card
+    card[contract.CARD_CALIBRATION]["has_cam"] = has_cam
+    return card
+

@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from cifar10.machine import describe  # noqa: E402
 
 LEADERBOARD_ONLY = "study"  # subfolder of the models folder: exported with a card, not shipped in the apps
+FLOAT_TWINS = "float"       # subfolder: the float32 sources of the shipped int8 models (issue 26), leaderboard only
 
 # Study columns without a trained model here, and why (the row says it instead of a figure).
 NOT_TRAINED = {
@@ -33,14 +34,18 @@ NOT_TRAINED = {
 
 
 def load_cards(models_dir: Path) -> list[dict]:
-    """Every card (``*.json`` with a ``test_accuracy``) in ``models_dir`` and its ``study/`` subfolder, best
-    first; each gets ``_ships`` (True for the top folder, the one the apps and the bundle read)."""
+    """Every card (``*.json`` with a ``test_accuracy``) in ``models_dir`` and its ``study/`` and ``float/``
+    subfolders, best first (an int8 card's name gets " (int8)", a float twin's " (float)"); each gets ``_ships`` (True for the top folder, the one the apps and the bundle read)."""
     cards = []
-    for folder, ships in ((Path(models_dir), True), (Path(models_dir) / LEADERBOARD_ONLY, False)):
+    folders = ((Path(models_dir), True, ""), (Path(models_dir) / LEADERBOARD_ONLY, False, ""),
+               (Path(models_dir) / FLOAT_TWINS, False, " (float)"))
+    for folder, ships, suffix in folders:
         for path in sorted(folder.glob("*.json")):
             card = json.loads(path.read_text())
             if "test_accuracy" in card:
-                cards.append(card | {"_ships": ships})
+                int8 = isinstance(card.get("quantization"), dict) and "source" in card["quantization"]
+                cards.append(card | {"_ships": ships, "name": card.get("name", path.stem) + (" (int8)" if int8
+                                                                                             else suffix)})
     return sorted(cards, key=lambda c: -c["test_accuracy"])
 
 
@@ -156,7 +161,8 @@ def leaderboard_markdown(cards: list[dict]) -> str:
         "## Every exported model",
         "",
         "Models in `exported_models/` ship in the apps and the bundle; those in `exported_models/study/` are",
-        "leaderboard only (`cifar10 evaluate exported_models/study/<name>.onnx` re-measures any of them).",
+        "leaderboard only (`cifar10 evaluate exported_models/study/<name>.onnx` re-measures any of them), and so",
+        "are the float twins of the shipped int8 models in `exported_models/float/` (`cifar10 quantize`).",
         "",
         "| model | ships in the apps | test acc. | macro F1 | ECE | params | epochs | train time | command | machine |",
         "|---|---|---|---|---|---|---|---|---|---|",

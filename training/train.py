@@ -192,11 +192,13 @@ def previous_run(run_dir, model: str) -> dict:
 
 def train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), export_dir: Path | None = None,
           replace_model: bool = False, command: str | None = None, test_curve: bool = False,
-          callbacks: list[keras.callbacks.Callback] | None = None, progress=None, resume_dir=None) -> Path:
+          callbacks: list[keras.callbacks.Callback] | None = None, progress=None, resume_dir=None,
+          int8: bool | None = None) -> Path:
     """Train, keep the best validation epoch (or a recipe's final weights), write the run record; export
-    when export_dir is set. ``test_curve``: log test accuracy per epoch (TestCurve). ``callbacks``: more
-    Keras callbacks for fit (``cifar10 sweep`` reports each epoch to Ray Tune with one). ``progress``: a
-    function that takes each progress event (a JSON-ready dict; see the module docstring). ``resume_dir``:
+    when export_dir is set (``int8``: then quantize it, training.quantize; default: for own-class data only).
+    ``test_curve``: log test accuracy per epoch (TestCurve). ``callbacks``: more Keras callbacks for fit
+    (``cifar10 sweep`` reports each epoch to Ray Tune with one). ``progress``: a function that takes each progress
+    event (a JSON-ready dict; see the module docstring). ``resume_dir``:
     an unfinished run folder to continue (use :func:`resume`, which reads its settings).
 
     A model of the same name in ``export_dir`` is replaced only with ``replace_model``: otherwise
@@ -213,7 +215,7 @@ def train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), e
     try:
         return _train(settings, data_dir=data_dir, out=out, export_dir=export_dir, replace_model=replace_model,
                       command=command, test_curve=test_curve, callbacks=callbacks, progress=progress,
-                      resume_dir=resume_dir)
+                      resume_dir=resume_dir, int8=int8)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)  # later models in this process: unchanged
 
@@ -241,10 +243,10 @@ def resumable_record(run_dir) -> dict:
 
 
 def resume(run_dir, *, data_dir=None, export_dir=..., replace_model: bool | None = None, command: str | None = None,
-           progress=None, callbacks=None) -> Path:
+           progress=None, callbacks=None, int8: bool | None = None) -> Path:
     """Continue the unfinished run in ``run_dir`` with the settings in its run.json: the remaining epochs only,
     then the run record and the export. ``export_dir`` / ``replace_model`` / ``data_dir`` left out: the ones the
-    run was started with."""
+    run was started with. ``int8``: as for :func:`train`."""
     record = resumable_record(run_dir)
     settings = TrainSettings.from_record(record)
     target = record.get("export") or {}
@@ -255,7 +257,7 @@ def resume(run_dir, *, data_dir=None, export_dir=..., replace_model: bool | None
     data_dir = data_dir or record.get("data_dir")
     return train(settings, data_dir=data_dir, out=Path(run_dir).parent, export_dir=export_dir,
                  replace_model=replace_model, command=command, test_curve=bool(record.get("test_curve")),
-                 callbacks=callbacks, progress=progress, resume_dir=run_dir)
+                 callbacks=callbacks, progress=progress, resume_dir=run_dir, int8=int8)
 
 
 def build_model(settings: TrainSettings, num_classes: int) -> keras.Model:
@@ -279,7 +281,7 @@ def _now() -> str:
 
 def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), export_dir: Path | None = None,
            replace_model: bool = False, command: str | None = None, test_curve: bool = False, callbacks=None,
-           progress=None, resume_dir=None) -> Path:
+           progress=None, resume_dir=None, int8: bool | None = None) -> Path:
     parent = previous_run(settings.init_from, settings.model) if settings.init_from else None
     spec = models.get_spec(settings.model)
     command = command or " ".join(sys.argv)
@@ -421,6 +423,9 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
 
     if export_dir is not None:
         onnx_path, card = export_run(run_dir, export_dir, data=data, with_card=True, replace_model=replace_model)
+        if settings.data is not None if int8 is None else int8:  # issue 26: own-class exports ship int8
+            from training.quantize import quantize_after_export
+            onnx_path, card = quantize_after_export(onnx_path, card, data, command=command)
         if progress is not None:
             progress({"event": "exported", "model": onnx_path.stem, "path": str(onnx_path.resolve()),
                       "test_accuracy": card["test_accuracy"], "classes": card["class_names"],
