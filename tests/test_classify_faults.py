@@ -215,13 +215,16 @@ def test_the_desktop_apps_model_discovery_survives_hostile_cards(env):
     from PySide6.QtWidgets import QApplication
 
     from desktop_app.model_picker import ModelPicker
+    from desktop_app.session import Session
 
     app = QApplication.instance() or QApplication([])  # noqa: F841  (offscreen Qt: conftest)
     settings = QSettings(str(env["tmp"] / "settings.ini"), QSettings.Format.IniFormat)
-    picker = ModelPicker(settings)
-    picker.reload()
-    assert [m.name for m in picker.models] == ["colour_a"] and picker.current.name == "colour_a"
-    assert len(picker.errors) == 5
+    session = Session()  # the app's state: its model discovery is the picker's
+    picker = ModelPicker(session, settings)
+    session.reload_models()
+    assert [m.name for m in session.models] == ["colour_a"] and session.model.name == "colour_a"
+    assert picker.count() == 1 and "colour_a" in picker.itemText(0)
+    assert len(session.model_errors) == 5
 
 
 # --- a model whose real outputs differ from its declared ones ---------------------------------------------
