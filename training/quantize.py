@@ -445,7 +445,7 @@ def calibration_pool(data) -> tuple[np.ndarray, str]:
     test set; a model trained on every training image has none held out, so a sample of its training images."""
     if len(data.val):
         return data.val.x, "the validation split (held-out training images)"
-    return data.train.x, "training images (this model trained on all of them: none are held out)"
+    return data.train.x, "the training images (this model trained on all of them: none are held out)"
 
 
 def _relative_source(float_path: Path, out_dir: Path) -> str:
@@ -484,7 +484,7 @@ def quantize_model(float_path: str | os.PathLike, out_path: str | os.PathLike, d
     try:
         work = staging / out_path.name
         started = time.perf_counter()
-        log(f"Quantizing {float_path.name}: {method} calibration on {len(calib):,} {pool_text} ...")
+        log(f"Quantizing {float_path.name}: {method} calibration on {len(calib):,} images of {pool_text} ...")
         done = quantize_graph(float_path, work, calib, method=method, keep_head_float=keep_head_float)
         quantized, trust = refit(onnx.load(work), images, labels, source=source, crossfit=crossfit,
                                  train_images=data.train.x, bank_dtype=bank_dtype)
