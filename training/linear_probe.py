@@ -69,19 +69,9 @@ def efficientnet_lite0_linear(weights: str | None = "imagenet", num_classes: int
                               resolution: int | None = None) -> keras.Model:
     """Raw RGB 0..255 ``[N, image_size, image_size, 3]`` in, ``num_classes`` probabilities out; the backbone is
     not trainable (its BatchNorm statistics and weights stay ImageNet's)."""
-    from training.efficientnet_lite import default_resolution, efficientnet_lite0, load_imagenet_weights
+    from training.efficientnet_lite import imagenet_backbone
 
-    if weights not in ("imagenet", None):
-        raise ValueError(f"weights must be 'imagenet' or None, not {weights!r}")
-    resolution = int(resolution or default_resolution(image_size))
-    inputs = model_input(image_size)
-    x = inputs
-    if resolution != image_size:
-        x = layers.Resizing(resolution, resolution, interpolation="bilinear", dtype="float32",
-                            name="upsample")(inputs, training=False)
-    base = efficientnet_lite0((resolution, resolution, 3), include_top=False)
-    if weights == "imagenet":
-        load_imagenet_weights(base)
+    inputs, x, base = imagenet_backbone(weights, image_size, resolution)
     base.trainable = False
     return _frozen_head(inputs, base(x, training=False), "efficientnet_lite0_linear", num_classes)
 
