@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from cifar_fixtures import SHARED_CIFAR
 
 from cifar10 import contract
 from cifar10.inference import Classifier
@@ -183,11 +184,13 @@ def test_cli_constants_match_the_training_module():
     assert cli.MAX_ACCURACY_DROP == quantize.MAX_ACCURACY_DROP
 
 
-@pytest.mark.skipif(not os.environ.get("CIFAR10_DIR"), reason="needs CIFAR-10 ($CIFAR10_DIR)")
+@pytest.mark.skipif(not (SHARED_CIFAR / "test_batch").is_file(),
+                    reason=f"needs CIFAR-10 at {SHARED_CIFAR}: set CIFAR10_DIR to a cifar-10-batches-py folder")
 def test_cli_quantize_writes_an_int8_twin_to_output(tmp_path, data):
     float_path = write_float_model(tmp_path / "models", data, name="colour_cli")
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CIFAR10_MODELS_DIR": str(tmp_path / "models")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CIFAR10_MODELS_DIR": str(tmp_path / "models"),
+           "CIFAR10_DIR": str(SHARED_CIFAR)}
     done = subprocess.run([sys.executable, "-m", "cifar10_cli", "quantize", "colour_cli", "--output", str(out),
                            "--calibration", "32", "--no-timing"], capture_output=True, text=True, env=env,
                           timeout=600)
