@@ -48,21 +48,31 @@ def per_class_figures(cm: np.ndarray) -> dict[str, np.ndarray]:
     return {"precision": precision, "recall": recall, "f1": f1, "support": cm.sum(axis=1)}
 
 
-def expected_calibration_error(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> float:
-    """ECE with equal-width confidence bins: sum over bins of |accuracy - confidence| * bin share."""
+def reliability_bins(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> list[dict]:
+    """The reliability diagram behind :func:`expected_calibration_error`: one row per non-empty equal-width
+    confidence bin, ``{"low", "high", "n", "confidence", "accuracy"}`` (mean top probability and share of
+    correct predictions of the images in it). accuracy > confidence: under-confident there; < : over-."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if len(probabilities) == 0:
-        return 0.0
+        return []
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == np.asarray(y_true)
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    ece = 0.0
+    rows = []
     for b in range(bins):
         in_bin = which == b
         if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(ece)
+            rows.append({"low": float(edges[b]), "high": float(edges[b + 1]), "n": int(in_bin.sum()),
+                         "confidence": float(confidence[in_bin].mean()), "accuracy": float(correct[in_bin].mean())})
+    return rows
+
+
+def expected_calibration_error(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> float:
+    """ECE with equal-width confidence bins: sum over bins of |accuracy - confidence| * bin share."""
+    rows = reliability_bins(y_true, probabilities, bins)
+    total = sum(row["n"] for row in rows)
+    return float(sum(row["n"] / total * abs(row["accuracy"] - row["confidence"]) for row in rows)) if rows else 0.0
 
 
 def classification_metrics(y_true, probabilities, *, macro_over: str = "all",

@@ -197,3 +197,56 @@ def test_classify_files_carries_ood_score_and_unsure(tmp_path):
     assert not rows["red.png"].unsure and rows["red.png"].display_label == "airplane"
     assert np.isfinite(rows["red.png"].ood_score)
     assert rows["broken.png"].error and not rows["broken.png"].unsure and np.isnan(rows["broken.png"].ood_score)
+
+
+def _study_calibration():
+    """benchmarks/study_calibration.py (benchmarks/ is no package): loaded from its file."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "study_calibration.py"
+    spec = importlib.util.spec_from_file_location("study_calibration", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("flip_tta", [False, True])
+def test_study_calibration_undoes_the_graphs_temperature(tmp_path, flip_tta):
+    """The study of issue 29 measures temperatures on the uncalibrated probabilities of a shipped graph: undoing
+    its T (through the apps' Classifier) gives back what the graph computed before calibration."""
+    study = _study_calibration()
+    path = write_v2_model(tmp_path, "hot", temperature=0.6, flip_tta=flip_tta)
+    x = scenes(40, seed=4)
+    got = study.uncalibrated(path, x, batch_size=16)
+    before = run(build_cam_model(flip_tta=flip_tta), x)[contract.OUTPUT_NAME]
+    assert got["temperature"] == pytest.approx(0.6)
+    assert not np.allclose(got["q"], before, atol=1e-3)  # the graph's output is calibrated: not p itself
+    np.testing.assert_allclose(got["p"], before, atol=1e-5)
+    if not flip_tta:  # one view: softmax(logits) is p too
+        np.testing.assert_allclose(calibration.calibrated(np.exp(got["logits"]), 1.0), before, atol=1e-5)
+
+
+def test_study_calibration_rows_and_the_test_oracle():
+    """Over-confident probabilities: the validation half's labels follow what a temperature of 2 would give,
+    the test half's what 1.5 would (a shift between the splits). The likelihood fit finds T ~ 2 on validation;
+    only the oracle, which looks at the test labels, finds ~1.5, and its test ECE is the grid's lowest.
+    10,000 images a half, as in CIFAR-10's test set (with 3,000 even the true temperature's ECE was 0.025)."""
+    study = _study_calibration()
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 2.5, (20000, 10))
+    softmax = calibration.calibrated(np.exp(logits - logits.max(1, keepdims=True)), 1.0)
+    model = calibration.calibrated(softmax, 0.5)  # what the model says
+    truth = np.r_[calibration.calibrated(model[:10000], 2.0), calibration.calibrated(model[10000:], 1.5)]
+    labels = (truth.cumsum(1) > rng.random((20000, 1))).argmax(1)
+    grid = np.round(np.arange(1.0, 3.0 + 1e-9, 0.05), 2)
+    out = study.temperature_study(model[:10000], labels[:10000], model[10000:], labels[10000:], 1.0, grid)
+    rows = out["rows"]
+    assert 1.8 < rows["nll_validation"]["temperature"] < 2.2 and 1.8 < rows["ece_validation"]["temperature"] < 2.2
+    assert 1.35 < rows["oracle_test"]["temperature"] < 1.65
+    assert rows["graph"] == rows["none"]  # the graph's T here is 1
+    test_ece = [expected_calibration_error(labels[10000:], calibration.calibrated(model[10000:], t)) for t in grid]
+    assert rows["oracle_test"]["test_ece"] == pytest.approx(min(test_ece))
+    assert rows["oracle_test"]["test_ece"] < study.ECE_GOAL < rows["nll_validation"]["test_ece"]
+    low, high = out["test_temperatures_reaching_goal"]
+    assert grid[0] < low <= rows["oracle_test"]["temperature"] <= high < 1.8

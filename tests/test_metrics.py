@@ -104,3 +104,23 @@ def test_macro_over_present_classes_equals_scikit_learn_with_those_labels():
     assert (m["precision_macro"], m["recall_macro"], m["f1_macro"]) == pytest.approx(macro[:3])
     assert m["macro_over"] == ["cat", "dog"]
     assert classification_metrics(y_true, one_hot_probs(pred))["macro_over"] == list(CLASS_NAMES)
+
+
+def test_reliability_bins_are_what_ece_sums():
+    from cifar10.metrics import reliability_bins
+
+    # 4 images at confidence 0.95 (3 right) and 2 at 0.35 (both right): over-confident high, under-confident low.
+    y_true = np.array([0, 0, 0, 1, 2, 3])
+    probs = np.vstack([one_hot_probs([0, 0, 0, 0], 0.95), one_hot_probs([2, 3], 0.35)])
+    rows = reliability_bins(y_true, probs)
+    assert [(r["n"], round(r["confidence"], 6), r["accuracy"]) for r in rows] == [(2, 0.35, 1.0), (4, 0.95, 0.75)]
+    assert rows[0]["low"] == pytest.approx(1 / 3) and rows[1]["high"] == 1.0
+    assert expected_calibration_error(y_true, probs) == pytest.approx(2 / 6 * 0.65 + 4 / 6 * 0.2)
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet(np.ones(10) * 0.3, 500)
+    y_true = rng.integers(0, 10, 500)
+    rows = reliability_bins(y_true, probs, bins=10)
+    assert sum(r["n"] for r in rows) == 500
+    assert expected_calibration_error(y_true, probs, bins=10) == pytest.approx(
+        sum(r["n"] / 500 * abs(r["accuracy"] - r["confidence"]) for r in rows))
+    assert reliability_bins(np.zeros(0), np.zeros((0, 10))) == []
