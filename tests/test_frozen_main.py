@@ -149,3 +149,19 @@ def test_a_v3_model_dropped_next_to_the_executable(tmp_path, monkeypatch, capsys
     capsys.readouterr()
     assert frozen_main.main(["--self-test", "--model", "pets"]) == 2
     assert "cannot self-test pets: it knows my-pets · 3 classes at 64 px" in capsys.readouterr().out
+
+
+def test_the_bundle_spec_collects_every_cli_module_main_imports_by_name():
+    """cifar10_cli/main.py imports its subcommands by module name, which PyInstaller cannot follow: the spec
+    must list each of them (a hand-kept list once missed cifar10_cli.quantize, and the built app's start
+    failed with ModuleNotFoundError)."""
+    import re
+
+    root = project_root()
+    spec = (root / "bundle" / "cifar10-classifier.spec").read_text()
+    namespace = {"SPECPATH": str(root / "bundle")}
+    exec(compile(spec.split("\na = Analysis(")[0], "cifar10-classifier.spec", "exec"), namespace)
+    named = set(re.findall(r"cifar10_cli\.(\w+)", (root / "cifar10_cli" / "main.py").read_text()))
+    assert {"quantize", "classify", "label_issues"} <= named
+    assert {f"cifar10_cli.{m}" for m in named} <= set(namespace["CLI_MODULES"])
+    assert "hiddenimports=CLI_MODULES" in spec
