@@ -177,7 +177,8 @@ def _cmd_train(args) -> int:
 # `cifar10 train --resume RUN_DIR` takes every training setting from RUN_DIR/run.json: these flags conflict.
 RESUME_CONFLICTS = ("--model", "--data", "--name", "--image-size", "--epochs", "--batch-size", "--optimizer", "--lr",
                     "--lr-schedule", "--augment", "--no-augment", "--shift-px", "--tta", "--early-stopping-patience",
-                    "--seed", "--precision", "--weights", "--limit", "--init-from", "--test-curve", "--out")
+                    "--seed", "--precision", "--weights", "--limit", "--init-from", "--init-head", "--test-curve",
+                    "--out")
 
 
 def _given_flags(args, flags) -> list[str]:
@@ -243,7 +244,8 @@ def _train(args, progress=None) -> int:
         augment=args.augment, shift_px=args.shift_px, tta=args.tta, early_stopping_patience=args.early_stopping_patience,
         lr_schedule=args.lr_schedule, seed=args.seed, precision=args.precision,
         weights=None if args.weights == "none" else args.weights, limit=args.limit, init_from=args.init_from,
-        data=str(args.data) if args.data else None, image_size=args.image_size, name=args.name)
+        init_head=args.init_head, data=str(args.data) if args.data else None, image_size=args.image_size,
+        name=args.name)
     export_dir = None if args.no_export else (args.export_dir or user_models_dir())
     _warn_if_shadowed(settings.export_name, export_dir, args.replace)
     run_dir = train(settings, data_dir=args.data_dir, out=args.out, export_dir=export_dir,
@@ -434,6 +436,10 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--init-from", metavar="RUN_DIR",
                    help="continue training from a previous run of the same model (its checkpoint); the card's "
                         "training time is the sum of both runs")
+    p.add_argument("--init-head", metavar="RUN_DIR",
+                   help="fine-tuned models (efficientnet_lite0_transfer): start the classifier head from the linear "
+                        "head of a finished instant-model run (the run folder `cifar10 train --data FOLDER` left in "
+                        "--out); its classes, their order, input size and backbone must be this run's")
     p.add_argument("--test-curve", action="store_true",
                    help="also log test accuracy after each epoch (learning curves; not timed, not used to select)")
     p.add_argument("--data-dir", help="CIFAR-10 python batches (default: $CIFAR10_DIR, else download)")

@@ -76,16 +76,32 @@ def efficientnet_lite0_linear(weights: str | None = "imagenet", num_classes: int
     return _frozen_head(inputs, base(x, training=False), "efficientnet_lite0_linear", num_classes)
 
 
+def _tiny_cnn(inputs, trainable: bool):
+    """The tests' tiny backbone: two seeded random convolutions (the same weights in every model built)."""
+    x = layers.Rescaling(1 / 128.0, offset=-1.0, name="scale")(inputs)
+    for i, width in enumerate((8, 16)):
+        x = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu", name=f"conv{i}",
+                          trainable=trainable, kernel_initializer=keras.initializers.HeNormal(seed=i))(x)
+    return x
+
+
 @register_model("test_linear",
                 summary="Tiny random-init CNN frozen + the instant model's linear head: for tests and smoke runs",
                 fit=fit_linear_model, epochs=1, batch_size=BATCH, tta="none", image_size=32)
 def test_linear(num_classes: int = 10, image_size: int = 32) -> keras.Model:
     inputs = model_input(image_size)
-    x = layers.Rescaling(1 / 128.0, offset=-1.0, name="scale")(inputs)
-    for i, width in enumerate((8, 16)):
-        x = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu", name=f"conv{i}", trainable=False,
-                          kernel_initializer=keras.initializers.HeNormal(seed=i))(x)
-    return _frozen_head(inputs, x, "test_linear", num_classes)
+    return _frozen_head(inputs, _tiny_cnn(inputs, trainable=False), "test_linear", num_classes)
+
+
+@register_model("test_transfer",
+                summary="test_linear's tiny CNN fine-tuned with efficientnet_lite0_transfer's head (GAP-Dropout.2-"
+                "Dense): for tests of --init-head",
+                epochs=1, batch_size=16, optimizer="adamw", lr=1e-3, tta="none", image_size=32)
+def test_transfer(num_classes: int = 10, image_size: int = 32) -> keras.Model:
+    inputs = model_input(image_size)
+    x = layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(_tiny_cnn(inputs, trainable=True))
+    x = layers.Dropout(0.2, name="top_dropout")(x)
+    return classifier_head(inputs, x, "test_transfer", num_classes)
 
 
 # --- features ----------------------------------------------------------------------------------------------
@@ -319,6 +335,64 @@ def fit_head(model: keras.Model, data, settings, callbacks=None, verbose: int = 
     return {key: [value] for key, value in logs.items()} | {
         "features_computed": [computed], "features_reused": [reused],
         "features_s": [round(features_s, 2)], "head_fit_s": [round(fit_s, 3)]}
+
+
+# --- the instant model's head as the fine-tune's starting point (`cifar10 train --init-head RUN_DIR`) ------------
+
+def init_head_from_run(model: keras.Model, run_dir, class_names) -> str:
+    """Start ``model``'s Dense head (``probabilities`` on the pooled features ``avg_pool``: the fine-tuned
+    ``efficientnet_lite0_transfer``, ``test_transfer``) from the folded kernel and bias of the linear head of the
+    finished instant-model run ``run_dir``, so that before its first step the fine-tune predicts what the instant
+    model predicts (Dropout is off at inference). Refused, with a one-line :class:`UserFacingError`, unless the
+    classes and their order and the input size agree (:func:`cifar10.run_folders.head_mismatch`), the feature
+    width agrees and every weight before the head is the same (the head was fitted on these very features: same
+    backbone, same ``--weights``). Returns the line for the log.
+
+    Why the run folder and not the exported model (``<dataset>-instant.onnx``): the run folder holds the head
+    exactly as fitted, float32 in a Keras file under its layer name, next to a run.json with the class names,
+    the input size and the absolute data folder (what the app matches an instant model to its dataset by).
+    The exported file is tf2onnx's graph, int8-quantized for own-class data, with the calibration and kNN
+    outputs around the head, and its card's paths are made portable, so finding the head and the data folder
+    there would mean parsing a graph whose layout belongs to other tools."""
+    from cifar10.errors import UserFacingError
+    from cifar10.run_folders import head_mismatch, is_finished, read_record
+    from training.registry import get_spec
+
+    def refuse(why: str):
+        raise UserFacingError(f"--init-head {run_dir}: {why}")
+
+    record = read_record(run_dir)
+    if record is None:
+        refuse("no run.json there (not a training run folder)")
+    if not is_finished(record):
+        refuse("that run is unfinished")
+    try:
+        linear = get_spec(record.get("model", "")).fit is fit_linear_model
+    except KeyError:
+        linear = False
+    if not linear:
+        refuse(f"that run trained {record.get('model')!r}, not an instant (linear) model")
+    names = [layer.name for layer in model.layers]
+    if FEATURES_LAYER not in names or HEAD_LAYER not in names:
+        refuse(f"{model.name} has no Dense head on pooled features to start")
+    why = head_mismatch(record, class_names, int(model.input_shape[1]))
+    if why:
+        refuse(why)
+    source = keras.models.load_model(Path(run_dir) / record.get("checkpoint", "final.keras"), compile=False)
+    kernel, bias = source.get_layer(HEAD_LAYER).get_weights()
+    width = int(model.get_layer(HEAD_LAYER).kernel.shape[0])
+    if kernel.shape != (width, len(class_names)):
+        refuse(f"its head reads {kernel.shape[0]} features, {model.name}'s {width}")
+    for layer in source.layers:
+        if layer.name == HEAD_LAYER or not layer.weights:
+            continue
+        ours = model.get_layer(layer.name).get_weights() if layer.name in names else None
+        if ours is None or len(ours) != len(layer.weights) or not all(
+                np.array_equal(a, b) for a, b in zip(layer.get_weights(), ours)):
+            refuse(f"its backbone ({layer.name}) is not {model.name}'s: the head was fitted on other features "
+                   "(another --weights?)")
+    set_head(model, kernel, bias)
+    return f"Head: started from the instant model's linear head ({record['model']}, {Path(run_dir).name})"
 
 
 # --- out-of-fold predictions (label issues) ---------------------------------------------------------------
