@@ -35,11 +35,11 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QInputDia
 
 from cifar10.labelling import LabelBook, LabelError, label_next_order
 from cifar10.paths import model_file_stem, user_models_dir
-from desktop_app.train_process import TrainProcess, train_arguments
+from desktop_app.train_process import INSTANT_MODEL_OF, TrainProcess, retrain_runs_dir, train_arguments
 from desktop_app.widgets import message_box
 
-INSTANT_MODEL = "efficientnet_lite0_linear"
-LINEAR_MODELS = (INSTANT_MODEL, "test_linear")
+INSTANT_MODEL = INSTANT_MODEL_OF["efficientnet_lite0_transfer"]
+LINEAR_MODELS = tuple(INSTANT_MODEL_OF.values())
 # Pictures per class from which the fine-tune ("Improve", efficientnet_lite0_transfer) is suggested after an
 # instant model: README gives the measurements (instant better at 150 per class, fine-tune at 1,000).
 IMPROVE_FROM_PER_CLASS = 500
@@ -238,7 +238,7 @@ class Labelling(QObject):
         self.retrain_action.setEnabled(False)
         self.session.message.emit(f"Retraining {model} on {self.book.dataset}…", 0)
         self.process.start(train_arguments(model, self.book.dataset, name=self.model_name(), export_dir=export_dir,
-                                           replace=True, runs_dir=Path(tempfile.gettempdir()) / "cifar10-runs"))
+                                           replace=True, runs_dir=retrain_runs_dir()))
         return True
 
     def _on_retrained(self, outcome) -> None:
