@@ -132,6 +132,15 @@ def test_the_trust_arithmetic_and_the_head_stay_float(tmp_path, data):
     assert {n.op_type for n in graph.node} >= {"QuantizeLinear", "DequantizeLinear", "Conv"}
 
 
+def test_a_last_calibration_batch_of_another_size_is_calibrated_too(tmp_path, data):
+    # 45 images: batches of 32 and 13 (a folder's validation split); onnxruntime stacks a chunk's batches
+    float_path = write_float_model(tmp_path, data)
+    for method in ("percentile", "entropy"):
+        out = tmp_path / method / float_path.name
+        done = quantize.quantize_graph(float_path, out, data.val.x[:45], method=method)
+        assert done["calibration_images"] == 45 and quantize.is_quantized(out)
+
+
 def test_calibration_images_are_held_out_training_images_never_test(data):
     pool, text = quantize.calibration_pool(data)
     assert pool is data.val.x and "validation" in text

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -171,7 +172,9 @@ class _ListReader:
 def _histograms_in_chunks(batches: int = 1):
     """onnxruntime's histogram calibrators (entropy, percentile) keep every activation of every calibration image
     in memory before histogramming them (15 GB for efficientnet_lite0 at 512 images); this feeds them ``batches``
-    reader batches at a time instead; their collector merges the histograms (bins of the first chunk's width)."""
+    reader batches at a time instead; their collector merges the histograms (bins of the first chunk's width).
+    A chunk holds batches of one size only: onnxruntime stacks a chunk's activations into one array (the last,
+    smaller batch of 45 images in batches of 32 made it fail)."""
     from onnxruntime.quantization import calibrate
 
     original = calibrate.HistogramCalibrater.collect_data
@@ -181,7 +184,8 @@ def _histograms_in_chunks(batches: int = 1):
             chunk = [item for item in (data_reader.get_next() for _ in range(batches)) if item]
             if not chunk:
                 return
-            original(self, _ListReader(chunk))
+            for _, same in itertools.groupby(chunk, key=lambda item: item[contract.INPUT_NAME].shape):
+                original(self, _ListReader(list(same)))
     calibrate.HistogramCalibrater.collect_data = collect_data
     try:
         yield
