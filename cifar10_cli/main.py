@@ -90,6 +90,17 @@ def _import_tensorflow(*, verbose: bool = False) -> None:
     absl_logging.set_verbosity(absl_logging.ERROR)
 
 
+def _show_training_log() -> None:
+    """``--verbose``: the training modules' info lines on stderr too (onnxruntime's quantizer's own progress
+    lines, which training/quantize.py keeps off stdout)."""
+    import logging
+
+    logger = logging.getLogger("training")
+    if not logger.handlers:
+        logger.addHandler(logging.StreamHandler(sys.stderr))
+    logger.setLevel(logging.INFO)
+
+
 def _import_holding_stderr(saved: int):
     """``import tensorflow`` with file descriptor 2 pointed at a temporary file; afterwards stderr is
     restored from ``saved`` and what was written, less TensorFlow's start-up lines, is written to it."""
@@ -387,17 +398,21 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                              "stops the command before it starts)")
 
 
+VERBOSE_HELP = ("show TensorFlow's start-up messages and warnings, and the int8 quantizer's progress lines (hidden by "
+                "default)")
+
+
 def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
     """--verbose: TensorFlow's start-up messages and warnings too. Global (``cifar10 --verbose train``); also
     accepted after the subcommands that load TensorFlow (SUPPRESS: the global value stands when not given)."""
     parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="show TensorFlow's start-up messages and warnings (hidden by default)")
+                        help=VERBOSE_HELP)
 
 
 def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="CIFAR-10 classifier studio")
     parser.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's start-up messages and warnings (hidden by default)")
+                        help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a registered model on CIFAR-10 or on your own folder of images, "
@@ -650,6 +665,8 @@ def main(argv: list[str] | None = None, *, prog: str = "cifar10") -> int:
     args.argv = argv
     global VERBOSE
     VERBOSE = args.verbose
+    if VERBOSE:
+        _show_training_log()
     try:
         return args.func(args)
     except UserFacingError as exc:

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import itertools
 import json
+import logging
 import os
 import shutil
 import sys
@@ -50,6 +52,9 @@ AVERAGED = "probabilities_tta"     # the v2 graph's view-averaged probabilities 
 QUANTIZED_OP_TYPES = ("Conv", "MatMul", "Gemm", "Add", "Mul", "Relu", "Clip", "MaxPool", "GlobalAveragePool",
                       "AveragePool", "Concat", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Flatten",
                       "Resize", "Pad", "Slice", "Sigmoid", "LeakyRelu")
+
+
+LOG = logging.getLogger(__name__)
 
 
 class QuantizeError(ValueError):
@@ -233,7 +238,8 @@ def quantize_graph(float_path: Path, out_path: Path, calibration_images: np.ndar
                             "percentile": CalibrationMethod.Percentile}[method]
         out_path.parent.mkdir(parents=True, exist_ok=True)
         partial = out_path.with_name(out_path.name + ".part")
-        with _histograms_in_chunks(batches=2):
+        chatter = io.StringIO()  # the calibrators print their progress ("Percentile : (...)") on stdout
+        with _histograms_in_chunks(batches=2), contextlib.redirect_stdout(chatter):
             quantize_static(str(source), str(partial), _Reader(calibration_images), quant_format=QuantFormat.QDQ,
                             per_channel=per_channel, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                             calibrate_method=calibrate_method, nodes_to_exclude=excluded,
@@ -241,6 +247,8 @@ def quantize_graph(float_path: Path, out_path: Path, calibration_images: np.ndar
                             extra_options={"CalibTensorRangeSymmetric": False, "WeightSymmetric": True,
                                            "CalibMovingAverage": False},
                             calibration_providers=["CPUExecutionProvider"])
+        for line in filter(str.strip, chatter.getvalue().splitlines()):
+            LOG.info("onnxruntime.quantization: %s", line)  # `cifar10 --verbose` shows them (on stderr)
         quantized = onnx.load(partial)
         # quantize_static keeps the metadata of the graph it read; carry over the contract's keys to be sure.
         meta = {p.key: p.value for p in model.metadata_props}
