@@ -199,3 +199,50 @@ def test_init_head_trains_from_the_head_and_refuses_a_mismatch_before_training(t
         errors = [line for line in err.splitlines() if line.startswith("cifar10: error:")]
         assert len(errors) == 1 and why in errors[0] and "Traceback" not in err, err
         assert set(runs.iterdir()) == {fine}  # refused before any training: no run folder
+
+
+def test_the_feature_cache_drops_the_least_recently_used_pictures_beyond_its_bound(tmp_path, monkeypatch):
+    import json
+
+    from training.linear_probe import (DEFAULT_FEATURE_CACHE_MB, FEATURE_CACHE_MB_ENV, FeatureCache,
+                                       feature_cache_bound, picture_keys)
+    from training.models import create_model
+
+    model = create_model("test_linear", num_classes=2, image_size=32)  # 16 features
+    pictures = np.random.default_rng(5).integers(0, 255, (80, 32, 32, 3)).astype(np.uint8)
+    a, b, c, d = (pictures[i:i + 20] for i in range(0, 80, 20))
+    keys = {name: set(picture_keys(x)) for name, x in (("a", a), ("b", b), ("c", c), ("d", d))}
+    root = tmp_path / "features"
+    bound = {"bytes": 10**9}
+
+    def cache(identity="net"):
+        return FeatureCache(identity, root, max_bytes=bound["bytes"])
+
+    def size():
+        return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+
+    def stored(identity="net"):
+        index = root / identity / "index.json"
+        return set(json.loads(index.read_text())["keys"]) if index.exists() else set()
+
+    first = cache().features(model, a)
+    bound["bytes"] = 52 * size() // 20  # room for 52 pictures; an eviction goes down to 0.9 of that
+    cache().features(model, b)
+    assert stored() == keys["a"] | keys["b"] and size() <= bound["bytes"]  # 40 pictures: nothing dropped
+    again = cache()
+    assert np.array_equal(again.features(model, a), first) and again.computed == 0  # a is used again, b not
+    cache().features(model, c)  # 60 pictures: b is the least recently used, though a came first
+    dropped = (keys["a"] | keys["b"] | keys["c"]) - stored()
+    assert dropped and dropped <= keys["b"] and size() <= bound["bytes"]
+    # Across backbones: another identity's new pictures push out this one's least recently used.
+    cache("other").features(model, d)
+    assert stored("other") == keys["d"] and keys["c"] <= stored() and keys["a"] - stored()
+    assert not keys["b"] & stored() and size() <= bound["bytes"]
+    missing, redo = keys["a"] - stored(), cache()
+    assert np.array_equal(redo.features(model, a), first)  # dropped pictures are computed again, the same
+    assert redo.computed == len(missing) > 0
+
+    monkeypatch.setenv(FEATURE_CACHE_MB_ENV, "0.5")
+    assert feature_cache_bound() == 2**19 and FeatureCache("x", root).max_bytes == 2**19
+    monkeypatch.delenv(FEATURE_CACHE_MB_ENV)
+    assert feature_cache_bound() == DEFAULT_FEATURE_CACHE_MB * 2**20 == 2 * 2**30

@@ -25,6 +25,7 @@ overtakes the instant model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -137,33 +138,48 @@ def default_feature_dir() -> Path:
     return default_cache_dir().parent / "features"
 
 
+FEATURE_CACHE_MB_ENV = "CIFAR10_FEATURE_CACHE_MB"
+# 2 GiB: about 200,000 pictures of EfficientNet-Lite0 features (10 KiB each: 1280 float32 for the picture, as
+# many for its mirror image).
+DEFAULT_FEATURE_CACHE_MB = 2048
+EVICT_TO = 0.9  # an eviction goes down to this fraction of the bound, so that the next stores need none
+
+
+def feature_cache_bound() -> int:
+    """The feature cache's size bound in bytes: ``$CIFAR10_FEATURE_CACHE_MB`` mebibytes, else 2 GiB."""
+    value = os.environ.get(FEATURE_CACHE_MB_ENV, "").strip()
+    try:
+        return int(float(value) * 2**20) if value else DEFAULT_FEATURE_CACHE_MB * 2**20
+    except ValueError:
+        print(f"warning: ${FEATURE_CACHE_MB_ENV}={value!r} is not a number of MiB; the feature cache keeps "
+              f"{DEFAULT_FEATURE_CACHE_MB} MiB", file=sys.stderr)
+        return DEFAULT_FEATURE_CACHE_MB * 2**20
+
+
 class FeatureCache:
-    """Pooled features of pictures (plain and mirrored), stored per backbone identity.
+    """Pooled features of pictures (plain and mirrored), stored per backbone identity, least recently used
+    pictures dropped beyond a size bound.
 
-    ``<dir>/<identity>/index.json`` ({key: row}, the commit) + ``features-<token>.npy`` (float32 ``[M, 2, D]``).
-    Adding rows writes a new array under a fresh name and then replaces the index atomically; an OS lock
-    keeps two writers apart. Lookups that miss are computed by :meth:`features` and stored."""
+    ``<dir>/<identity>/index.json`` (the rows' keys, when each was last used, the array's file name: the commit) +
+    ``features-<token>.npy`` (float32 ``[M, 2, D]``). Adding rows writes a new array under a fresh name and then
+    replaces the index atomically; an OS lock per folder keeps two writers apart. Lookups that miss are computed
+    by :meth:`features` and stored; every lookup marks its pictures as used now, and a store that takes the whole
+    cache (every identity under ``<dir>``) past ``max_bytes`` (default :func:`feature_cache_bound`) drops the
+    least recently used pictures' rows down to ``EVICT_TO`` of it (:func:`evict`)."""
 
-    def __init__(self, identity: str, root: str | os.PathLike | None = None):
-        self.folder = Path(root or default_feature_dir()) / identity
+    def __init__(self, identity: str, root: str | os.PathLike | None = None, max_bytes: int | None = None):
+        self.root = Path(root or default_feature_dir())
+        self.folder = self.root / identity
+        self.max_bytes = feature_cache_bound() if max_bytes is None else int(max_bytes)
         self.computed = 0  # pictures whose features the last call computed
         self.reused = 0
-
-    def _read(self) -> tuple[dict[str, int], np.ndarray | None]:
-        try:
-            index = json.loads((self.folder / "index.json").read_text())
-            array = np.load(self.folder / index["file"], mmap_mode="r")
-            if index.get("version") != FEATURE_CACHE_VERSION or len(array) != len(index["keys"]):
-                return {}, None
-            return {k: i for i, k in enumerate(index["keys"])}, array
-        except (OSError, ValueError, KeyError):
-            return {}, None
 
     def features(self, model: keras.Model, images: np.ndarray, keys: list[str] | None = None,
                  progress=None) -> np.ndarray:
         """``float32 [N, 2, D]``: the pooled features of each picture and of its mirror image."""
         keys = keys if keys is not None else picture_keys(images)
-        known, array = self._read()
+        stored, array, _used, _file = _read_folder(self.folder)
+        known = {k: i for i, k in enumerate(stored)}
         missing = [i for i, k in enumerate(keys) if k not in known]
         fresh = compute_features(model, images[missing] if missing else images[:0], progress=progress)
         self.computed, self.reused = len(missing), len(keys) - len(missing)
@@ -174,46 +190,138 @@ class FeatureCache:
         for i, k in enumerate(keys):
             if k in known:
                 out[i] = array[known[k]]
-        if missing:
+        if keys:
             try:
-                self._store(dict(zip((keys[i] for i in missing), fresh)))
+                self._store(dict(zip((keys[i] for i in missing), fresh)), used=keys)
             except OSError as exc:  # a cache that cannot be written costs time next run, nothing else
                 print(f"warning: the feature cache {self.folder} could not be written: {exc}", file=sys.stderr)
         return out
 
-    def _store(self, new: dict[str, np.ndarray]) -> None:
+    def _store(self, new: dict[str, np.ndarray], used: list[str]) -> None:
+        """Add the rows ``new``, mark them and the pictures ``used`` as used now; then keep the cache bounded."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(self.folder / ".lock")
-        for _ in range(600):
-            try:
-                lock.acquire()
-                break
-            except OSError:
-                time.sleep(0.1)
+        with _locked(self.folder) as locked:
+            if not locked:
+                return
+            keys, array, stamps, name = _read_folder(self.folder)
+            now, used = _now(), set(used) | set(new)
+            have = set(keys)
+            add = [k for k in new if k not in have]
+            if add:
+                rows = [np.asarray(array)] if array is not None and len(keys) else []
+                name = _write_array(self.folder, np.concatenate(rows + [np.stack([new[k] for k in add])]))
+            elif name is None:
+                return
+            _write_index(self.folder, name, keys + add, [now if k in used else t for k, t in zip(keys, stamps)]
+                         + [now] * len(add))
+        if add:
+            evict(self.root, self.max_bytes)
+
+
+def evict(root: str | os.PathLike, max_bytes: int) -> int:
+    """When the feature cache under ``root`` (every backbone's folder) takes more than ``max_bytes``, drop the
+    least recently used pictures' rows until it takes at most ``EVICT_TO`` of that. Returns the rows dropped."""
+    try:
+        folders = sorted(p for p in Path(root).iterdir() if p.is_dir())
+    except OSError:
+        return 0
+    total, rows = 0, []
+    for folder in folders:
+        keys, array, stamps, _name = _read_folder(folder)
+        total += sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+        if keys:
+            size = array.nbytes // len(keys)
+            rows += [(t, folder.name, k, size) for k, t in zip(keys, stamps)]
+    if total <= max_bytes:
+        return 0
+    drop: dict[str, dict[str, float]] = {}
+    for stamp, folder, key, size in sorted(rows):  # least recently used first
+        if total <= max_bytes * EVICT_TO:
+            break
+        drop.setdefault(folder, {})[key] = stamp
+        total -= size
+    return sum(_drop_rows(Path(root) / folder, chosen) for folder, chosen in drop.items())
+
+
+def _drop_rows(folder: Path, chosen: dict[str, float]) -> int:
+    """Remove the rows of ``chosen`` (key -> its last use when it was chosen; a row used again since stays)."""
+    with _locked(folder) as locked:
+        if not locked:
+            return 0
+        keys, array, stamps, _name = _read_folder(folder)
+        keep = [i for i, (k, t) in enumerate(zip(keys, stamps)) if chosen.get(k) != t]
+        if len(keep) == len(keys):
+            return 0
+        if keep:
+            _write_index(folder, _write_array(folder, np.asarray(array)[keep]), [keys[i] for i in keep],
+                         [stamps[i] for i in keep])
         else:
-            return
+            (folder / "index.json").unlink(missing_ok=True)
+            for old in folder.glob("features-*.npy"):
+                old.unlink(missing_ok=True)
+        return len(keys) - len(keep)
+
+
+def _read_folder(folder: Path) -> tuple[list[str], np.ndarray | None, list[float], str | None]:
+    """(keys, the memory-mapped array, when each row was last used, the array's file name) of one backbone's
+    folder; nothing for a missing or unreadable one. Rows stored before the cache had a bound count as oldest."""
+    try:
+        index = json.loads((folder / "index.json").read_text())
+        array = np.load(folder / index["file"], mmap_mode="r")
+        keys = list(index["keys"])
+        stamps = [float(t) for t in index.get("used") or [0.0] * len(keys)]
+        if index.get("version") != FEATURE_CACHE_VERSION or not len(array) == len(keys) == len(stamps):
+            return [], None, [], None
+        return keys, array, stamps, index["file"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return [], None, [], None
+
+
+def _write_array(folder: Path, array: np.ndarray) -> str:
+    name = f"features-{secrets.token_hex(6)}.npy"
+    partial = folder / (name + ".part")
+    with open(partial, "wb") as f:
+        np.save(f, array.astype(np.float32))
+    os.replace(partial, folder / name)
+    return name
+
+
+def _write_index(folder: Path, name: str, keys: list[str], stamps: list[float]) -> None:
+    """Commit: the index names the array ``name`` (older arrays are removed after)."""
+    tmp = folder / "index.json.part"
+    tmp.write_text(json.dumps({"version": FEATURE_CACHE_VERSION, "file": name, "keys": keys, "used": stamps}))
+    os.replace(tmp, folder / "index.json")
+    for old in folder.glob("features-*.npy"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """Hold ``folder``'s lock (waiting up to a minute for another process); yields False when it never came."""
+    lock = FileLock(folder / ".lock")
+    for _ in range(600):
         try:
-            known, array = self._read()
-            keys = sorted(known, key=known.get)
-            add = [k for k in new if k not in known]
-            rows = [np.asarray(array)] if array is not None and len(keys) else []
-            rows.append(np.stack([new[k] for k in add]) if add else np.zeros((0, *next(iter(new.values())).shape),
-                                                                                  np.float32))
-            merged = np.concatenate(rows).astype(np.float32)
-            name = f"features-{secrets.token_hex(6)}.npy"
-            partial = self.folder / (name + ".part")
-            with open(partial, "wb") as f:
-                np.save(f, merged)
-            os.replace(partial, self.folder / name)
-            index = {"version": FEATURE_CACHE_VERSION, "file": name, "keys": keys + add}
-            tmp = self.folder / "index.json.part"
-            tmp.write_text(json.dumps(index))
-            os.replace(tmp, self.folder / "index.json")
-            for old in self.folder.glob("features-*.npy"):
-                if old.name != name:
-                    old.unlink(missing_ok=True)
-        finally:
-            lock.release()
+            lock.acquire()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+_last_use = [0.0]
+
+
+def _now() -> float:
+    """Seconds since the epoch, strictly increasing within this process (two lookups never tie)."""
+    _last_use[0] = max(time.time(), _last_use[0] + 1e-6)
+    return _last_use[0]
 
 
 def compute_features(model: keras.Model, images: np.ndarray, progress=None) -> np.ndarray:
