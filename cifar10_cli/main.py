@@ -134,15 +134,20 @@ def default_train_model(args) -> str:
 def cmd_train(args) -> int:
     if args.resume is None:
         args.model = default_train_model(args)
-    # SIGTERM (kill, a parent's Cancel: QProcess.terminate) unwinds like Ctrl+C: the export cleans up after itself
-    # and the trainer says which epochs its checkpoint keeps.
+    # The export cleans up after itself and the trainer says which epochs its checkpoint keeps.
+    return sigterm_unwinds(lambda: _cmd_train(args))
+
+
+def sigterm_unwinds(work):
+    """``work()`` with SIGTERM (kill, a parent's Cancel: QProcess.terminate) unwinding like Ctrl+C (a
+    KeyboardInterrupt), so that what the command was writing is cleaned up and its locks released."""
     import signal
     try:
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     except (AttributeError, ValueError):  # no SIGTERM here, or not the main thread
-        return _cmd_train(args)
+        return work()
     try:
-        return _cmd_train(args)
+        return work()
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -153,9 +158,15 @@ def _cmd_train(args) -> int:
             return _train(args)
         except KeyboardInterrupt:  # the trainer has said what was kept and how to resume
             return 130
-    # --progress json: stdout carries only the JSON events, one per line. Everything else written to stdout
-    # (Python prints, Keras, TensorFlow's C++ code) goes to stderr: file descriptor 1 is pointed at 2 and the
-    # events are written to a private copy of the original stdout.
+    return with_json_events(lambda emit: _train(args, progress=emit))
+
+
+def with_json_events(work) -> int:
+    """``--progress json``: ``work(emit)`` with stdout carrying only the JSON events ``emit`` writes, one per
+    line; a failure ends with an "error" event (``{"event": "error", "message": ...}``, "cancelled" for Ctrl+C or
+    SIGTERM) and the exit code 2 (a usage error) or 1."""
+    # Everything else written to stdout (Python prints, Keras, TensorFlow's C++ code) goes to stderr: file
+    # descriptor 1 is pointed at 2 and the events are written to a private copy of the original stdout.
     sys.stdout.flush()
     events = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
@@ -164,7 +175,7 @@ def _cmd_train(args) -> int:
         events.write(json.dumps(event, ensure_ascii=False) + "\n")
         events.flush()
     try:
-        return _train(args, progress=emit)
+        return work(emit)
     except (SystemExit, KeyboardInterrupt, Exception) as exc:
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             raise
