@@ -280,9 +280,13 @@ def _read_folder(folder: Path) -> tuple[list[str], np.ndarray | None, list[float
 def _write_array(folder: Path, array: np.ndarray) -> str:
     name = f"features-{secrets.token_hex(6)}.npy"
     partial = folder / (name + ".part")
-    with open(partial, "wb") as f:
-        np.save(f, array.astype(np.float32))
-    os.replace(partial, folder / name)
+    try:
+        with open(partial, "wb") as f:
+            np.save(f, array.astype(np.float32))
+        os.replace(partial, folder / name)
+    except BaseException:  # a full disk, Ctrl+C, a cancelled Check Labels (SIGTERM): no half-written file stays
+        partial.unlink(missing_ok=True)
+        raise
     return name
 
 
