@@ -90,6 +90,17 @@ def _import_tensorflow(*, verbose: bool = False) -> None:
     absl_logging.set_verbosity(absl_logging.ERROR)
 
 
+def _show_training_log() -> None:
+    """``--verbose``: the training modules' info lines on stderr too (onnxruntime's quantizer's own progress
+    lines, which training/quantize.py keeps off stdout)."""
+    import logging
+
+    logger = logging.getLogger("training")
+    if not logger.handlers:
+        logger.addHandler(logging.StreamHandler(sys.stderr))
+    logger.setLevel(logging.INFO)
+
+
 def _import_holding_stderr(saved: int):
     """``import tensorflow`` with file descriptor 2 pointed at a temporary file; afterwards stderr is
     restored from ``saved`` and what was written, less TensorFlow's start-up lines, is written to it."""
@@ -123,15 +134,20 @@ def default_train_model(args) -> str:
 def cmd_train(args) -> int:
     if args.resume is None:
         args.model = default_train_model(args)
-    # SIGTERM (kill, a parent's Cancel: QProcess.terminate) unwinds like Ctrl+C: the export cleans up after itself
-    # and the trainer says which epochs its checkpoint keeps.
+    # The export cleans up after itself and the trainer says which epochs its checkpoint keeps.
+    return sigterm_unwinds(lambda: _cmd_train(args))
+
+
+def sigterm_unwinds(work):
+    """``work()`` with SIGTERM (kill, a parent's Cancel: QProcess.terminate) unwinding like Ctrl+C (a
+    KeyboardInterrupt), so that what the command was writing is cleaned up and its locks released."""
     import signal
     try:
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     except (AttributeError, ValueError):  # no SIGTERM here, or not the main thread
-        return _cmd_train(args)
+        return work()
     try:
-        return _cmd_train(args)
+        return work()
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -142,9 +158,15 @@ def _cmd_train(args) -> int:
             return _train(args)
         except KeyboardInterrupt:  # the trainer has said what was kept and how to resume
             return 130
-    # --progress json: stdout carries only the JSON events, one per line. Everything else written to stdout
-    # (Python prints, Keras, TensorFlow's C++ code) goes to stderr: file descriptor 1 is pointed at 2 and the
-    # events are written to a private copy of the original stdout.
+    return with_json_events(lambda emit: _train(args, progress=emit))
+
+
+def with_json_events(work) -> int:
+    """``--progress json``: ``work(emit)`` with stdout carrying only the JSON events ``emit`` writes, one per
+    line; a failure ends with an "error" event (``{"event": "error", "message": ...}``, "cancelled" for Ctrl+C or
+    SIGTERM) and the exit code 2 (a usage error) or 1."""
+    # Everything else written to stdout (Python prints, Keras, TensorFlow's C++ code) goes to stderr: file
+    # descriptor 1 is pointed at 2 and the events are written to a private copy of the original stdout.
     sys.stdout.flush()
     events = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
@@ -153,7 +175,7 @@ def _cmd_train(args) -> int:
         events.write(json.dumps(event, ensure_ascii=False) + "\n")
         events.flush()
     try:
-        return _train(args, progress=emit)
+        return work(emit)
     except (SystemExit, KeyboardInterrupt, Exception) as exc:
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             raise
@@ -177,7 +199,8 @@ def _cmd_train(args) -> int:
 # `cifar10 train --resume RUN_DIR` takes every training setting from RUN_DIR/run.json: these flags conflict.
 RESUME_CONFLICTS = ("--model", "--data", "--name", "--image-size", "--epochs", "--batch-size", "--optimizer", "--lr",
                     "--lr-schedule", "--augment", "--no-augment", "--shift-px", "--tta", "--early-stopping-patience",
-                    "--seed", "--precision", "--weights", "--limit", "--init-from", "--test-curve", "--out")
+                    "--seed", "--precision", "--weights", "--limit", "--init-from", "--init-head", "--test-curve",
+                    "--out")
 
 
 def _given_flags(args, flags) -> list[str]:
@@ -243,7 +266,8 @@ def _train(args, progress=None) -> int:
         augment=args.augment, shift_px=args.shift_px, tta=args.tta, early_stopping_patience=args.early_stopping_patience,
         lr_schedule=args.lr_schedule, seed=args.seed, precision=args.precision,
         weights=None if args.weights == "none" else args.weights, limit=args.limit, init_from=args.init_from,
-        data=str(args.data) if args.data else None, image_size=args.image_size, name=args.name)
+        init_head=args.init_head, data=str(args.data) if args.data else None, image_size=args.image_size,
+        name=args.name)
     export_dir = None if args.no_export else (args.export_dir or user_models_dir())
     _warn_if_shadowed(settings.export_name, export_dir, args.replace)
     run_dir = train(settings, data_dir=args.data_dir, out=args.out, export_dir=export_dir,
@@ -385,17 +409,21 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                              "stops the command before it starts)")
 
 
+VERBOSE_HELP = ("show TensorFlow's start-up messages and warnings, and the int8 quantizer's progress lines (hidden by "
+                "default)")
+
+
 def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
     """--verbose: TensorFlow's start-up messages and warnings too. Global (``cifar10 --verbose train``); also
     accepted after the subcommands that load TensorFlow (SUPPRESS: the global value stands when not given)."""
     parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="show TensorFlow's start-up messages and warnings (hidden by default)")
+                        help=VERBOSE_HELP)
 
 
 def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="CIFAR-10 classifier studio")
     parser.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's start-up messages and warnings (hidden by default)")
+                        help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a registered model on CIFAR-10 or on your own folder of images, "
@@ -434,6 +462,10 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--init-from", metavar="RUN_DIR",
                    help="continue training from a previous run of the same model (its checkpoint); the card's "
                         "training time is the sum of both runs")
+    p.add_argument("--init-head", metavar="RUN_DIR",
+                   help="fine-tuned models (efficientnet_lite0_transfer): start the classifier head from the linear "
+                        "head of a finished instant-model run (the run folder `cifar10 train --data FOLDER` left in "
+                        "--out); its classes, their order, input size and backbone must be this run's")
     p.add_argument("--test-curve", action="store_true",
                    help="also log test accuracy after each epoch (learning curves; not timed, not used to select)")
     p.add_argument("--data-dir", help="CIFAR-10 python batches (default: $CIFAR10_DIR, else download)")
@@ -644,6 +676,8 @@ def main(argv: list[str] | None = None, *, prog: str = "cifar10") -> int:
     args.argv = argv
     global VERBOSE
     VERBOSE = args.verbose
+    if VERBOSE:
+        _show_training_log()
     try:
         return args.func(args)
     except UserFacingError as exc:

@@ -31,15 +31,15 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QInputDialog, QLabel, QListWidget,
-                               QListWidgetItem, QMenu, QMessageBox, QPushButton, QVBoxLayout)
+                               QListWidgetItem, QMenu, QMessageBox, QProgressBar, QPushButton, QVBoxLayout)
 
 from cifar10.labelling import LabelBook, LabelError, label_next_order
 from cifar10.paths import model_file_stem, user_models_dir
-from desktop_app.train_process import TrainProcess, train_arguments
+from desktop_app.train_process import INSTANT_MODEL_OF, TrainProcess, retrain_runs_dir, train_arguments
 from desktop_app.widgets import message_box
 
-INSTANT_MODEL = "efficientnet_lite0_linear"
-LINEAR_MODELS = (INSTANT_MODEL, "test_linear")
+INSTANT_MODEL = INSTANT_MODEL_OF["efficientnet_lite0_transfer"]
+LINEAR_MODELS = tuple(INSTANT_MODEL_OF.values())
 # Pictures per class from which the fine-tune ("Improve", efficientnet_lite0_transfer) is suggested after an
 # instant model: README gives the measurements (instant better at 150 per class, fine-tune at 1,000).
 IMPROVE_FROM_PER_CLASS = 500
@@ -50,7 +50,7 @@ class Labelling(QObject):
     changed = Signal()             # dataset, classes or undo state changed (menus rebuild)
     labelled = Signal(object)      # cifar10.labelling.Action
     retrain_finished = Signal(object)  # TrainOutcome
-    issues_ready = Signal(object)  # list[dict] rows of the label-issues CSV
+    issues_ready = Signal(object)  # list[dict] rows of the label-issues CSV (not after a cancelled check)
 
     def __init__(self, window):
         super().__init__(window)
@@ -238,7 +238,7 @@ class Labelling(QObject):
         self.retrain_action.setEnabled(False)
         self.session.message.emit(f"Retraining {model} on {self.book.dataset}…", 0)
         self.process.start(train_arguments(model, self.book.dataset, name=self.model_name(), export_dir=export_dir,
-                                           replace=True, runs_dir=Path(tempfile.gettempdir()) / "cifar10-runs"))
+                                           replace=True, runs_dir=retrain_runs_dir()))
         return True
 
     def _on_retrained(self, outcome) -> None:
@@ -291,11 +291,18 @@ class Labelling(QObject):
         os.close(fd)
         self.session.message.emit(f"Checking the labels of {self.book.dataset}…", 0)
         self.checker.start(["-m", "cifar10_cli", "label-issues", self.book.dataset, "--model", model,
-                            "--output", self._issues_csv])
+                            "--output", self._issues_csv, "--progress", "json"])
         return True
 
+    def cancel_check(self) -> None:
+        """Stop Check Labels (it changes nothing in the dataset; the caches it was filling stay consistent)."""
+        self.checker.cancel()
+
     def _on_checked(self, outcome) -> None:
-        if outcome.exit_code == 0:
+        if outcome.cancelled:
+            self.issues = []
+            self.session.message.emit("Check Labels cancelled", 5000)
+        elif outcome.exit_code == 0:
             self.issues = read_issues(self._issues_csv)
             self.session.message.emit(f"{len(self.issues)} picture(s) may be in the wrong class", 0)
         else:
@@ -303,7 +310,8 @@ class Labelling(QObject):
             message_box(self.window, QMessageBox.Icon.Critical, "Check Labels failed",
                         outcome.error or "\n".join(outcome.stderr_tail[-8:])).open()
         Path(self._issues_csv).unlink(missing_ok=True)
-        self.issues_ready.emit(self.issues)
+        if not outcome.cancelled:
+            self.issues_ready.emit(self.issues)
         self.window.job_finished.emit()
 
     def show_check_labels(self, model: str | None = None):
@@ -384,7 +392,11 @@ class LabelNextDialog(QDialog):
 
 
 class CheckLabelsDialog(QDialog):
-    """Models ▸ Check Labels…: the suspects of `cifar10 label-issues`, most suspicious first, with thumbnails."""
+    """Models ▸ Check Labels…: the suspects of `cifar10 label-issues`, most suspicious first, with thumbnails.
+    While it runs: its progress (reading the pictures, computing their features) and Cancel; closing the dialog
+    cancels it too."""
+
+    STAGES = {"cache": "Reading pictures %v / %m", "features": "Computing features %v / %m"}
 
     def __init__(self, labelling: Labelling):
         super().__init__(labelling.window)
@@ -393,6 +405,14 @@ class CheckLabelsDialog(QDialog):
         self.status = QLabel("Looking for pictures in the wrong class folder (out-of-fold predictions of the "
                              "instant model)…")
         self.status.setWordWrap(True)
+        self.progress = QProgressBar(self)
+        self.progress.setRange(0, 0)  # busy until the first event (loading TensorFlow)
+        self.progress.setFormat("starting…")
+        self.cancel_button = QPushButton("Cancel Check")
+        self.cancel_button.clicked.connect(labelling.cancel_check)
+        self.events: list[dict] = []
+        labelling.checker.event.connect(self.show_event)
+        labelling.checker.finished.connect(self.show_finished)
         self.list = QListWidget(self)
         self.list.setIconSize(QSize(THUMB, THUMB))
         self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
@@ -401,12 +421,35 @@ class CheckLabelsDialog(QDialog):
         self.move_button.setEnabled(False)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.addButton(self.move_button, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.addButton(self.cancel_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.rejected.connect(self.close)
         layout = QVBoxLayout(self)
-        for widget in (self.status, self.list, buttons):
+        for widget in (self.status, self.progress, self.list, buttons):
             layout.addWidget(widget)
         labelling.issues_ready.connect(self.show_issues)
         self.resize(560, 560)
+
+    def show_event(self, event: dict) -> None:
+        """A progress event of the check: the stage and its count on the bar."""
+        self.events.append(event)
+        text = self.STAGES.get(event.get("event"))
+        if text is not None:
+            self.progress.setRange(0, max(1, int(event.get("total", 1))))
+            self.progress.setValue(int(event.get("done", 0)))
+            self.progress.setFormat(text)
+
+    def show_finished(self, outcome) -> None:
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1 if outcome.exit_code == 0 and not outcome.cancelled else 0)
+        self.progress.setFormat("Cancelled" if outcome.cancelled else "Done" if outcome.exit_code == 0 else "Failed")
+        if outcome.cancelled:
+            self.status.setText("Cancelled: nothing was checked or changed.")
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        if self.labelling.checker.running:  # nothing to keep: the check changes nothing
+            self.labelling.cancel_check()
+        super().closeEvent(event)
 
     def show_issues(self, rows: list[dict]) -> None:
         self.list.clear()

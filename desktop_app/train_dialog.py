@@ -5,7 +5,8 @@ give display names); the dialog lists the classes found with their image counts 
 (:func:`cifar10.image_folders.scan_image_folder`, on a worker). Then pick the model, epochs and the export
 name, and Train runs ``cifar10 train --data FOLDER --progress json`` in a child process
 (:mod:`desktop_app.train_process`): reading the pictures, then epoch k/E with the validation accuracy, and a
-log. Cancel Training asks: Stop and Keep Progress (the child has written a checkpoint after every epoch; the run
+log. Improve (efficientnet_lite0_transfer) starts its head from the instant model's when a finished instant run on
+the same folder with the same classes is in the dialog's or Retrain's runs folder (``--init-head RUN_DIR``). Cancel Training asks: Stop and Keep Progress (the child has written a checkpoint after every epoch; the run
 folder stays, and Models ▸ Resume Training… continues it: :meth:`TrainDialog.resume_run`), Stop and Discard (the
 run folder is deleted; no half-written model is left either way) or Keep Training; closing the dialog while it
 trains asks the same (less Discard). A failed run shows its error. The model goes to the
@@ -31,7 +32,8 @@ from cifar10.paths import default_model_name, model_file_stem, user_models_dir
 from cifar10.run_folders import is_finished, read_record
 from desktop_app.background import BackgroundTask
 from desktop_app.train_process import (DEFAULT_MODEL, FOLDER_MODELS, TrainOutcome, TrainProcess, default_runs_dir,
-                                       discard_run, model_note, resume_arguments, train_arguments)
+                                       discard_run, instant_run, model_note, resume_arguments, retrain_runs_dir,
+                                       train_arguments)
 
 ERROR_COLOUR, WARNING_COLOUR = QColor(178, 34, 34), QColor(176, 110, 0)
 
@@ -309,11 +311,23 @@ class TrainDialog(QDialog):
     def running(self) -> bool:
         return self.process.running
 
+    def instant_head(self) -> dict | None:
+        """Improve (a fine-tuned model): the newest finished instant-model run on this folder, same classes (and
+        size, when one is chosen), whose linear head the fine-tune starts from; None when there is none."""
+        classes = self.scan.classes if self.scan is not None else ()
+        return instant_run(self.model_name, self.folder_edit.text().strip(), classes, self.image_size.value(),
+                           runs_dirs=(self.runs_dir or default_runs_dir(), retrain_runs_dir()))
+
     def command(self, *, replace: bool = False) -> list[str]:
-        """The child's arguments (after the Python executable); ``replace``: the user agreed to replace."""
+        """The child's arguments (after the Python executable); ``replace``: the user agreed to replace. Improve
+        starts from the instant model's head when there is one (at its size, when the dialog leaves the size to
+        the model)."""
+        head = self.instant_head()
         return train_arguments(self.model_name, self.folder_edit.text().strip(), name=self.name_edit.text().strip(),
-                               epochs=self.epochs.value(), image_size=self.image_size.value(),
-                               export_dir=self.export_dir, runs_dir=self.runs_dir, replace=replace)
+                               epochs=self.epochs.value(),
+                               image_size=self.image_size.value() or (int(head["image_size"]) if head else 0),
+                               export_dir=self.export_dir, runs_dir=self.runs_dir, replace=replace,
+                               init_head=head["run_dir"] if head else None)
 
     def start_training(self) -> bool:
         """Start the child process; False (with the reason shown) when the folder cannot be trained on."""
@@ -336,7 +350,8 @@ class TrainDialog(QDialog):
         self.log.appendPlainText("$ cifar10 " + " ".join(arguments[2:]))
         self.progress.setRange(0, 0)
         self.progress.setFormat("starting…")
-        self.status.setText(f"Starting {self.model_name} (loading TensorFlow takes a few seconds)…")
+        head = " from the instant model's head" if "--init-head" in arguments else ""
+        self.status.setText(f"Starting {self.model_name}{head} (loading TensorFlow takes a few seconds)…")
         self.process.start(arguments, workdir=self.runs_dir or default_runs_dir())
         self._set_running(True)
         return True

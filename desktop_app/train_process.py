@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from cifar10.paths import project_root, user_models_dir
-from cifar10.run_folders import CHECKPOINT, is_finished, read_record
+from cifar10.run_folders import CHECKPOINT, finished_runs, head_mismatch, is_finished, read_record
 
 TRAINING_EXTRA = "training"  # pyproject.toml's optional dependency group with TensorFlow / Keras
 INSTALL_HINT = f"pip install -e '.[{TRAINING_EXTRA}]'"
@@ -40,6 +41,9 @@ FOLDER_MODELS = (
     ("baseline", "The study's baseline CNN: small and quick, for a first try (32 px)"),
 )
 DEFAULT_MODEL = FOLDER_MODELS[0][0]
+# A fine-tuned model -> the instant model whose linear head it starts from (`cifar10 train --init-head RUN_DIR`)
+# when a finished run of it on the same folder is found (instant_run).
+INSTANT_MODEL_OF = {"efficientnet_lite0_transfer": "efficientnet_lite0_linear", "test_transfer": "test_linear"}
 KILL_AFTER_MS = 8000  # Cancel: SIGTERM first (clean stop), then a kill if the child is still there
 
 
@@ -74,12 +78,32 @@ def default_runs_dir() -> Path:
     return user_models_dir().parent / "runs"
 
 
+def retrain_runs_dir() -> Path:
+    """Where Labels ▸ Retrain's instant-model runs go: a temporary folder (a retrain is frequent and its model is
+    saved; the run folder only matters to a later Improve, which starts from its head while it is there)."""
+    return Path(tempfile.gettempdir()) / "cifar10-runs"
+
+
+def instant_run(model: str, data, class_names, image_size: int = 0, runs_dirs=None) -> dict | None:
+    """The newest finished run of the instant model that ``model`` starts its head from (INSTANT_MODEL_OF),
+    trained on the folder ``data`` with these classes in this order, at ``image_size`` px (0: any); its run.json
+    plus "run_dir". None when ``model`` has no instant model or no such run is in ``runs_dirs`` (default: the
+    Train dialog's and Retrain's runs folders)."""
+    instant = INSTANT_MODEL_OF.get(model.strip())
+    if instant is None or not data:
+        return None
+    for record in finished_runs(*(runs_dirs or (default_runs_dir(), retrain_runs_dir())), model=instant, data=data):
+        if head_mismatch(record, class_names, image_size or int(record.get("image_size") or 0)) is None:
+            return record
+    return None
+
+
 def train_arguments(model: str, data, *, name: str = "", epochs: int | None = None, image_size: int | None = None,
-                    export_dir=None, runs_dir=None, replace: bool = False) -> list[str]:
+                    export_dir=None, runs_dir=None, replace: bool = False, init_head=None) -> list[str]:
     """The child's arguments: ``-m cifar10_cli train --model M --data PATH [--name N] [--epochs E]
-    [--image-size S] [--export-dir D] [--replace] --out RUNS --progress json`` (left out: the CLI's defaults;
-    export dir: the user's models folder, where every app finds the model). ``replace``: only when the user
-    agreed to replace a model of the same name (without it the child refuses before training)."""
+    [--image-size S] [--export-dir D] [--replace] [--init-head RUN_DIR] --out RUNS --progress json`` (left out:
+    the CLI's defaults; export dir: the user's models folder, where every app finds the model). ``replace``: only
+    when the user agreed to replace a model of the same name (without it the child refuses before training)."""
     args = ["-m", "cifar10_cli", "train", "--model", model, "--data", os.fspath(data)]
     if name:
         args += ["--name", name]
@@ -91,6 +115,8 @@ def train_arguments(model: str, data, *, name: str = "", epochs: int | None = No
         args += ["--export-dir", os.fspath(export_dir)]
     if replace:
         args.append("--replace")
+    if init_head:
+        args += ["--init-head", os.fspath(init_head)]
     return args + ["--out", os.fspath(runs_dir or default_runs_dir()), "--progress", "json"]
 
 

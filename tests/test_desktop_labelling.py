@@ -159,6 +159,11 @@ def test_check_labels_lists_planted_mistakes_and_moves_them(qtbot, window, tmp_p
     qtbot.waitUntil(lambda: not labelling.checker.running, timeout=TIMEOUT_MS)
     rows = labelling.issues
     assert {r["path"] for r in rows[:2]} == {str(p) for p in planted}
+    # Its progress: the pictures read, then their features computed (36 pictures + the corrupt JPEG), then done.
+    stages = [e for e in dialog.events if e["event"] in ("cache", "features")]
+    assert [e["event"] for e in stages][-1] == "features" and stages[0]["event"] == "cache"
+    assert stages[-1]["done"] == stages[-1]["total"] == 36 and dialog.events[-1]["event"] == "done"
+    assert dialog.progress.format() == "Done" and not dialog.cancel_button.isEnabled()
     assert dialog.list.count() == len(rows) and not dialog.list.item(0).icon().isNull()
     assert dialog.move_button.isEnabled()
     for i in range(2):
@@ -170,3 +175,26 @@ def test_check_labels_lists_planted_mistakes_and_moves_them(qtbot, window, tmp_p
     labelling.undo()
     labelling.undo()
     assert all(p.exists() for p in planted)
+
+
+def test_check_labels_can_be_cancelled_and_closing_its_dialog_cancels_it(qtbot, window, tmp_path):
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    dataset = write_folder(tmp_path / "dataset", per_class=12)
+    before = sorted(dataset.rglob("*"))
+    labelling = window.labelling
+    labelling.set_dataset(dataset)
+    dialog = labelling.show_check_labels("test_linear")
+    assert labelling.checker.running and dialog.cancel_button.isEnabled()
+    dialog.cancel_button.click()
+    qtbot.waitUntil(lambda: not labelling.checker.running, timeout=60000)
+    assert dialog.progress.format() == "Cancelled" and dialog.status.text().startswith("Cancelled")
+    assert "done" not in [e["event"] for e in dialog.events]  # the child was stopped, it did not finish
+    assert labelling.issues == [] and dialog.list.count() == 0 and not dialog.move_button.isEnabled()
+    assert not any(isinstance(w, QMessageBox) and w.isVisible() for w in QApplication.topLevelWidgets())
+    assert sorted(dataset.rglob("*")) == before  # nothing in the user's folder changed
+
+    again = labelling.show_check_labels("test_linear")
+    again.close()
+    qtbot.waitUntil(lambda: not labelling.checker.running, timeout=60000)
+    assert again.progress.format() == "Cancelled" and "done" not in [e["event"] for e in again.events]

@@ -318,3 +318,60 @@ def test_stop_and_keep_progress_then_resume_training(qtbot, window, user_dirs):
     assert [(s["first_epoch"], s["last_epoch"]) for s in card["training"]["resumed"]] == [(1, kept), (kept + 1, 40)]
     assert unfinished_runs(default_runs_dir()) == []
     assert "baseline-pets" in window.train_review.windowTitle()  # then the usual "Use this model?"
+
+
+def test_instant_run_is_the_newest_finished_run_on_the_folder_with_its_classes(tmp_path):
+    from desktop_app.train_process import instant_run
+
+    pets, other, runs = tmp_path / "pets", tmp_path / "other", tmp_path / "runs"
+
+    def run(name, *, model="efficientnet_lite0_linear", data=pets, classes=CLASSES, size=128, finished="2025-01-02",
+            status="finished"):
+        folder = runs / name
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text(json.dumps({
+            "status": status, "model": model, "class_names": list(classes), "image_size": size, "finished": finished,
+            "settings": {"data": str(data)}}))
+        return str(folder)
+
+    pets.mkdir()
+    newest = run("newest", finished="2025-03-01")
+    run("older", finished="2025-02-01")
+    run("unfinished", finished="2025-04-01", status="unfinished")
+    run("other-folder", data=other, finished="2025-04-01")
+    run("other-order", classes=CLASSES[::-1], finished="2025-04-01")
+    run("other-model", model="test_linear", finished="2025-04-01")
+    small = run("small", size=96, finished="2025-02-15")
+
+    def found(model="efficientnet_lite0_transfer", data=pets, size=0):
+        record = instant_run(model, data, CLASSES, size, runs_dirs=(runs, tmp_path / "missing"))
+        return record and record["run_dir"]
+    assert found() == newest and found(data=str(pets / ".." / "pets")) == newest  # the same folder on disk
+    assert found(size=96) == small and found(size=64) is None
+    assert found(data=other).endswith("other-folder") and found(data=tmp_path / "elsewhere") is None
+    assert found(model="baseline") is None  # no instant model to start from
+
+
+@needs_training
+def test_improve_starts_from_the_instant_models_head(qtbot, window, user_dirs):
+    data = user_dirs / "pets"
+    write_folder_dataset(data, per_class=8, corrupt=False, text=False)
+    dialog = open_dialog(qtbot, window, data, model="test_transfer", epochs=1, image_size=0)
+    assert "--init-head" not in dialog.command()  # no instant model yet
+    dialog.model_box.setCurrentText("test_linear")
+    assert dialog.start_training()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=TIMEOUT_MS)
+    assert dialog.outcome.ok, f"{dialog.outcome.error}\n" + "\n".join(dialog.outcome.stderr_tail)
+    instant = dialog.outcome.run_dir
+
+    dialog.model_box.setCurrentText("test_transfer")  # Improve: the instant run is found and passed
+    command = dialog.command()
+    assert command[command.index("--init-head") + 1] == instant
+    assert command[command.index("--image-size") + 1] == "32"  # the instant model's size (the dialog's: default)
+    assert dialog.start_training()
+    assert "from the instant model's head" in dialog.status.text()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=TIMEOUT_MS)
+    assert dialog.outcome.ok, f"{dialog.outcome.error}\n" + "\n".join(dialog.outcome.stderr_tail)
+    assert f"instant model's linear head (test_linear, {Path(instant).name})" in dialog.log.toPlainText()
+    dialog.image_size.setValue(48)  # another size than the instant model's: a plain start
+    assert "--init-head" not in dialog.command()

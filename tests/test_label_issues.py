@@ -46,3 +46,10 @@ def test_label_issues_lists_the_planted_mistakes_first(tmp_path):
         assert top[path]["suggested_label"] == true and top[path]["given_label"] != true
     assert all(0 <= float(row["confidence"]) <= 1 for row in rows)
     assert (data / "dog" / "cat_03.png").exists()
+
+
+def test_json_progress_needs_a_csv_file(tmp_path, capsys):
+    from cifar10_cli import main as cli
+
+    assert cli.main(["label-issues", str(tmp_path), "--progress", "json"]) == 2
+    assert "give the CSV a file with --output" in capsys.readouterr().err

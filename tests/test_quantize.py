@@ -132,6 +132,24 @@ def test_the_trust_arithmetic_and_the_head_stay_float(tmp_path, data):
     assert {n.op_type for n in graph.node} >= {"QuantizeLinear", "DequantizeLinear", "Conv"}
 
 
+def test_the_quantizers_own_lines_go_to_the_log_not_to_stdout(tmp_path, data, capsys, caplog):
+    float_path = write_float_model(tmp_path, data)
+    with caplog.at_level("INFO", logger="training.quantize"):
+        quantize.quantize_graph(float_path, tmp_path / "q" / float_path.name, data.val.x[:32], method="percentile")
+    printed = capsys.readouterr()
+    assert "Percentile" not in printed.out + printed.err  # `cifar10 train --data` prints nothing of it ...
+    assert any("Percentile : (" in r.getMessage() for r in caplog.records)  # ... `cifar10 --verbose` shows it
+
+
+def test_a_last_calibration_batch_of_another_size_is_calibrated_too(tmp_path, data):
+    # 45 images: batches of 32 and 13 (a folder's validation split); onnxruntime stacks a chunk's batches
+    float_path = write_float_model(tmp_path, data)
+    for method in ("percentile", "entropy"):
+        out = tmp_path / method / float_path.name
+        done = quantize.quantize_graph(float_path, out, data.val.x[:45], method=method)
+        assert done["calibration_images"] == 45 and quantize.is_quantized(out)
+
+
 def test_calibration_images_are_held_out_training_images_never_test(data):
     pool, text = quantize.calibration_pool(data)
     assert pool is data.val.x and "validation" in text
@@ -191,14 +209,15 @@ def test_cli_quantize_writes_an_int8_twin_to_output(tmp_path, data):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CIFAR10_MODELS_DIR": str(tmp_path / "models"),
            "CIFAR10_DIR": str(SHARED_CIFAR)}
-    done = subprocess.run([sys.executable, "-m", "cifar10_cli", "quantize", "colour_cli", "--output", str(out),
-                           "--calibration", "32", "--no-timing"], capture_output=True, text=True, env=env,
+    done = subprocess.run([sys.executable, "-m", "cifar10_cli", "--verbose", "quantize", "colour_cli", "--output",
+                           str(out), "--calibration", "32", "--no-timing"], capture_output=True, text=True, env=env,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "int8, test accuracy" in done.stdout
+    assert "int8, test accuracy" in done.stdout and "Percentile" not in done.stdout
+    assert "onnxruntime.quantization: Percentile : (" in done.stderr  # --verbose: the quantizer's lines, on stderr
     card = json.loads((out / "colour_cli.json").read_text())
     assert card["quantization"]["calibration_images"] == 32
-    assert card["quantization"]["command"].startswith("cifar10 quantize colour_cli")
+    assert card["quantization"]["command"].startswith("cifar10 --verbose quantize colour_cli")
     assert "the last 200 training images" in card["calibration"]["fitted_on"]  # the card's validation size
     assert quantize.is_quantized(out / "colour_cli.onnx") and float_path.is_file()
     again = subprocess.run([sys.executable, "-m", "cifar10_cli", "quantize", str(out / "colour_cli.onnx")],

@@ -59,8 +59,14 @@ def labelled_pictures(folder: str | os.PathLike) -> tuple[list[str], np.ndarray,
 
 
 def find_issues(folder: str | os.PathLike, *, model_name: str = DEFAULT_MODEL, image_size: int | None = None,
-                folds: int = 5, seed: int = 0, cache_dir=None, feature_dir=None, log=print) -> list[LabelIssue]:
-    """The suspects of ``folder``, most suspicious first."""
+                folds: int = 5, seed: int = 0, cache_dir=None, feature_dir=None, log=print,
+                progress=None) -> list[LabelIssue]:
+    """The suspects of ``folder``, most suspicious first. ``progress``: gets ``{"event": "cache" | "features",
+    "done": n, "total": N}`` while the pictures are decoded and their features computed (those not cached)."""
+    def report(stage: str):
+        if progress is not None:
+            return lambda done, total: progress({"event": stage, "done": int(done), "total": int(total)})
+
     import keras
     from cleanlab.filter import find_label_issues
 
@@ -71,7 +77,7 @@ def find_issues(folder: str | os.PathLike, *, model_name: str = DEFAULT_MODEL, i
     files, labels, classes = labelled_pictures(folder)
     spec = models.get_spec(model_name)
     size = int(image_size or spec.defaults.image_size)
-    cached = cache_images(files, size, root=folder, cache_dir=cache_dir)
+    cached = cache_images(files, size, root=folder, cache_dir=cache_dir, progress=report("cache"))
     keep = np.flatnonzero(cached.ok)
     files = [files[i] for i in keep]
     labels = labels[keep]
@@ -84,7 +90,7 @@ def find_issues(folder: str | os.PathLike, *, model_name: str = DEFAULT_MODEL, i
         from cifar10.errors import UserFacingError
         raise UserFacingError(f"{model_name} is not a linear model on cached features (try {DEFAULT_MODEL})")
     cache = FeatureCache(backbone_identity(model), feature_dir)
-    features = cache.features(model, np.asarray(cached.images[keep]))
+    features = cache.features(model, np.asarray(cached.images[keep]), progress=report("features"))
     log(f"Features: {cache.computed} computed, {cache.reused} from the cache ({time.perf_counter() - started:.1f} s)")
     probs = out_of_fold_probabilities(features, labels, len(classes), folds=folds, seed=seed)
     if len(np.unique(labels)) < 2:

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
+import itertools
 import json
+import logging
 import os
 import shutil
 import sys
@@ -49,6 +52,9 @@ AVERAGED = "probabilities_tta"     # the v2 graph's view-averaged probabilities 
 QUANTIZED_OP_TYPES = ("Conv", "MatMul", "Gemm", "Add", "Mul", "Relu", "Clip", "MaxPool", "GlobalAveragePool",
                       "AveragePool", "Concat", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Flatten",
                       "Resize", "Pad", "Slice", "Sigmoid", "LeakyRelu")
+
+
+LOG = logging.getLogger(__name__)
 
 
 class QuantizeError(ValueError):
@@ -171,7 +177,9 @@ class _ListReader:
 def _histograms_in_chunks(batches: int = 1):
     """onnxruntime's histogram calibrators (entropy, percentile) keep every activation of every calibration image
     in memory before histogramming them (15 GB for efficientnet_lite0 at 512 images); this feeds them ``batches``
-    reader batches at a time instead; their collector merges the histograms (bins of the first chunk's width)."""
+    reader batches at a time instead; their collector merges the histograms (bins of the first chunk's width).
+    A chunk holds batches of one size only: onnxruntime stacks a chunk's activations into one array (the last,
+    smaller batch of 45 images in batches of 32 made it fail)."""
     from onnxruntime.quantization import calibrate
 
     original = calibrate.HistogramCalibrater.collect_data
@@ -181,7 +189,8 @@ def _histograms_in_chunks(batches: int = 1):
             chunk = [item for item in (data_reader.get_next() for _ in range(batches)) if item]
             if not chunk:
                 return
-            original(self, _ListReader(chunk))
+            for _, same in itertools.groupby(chunk, key=lambda item: item[contract.INPUT_NAME].shape):
+                original(self, _ListReader(list(same)))
     calibrate.HistogramCalibrater.collect_data = collect_data
     try:
         yield
@@ -229,7 +238,8 @@ def quantize_graph(float_path: Path, out_path: Path, calibration_images: np.ndar
                             "percentile": CalibrationMethod.Percentile}[method]
         out_path.parent.mkdir(parents=True, exist_ok=True)
         partial = out_path.with_name(out_path.name + ".part")
-        with _histograms_in_chunks(batches=2):
+        chatter = io.StringIO()  # the calibrators print their progress ("Percentile : (...)") on stdout
+        with _histograms_in_chunks(batches=2), contextlib.redirect_stdout(chatter):
             quantize_static(str(source), str(partial), _Reader(calibration_images), quant_format=QuantFormat.QDQ,
                             per_channel=per_channel, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                             calibrate_method=calibrate_method, nodes_to_exclude=excluded,
@@ -237,6 +247,8 @@ def quantize_graph(float_path: Path, out_path: Path, calibration_images: np.ndar
                             extra_options={"CalibTensorRangeSymmetric": False, "WeightSymmetric": True,
                                            "CalibMovingAverage": False},
                             calibration_providers=["CPUExecutionProvider"])
+        for line in filter(str.strip, chatter.getvalue().splitlines()):
+            LOG.info("onnxruntime.quantization: %s", line)  # `cifar10 --verbose` shows them (on stderr)
         quantized = onnx.load(partial)
         # quantize_static keeps the metadata of the graph it read; carry over the contract's keys to be sure.
         meta = {p.key: p.value for p in model.metadata_props}

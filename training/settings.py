@@ -32,6 +32,7 @@ class TrainSettings:
     seed: int = 0
     weights: str | None = None  # only for transfer models: "imagenet" or None
     init_from: str | None = None  # a previous run of the same model to continue from (its checkpoint)
+    init_head: str | None = None  # a finished instant (linear) run whose head the fine-tune's head starts from
     limit: int | None = None  # keep the first N images of each split (smoke runs, tests)
     image_size: int = IMAGE_SIZE  # the model's input size S (CIFAR-10: 32)
     data: str | None = None  # a folder of labelled images (one subfolder per class); None = CIFAR-10

@@ -284,11 +284,26 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
            progress=None, resume_dir=None, int8: bool | None = None) -> Path:
     parent = previous_run(settings.init_from, settings.model) if settings.init_from else None
     spec = models.get_spec(settings.model)
+    if settings.init_head and (settings.init_from or spec.fit is not None):
+        raise UserFacingError(f"--init-head starts the head of a model fine-tuned by gradient descent: not with "
+                              f"{'--init-from' if settings.init_from else settings.model + ' (its own recipe)'}")
     command = command or " ".join(sys.argv)
     keras.utils.set_random_seed(settings.seed)
     started = time.perf_counter()  # the training wall time includes loading the data
     data = load_training_data(settings, data_dir, progress)  # prints its one-line summary
     num_classes = len(data.class_names)
+    # The model before the run folder: a model that cannot start (--init-from, --init-head) leaves no run behind.
+    if parent is not None:
+        model = keras.models.load_model(Path(settings.init_from) / parent.get("checkpoint", "best.keras"))
+        if tuple(model.input_shape[1:3]) != (settings.image_size,) * 2 or model.output_shape[-1] != num_classes:
+            raise UserFacingError(f"--init-from {settings.init_from}: that model takes {model.input_shape[1]} px and "
+                                  f"has {model.output_shape[-1]} classes; this data is {settings.image_size} px with "
+                                  f"{num_classes} classes")
+    else:
+        model = build_model(settings, num_classes)
+    if settings.init_head and resume_dir is None:  # a resumed run's checkpoint has the head's later weights
+        from training.linear_probe import init_head_from_run
+        print(init_head_from_run(model, settings.init_head, data.class_names), file=sys.stderr)
     if resume_dir is not None:
         run_dir = Path(resume_dir)
         start_record = read_record(run_dir)
@@ -327,14 +342,6 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
         print(f"Run folder {run_dir} (a checkpoint after every epoch; if the run stops: cifar10 train --resume "
               f"{run_dir})", file=sys.stderr)
 
-    if parent is not None:
-        model = keras.models.load_model(Path(settings.init_from) / parent.get("checkpoint", "best.keras"))
-        if tuple(model.input_shape[1:3]) != (settings.image_size,) * 2 or model.output_shape[-1] != num_classes:
-            raise UserFacingError(f"--init-from {settings.init_from}: that model takes {model.input_shape[1]} px and "
-                                  f"has {model.output_shape[-1]} classes; this data is {settings.image_size} px with "
-                                  f"{num_classes} classes")
-    else:
-        model = build_model(settings, num_classes)
     quiet = progress is not None  # Keras' per-epoch lines would be the only other thing on stdout
     verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)
     curve = [TestCurve(data.test)] if test_curve else []  # before the CSVLogger, which then logs it
