@@ -16,18 +16,30 @@ BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # native bfloat16 arithmetic (Linux /p
 SPEED_FLAGS = ("avx2", "avx512f", *BF16_FLAGS)
 
 
-def machine() -> dict:
-    """``{"cpu", "cores", "os", "python"}`` and, on Linux, ``"cpu_flags"``: which of SPEED_FLAGS the CPU has."""
-    cpu, flags = None, None
+def cpu_flags() -> set[str] | None:
+    """Every feature flag of the first CPU as Linux reports it (``/proc/cpuinfo``: what CPUID, and a hypervisor's
+    mask, say this CPU executes), or None where there is no such file (macOS, Windows)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():  # the first CPU's lines
-            if line.startswith("model name") and cpu is None:
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and flags is None:
-                present = set(line.split(":", 1)[1].split())
-                flags = [flag for flag in SPEED_FLAGS if flag in present]
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    return None
+
+
+def machine() -> dict:
+    """``{"cpu", "cores", "os", "python"}`` and, on Linux, ``"cpu_flags"``: which of SPEED_FLAGS the CPU has."""
+    cpu = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():  # the first CPU's lines
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    present = cpu_flags()
+    flags = None if present is None else [flag for flag in SPEED_FLAGS if flag in present]
     found = {"cpu": cpu or platform.processor() or platform.machine(), "cores": os.cpu_count(),
              "os": platform.platform(), "python": platform.python_version()}
     return found if flags is None else {**found, "cpu_flags": flags}

@@ -11,14 +11,21 @@ The run record and the card keep the resolved policy.
 from __future__ import annotations
 
 from cifar10.machine import BF16_FLAGS as NATIVE_BF16_CPU_FEATURES  # archspec uses the same names
+from cifar10.machine import cpu_flags
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 MIN_BF16_GPU_CAPABILITY = (8, 0)  # NVIDIA Ampere and later
 
 
 def cpu_features() -> set[str]:
-    """The host CPU's features as archspec knows them (those of the newest microarchitecture the CPU fully
-    supports, so a flag is never claimed that the CPU lacks); empty if archspec cannot tell."""
+    """The host CPU's features: on Linux the flags the kernel reports (/proc/cpuinfo, the same source as the
+    cards' ``cpu_flags``); elsewhere those archspec knows (the features of the newest microarchitecture the CPU
+    fully supports); empty if neither can tell. Not archspec first: on a VM whose CPU model is masked ("AMD
+    EPYC", 2026-12-07) archspec matches only the generic x86_64_v4, whose features lack avx512_bf16, and
+    ``--precision auto`` trained fast_cnn in float32 on a CPU with native bfloat16."""
+    flags = cpu_flags()
+    if flags is not None:
+        return flags
     try:
         import archspec.cpu
 
