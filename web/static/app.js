@@ -659,6 +659,12 @@
     select.disabled = false;
     showModelInfo(state.model);
     showDownloadNote(state.model);
+    // A phone that moves from Wi-Fi to a mobile line while the first download runs: say so then too.
+    if (navigator.connection && navigator.connection.addEventListener) {
+      navigator.connection.addEventListener('change', () => {
+        if (state.model && !state.model.loaded) showDownloadNote(state.model);
+      });
+    }
     $('#heatmap').addEventListener('change', () => updateHeatmaps());
     select.addEventListener('change', () => {
       state.model = modelByName(select.value);
