@@ -41,8 +41,9 @@ from desktop_app.widgets import message_box
 INSTANT_MODEL = INSTANT_MODEL_OF["efficientnet_lite0_transfer"]
 LINEAR_MODELS = tuple(INSTANT_MODEL_OF.values())
 # Pictures per class from which the fine-tune ("Improve", efficientnet_lite0_transfer) is suggested after an
-# instant model: README gives the measurements (instant better at 150 per class, fine-tune at 1,000).
-IMPROVE_FROM_PER_CLASS = 500
+# instant model: the smallest size where it was measured to win (docs/instant_model.md: instant as good or
+# better at 150, 300 and 600 per class; fine-tune +7.4 points at 1,000).
+IMPROVE_FROM_PER_CLASS = 1000
 THUMB = 64
 
 

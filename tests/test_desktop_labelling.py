@@ -71,13 +71,14 @@ def retrain(qtbot, labelling, model="test_linear"):
     return outcome
 
 
-def test_add_correct_new_class_retrain_and_undo(qtbot, window, tmp_path):
+def test_add_correct_new_class_retrain_and_undo(qtbot, window, tmp_path, monkeypatch):
     dataset = write_folder(tmp_path / "dataset", per_class=8)
     labelling = window.labelling
     labelling.set_dataset(dataset)
     assert labelling.classes == list(CLASSES) and labelling.add_menu.isEnabled()
     retrain(qtbot, labelling)
     assert window.current_model.name == "dataset-instant"
+    assert "Improve" not in labelling.retrain_text  # 8 pictures per class: far below where fine-tuning pays off
     assert (user_models_dir() / "dataset-instant.onnx").is_file()
 
     photos = tmp_path / "photos"
@@ -110,6 +111,7 @@ def test_add_correct_new_class_retrain_and_undo(qtbot, window, tmp_path):
     # New class… with the purple picture, then Retrain: the rows re-classify with four classes.
     select(window, purple)
     labelling.new_class("plum")
+    monkeypatch.setattr("desktop_app.labelling.IMPROVE_FROM_PER_CLASS", 1)  # so this tiny folder is "large enough"
     assert (dataset / "plum" / "purple.png").exists() and labelling.classes == [*CLASSES, "plum"]
     assert [a.text() for a in labelling.add_menu.actions()][:4] == ["cat\t1", "dog\t2", "frog\t3", "plum\t4"]
     outcome = retrain(qtbot, labelling)
@@ -119,6 +121,7 @@ def test_add_correct_new_class_retrain_and_undo(qtbot, window, tmp_path):
     results = {r.path: r for r in window.results_model.results()}
     assert all(r.classes == (*CLASSES, "plum") for r in results.values())
     assert labelling.retrain_text.startswith("Retrained dataset-instant in ")
+    assert labelling.retrain_text.endswith("fine-tuning should do better: Models ▸ Train on a Folder… ▸ Improve (minutes)")
 
     # Undo reverses the newest action first: the new class's picture, then the other additions.
     assert labelling.undo().label == "plum" and not (dataset / "plum").exists()
