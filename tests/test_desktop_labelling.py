@@ -14,14 +14,12 @@ from PIL import Image
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QSettings  # noqa: E402
 
 from cifar10.labelling import margin  # noqa: E402
 from cifar10.organize import JOURNAL_NAME  # noqa: E402
 from cifar10.paths import user_models_dir  # noqa: E402
-from desktop_app.main_window import MainWindow  # noqa: E402
 from desktop_app.train_process import training_unavailable  # noqa: E402
-from onnx_fixtures import write_model  # noqa: E402
+from desktop_fixtures import isolate_user_dirs, open_window  # noqa: E402
 from test_train_folder import CLASSES, write_folder  # noqa: E402
 
 pytestmark = pytest.mark.skipif(training_unavailable() is not None, reason="needs the training extra")
@@ -30,18 +28,9 @@ TIMEOUT_MS = 300_000
 
 @pytest.fixture()
 def window(qtbot, tmp_path, monkeypatch):
-    shipped = tmp_path / "shipped"
-    write_model(shipped, "colour_a", test_accuracy=0.6)
-    monkeypatch.setenv("CIFAR10_MODELS_DIR", str(shipped))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    win = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat), batch_size=4)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.cancel()
-    win.wait_idle(10)
+    isolate_user_dirs(tmp_path, monkeypatch)
+    with open_window(qtbot, tmp_path / "settings.ini") as win:
+        yield win
 
 
 def photo(path, colour, seed):

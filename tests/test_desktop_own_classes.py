@@ -11,17 +11,17 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from cifar10.contract import CLASS_NAMES  # noqa: E402
 from cifar10.results_io import read_results  # noqa: E402
 from desktop_app.card_dialog import ModelCardDialog, plain_summary  # noqa: E402
-from desktop_app.main_window import MainWindow  # noqa: E402
 from desktop_app.results_model import COL_THUMB, ERRORS_ONLY  # noqa: E402
 from desktop_app.widgets import ProbabilityBars, bar_rows  # noqa: E402
 from image_files import solid  # noqa: E402
 from onnx_fixtures import BLUE, GREEN, RED, write_model  # noqa: E402
+from desktop_fixtures import open_window  # noqa: E402
 
 PETS = ("cat", "dog", "hamster")  # red -> cat, green -> dog, blue -> hamster (the colour model's mapping)
 MANY = tuple(f"kind_{i:02d}" for i in range(15))
@@ -49,13 +49,8 @@ def images(tmp_path_factory):
 
 @pytest.fixture()
 def window(qtbot, models_dir, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings=settings, model_dirs_=[models_dir], initial_model="pets", batch_size=4)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.cancel()
-    win.wait_idle(10)
+    with open_window(qtbot, tmp_path / "settings.ini", model_dirs_=[models_dir], initial_model="pets") as win:
+        yield win
 
 
 def classify(qtbot, win, paths):

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QGuiApplication  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -20,9 +20,9 @@ from cifar10.organize import JOURNAL_NAME, UNSURE_DIR  # noqa: E402
 from cifar10.results_io import read_results  # noqa: E402
 from desktop_app.card_dialog import ModelCardDialog  # noqa: E402
 from desktop_app.evaluation_view import EvaluationDialog  # noqa: E402
-from desktop_app.main_window import MainWindow  # noqa: E402
 from image_files import solid  # noqa: E402
 from onnx_fixtures import BLUE, GREEN, MAPPING_B, RED, write_model  # noqa: E402
+from desktop_fixtures import open_window  # noqa: E402
 from test_evaluate import labelled_folder  # noqa: E402
 from test_organize import GREY, contents, kill_after, many_photos, start_organize, tree  # noqa: E402
 
@@ -39,13 +39,8 @@ def models_dir(tmp_path, monkeypatch):
 
 @pytest.fixture()
 def window(qtbot, models_dir, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings=settings, model_dirs_=[models_dir], batch_size=4, initial_model="colour_a")
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.cancel()
-    win.wait_idle(10)
+    with open_window(qtbot, tmp_path / "settings.ini", model_dirs_=[models_dir], initial_model="colour_a") as win:
+        yield win
 
 
 def load(qtbot, win, paths):

@@ -28,6 +28,7 @@ from desktop_app.train_process import (DEFAULT_MODEL, INSTALL_HINT, default_runs
 from folder_fixtures import CLASSES, write_folder_dataset  # noqa: E402
 from image_files import solid  # noqa: E402
 from onnx_fixtures import RED, write_model  # noqa: E402
+from desktop_fixtures import isolate_user_dirs  # noqa: E402
 
 needs_training = pytest.mark.skipif(training_unavailable() is not None, reason="needs the training extra")
 TIMEOUT_MS = 300_000  # a real child: TensorFlow's import alone takes seconds on a busy 2-core machine
@@ -35,12 +36,7 @@ TIMEOUT_MS = 300_000  # a real child: TensorFlow's import alone takes seconds on
 
 @pytest.fixture()
 def user_dirs(tmp_path, monkeypatch):
-    shipped = tmp_path / "shipped"
-    write_model(shipped, "colour_a", test_accuracy=0.6)
-    monkeypatch.setenv("CIFAR10_MODELS_DIR", str(shipped))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    isolate_user_dirs(tmp_path, monkeypatch)
     assert str(user_models_dir()).startswith(str(tmp_path))
     return tmp_path
 

@@ -9,13 +9,13 @@ import pytest
 pytest.importorskip("PySide6")
 
 from PIL import Image  # noqa: E402
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from cifar10 import contract  # noqa: E402
-from desktop_app.main_window import MainWindow  # noqa: E402
 from desktop_app.results_model import COL_CLASS, UNSURE_COLOUR, UNSURE_ONLY  # noqa: E402
 from onnx_fixtures import RED, write_model, write_v2_model  # noqa: E402
+from desktop_fixtures import open_window  # noqa: E402
 
 
 @pytest.fixture()
@@ -23,13 +23,8 @@ def window(qtbot, tmp_path):
     models = tmp_path / "models"
     write_v2_model(models, "cam_colour", threshold=-3.0, test_accuracy=0.9, sharpness=60.0)
     write_model(models, "colour_a", test_accuracy=0.5)
-    win = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
-                     model_dirs_=[models], batch_size=4)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.cancel()
-    win.wait_idle(10)
+    with open_window(qtbot, tmp_path / "s.ini", model_dirs_=[models]) as win:
+        yield win
 
 
 @pytest.fixture()

@@ -7,15 +7,15 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from cifar10.inference import Classifier, classify_files  # noqa: E402
 from cifar10.registry import load_model_info  # noqa: E402
-from desktop_app.main_window import APP_NAME, MainWindow  # noqa: E402
+from desktop_app.main_window import APP_NAME  # noqa: E402
 from desktop_app.results_model import COL_CLASS, COL_ERROR  # noqa: E402
 from image_files import solid  # noqa: E402
 from onnx_fixtures import BLUE, GREEN, MAPPING_B, RED, write_model  # noqa: E402
+from desktop_fixtures import open_window  # noqa: E402
 
 
 @pytest.fixture()
@@ -28,13 +28,8 @@ def models_dir(tmp_path):
 
 @pytest.fixture()
 def window(qtbot, models_dir, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings=settings, model_dirs_=[models_dir], batch_size=4, initial_model="colour_a")
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.cancel()
-    win.wait_idle(10)
+    with open_window(qtbot, tmp_path / "settings.ini", model_dirs_=[models_dir], initial_model="colour_a") as win:
+        yield win
 
 
 def load(qtbot, win, paths):
