@@ -19,6 +19,7 @@ from desktop_app.guardrails import TrainingReview
 from desktop_app.widgets import ProbabilityBars, ScaledImageLabel, array_to_qimage
 
 TRAIN_COLOUR, VAL_COLOUR = QColor(120, 120, 120), QColor(38, 120, 200)
+LEGEND = (("training", TRAIN_COLOUR), ("validation", VAL_COLOUR))
 
 
 class AccuracyChart(QWidget):
@@ -75,6 +76,14 @@ class AccuracyChart(QWidget):
         last = max(1, self.epochs)
         painter.drawText(QRectF(plot.left(), plot.bottom() + 2, plot.width(), metrics.height()),
                          int(Qt.AlignmentFlag.AlignRight), f"epoch {self.points[-1][0]} of {last}")
+        # The legend, under the plot on the left: a short line of each colour and its name.
+        x, y = plot.left(), plot.bottom() + 2 + metrics.height() / 2
+        for name, colour in LEGEND:
+            painter.setPen(QPen(colour, 2))
+            painter.drawLine(QPointF(x, y), QPointF(x + 14, y))
+            painter.setPen(QPen(text, 1))
+            painter.drawText(QPointF(x + 18, plot.bottom() + 2 + metrics.ascent()), name)
+            x += 18 + metrics.horizontalAdvance(name) + 12
 
         def x_of(epoch: int) -> float:
             return plot.left() + (epoch - 1) / max(1, last - 1) * plot.width() if last > 1 else plot.center().x()

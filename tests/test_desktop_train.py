@@ -371,3 +371,24 @@ def test_improve_starts_from_the_instant_models_head(qtbot, window, user_dirs):
     assert f"instant model's linear head (test_linear, {Path(instant).name})" in dialog.log.toPlainText()
     dialog.image_size.setValue(48)  # another size than the instant model's: a plain start
     assert "--init-head" not in dialog.command()
+
+
+def test_the_accuracy_chart_has_a_legend_for_its_two_lines(qtbot):
+    """Under the plot, a short line of each colour with its name (the curves never reach below the plot)."""
+    from desktop_app.train_review import LEGEND, AccuracyChart
+
+    chart = AccuracyChart()
+    qtbot.addWidget(chart)
+    chart.resize(400, 130)
+    for epoch, (train, val) in enumerate(((0.5, 0.45), (0.7, 0.6), (0.9, 0.65)), start=1):
+        chart.add_epoch({"epoch": epoch, "epochs": 3, "accuracy": train, "val_accuracy": val})
+    image = chart.grab().toImage()
+    strip = range(image.height() - chart.fontMetrics().height() - 10, image.height())  # below the plot
+
+    def pixels_like(colour):
+        return sum(1 for y in strip for x in range(image.width() // 2)
+                   if sum(abs(a - b) for a, b in zip(image.pixelColor(x, y).getRgb()[:3], colour.getRgb()[:3])) < 30)
+
+    assert [name for name, _ in LEGEND] == ["training", "validation"]
+    for _, colour in LEGEND:
+        assert pixels_like(colour) >= 20  # without the legend: 6 grey (axis text), 0 blue
