@@ -29,13 +29,22 @@ TARGETS = {"fast_cnn": 0.94, "fast_cnn_95": 0.95}
 
 
 def run_seed(model: str, seed: int, export_dir: Path, runs_dir: Path, extra: list[str]) -> dict:
-    target = TARGETS[model]
     command = [sys.executable, "-m", "cifar10_cli", "train", "--model", model, "--seed", str(seed),
                "--test-curve", "--out", str(runs_dir), "--export-dir", str(export_dir), *extra]
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT)
     command_wall = time.perf_counter() - started
-    run_dir = max(runs_dir.glob(f"{model}-*"), key=lambda p: p.stat().st_mtime)
+    return read_seed(model, seed, newest_run(runs_dir, model), export_dir, command_wall)
+
+
+def newest_run(runs_dir: Path, model: str) -> Path:
+    """The newest run folder of ``model`` (a folder with a run.json: a log file named like a run is not one)."""
+    return max((p for p in runs_dir.glob(f"{model}-*") if (p / "run.json").is_file()), key=lambda p: p.stat().st_mtime)
+
+
+def read_seed(model: str, seed: int, run_dir: Path, export_dir: Path, command_wall: float | None = None) -> dict:
+    """One seed's figures from its run folder and exported card (``command_wall``: the whole command's seconds)."""
+    target = TARGETS[model]
     record = json.loads((run_dir / "run.json").read_text())
     card = json.loads((export_dir / f"{model}.json").read_text())
     with open(run_dir / "history.csv") as f:
@@ -49,7 +58,7 @@ def run_seed(model: str, seed: int, export_dir: Path, runs_dir: Path, extra: lis
     time_to_target = reached if reached is not None else (record["training_wall_time_s"] if final >= target else None)
     return {"seed": seed, "test_accuracy_tta": final, "test_accuracy_no_tta": curve[-1]["test_accuracy_no_tta"],
             "training_wall_time_s": record["training_wall_time_s"],
-            "command_wall_time_s": round(command_wall - record.get("test_curve_eval_s", 0.0), 1),
+            "command_wall_time_s": None if command_wall is None else round(command_wall - record.get("test_curve_eval_s", 0.0), 1),
             "target": target, "time_to_target_s": time_to_target, "curve": curve, "run_dir": portable_paths(str(run_dir))}
 
 

@@ -203,3 +203,23 @@ def test_recipe_refuses_what_it_would_ignore(tiny_cifar, tmp_path):
                                ({"batch_size": 5000}, "make no full batch of 5000")):
         with pytest.raises(UserFacingError, match=message):
             train(TrainSettings.for_model("fast_cnn", epochs=1, **overrides), data_dir=tiny_cifar, out=tmp_path)
+
+
+def test_the_benchmark_reads_the_newest_run_folder_not_a_log_named_like_one(tmp_path):
+    """benchmarks/fast_cnn.py once took `fast_cnn_95-seed0.log` (written beside the runs, newer) for the run."""
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fast_cnn.py"
+    spec = importlib.util.spec_from_file_location("fast_cnn_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    old, new = tmp_path / "fast_cnn_95-20261207-040000", tmp_path / "fast_cnn_95-20261207-050000"
+    for i, run in enumerate((old, new)):
+        run.mkdir()
+        (run / "run.json").write_text("{}")
+        os.utime(run, (1_000 + i, 1_000 + i))
+    (tmp_path / "fast_cnn_95-seed0.log").write_text("Epoch 1/12\n")  # the newest entry of all
+    (tmp_path / "fast_cnn_95-unfinished").mkdir()  # no run.json
+    assert bench.newest_run(tmp_path, "fast_cnn_95") == new
