@@ -55,6 +55,7 @@ def unfinished_runs(*runs_dirs) -> list[dict]:
              if not is_finished(record) and "settings" in record]
     return sorted(found, key=lambda r: str(r.get("started", "")), reverse=True)
 
+
 def head_mismatch(record: dict, class_names, image_size: int) -> str | None:
     """Why the classifier head of the run ``record`` cannot start a model for ``class_names`` (in this order) at
     ``image_size`` px (``cifar10 train --init-head``); None when it can. The feature width and the backbone's
@@ -78,6 +79,7 @@ def finished_runs(*runs_dirs, model: str, data=None) -> list[dict]:
     def trained_on_it(record: dict) -> bool:
         folder = (record.get("settings") or {}).get("data")
         return want is None or (bool(folder) and os.path.realpath(folder) == want)
+
     found = [record | {"run_dir": str(folder)} for folder, record in _records(runs_dirs)
              if is_finished(record) and record.get("model") == model and trained_on_it(record)]
     return sorted(found, key=lambda r: str(r.get("finished", "")), reverse=True)
