@@ -160,6 +160,18 @@ def test_transfer_model_is_registered_with_its_recipe():
     assert spec.defaults.augment and spec.defaults.lr_schedule == "cosine" and spec.defaults.tta == "flip"
 
 
+def test_high_resolution_variant_upsamples_cifar_to_160_px_only():
+    spec = get_spec("efficientnet_lite0_transfer_160")
+    assert spec.pretrained and spec.defaults.epochs == 6 and spec.defaults.tta == "flip"
+    cifar = effnet.efficientnet_lite0_transfer_160(weights=None)
+    assert cifar.name == "efficientnet_lite0_transfer_160"
+    assert cifar.get_layer("upsample").output.shape[1:3] == (160, 160)
+    assert cifar.output_shape == (None, contract.NUM_CLASSES)
+    photos = effnet.efficientnet_lite0_transfer_160(weights=None, num_classes=3, image_size=128)
+    assert photos.output_shape == (None, 3)
+    assert "upsample" not in [layer.name for layer in photos.layers]  # 128 px folders go in as they are
+
+
 def test_transfer_model_takes_the_contract_input_and_returns_probabilities(transfer64, state):
     assert transfer64.input_shape == (None, contract.IMAGE_SIZE, contract.IMAGE_SIZE, 3)
     assert transfer64.output_shape == (None, contract.NUM_CLASSES)

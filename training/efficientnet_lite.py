@@ -297,3 +297,21 @@ def efficientnet_lite0_transfer(weights: str | None = "imagenet", num_classes: i
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dropout(0.2, name="top_dropout")(x)
     return classifier_head(inputs, x, "efficientnet_lite0_transfer", num_classes)
+
+
+HIGH_RESOLUTION = 160  # efficientnet_lite0_transfer_160: CIFAR-10 upsampled to this (issue 29's >= 0.96 attempt)
+
+
+@register_model("efficientnet_lite0_transfer_160",
+                summary="efficientnet_lite0_transfer with CIFAR-10 upsampled to 160 px instead of 112 (about twice "
+                "the compute a picture) and 6 epochs: the attempt at >= 0.96 (docs/efficientnet_lite.md); folder "
+                "data as efficientnet_lite0_transfer",
+                pretrained=True, epochs=6, batch_size=64, optimizer="adamw", lr=5e-4, augment=True, shift_px=4,
+                lr_schedule="cosine", tta="flip", image_size=128)
+def efficientnet_lite0_transfer_160(weights: str | None = "imagenet", num_classes: int = NUM_CLASSES,
+                                    image_size: int = IMAGE_SIZE) -> keras.Model:
+    """:func:`efficientnet_lite0_transfer` whose backbone sees CIFAR-10's 32 px pictures at 160 px."""
+    resolution = HIGH_RESOLUTION if image_size < 96 else None
+    model = efficientnet_lite0_transfer(weights, num_classes, image_size, resolution=resolution)
+    model.name = "efficientnet_lite0_transfer_160"
+    return model
