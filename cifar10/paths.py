@@ -38,6 +38,18 @@ def user_models_dir() -> Path:
     return Path(user_data_dir("cifar10-studio", appauthor=False)) / "models"
 
 
+def user_cache_dir() -> Path:
+    """Per-user cache folder of the apps: what can be made again, but is worth keeping across reboots, e.g.
+    ``~/.cache/cifar10-studio`` on Linux (``$XDG_CACHE_HOME`` honoured), ``%LOCALAPPDATA%\\cifar10-studio\\Cache``
+    on Windows; without platformdirs the CIFAR-10 download's cache folder (cifar10.dataset.default_cache_dir)."""
+    try:
+        from platformdirs import user_cache_dir as platform_cache_dir  # the `app` extra, as in user_models_dir
+    except ImportError:
+        from cifar10.dataset import default_cache_dir
+        return default_cache_dir()
+    return Path(platform_cache_dir("cifar10-studio", appauthor=False))
+
+
 def bundle_models_dir() -> Path | None:
     """``models/`` next to the executable of a PyInstaller bundle, where users drop extra models; None from source."""
     if getattr(sys, "frozen", False):

@@ -70,10 +70,10 @@ def head_mismatch(record: dict, class_names, image_size: int) -> str | None:
     return None
 
 
-def finished_runs(*runs_dirs, model: str, data=None) -> list[dict]:
-    """The finished runs of ``model`` directly inside each of ``runs_dirs`` (missing folders are skipped), trained
-    on the folder ``data`` when it is given (the same folder on disk), newest first: each its run.json plus
-    "run_dir"."""
+def finished_runs(*runs_dirs, model: str | None = None, data=None) -> list[dict]:
+    """The finished runs directly inside each of ``runs_dirs`` (missing folders are skipped), of ``model`` and
+    trained on the folder ``data`` (the same folder on disk) when they are given, newest first: each its run.json
+    plus "run_dir"."""
     want = os.path.realpath(data) if data else None
 
     def trained_on_it(record: dict) -> bool:
@@ -81,5 +81,5 @@ def finished_runs(*runs_dirs, model: str, data=None) -> list[dict]:
         return want is None or (bool(folder) and os.path.realpath(folder) == want)
 
     found = [record | {"run_dir": str(folder)} for folder, record in _records(runs_dirs)
-             if is_finished(record) and record.get("model") == model and trained_on_it(record)]
+             if is_finished(record) and model in (None, record.get("model")) and trained_on_it(record)]
     return sorted(found, key=lambda r: str(r.get("finished", "")), reverse=True)

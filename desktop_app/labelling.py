@@ -11,7 +11,8 @@ Folder…):
 * "Retrain" trains the instant model (``efficientnet_lite0_linear``, or the linear model the current one was
   trained as) on the dataset in a child process (`cifar10 train`, TensorFlow never loads into the app), saves
   it as ``<dataset>-instant`` and switches to it: the rows re-classify with the new model. Cached features
-  make a retrain after a few new pictures take seconds.
+  make a retrain after a few new pictures take seconds. Its run folder (which Improve starts from) goes to the
+  user's cache folder (``retrain_runs_dir``), pruned after each retrain (``prune_retrain_runs``).
 * "Label Next…" lists the classified pictures that are not in the dataset yet, the most unsure first
   (margin between the two most likely classes): label them with 1-9 and the next one comes up.
 * Models ▸ "Check Labels…" runs `cifar10 label-issues` on the dataset and lists the suspects with thumbnails;
@@ -35,7 +36,8 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QInputDia
 
 from cifar10.labelling import LabelBook, LabelError, label_next_order
 from cifar10.paths import model_file_stem, user_models_dir
-from desktop_app.train_process import INSTANT_MODEL_OF, TrainProcess, retrain_runs_dir, train_arguments
+from desktop_app.train_process import (INSTANT_MODEL_OF, TrainProcess, prune_retrain_runs, retrain_runs_dir,
+                                       train_arguments)
 from desktop_app.widgets import message_box
 
 INSTANT_MODEL = INSTANT_MODEL_OF["efficientnet_lite0_transfer"]
@@ -236,16 +238,24 @@ class Labelling(QObject):
         current = self.session.model.card.get("model") if self.session.model is not None else None
         model = model or (current if current in LINEAR_MODELS else INSTANT_MODEL)
         export_dir = self.export_dir or user_models_dir()
+        runs_dir = retrain_runs_dir()
+        try:  # the user's only: Improve trusts a run here to start from
+            runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            message_box(self.window, QMessageBox.Icon.Critical, "Retrain",
+                        f"Could not create the runs folder {runs_dir}: {exc}").open()
+            return False
         self.retrain_action.setEnabled(False)
         self.session.message.emit(f"Retraining {model} on {self.book.dataset}…", 0)
         self.process.start(train_arguments(model, self.book.dataset, name=self.model_name(), export_dir=export_dir,
-                                           replace=True, runs_dir=retrain_runs_dir()))
+                                           replace=True, runs_dir=runs_dir))
         return True
 
     def _on_retrained(self, outcome) -> None:
         self.last_outcome = outcome
         self.retrain_action.setEnabled(self.book is not None)
         if outcome.ok:
+            prune_retrain_runs(keep=TrainProcess.runs_in_use())  # this run is the newest: it stays
             name = outcome.exported["model"]
             self.window.reload_models(name)  # the picker and the session: the new file, rows re-classified
             if self.session.model is None or self.session.model.name != name:

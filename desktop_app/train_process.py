@@ -16,14 +16,14 @@ import json
 import os
 import shutil
 import sys
-import tempfile
-from collections import deque
+import weakref
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-from cifar10.paths import project_root, user_models_dir
+from cifar10.paths import project_root, user_cache_dir, user_models_dir
 from cifar10.run_folders import CHECKPOINT, finished_runs, head_mismatch, is_finished, read_record
 
 TRAINING_EXTRA = "training"  # pyproject.toml's optional dependency group with TensorFlow / Keras
@@ -45,6 +45,10 @@ DEFAULT_MODEL = FOLDER_MODELS[0][0]
 # when a finished run of it on the same folder is found (instant_run).
 INSTANT_MODEL_OF = {"efficientnet_lite0_transfer": "efficientnet_lite0_linear", "test_transfer": "test_linear"}
 KILL_AFTER_MS = 8000  # Cancel: SIGTERM first (clean stop), then a kill if the child is still there
+# Labels ▸ Retrain's runs folder keeps the newest finished runs of each model on each data folder with the same
+# classes and size (Improve starts from the newest), and this many in all: each holds the whole backbone
+# (EfficientNet-Lite0: about 20 MB), so the folder stays under about 200 MB.
+RETRAIN_KEEP, RETRAIN_KEEP_ALL = 2, 10
 
 
 def training_unavailable() -> str | None:
@@ -79,9 +83,10 @@ def default_runs_dir() -> Path:
 
 
 def retrain_runs_dir() -> Path:
-    """Where Labels ▸ Retrain's instant-model runs go: a temporary folder (a retrain is frequent and its model is
-    saved; the run folder only matters to a later Improve, which starts from its head while it is there)."""
-    return Path(tempfile.gettempdir()) / "cifar10-runs"
+    """Where Labels ▸ Retrain's instant-model runs go: ``retrain-runs`` in the user's cache folder (the user's own,
+    kept across reboots; Retrain creates it readable by the user only). Its model is saved elsewhere: a run folder
+    only matters to a later Improve, which starts from its head; :func:`prune_retrain_runs` bounds the folder."""
+    return user_cache_dir() / "retrain-runs"
 
 
 def instant_run(model: str, data, class_names, image_size: int = 0, runs_dirs=None) -> dict | None:
@@ -126,14 +131,56 @@ def resume_arguments(run_dir) -> list[str]:
     return ["-m", "cifar10_cli", "train", "--resume", os.fspath(run_dir), "--progress", "json"]
 
 
-def discard_run(run_dir) -> bool:
-    """Delete an unfinished run folder (Stop and Discard); a finished run, or a folder that is not a run, stays.
-    True when it was deleted."""
-    record = read_record(run_dir) if run_dir else None
-    if record is None or is_finished(record):
+def own_run(run_dir, runs_dir=None) -> dict | None:
+    """The run.json of ``run_dir`` when it is a run folder that `cifar10 train` wrote (a run.json with its
+    settings) and, with ``runs_dir``, a real folder directly inside ``runs_dir`` (not a link: neither it nor what
+    it points to is ours to delete); else None."""
+    if not run_dir:
+        return None
+    path = Path(os.path.abspath(run_dir))
+    if runs_dir is not None and (path.is_symlink() or not path.is_dir()
+                                 or os.path.realpath(path.parent) != os.path.realpath(runs_dir)):
+        return None
+    record = read_record(path)
+    return record if record is not None and "settings" in record else None
+
+
+def discard_run(run_dir, *, finished: bool = False, runs_dir=None) -> bool:
+    """Delete a run folder (:func:`own_run`, with ``runs_dir``: only one directly inside it): an unfinished run
+    (Stop and Discard), or with ``finished`` a finished one (:func:`prune_retrain_runs`); a run of the other kind,
+    or a folder that is not a run, stays. True when it was deleted."""
+    record = own_run(run_dir, runs_dir)
+    if record is None or is_finished(record) != finished:
         return False
-    shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.rmtree(run_dir, ignore_errors=True)  # links inside the run are removed, never followed
     return not Path(run_dir).exists()
+
+
+def prune_retrain_runs(runs_dir=None, *, keep=(), per_folder: int = RETRAIN_KEEP,
+                       total: int = RETRAIN_KEEP_ALL) -> list[str]:
+    """After a Retrain: delete the finished runs in ``runs_dir`` (default :func:`retrain_runs_dir`) beyond the
+    newest ``per_folder`` of each model on each data folder with the same classes and size (what Improve looks
+    for: :func:`instant_run` takes the newest), and beyond the newest ``total`` in all. Only finished runs that
+    :func:`own_run` calls ours, directly in the folder, are counted and deleted; ``keep`` (e.g.
+    :meth:`TrainProcess.runs_in_use`), unfinished runs, folders without a run.json (a killed Retrain: the instant
+    model writes its run.json when it is done), links and files stay. Returns the deleted run folders."""
+    runs_dir = Path(runs_dir or retrain_runs_dir())
+    keep = {os.path.realpath(path) for path in keep}
+    counts, kept, deleted = Counter(), 0, []
+    for record in finished_runs(runs_dir):  # newest first
+        run_dir = record["run_dir"]
+        if own_run(run_dir, runs_dir) is None:
+            continue
+        data = (record.get("settings") or {}).get("data")
+        group = (record.get("model"), os.path.realpath(data) if data else None,
+                 tuple(record.get("class_names") or ()), record.get("image_size"))
+        counts[group] += 1
+        if (counts[group] <= per_folder and kept < total) or os.path.realpath(run_dir) in keep \
+                or not discard_run(run_dir, finished=True, runs_dir=runs_dir):
+            kept += 1
+        else:
+            deleted.append(run_dir)
+    return deleted
 
 
 def parse_event(line: str) -> dict | None:
@@ -177,10 +224,12 @@ class TrainProcess(QObject):
     event = Signal(dict)
     log_line = Signal(str)
     finished = Signal(object)  # TrainOutcome
+    _running: weakref.WeakSet = weakref.WeakSet()  # the TrainProcesses of this app whose child runs
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self.process: QProcess | None = None
+        self.arguments: list[str] = []
         self._out = self._err = b""
         self._tail: deque[str] = deque(maxlen=20)
         self._outcome = TrainOutcome()
@@ -192,12 +241,27 @@ class TrainProcess(QObject):
     def running(self) -> bool:
         return self.process is not None
 
+    @classmethod
+    def runs_in_use(cls) -> set[str]:
+        """The run folders that running children of this app read or write: each one's ``--init-head``,
+        ``--init-from`` and ``--resume`` run, and its own run folder (the "run" event)."""
+        found = set()
+        for train in list(cls._running):
+            args = train.arguments
+            found.update(args[i + 1] for i, arg in enumerate(args[:-1])
+                         if arg in ("--init-head", "--init-from", "--resume"))
+            if train._outcome.run_dir:
+                found.add(train._outcome.run_dir)
+        return found
+
     def start(self, arguments: list[str], *, program: str | None = None, workdir=None) -> None:
         if self.process is not None:
             raise RuntimeError("a training run is already going")
         self._out = self._err = b""
         self._tail.clear()
         self._outcome = TrainOutcome()
+        self.arguments = list(arguments)
+        TrainProcess._running.add(self)
         process = QProcess(self)
         env = QProcessEnvironment.systemEnvironment()
         if not getattr(sys, "frozen", False):  # the child runs this same checkout's code
@@ -300,6 +364,7 @@ class TrainProcess(QObject):
         self._kill_timer.stop()
         outcome, process = self._outcome, self.process
         self.process = None
+        TrainProcess._running.discard(self)
         outcome.exit_code = exit_code
         outcome.stderr_tail = list(self._tail)
         outcome.ok = exit_code == 0 and outcome.exported is not None and not outcome.cancelled

@@ -7,6 +7,7 @@ model's linear head: seconds) on colour classes; the user's folders point at tmp
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +19,9 @@ pytest.importorskip("PySide6")
 from cifar10.labelling import margin  # noqa: E402
 from cifar10.organize import JOURNAL_NAME  # noqa: E402
 from cifar10.paths import user_models_dir  # noqa: E402
-from desktop_app.train_process import training_unavailable  # noqa: E402
+from desktop_app.train_process import retrain_runs_dir, training_unavailable  # noqa: E402
 from desktop_fixtures import isolate_user_dirs, open_window  # noqa: E402
+from test_retrain_runs import run as run_folder  # noqa: E402
 from test_train_folder import CLASSES, write_folder  # noqa: E402
 
 pytestmark = pytest.mark.skipif(training_unavailable() is not None, reason="needs the training extra")
@@ -65,10 +67,21 @@ def test_add_correct_new_class_retrain_and_undo(qtbot, window, tmp_path, monkeyp
     labelling = window.labelling
     labelling.set_dataset(dataset)
     assert labelling.classes == list(CLASSES) and labelling.add_menu.isEnabled()
-    retrain(qtbot, labelling)
+    first = retrain(qtbot, labelling)
     assert window.current_model.name == "dataset-instant"
     assert "Improve" not in labelling.retrain_text  # 8 pictures per class: far below where fine-tuning pays off
     assert (user_models_dir() / "dataset-instant.onnx").is_file()
+    # The run is in the user's cache folder (tmp_path here), made for the user only; Improve starts from its head.
+    runs = retrain_runs_dir()
+    assert Path(first.run_dir).parent == runs and str(runs).startswith(str(tmp_path))
+    assert runs.stat().st_mode & 0o777 == 0o700
+    dialog = window.show_train_dialog()
+    dialog.set_folder(str(dataset))
+    assert dialog.wait_scan(30)
+    dialog.model_box.setCurrentText("test_transfer")
+    command = dialog.command()
+    assert command[command.index("--init-head") + 1] == first.run_dir
+    dialog.close()
 
     photos = tmp_path / "photos"
     red, green, purple = (photo(photos / f"{n}.png", c, i) for i, (n, c) in
@@ -103,8 +116,12 @@ def test_add_correct_new_class_retrain_and_undo(qtbot, window, tmp_path, monkeyp
     monkeypatch.setattr("desktop_app.labelling.IMPROVE_FROM_PER_CLASS", 1)  # so this tiny folder is "large enough"
     assert (dataset / "plum" / "purple.png").exists() and labelling.classes == [*CLASSES, "plum"]
     assert [a.text() for a in labelling.add_menu.actions()][:4] == ["cat\t1", "dog\t2", "frog\t3", "plum\t4"]
+    planted = [run_folder(runs, f"older-{day}", data=dataset, classes=[*CLASSES, "plum"], model="test_linear",
+                          size=32, finished=f"2025-01-0{day}T00:00:00") for day in (1, 2)]
     outcome = retrain(qtbot, labelling)
     assert outcome.exported["classes"] == [*CLASSES, "plum"]
+    # After it, the newest two runs on this folder with these classes stay (and the one with the old classes).
+    assert not planted[0].exists() and planted[1].is_dir() and Path(first.run_dir).is_dir()
     qtbot.waitUntil(lambda: not window.busy, timeout=60000)
     assert tuple(window.current_model.labels) == (*CLASSES, "plum")
     results = {r.path: r for r in window.results_model.results()}

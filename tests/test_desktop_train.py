@@ -348,6 +348,29 @@ def test_instant_run_is_the_newest_finished_run_on_the_folder_with_its_classes(t
     assert found(model="baseline") is None  # no instant model to start from
 
 
+def test_improve_looks_in_the_dialogs_and_retrains_runs_folders_not_in_tmp(user_dirs, monkeypatch):
+    """By default instant_run searches the Train dialog's runs folder and Retrain's (in the user's cache folder);
+    the shared /tmp/cifar10-runs, where Retrain's runs went before, is not read any more."""
+    import tempfile
+
+    from desktop_app.train_process import instant_run, retrain_runs_dir
+    from test_retrain_runs import run
+
+    monkeypatch.setattr(tempfile, "tempdir", str(user_dirs / "tmp"))
+    pets = user_dirs / "pets"
+    pets.mkdir()
+
+    def found():
+        record = instant_run("efficientnet_lite0_transfer", pets, CLASSES)
+        return record and record["run_dir"]
+    run(Path(tempfile.gettempdir()) / "cifar10-runs", "planted", data=pets, classes=CLASSES, finished="2030-01-01")
+    assert found() is None
+    retrained = run(retrain_runs_dir(), "retrained", data=pets, classes=CLASSES, finished="2025-02-01")
+    assert found() == str(retrained)
+    trained = run(default_runs_dir(), "trained", data=pets, classes=CLASSES, finished="2025-03-01")
+    assert found() == str(trained)  # the newest of both folders
+
+
 @needs_training
 def test_improve_starts_from_the_instant_models_head(qtbot, window, user_dirs):
     data = user_dirs / "pets"
