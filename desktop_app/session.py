@@ -84,6 +84,8 @@ class JobState:
     skipped: int = 0
     scanning: bool = True
     error: str = ""
+    dropped: set = field(default_factory=set)  # path_keys the user took out of the list while it ran
+    discarded: bool = False          # Clear: nothing of this job reaches the rows any more
 
     @property
     def elapsed(self) -> float:
@@ -306,6 +308,8 @@ class Session:
         if not removed:
             return
         self.files = [p for p in self.files if path_key(p) not in keys]
+        if self.job is not None:  # its results for these files, on their way or still to come, are dropped
+            self.job.dropped |= {path_key(p) for p in removed}
         for key in keys:
             if key in self._rows:
                 self._account(self._rows.pop(key), self._row_model.pop(key, None), -1)
@@ -318,6 +322,8 @@ class Session:
 
     def clear(self) -> None:
         """Forget every file, result and filter (the models stay)."""
+        if self.job is not None:  # batches already on their way to the GUI thread must not bring rows back
+            self.job.discarded = True
         self.cancel()
         self.sources, self.files, self.queue = [], [], []
         self._rows, self._row_model, self._results, self.skipped = {}, {}, {}, {}
@@ -461,6 +467,8 @@ class Session:
         state = self.job
         if state is None or job is not state.job:
             return  # a job that was replaced: nothing of it reaches the window
+        if state.discarded and kind != "classifier":
+            return  # the list was cleared while it ran
         if kind == "classifier":
             self.classifiers[state.key] = payload
             if state.key == self.model_key:
@@ -482,7 +490,7 @@ class Session:
             if skipped:
                 self._emit_counts()
         elif kind == "batch":
-            self._store(state.key, payload)
+            self._store(state.key, [r for r in payload if path_key(r.path) not in state.dropped])
             state.done += len(payload)
             self.job_progress.emit(state)
 
@@ -533,9 +541,11 @@ class Session:
         if self._restart:
             self._restart = False
             # Files found by the cancelled job but not classified yet are loaded too.
-            done = set(self._rows)
+            done = set(self._rows) | state.dropped
             self.queue = [p for p in state.files if path_key(p) not in done] + self.queue
             self._reclassify()
+        elif state.discarded:
+            self.message.emit("", 0)  # cleared: "cancelling…" goes, the empty list says the rest
         elif state.cancelled:
             text = f"Cancelled: {state.done:,} of {state.total:,} files classified"
             if state.in_place and state.done < state.total:

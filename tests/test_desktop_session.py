@@ -340,3 +340,27 @@ def test_counts_kept_as_rows_change_equal_a_full_count(models_dir, tmp_path):
     session.remove([str(tmp_path / "imgs" / "f00.png")])
     session.set_class_filter(ERRORS_ONLY)
     assert session.counts() == full(session) == Counts(total=9, shown=1, errors=1)
+
+
+# --- an afternoon on the user's own files: what the rows say stays true while jobs run -----------------------
+
+def test_rows_removed_while_a_job_runs_stay_removed(models_dir, tmp_path):
+    paths = [str(p) for p in colours(tmp_path / "imgs", 12)]
+    session, runner = make_session(models_dir, prefer="colour_a")
+    session.add_paths([tmp_path / "imgs"])
+    runner.run()
+    session.set_model("colour_b")  # re-classified in place, 4 at a time
+    runner.step(2)                 # the model is loaded and the files listed: no row re-classified yet
+    session.remove([paths[8]])
+    runner.run()
+    assert paths[8] not in session.files and len(session.rows()) == 11
+    assert session.counts() == session.counts().__class__(total=11, shown=11)
+    # During a first load, a model switch restarts the job with the files it had not reached: not the removed one.
+    session.clear()
+    session.add_paths([tmp_path / "imgs"])
+    runner.step(3)  # the first 4 rows
+    session.remove([paths[0], paths[9]])  # a row on show, and a file the job had still to read
+    session.set_model("colour_a")
+    runner.run()
+    assert paths[0] not in session.files and len(session.rows()) == 11  # paths[9]: not a row, so still read
+    assert set(labels(session).values()) == {"airplane", "automobile", "bird"}

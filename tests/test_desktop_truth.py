@@ -298,3 +298,19 @@ def test_a_status_message_never_hides_the_counts(qtbot, window, tmp_path):
     window.class_filter.setCurrentIndex(window.class_filter.findData("bird"))
     assert window.statusBar().currentMessage().startswith("Classified 4 files")  # a message is showing
     assert window.counts_label.isVisible() and window.counts_label.text() == "1 of 4 shown"
+
+
+# --- an afternoon on the user's own files ----------------------------------------------------------------------
+
+def test_clear_while_batches_are_on_their_way_leaves_the_list_empty(qtbot, window, tmp_path):
+    import time
+
+    colours(tmp_path / "imgs", 120)
+    window.add_paths([tmp_path / "imgs"])
+    qtbot.waitUntil(lambda: window.results_model.rowCount() > 0, timeout=20000)
+    time.sleep(1.0)  # the window is busy elsewhere; the worker's batches queue up for the GUI thread
+    window.clear_action.trigger()
+    wait_done(qtbot, window)
+    assert window.session.rows() == [] and window.results_model.rowCount() == 0
+    assert window.counts_label.text() == "0 files" and window.results_area.currentWidget() is window.empty_state
+    assert window.preview.title.text() == ""
