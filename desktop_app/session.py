@@ -79,6 +79,7 @@ class JobState:
     in_place: bool                   # re-classifies files already loaded (a model switch)
     started: float = field(default_factory=time.perf_counter)
     files: list[str] = field(default_factory=list)
+    stamps: dict = field(default_factory=dict)  # path -> file_stamp() before it was read (jobs.file_stamp)
     total: int = 0
     done: int = 0
     skipped: int = 0
@@ -169,7 +170,9 @@ class Session:
         self.files: list[str] = []               # loaded files, in row order
         self._rows: dict[str, Result] = {}       # path_key -> the result the row shows
         self._row_model: dict[str, ModelKey] = {}  # path_key -> the model file version that made it
-        self._results: dict[ModelKey, dict[str, Result]] = {}  # per model file version: path_key -> Result
+        self._row_stamp: dict[str, object] = {}  # path_key -> the file version it was made from (jobs.file_stamp)
+        # per model file version: path_key -> (Result, file stamp): a file changed since is classified again
+        self._results: dict[ModelKey, dict[str, tuple[Result, object]]] = {}
         self.skipped: dict[str, str] = {}        # path_key -> path: non-image files (by extension) not loaded
         self.queue: list[str] = []               # given while a job ran, or before there was a model
         self.note = ""
@@ -313,6 +316,7 @@ class Session:
         for key in keys:
             if key in self._rows:
                 self._account(self._rows.pop(key), self._row_model.pop(key, None), -1)
+                self._row_stamp.pop(key, None)
             for results in self._results.values():
                 results.pop(key, None)
         self.rows_removed.emit(removed)
@@ -326,7 +330,7 @@ class Session:
             self.job.discarded = True
         self.cancel()
         self.sources, self.files, self.queue = [], [], []
-        self._rows, self._row_model, self._results, self.skipped = {}, {}, {}, {}
+        self._rows, self._row_model, self._row_stamp, self._results, self.skipped = {}, {}, {}, {}, {}
         self._tally = dict.fromkeys(self._tally, 0)
         self._restart = False
         self.rows_cleared.emit()
@@ -347,7 +351,7 @@ class Session:
 
     def results_for(self, model: ModelInfo) -> dict[str, Result]:
         """The results kept for this model file version (path_key -> Result)."""
-        return dict(self._results.get(model_key(model), {}))
+        return {k: result for k, (result, _) in self._results.get(model_key(model), {}).items()}
 
     def _set_note(self, text: str) -> None:
         if text != self.note:
@@ -426,9 +430,12 @@ class Session:
     def busy(self) -> bool:
         return self.job is not None
 
-    def _start(self, paths: list[str], *, in_place: bool) -> None:
+    def _start(self, paths: list[str], *, in_place: bool, known: dict | None = None) -> None:
+        """``known``: path_key -> file stamp of the answers already shown (default: every row, and the files
+        skipped): those files are read again only if they changed on disk."""
         model, key = self.model, self.model_key
-        known = frozenset() if in_place else frozenset(self._rows) | frozenset(self.skipped)
+        if known is None:
+            known = {**dict.fromkeys(self.skipped), **self._row_stamp}
         job = Job(paths=list(paths), model=model, provider=self.provider, known=known,
                   classifier=self.classifiers.get(key), batch_size=self.batch_size,
                   measure_speed=not self.speed_known(model))
@@ -438,19 +445,20 @@ class Session:
 
     def _reclassify(self) -> None:
         """Classify everything loaded again with the current model, in place (rows, selection, scroll stay).
-        Results kept for this model file version are used at once; only the other files go to a job."""
+        Results kept for this model file version are shown at once; the job then reads only the other files and
+        those changed on disk since (replaced, edited, deleted)."""
         if self.busy:
             self._restart = True
             self.job.job.stop.set()
             self.runner.cancel()
             return
         kept = self._results.get(self.model_key, {})
-        if kept:
-            self._store(self.model_key, [kept[path_key(p)] for p in self.files if path_key(p) in kept])
-        missing = [p for p in self.files if path_key(p) not in kept] + self.queue
-        self.queue = []
-        if missing:
-            self._start(missing, in_place=True)
+        shown = [kept[k] for k in map(path_key, self.files) if k in kept]
+        if shown:
+            self._store(self.model_key, [result for result, _ in shown], {r.path: stamp for r, stamp in shown})
+        paths, self.queue = self.files + self.queue, []
+        if paths:
+            self._start(paths, in_place=True, known={k: stamp for k, (_, stamp) in kept.items()})
         else:
             self._emit_counts()
 
@@ -477,7 +485,7 @@ class Session:
             model, speed = payload
             self.speed_measured.emit(model, float(speed))
         elif kind == "files":
-            files, skipped = payload
+            files, skipped, state.stamps = payload
             for path in skipped:
                 self.skipped.setdefault(path_key(path), path)
             state.files, state.total, state.skipped, state.scanning = list(files), len(files), len(skipped), False
@@ -490,16 +498,16 @@ class Session:
             if skipped:
                 self._emit_counts()
         elif kind == "batch":
-            self._store(state.key, [r for r in payload if path_key(r.path) not in state.dropped])
+            self._store(state.key, [r for r in payload if path_key(r.path) not in state.dropped], state.stamps)
             state.done += len(payload)
             self.job_progress.emit(state)
 
-    def _store(self, key: ModelKey, batch: list[Result]) -> None:
-        """Keep a batch's results for their model file version; if that is the current model, they are what the
-        rows show."""
+    def _store(self, key: ModelKey, batch: list[Result], stamps: dict) -> None:
+        """Keep a batch's results for their model file version, with the file versions they were made from
+        (``stamps``: path -> jobs.file_stamp); if that is the current model, they are what the rows show."""
         kept = self._results.setdefault(key, {})
         for result in batch:
-            kept[path_key(result.path)] = result
+            kept[path_key(result.path)] = result, stamps.get(result.path)
         while len(self._results) > CACHED_MODELS:  # the oldest other model's results go first
             oldest = next(k for k in self._results if k != key and k != self.model_key)
             del self._results[oldest]
@@ -519,6 +527,7 @@ class Session:
                 self._account(old, self._row_model.get(k), -1)
             self._rows[k] = result
             self._row_model[k] = key
+            self._row_stamp[k] = stamps.get(result.path)
             self._account(result, key, 1)
         if added:
             self.rows_added.emit(added)
@@ -552,7 +561,8 @@ class Session:
                 text += "; the other rows still show the previous model's answers"
             self.message.emit(text, 10000)
         else:
-            if not error:  # the skipped files are counted in the status bar's permanent counts, beside this
+            if not error and (state.done or not state.in_place):  # (a switch back that found every file unchanged:
+                # nothing to say) the skipped files are counted in the status bar's permanent counts, beside this
                 self.message.emit(f"Classified {state.done:,} file{'s' if state.done != 1 else ''} in "
                                   f"{state.elapsed:.1f} s ({state.rate:,.0f} files/s) with {job.model.name}", 10000)
             if self.queue and self.model is not None:

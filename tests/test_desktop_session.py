@@ -144,8 +144,12 @@ def test_switching_back_uses_the_kept_results_at_once(models_dir, tmp_path):
     first = labels(session)
     session.set_model("colour_b")
     runner.run()
+    progress = []
+    session.job_progress.connect(lambda state: progress.append((state.done, state.total)))
     session.set_model("colour_a")
-    assert not session.busy and labels(session) == first  # no job: the results of this file version were kept
+    assert labels(session) == first  # at once: the results of this file version were kept
+    runner.run()  # a job checks that no file changed on disk since: none is read again
+    assert labels(session) == first and progress == [(0, 0)] and session.counts().stale == 0
 
 
 def test_filter_then_clear_resets_it_and_counts_say_n_of_m(models_dir, tmp_path):
@@ -364,3 +368,31 @@ def test_rows_removed_while_a_job_runs_stay_removed(models_dir, tmp_path):
     runner.run()
     assert paths[0] not in session.files and len(session.rows()) == 11  # paths[9]: not a row, so still read
     assert set(labels(session).values()) == {"airplane", "automobile", "bird"}
+
+
+def test_a_file_replaced_or_deleted_on_disk_is_never_shown_with_its_old_answer(models_dir, tmp_path):
+    paths = colours(tmp_path / "imgs", 6)  # red, green, blue, ...
+    session, runner = make_session(models_dir, prefer="colour_a")
+    session.add_paths([tmp_path / "imgs"])
+    runner.run()
+    session.set_model("colour_b")
+    runner.run()
+    session.set_model("colour_a")
+    runner.run()
+    # In the file manager: f00 is replaced by another picture under the same name, f01 is deleted.
+    os.remove(paths[0])
+    solid(paths[0], BLUE)
+    os.remove(paths[1])
+    session.set_model("colour_b")  # colour_b's answers are kept: shown at once, then each file is checked
+    runner.run()
+    fresh = Classifier(load_model_info(models_dir / "colour_b.onnx"))
+    assert session.result(str(paths[0])).label == next(iter(classify_files(fresh, [str(paths[0])]))).label == "truck"
+    assert session.result(str(paths[1])).error == "file not found"
+    assert labels(session)["f02.png"] == "truck" and session.counts().errors == 1
+    # Adding the folder again classifies a file changed since its row was made (and only that one).
+    solid(paths[2], RED, size=(41, 30))
+    progress = []
+    session.job_progress.connect(lambda state: progress.append(state.total))
+    session.add_paths([tmp_path / "imgs"])
+    runner.run()
+    assert labels(session)["f02.png"] == "horse" and len(session.rows()) == 6 and progress[-1] == 1

@@ -314,3 +314,21 @@ def test_clear_while_batches_are_on_their_way_leaves_the_list_empty(qtbot, windo
     assert window.session.rows() == [] and window.results_model.rowCount() == 0
     assert window.counts_label.text() == "0 files" and window.results_area.currentWidget() is window.empty_state
     assert window.preview.title.text() == ""
+
+
+def test_a_file_replaced_on_disk_gets_its_new_answer_and_picture(qtbot, window, tmp_path):
+    paths = colours(tmp_path / "imgs", 3)  # red, green, blue
+    load(qtbot, window, [tmp_path / "imgs"])
+    window.set_model("colour_b")
+    wait_done(qtbot, window)
+    window.select_row(0)
+    assert "horse" in window.preview.title.text()
+    # Another picture saved under the same name (an editor, a sync client), then back to the first model.
+    os.remove(paths[0])
+    solid(paths[0], BLUE)
+    window.set_model("colour_a")
+    wait_done(qtbot, window)
+    assert labels(window) == {"f000.png": "bird", "f001.png": "automobile", "f002.png": "bird"}
+    assert "bird" in window.preview.title.text()
+    picture = window.preview.image.pixmap().toImage()
+    assert picture.pixelColor(picture.width() // 2, picture.height() // 2).blue() > 200  # the new file, not the old
