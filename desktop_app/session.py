@@ -13,6 +13,7 @@ again and never mixed with the old file's.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -138,6 +139,7 @@ class Session:
     rows_added = Signal(object)          # list[Result]: new files' rows, in order
     rows_updated = Signal(object)        # list[Result]: new answers for rows already there (same paths)
     rows_removed = Signal(object)        # list[str]: paths taken out of the list
+    rows_moved = Signal(object)          # list[(old path, Result at the new path)]: files the app moved; rows stay put
     rows_cleared = Signal()
     filters_changed = Signal()
     counts_changed = Signal(object)      # Counts
@@ -323,6 +325,50 @@ class Session:
         if self.selection in keys:
             self.select(None)
         self._emit_counts()
+
+    def follow_moves(self, pairs) -> None:
+        """Files the app itself moved (Sort into Class Folders in move mode, its Undo): ``pairs`` of (old path,
+        new path). A row follows its file and keeps its answer (the same bytes), its place and the selection; a
+        file the running job had still to read is read at its new place. A moved file without a row (removed
+        from the list, or never added) gets none."""
+        job, moved, pending = self.job, [], []
+        live = job is not None and not job.discarded
+        waiting = set(map(path_key, job.files)) - job.dropped if live else set()  # the running job's files
+        for src, dst in pairs:
+            old, new = path_key(src), path_key(dst)
+            result = self._rows.pop(old, None)
+            if result is None and live and (old in waiting or job.scanning and old not in job.dropped):
+                pending.append(dst)  # to be read at its new place (while the job scans, any file may be its)
+            if job is not None:
+                job.dropped.add(old)  # its answer for the old path, still to come, is not shown
+            if result is None:
+                continue
+            model, stamp = self._row_model.pop(old), self._row_stamp.pop(old, None)
+            for results in self._results.values():
+                if old in results:
+                    kept, kept_stamp = results.pop(old)
+                    results[new] = dataclasses.replace(kept, path=dst), kept_stamp
+            row = dataclasses.replace(result, path=dst)
+            self._account(result, model, -1)
+            self._rows[new], self._row_model[new] = row, model
+            if job is not None and model != job.key:
+                pending.append(dst)  # an answer of the previous model the running job will not reach now
+            else:
+                self._row_stamp[new] = stamp
+            self._account(row, model, 1)
+            moved.append((src, row))
+            if self.selection == old:
+                self.selection = new
+        if moved:
+            index = {path_key(src): row.path for src, row in moved}
+            self.files = [index.get(path_key(p), p) for p in self.files]
+            self.sources = [index.get(path_key(p), p) for p in self.sources]
+            self.rows_moved.emit(moved)
+            if self.selection in {path_key(row.path) for _, row in moved}:
+                self.selection_changed.emit(self.selected_result())
+            self._emit_counts()
+        if pending:
+            self.queue.extend(pending)
 
     def clear(self) -> None:
         """Forget every file, result and filter (the models stay)."""

@@ -396,3 +396,43 @@ def test_a_file_replaced_or_deleted_on_disk_is_never_shown_with_its_old_answer(m
     session.add_paths([tmp_path / "imgs"])
     runner.run()
     assert labels(session)["f02.png"] == "horse" and len(session.rows()) == 6 and progress[-1] == 1
+
+
+def test_rows_follow_the_files_a_sort_moves_even_while_a_job_reads_them(models_dir, tmp_path):
+    from cifar10.organize import execute, plan_organize, undo
+
+    paths = [str(p) for p in colours(tmp_path / "imgs", 12)]
+    session, runner = make_session(models_dir, prefer="colour_a")
+    session.add_paths([tmp_path / "imgs"])
+    runner.step(3)  # 4 rows; the job has 8 files still to read
+    session.select(paths[0])
+    shown = []
+    session.selection_changed.connect(shown.append)
+    # Sort into Class Folders (move) runs meanwhile, on its own worker.
+    plan = plan_organize(Classifier(load_model_info(models_dir / "colour_a.onnx")), [str(tmp_path / "imgs")],
+                         str(tmp_path / "sorted"), mode="move")
+    report = execute(plan)
+    assert len(report.done) == 12
+    session.remove([paths[1]])  # taken out of the list meanwhile: it does not come back
+    session.follow_moves(report.done)
+    runner.run()
+    moved = dict(report.done)
+    assert session.files[:3] == [moved[p] for p in (paths[0], *paths[2:4])]  # in place: the rows keep their order
+    assert sorted(session.files) == sorted(moved[p] for p in paths if p != paths[1])
+    assert session.counts().errors == 0
+    assert all(os.path.basename(os.path.dirname(r.path)) == r.label for r in session.rows())
+    assert session.selected_result().path == moved[paths[0]] and shown[-1].path == moved[paths[0]]
+    # Undo puts the files back: the rows follow them again.
+    back = undo(str(tmp_path / "sorted"))
+    assert back.restored == 12 and sorted(back.moved_back) == sorted((dst, src) for src, dst in report.done)
+    session.follow_moves(back.moved_back)
+    kept = sorted(p for p in paths if p != paths[1])
+    assert sorted(session.files) == kept and session.counts().errors == 0
+    session.set_model("colour_b")
+    runner.run()
+    totals = []
+    session.job_progress.connect(lambda state: totals.append(state.total))
+    session.set_model("colour_a")
+    runner.run()
+    assert totals == [0]  # the kept answers moved with their files, which are unchanged
+    assert sorted(session.files) == kept and set(labels(session).values()) == {"airplane", "automobile", "bird"}

@@ -332,3 +332,23 @@ def test_a_file_replaced_on_disk_gets_its_new_answer_and_picture(qtbot, window, 
     assert "bird" in window.preview.title.text()
     picture = window.preview.image.pixmap().toImage()
     assert picture.pixelColor(picture.width() // 2, picture.height() // 2).blue() > 200  # the new file, not the old
+
+
+def test_sort_in_move_mode_and_its_undo_take_the_rows_with_the_files(qtbot, window, tmp_path):
+    paths = [str(p) for p in colours(tmp_path / "imgs", 6)]
+    load(qtbot, window, [tmp_path / "imgs"])
+    window.select_row(1)
+    dialog = window.show_organize_dialog()
+    dialog.set_options(dst=tmp_path / "sorted", mode="move")
+    dialog.sort()
+    assert dialog.wait(30) and dialog.report is not None, dialog.last_error
+    rows = window.results_model.results()
+    assert [r.path for r in rows] == [os.path.join(tmp_path, "sorted", r.label, os.path.basename(p))
+                                      for r, p in zip(rows, paths)]
+    assert all(os.path.isfile(r.path) for r in rows) and window.counts_label.text() == "6 files"
+    assert window.selected_result().path == rows[1].path and window.preview.image.has_image()
+    dialog.undo()
+    assert dialog.wait(30) and dialog.undo_report.restored == 6
+    assert [r.path for r in window.results_model.results()] == paths
+    assert window.selected_result().path == paths[1]
+    dialog.close()
