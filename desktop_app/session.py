@@ -243,6 +243,7 @@ class Session:
             self.class_filter = None
             self.filters_changed.emit()
         self._recount()  # every row is the previous model's answer until re-classified
+        self._emit_counts()  # now: a class filter the model lacks went, and the table shows more rows already
         self.model_changed.emit(model)
         self.classifier_changed.emit(self.classifier)
         if model is not None and (self.files or self.queue):

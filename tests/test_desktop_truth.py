@@ -352,3 +352,18 @@ def test_sort_in_move_mode_and_its_undo_take_the_rows_with_the_files(qtbot, wind
     assert [r.path for r in window.results_model.results()] == paths
     assert window.selected_result().path == paths[1]
     dialog.close()
+
+
+def test_the_counts_say_what_the_table_shows_the_moment_a_filter_is_dropped(qtbot, window, models_dir, tmp_path):
+    write_model(models_dir, "pets", class_names=("cat", "dog", "hamster"), test_accuracy=0.7)
+    window.reload_models()
+    colours(tmp_path / "imgs", 30)
+    load(qtbot, window, [tmp_path / "imgs"])
+    window.class_filter.setCurrentIndex(window.class_filter.findData("bird"))
+    window.search.setText("f01")
+    assert window.proxy.rowCount() == 3 and window.counts_label.text() == "3 of 30 shown"
+    window.set_model("pets")  # no "bird": the class filter goes, the search stays; the rows are re-classified
+    assert window.class_filter.currentData() is None and window.proxy.rowCount() == 10
+    assert window.counts_label.text().startswith("10 of 30 shown")  # before the first new answer arrives
+    wait_done(qtbot, window)
+    assert window.counts_label.text() == "10 of 30 shown"
