@@ -600,19 +600,19 @@ class Session:
             done = set(self._rows) | state.dropped
             self.queue = [p for p in state.files if path_key(p) not in done] + self.queue
             self._reclassify()
-        elif state.discarded:
-            self.message.emit("", 0)  # cleared: "cancelling…" goes, the empty list says the rest
-        elif state.cancelled:
-            text = f"Cancelled: {state.done:,} of {state.total:,} files classified"
-            if state.in_place and state.done < state.total:
-                text += "; the other rows still show the previous model's answers"
-            self.message.emit(text, 10000)
         else:
-            if not error and (state.done or not state.in_place):  # (a switch back that found every file unchanged:
-                # nothing to say) the skipped files are counted in the status bar's permanent counts, beside this
+            if state.discarded:
+                self.message.emit("", 0)  # cleared: "cancelling…" goes, the empty list says the rest
+            elif state.cancelled:
+                text = f"Cancelled: {state.done:,} of {state.total:,} files classified"
+                if state.in_place and state.done < state.total:
+                    text += "; the other rows still show the previous model's answers"
+                self.message.emit(text, 10000)
+            elif not error and (state.done or not state.in_place):  # (a switch back that found every file
+                # unchanged: nothing to say) the skipped files are counted in the status bar's counts, beside this
                 self.message.emit(f"Classified {state.done:,} file{'s' if state.done != 1 else ''} in "
                                   f"{state.elapsed:.1f} s ({state.rate:,.0f} files/s) with {job.model.name}", 10000)
-            if self.queue and self.model is not None:
+            if self.queue and self.model is not None:  # given while it ran (a cancel emptied the queue: given since)
                 queued, self.queue = self.queue, []
                 self._start(queued, in_place=False)
         self._emit_counts()

@@ -436,3 +436,18 @@ def test_rows_follow_the_files_a_sort_moves_even_while_a_job_reads_them(models_d
     runner.run()
     assert totals == [0]  # the kept answers moved with their files, which are unchanged
     assert sorted(session.files) == kept and set(labels(session).values()) == {"airplane", "automobile", "bird"}
+
+
+@pytest.mark.parametrize("stop", ["clear", "cancel"])
+def test_a_folder_added_while_a_stopped_job_winds_down_is_classified(models_dir, tmp_path, stop):
+    colours(tmp_path / "imgs", 12)
+    colours(tmp_path / "other", 5)
+    session, runner = make_session(models_dir, prefer="colour_a")
+    session.add_paths([tmp_path / "imgs"])
+    runner.step(3)
+    getattr(session, stop)()  # the job stops after the batch it is on: until then the session is busy
+    session.add_paths([tmp_path / "other"])
+    runner.run()
+    other = sorted(r.path for r in session.rows() if os.path.dirname(r.path) == str(tmp_path / "other"))
+    assert len(other) == 5 and session.queue == [] and not session.busy
+    assert len(session.rows()) == (5 if stop == "clear" else 9)
