@@ -879,6 +879,8 @@ class UndoReport:
     restored: int = 0
     problems: list[str] = field(default_factory=list)
     journal_removed: bool = False
+    moved_back: list[tuple[str, str]] = field(default_factory=list)  # (dst, src) of the moves undone: a window
+                                                                     # showing the files follows them back
 
 
 def undo(dst_root: str | os.PathLike, *, on_progress: Callable[[int, int], None] | None = None,
@@ -916,6 +918,8 @@ def undo(dst_root: str | os.PathLike, *, on_progress: Callable[[int, int], None]
             else:
                 journal.write({"op": "undone", "id": step_id})
                 report.restored += 1
+                if state.begin["mode"] == "move":
+                    report.moved_back.append((state.begin["dst"], state.begin["src"]))
             if on_progress is not None:
                 on_progress(count, total)
         for record in reversed(trusted.mkdirs):

@@ -30,7 +30,8 @@ class Job:
     model: ModelInfo
     provider: str = "auto"
     classifier: Classifier | None = None   # reuse a loaded session when the window has one
-    known: frozenset = frozenset()         # normalised paths already in the table: not added twice
+    known: dict = field(default_factory=dict)  # path_key -> file_stamp() of a row already made: read again only
+                                           # if the file changed since (replaced, edited, deleted)
     batch_size: int = 128
     measure_speed: bool = False            # also time the model on this machine (model_speed.py)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -39,6 +40,16 @@ class Job:
 
 def path_key(path: str) -> str:
     return os.path.normcase(os.path.abspath(path))
+
+
+def file_stamp(path: str) -> tuple | None:
+    """What tells one version of a file from another: (mtime, size, inode); None when it cannot be stat()ed (gone).
+    Taken before the file is read, so a change while it is read shows as a change the next time."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 def is_image_name(path: str) -> bool:
@@ -50,7 +61,8 @@ def is_image_name(path: str) -> bool:
 
 def run_job(job: Job) -> Iterator[tuple[str, object]]:
     """Yields ("classifier", Classifier), ("speed", (ModelInfo, images/s)) if asked, ("files", ([image paths],
-    [skipped non-image paths])), then ("batch", [Result, ...]) per batch."""
+    [skipped non-image paths], {image path: file_stamp})), then ("batch", [Result, ...]) per batch. A file in
+    ``job.known`` is left out while its stamp is the one recorded there."""
     classifier = job.classifier
     if classifier is None or classifier.model.onnx_path != job.model.onnx_path:
         classifier = Classifier(job.model, provider=job.provider)
@@ -59,13 +71,20 @@ def run_job(job: Job) -> Iterator[tuple[str, object]]:
         from desktop_app.model_speed import measure
 
         yield "speed", (job.model, measure(classifier))
-    files, skipped = [], []
+    files, skipped, stamps = [], [], {}
+    unknown = object()
     for path in iter_image_files(job.paths):
         if job.stop.is_set():
             return
-        if path_key(path) not in job.known:
-            (files if is_image_name(path) else skipped).append(path)
-    yield "files", (files, skipped)
+        if not is_image_name(path):
+            if path_key(path) not in job.known:
+                skipped.append(path)
+            continue
+        stamp = file_stamp(path)
+        if job.known.get(path_key(path), unknown) != stamp:
+            files.append(path)
+            stamps[path] = stamp
+    yield "files", (files, skipped, stamps)
     for batch in iter_result_batches(classifier, files, job.batch_size, should_stop=job.stop.is_set,
                                      keep_images=True):
         if classifier.image_size > KEEP_INPUT_UP_TO:

@@ -229,6 +229,7 @@ class MainWindow(QMainWindow):
             return None
         dialog = OrganizeDialog(self.current_model, self.provider, self, sources=list(self.session.sources),
                                 start_dir=self._last_dir())
+        dialog.moved.connect(self.session.follow_moves)  # the rows go with the files the Sort moved
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog

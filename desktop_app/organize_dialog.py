@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget, QProgressBar, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -37,6 +37,8 @@ def _undo_task(dst: str, *, on_progress, should_stop) -> UndoReport:
 
 
 class OrganizeDialog(QDialog):
+    moved = Signal(object)  # [(old path, new path)] of the files a Sort (move) or its Undo moved: the window's rows follow
+
     def __init__(self, model: ModelInfo, provider: str = "auto", parent: QWidget | None = None, *,
                  sources: list[str] | None = None, start_dir: str = ""):
         super().__init__(parent)
@@ -278,6 +280,8 @@ class OrganizeDialog(QDialog):
             text += f" {len(report.problems)} left alone: " + "; ".join(report.problems[:3])
         self.summary.setText(text + " Undo puts everything back.")
         self.plan = None  # a second Sort plans again (nothing is done twice: the journal knows)
+        if plan.mode == "move" and report.done:
+            self.moved.emit(list(report.done))
         self._update_undo()
 
     def _on_undone(self, report: UndoReport) -> None:
@@ -289,6 +293,8 @@ class OrganizeDialog(QDialog):
         self.plan = None
         self.preview_table.setRowCount(0)
         self._update_undo()
+        if report.moved_back:
+            self.moved.emit(list(report.moved_back))
 
     def _on_failed(self, message: str) -> None:
         self.last_error = message

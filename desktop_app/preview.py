@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QCheckBox, QFrame, QHBoxLayout, QLabel, QSizePolic
 from cifar10 import heatmap
 from cifar10.inference import Classifier, Result
 from cifar10.preprocess import ImageError, load_image, load_preview
+from desktop_app.jobs import file_stamp
 from desktop_app.widgets import ProbabilityBars, ScaledImageLabel, array_to_qimage
 
 PREVIEW_SIZE = 768  # longest side of the decoded preview, in pixels
@@ -34,6 +35,7 @@ class PreviewPanel(QFrame):
         self._classifier: Classifier | None = None
         self._result: Result | None = None
         self._picture: np.ndarray | None = None  # the decoded preview, RGB
+        self._picture_stamp = None  # the file version it was decoded from (jobs.file_stamp)
         self._heat: heatmap.Heatmap | None = None
         self._worker = None
         self._request = 0
@@ -88,11 +90,13 @@ class PreviewPanel(QFrame):
         if result is None:
             self.clear()
             return
-        same_file = self._result is not None and self._result.path == result.path and self._picture is not None
+        stamp = file_stamp(result.path)
+        same_file = (self._result is not None and self._result.path == result.path and self._picture is not None
+                     and stamp == self._picture_stamp)
         self._result, self._heat = result, None
         name = os.path.basename(result.path)
-        if not same_file:  # a new answer for the row on show (a model switch) does not decode the file again
-            self._picture = None
+        if not same_file:  # a new answer for the row on show (a model switch) does not decode the file again,
+            self._picture, self._picture_stamp = None, stamp  # unless it changed on disk meanwhile
             try:
                 self._picture = load_preview(result.path, PREVIEW_SIZE)
             except ImageError as exc:

@@ -184,6 +184,20 @@ class ResultsModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(min(changed), 0), self.index(max(changed), last))
         return missing
 
+    def move(self, moved: list[tuple[str, Result]]) -> None:
+        """Rows whose file was moved: (old path, the result at its new path); each row stays where it is."""
+        rows = {r.path: i for i, r in enumerate(self._results)}
+        changed = []
+        for old, result in moved:
+            row = rows.get(old)
+            if row is not None:
+                self._results[row] = result
+                self._names[row] = os.path.basename(result.path).lower()
+                changed.append(row)
+        if changed:
+            self._row_of = {}
+            self.dataChanged.emit(self.index(min(changed), 0), self.index(max(changed), self.columnCount() - 1))
+
     def clear(self) -> None:
         self.beginResetModel()
         self._results, self._names, self._errors, self._unsure = [], [], 0, 0

@@ -76,6 +76,7 @@ class ResultsView(ResultsTableView):
         session.rows_added.connect(self.append)
         session.rows_updated.connect(self.results_model.replace)
         session.rows_removed.connect(self.results_model.remove_paths)
+        session.rows_moved.connect(self.results_model.move)
         session.rows_cleared.connect(self.clear)
         session.filters_changed.connect(self._on_filters_changed)
         session.model_changed.connect(self._on_model_changed)

@@ -13,6 +13,7 @@ again and never mixed with the old file's.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -79,11 +80,14 @@ class JobState:
     in_place: bool                   # re-classifies files already loaded (a model switch)
     started: float = field(default_factory=time.perf_counter)
     files: list[str] = field(default_factory=list)
+    stamps: dict = field(default_factory=dict)  # path -> file_stamp() before it was read (jobs.file_stamp)
     total: int = 0
     done: int = 0
     skipped: int = 0
     scanning: bool = True
     error: str = ""
+    dropped: set = field(default_factory=set)  # path_keys the user took out of the list while it ran
+    discarded: bool = False          # Clear: nothing of this job reaches the rows any more
 
     @property
     def elapsed(self) -> float:
@@ -135,6 +139,7 @@ class Session:
     rows_added = Signal(object)          # list[Result]: new files' rows, in order
     rows_updated = Signal(object)        # list[Result]: new answers for rows already there (same paths)
     rows_removed = Signal(object)        # list[str]: paths taken out of the list
+    rows_moved = Signal(object)          # list[(old path, Result at the new path)]: files the app moved; rows stay put
     rows_cleared = Signal()
     filters_changed = Signal()
     counts_changed = Signal(object)      # Counts
@@ -167,7 +172,9 @@ class Session:
         self.files: list[str] = []               # loaded files, in row order
         self._rows: dict[str, Result] = {}       # path_key -> the result the row shows
         self._row_model: dict[str, ModelKey] = {}  # path_key -> the model file version that made it
-        self._results: dict[ModelKey, dict[str, Result]] = {}  # per model file version: path_key -> Result
+        self._row_stamp: dict[str, object] = {}  # path_key -> the file version it was made from (jobs.file_stamp)
+        # per model file version: path_key -> (Result, file stamp): a file changed since is classified again
+        self._results: dict[ModelKey, dict[str, tuple[Result, object]]] = {}
         self.skipped: dict[str, str] = {}        # path_key -> path: non-image files (by extension) not loaded
         self.queue: list[str] = []               # given while a job ran, or before there was a model
         self.note = ""
@@ -236,6 +243,7 @@ class Session:
             self.class_filter = None
             self.filters_changed.emit()
         self._recount()  # every row is the previous model's answer until re-classified
+        self._emit_counts()  # now: a class filter the model lacks went, and the table shows more rows already
         self.model_changed.emit(model)
         self.classifier_changed.emit(self.classifier)
         if model is not None and (self.files or self.queue):
@@ -306,9 +314,12 @@ class Session:
         if not removed:
             return
         self.files = [p for p in self.files if path_key(p) not in keys]
+        if self.job is not None:  # its results for these files, on their way or still to come, are dropped
+            self.job.dropped |= {path_key(p) for p in removed}
         for key in keys:
             if key in self._rows:
                 self._account(self._rows.pop(key), self._row_model.pop(key, None), -1)
+                self._row_stamp.pop(key, None)
             for results in self._results.values():
                 results.pop(key, None)
         self.rows_removed.emit(removed)
@@ -316,11 +327,57 @@ class Session:
             self.select(None)
         self._emit_counts()
 
+    def follow_moves(self, pairs) -> None:
+        """Files the app itself moved (Sort into Class Folders in move mode, its Undo): ``pairs`` of (old path,
+        new path). A row follows its file and keeps its answer (the same bytes), its place and the selection; a
+        file the running job had still to read is read at its new place. A moved file without a row (removed
+        from the list, or never added) gets none."""
+        job, moved, pending = self.job, [], []
+        live = job is not None and not job.discarded
+        waiting = set(map(path_key, job.files)) - job.dropped if live else set()  # the running job's files
+        for src, dst in pairs:
+            old, new = path_key(src), path_key(dst)
+            result = self._rows.pop(old, None)
+            if result is None and live and (old in waiting or job.scanning and old not in job.dropped):
+                pending.append(dst)  # to be read at its new place (while the job scans, any file may be its)
+            if job is not None:
+                job.dropped.add(old)  # its answer for the old path, still to come, is not shown
+            if result is None:
+                continue
+            model, stamp = self._row_model.pop(old), self._row_stamp.pop(old, None)
+            for results in self._results.values():
+                if old in results:
+                    kept, kept_stamp = results.pop(old)
+                    results[new] = dataclasses.replace(kept, path=dst), kept_stamp
+            row = dataclasses.replace(result, path=dst)
+            self._account(result, model, -1)
+            self._rows[new], self._row_model[new] = row, model
+            if job is not None and model != job.key:
+                pending.append(dst)  # an answer of the previous model the running job will not reach now
+            else:
+                self._row_stamp[new] = stamp
+            self._account(row, model, 1)
+            moved.append((src, row))
+            if self.selection == old:
+                self.selection = new
+        if moved:
+            index = {path_key(src): row.path for src, row in moved}
+            self.files = [index.get(path_key(p), p) for p in self.files]
+            self.sources = [index.get(path_key(p), p) for p in self.sources]
+            self.rows_moved.emit(moved)
+            if self.selection in {path_key(row.path) for _, row in moved}:
+                self.selection_changed.emit(self.selected_result())
+            self._emit_counts()
+        if pending:
+            self.queue.extend(pending)
+
     def clear(self) -> None:
         """Forget every file, result and filter (the models stay)."""
+        if self.job is not None:  # batches already on their way to the GUI thread must not bring rows back
+            self.job.discarded = True
         self.cancel()
         self.sources, self.files, self.queue = [], [], []
-        self._rows, self._row_model, self._results, self.skipped = {}, {}, {}, {}
+        self._rows, self._row_model, self._row_stamp, self._results, self.skipped = {}, {}, {}, {}, {}
         self._tally = dict.fromkeys(self._tally, 0)
         self._restart = False
         self.rows_cleared.emit()
@@ -341,7 +398,7 @@ class Session:
 
     def results_for(self, model: ModelInfo) -> dict[str, Result]:
         """The results kept for this model file version (path_key -> Result)."""
-        return dict(self._results.get(model_key(model), {}))
+        return {k: result for k, (result, _) in self._results.get(model_key(model), {}).items()}
 
     def _set_note(self, text: str) -> None:
         if text != self.note:
@@ -420,9 +477,12 @@ class Session:
     def busy(self) -> bool:
         return self.job is not None
 
-    def _start(self, paths: list[str], *, in_place: bool) -> None:
+    def _start(self, paths: list[str], *, in_place: bool, known: dict | None = None) -> None:
+        """``known``: path_key -> file stamp of the answers already shown (default: every row, and the files
+        skipped): those files are read again only if they changed on disk."""
         model, key = self.model, self.model_key
-        known = frozenset() if in_place else frozenset(self._rows) | frozenset(self.skipped)
+        if known is None:
+            known = {**dict.fromkeys(self.skipped), **self._row_stamp}
         job = Job(paths=list(paths), model=model, provider=self.provider, known=known,
                   classifier=self.classifiers.get(key), batch_size=self.batch_size,
                   measure_speed=not self.speed_known(model))
@@ -432,19 +492,20 @@ class Session:
 
     def _reclassify(self) -> None:
         """Classify everything loaded again with the current model, in place (rows, selection, scroll stay).
-        Results kept for this model file version are used at once; only the other files go to a job."""
+        Results kept for this model file version are shown at once; the job then reads only the other files and
+        those changed on disk since (replaced, edited, deleted)."""
         if self.busy:
             self._restart = True
             self.job.job.stop.set()
             self.runner.cancel()
             return
         kept = self._results.get(self.model_key, {})
-        if kept:
-            self._store(self.model_key, [kept[path_key(p)] for p in self.files if path_key(p) in kept])
-        missing = [p for p in self.files if path_key(p) not in kept] + self.queue
-        self.queue = []
-        if missing:
-            self._start(missing, in_place=True)
+        shown = [kept[k] for k in map(path_key, self.files) if k in kept]
+        if shown:
+            self._store(self.model_key, [result for result, _ in shown], {r.path: stamp for r, stamp in shown})
+        paths, self.queue = self.files + self.queue, []
+        if paths:
+            self._start(paths, in_place=True, known={k: stamp for k, (_, stamp) in kept.items()})
         else:
             self._emit_counts()
 
@@ -461,6 +522,8 @@ class Session:
         state = self.job
         if state is None or job is not state.job:
             return  # a job that was replaced: nothing of it reaches the window
+        if state.discarded and kind != "classifier":
+            return  # the list was cleared while it ran
         if kind == "classifier":
             self.classifiers[state.key] = payload
             if state.key == self.model_key:
@@ -469,7 +532,7 @@ class Session:
             model, speed = payload
             self.speed_measured.emit(model, float(speed))
         elif kind == "files":
-            files, skipped = payload
+            files, skipped, state.stamps = payload
             for path in skipped:
                 self.skipped.setdefault(path_key(path), path)
             state.files, state.total, state.skipped, state.scanning = list(files), len(files), len(skipped), False
@@ -482,16 +545,16 @@ class Session:
             if skipped:
                 self._emit_counts()
         elif kind == "batch":
-            self._store(state.key, payload)
+            self._store(state.key, [r for r in payload if path_key(r.path) not in state.dropped], state.stamps)
             state.done += len(payload)
             self.job_progress.emit(state)
 
-    def _store(self, key: ModelKey, batch: list[Result]) -> None:
-        """Keep a batch's results for their model file version; if that is the current model, they are what the
-        rows show."""
+    def _store(self, key: ModelKey, batch: list[Result], stamps: dict) -> None:
+        """Keep a batch's results for their model file version, with the file versions they were made from
+        (``stamps``: path -> jobs.file_stamp); if that is the current model, they are what the rows show."""
         kept = self._results.setdefault(key, {})
         for result in batch:
-            kept[path_key(result.path)] = result
+            kept[path_key(result.path)] = result, stamps.get(result.path)
         while len(self._results) > CACHED_MODELS:  # the oldest other model's results go first
             oldest = next(k for k in self._results if k != key and k != self.model_key)
             del self._results[oldest]
@@ -511,6 +574,7 @@ class Session:
                 self._account(old, self._row_model.get(k), -1)
             self._rows[k] = result
             self._row_model[k] = key
+            self._row_stamp[k] = stamps.get(result.path)
             self._account(result, key, 1)
         if added:
             self.rows_added.emit(added)
@@ -533,19 +597,22 @@ class Session:
         if self._restart:
             self._restart = False
             # Files found by the cancelled job but not classified yet are loaded too.
-            done = set(self._rows)
+            done = set(self._rows) | state.dropped
             self.queue = [p for p in state.files if path_key(p) not in done] + self.queue
             self._reclassify()
-        elif state.cancelled:
-            text = f"Cancelled: {state.done:,} of {state.total:,} files classified"
-            if state.in_place and state.done < state.total:
-                text += "; the other rows still show the previous model's answers"
-            self.message.emit(text, 10000)
         else:
-            if not error:  # the skipped files are counted in the status bar's permanent counts, beside this
+            if state.discarded:
+                self.message.emit("", 0)  # cleared: "cancelling…" goes, the empty list says the rest
+            elif state.cancelled:
+                text = f"Cancelled: {state.done:,} of {state.total:,} files classified"
+                if state.in_place and state.done < state.total:
+                    text += "; the other rows still show the previous model's answers"
+                self.message.emit(text, 10000)
+            elif not error and (state.done or not state.in_place):  # (a switch back that found every file
+                # unchanged: nothing to say) the skipped files are counted in the status bar's counts, beside this
                 self.message.emit(f"Classified {state.done:,} file{'s' if state.done != 1 else ''} in "
                                   f"{state.elapsed:.1f} s ({state.rate:,.0f} files/s) with {job.model.name}", 10000)
-            if self.queue and self.model is not None:
+            if self.queue and self.model is not None:  # given while it ran (a cancel emptied the queue: given since)
                 queued, self.queue = self.queue, []
                 self._start(queued, in_place=False)
         self._emit_counts()

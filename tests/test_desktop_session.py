@@ -144,8 +144,12 @@ def test_switching_back_uses_the_kept_results_at_once(models_dir, tmp_path):
     first = labels(session)
     session.set_model("colour_b")
     runner.run()
+    progress = []
+    session.job_progress.connect(lambda state: progress.append((state.done, state.total)))
     session.set_model("colour_a")
-    assert not session.busy and labels(session) == first  # no job: the results of this file version were kept
+    assert labels(session) == first  # at once: the results of this file version were kept
+    runner.run()  # a job checks that no file changed on disk since: none is read again
+    assert labels(session) == first and progress == [(0, 0)] and session.counts().stale == 0
 
 
 def test_filter_then_clear_resets_it_and_counts_say_n_of_m(models_dir, tmp_path):
@@ -340,3 +344,110 @@ def test_counts_kept_as_rows_change_equal_a_full_count(models_dir, tmp_path):
     session.remove([str(tmp_path / "imgs" / "f00.png")])
     session.set_class_filter(ERRORS_ONLY)
     assert session.counts() == full(session) == Counts(total=9, shown=1, errors=1)
+
+
+# --- an afternoon on the user's own files: what the rows say stays true while jobs run -----------------------
+
+def test_rows_removed_while_a_job_runs_stay_removed(models_dir, tmp_path):
+    paths = [str(p) for p in colours(tmp_path / "imgs", 12)]
+    session, runner = make_session(models_dir, prefer="colour_a")
+    session.add_paths([tmp_path / "imgs"])
+    runner.run()
+    session.set_model("colour_b")  # re-classified in place, 4 at a time
+    runner.step(2)                 # the model is loaded and the files listed: no row re-classified yet
+    session.remove([paths[8]])
+    runner.run()
+    assert paths[8] not in session.files and len(session.rows()) == 11
+    assert session.counts() == session.counts().__class__(total=11, shown=11)
+    # During a first load, a model switch restarts the job with the files it had not reached: not the removed one.
+    session.clear()
+    session.add_paths([tmp_path / "imgs"])
+    runner.step(3)  # the first 4 rows
+    session.remove([paths[0], paths[9]])  # a row on show, and a file the job had still to read
+    session.set_model("colour_a")
+    runner.run()
+    assert paths[0] not in session.files and len(session.rows()) == 11  # paths[9]: not a row, so still read
+    assert set(labels(session).values()) == {"airplane", "automobile", "bird"}
+
+
+def test_a_file_replaced_or_deleted_on_disk_is_never_shown_with_its_old_answer(models_dir, tmp_path):
+    paths = colours(tmp_path / "imgs", 6)  # red, green, blue, ...
+    session, runner = make_session(models_dir, prefer="colour_a")
+    session.add_paths([tmp_path / "imgs"])
+    runner.run()
+    session.set_model("colour_b")
+    runner.run()
+    session.set_model("colour_a")
+    runner.run()
+    # In the file manager: f00 is replaced by another picture under the same name, f01 is deleted.
+    os.remove(paths[0])
+    solid(paths[0], BLUE)
+    os.remove(paths[1])
+    session.set_model("colour_b")  # colour_b's answers are kept: shown at once, then each file is checked
+    runner.run()
+    fresh = Classifier(load_model_info(models_dir / "colour_b.onnx"))
+    assert session.result(str(paths[0])).label == next(iter(classify_files(fresh, [str(paths[0])]))).label == "truck"
+    assert session.result(str(paths[1])).error == "file not found"
+    assert labels(session)["f02.png"] == "truck" and session.counts().errors == 1
+    # Adding the folder again classifies a file changed since its row was made (and only that one).
+    solid(paths[2], RED, size=(41, 30))
+    progress = []
+    session.job_progress.connect(lambda state: progress.append(state.total))
+    session.add_paths([tmp_path / "imgs"])
+    runner.run()
+    assert labels(session)["f02.png"] == "horse" and len(session.rows()) == 6 and progress[-1] == 1
+
+
+def test_rows_follow_the_files_a_sort_moves_even_while_a_job_reads_them(models_dir, tmp_path):
+    from cifar10.organize import execute, plan_organize, undo
+
+    paths = [str(p) for p in colours(tmp_path / "imgs", 12)]
+    session, runner = make_session(models_dir, prefer="colour_a")
+    session.add_paths([tmp_path / "imgs"])
+    runner.step(3)  # 4 rows; the job has 8 files still to read
+    session.select(paths[0])
+    shown = []
+    session.selection_changed.connect(shown.append)
+    # Sort into Class Folders (move) runs meanwhile, on its own worker.
+    plan = plan_organize(Classifier(load_model_info(models_dir / "colour_a.onnx")), [str(tmp_path / "imgs")],
+                         str(tmp_path / "sorted"), mode="move")
+    report = execute(plan)
+    assert len(report.done) == 12
+    session.remove([paths[1]])  # taken out of the list meanwhile: it does not come back
+    session.follow_moves(report.done)
+    runner.run()
+    moved = dict(report.done)
+    assert session.files[:3] == [moved[p] for p in (paths[0], *paths[2:4])]  # in place: the rows keep their order
+    assert sorted(session.files) == sorted(moved[p] for p in paths if p != paths[1])
+    assert session.counts().errors == 0
+    assert all(os.path.basename(os.path.dirname(r.path)) == r.label for r in session.rows())
+    assert session.selected_result().path == moved[paths[0]] and shown[-1].path == moved[paths[0]]
+    # Undo puts the files back: the rows follow them again.
+    back = undo(str(tmp_path / "sorted"))
+    assert back.restored == 12 and sorted(back.moved_back) == sorted((dst, src) for src, dst in report.done)
+    session.follow_moves(back.moved_back)
+    kept = sorted(p for p in paths if p != paths[1])
+    assert sorted(session.files) == kept and session.counts().errors == 0
+    session.set_model("colour_b")
+    runner.run()
+    totals = []
+    session.job_progress.connect(lambda state: totals.append(state.total))
+    session.set_model("colour_a")
+    runner.run()
+    assert totals == [0]  # the kept answers moved with their files, which are unchanged
+    assert sorted(session.files) == kept and set(labels(session).values()) == {"airplane", "automobile", "bird"}
+
+
+@pytest.mark.parametrize("stop", ["clear", "cancel"])
+def test_a_folder_added_while_a_stopped_job_winds_down_is_classified(models_dir, tmp_path, stop):
+    colours(tmp_path / "imgs", 12)
+    colours(tmp_path / "other", 5)
+    session, runner = make_session(models_dir, prefer="colour_a")
+    session.add_paths([tmp_path / "imgs"])
+    runner.step(3)
+    getattr(session, stop)()  # the job stops after the batch it is on: until then the session is busy
+    session.add_paths([tmp_path / "other"])
+    runner.run()
+    other = sorted(r.path for r in session.rows() if os.path.dirname(r.path) == str(tmp_path / "other"))
+    assert len(other) == 5 and session.queue == [] and not session.busy
+    assert len(session.rows()) == (5 if stop == "clear" else 9)

@@ -298,3 +298,72 @@ def test_a_status_message_never_hides_the_counts(qtbot, window, tmp_path):
     window.class_filter.setCurrentIndex(window.class_filter.findData("bird"))
     assert window.statusBar().currentMessage().startswith("Classified 4 files")  # a message is showing
     assert window.counts_label.isVisible() and window.counts_label.text() == "1 of 4 shown"
+
+
+# --- an afternoon on the user's own files ----------------------------------------------------------------------
+
+def test_clear_while_batches_are_on_their_way_leaves_the_list_empty(qtbot, window, tmp_path):
+    import time
+
+    colours(tmp_path / "imgs", 120)
+    window.add_paths([tmp_path / "imgs"])
+    qtbot.waitUntil(lambda: window.results_model.rowCount() > 0, timeout=20000)
+    time.sleep(1.0)  # the window is busy elsewhere; the worker's batches queue up for the GUI thread
+    window.clear_action.trigger()
+    wait_done(qtbot, window)
+    assert window.session.rows() == [] and window.results_model.rowCount() == 0
+    assert window.counts_label.text() == "0 files" and window.results_area.currentWidget() is window.empty_state
+    assert window.preview.title.text() == ""
+
+
+def test_a_file_replaced_on_disk_gets_its_new_answer_and_picture(qtbot, window, tmp_path):
+    paths = colours(tmp_path / "imgs", 3)  # red, green, blue
+    load(qtbot, window, [tmp_path / "imgs"])
+    window.set_model("colour_b")
+    wait_done(qtbot, window)
+    window.select_row(0)
+    assert "horse" in window.preview.title.text()
+    # Another picture saved under the same name (an editor, a sync client), then back to the first model.
+    os.remove(paths[0])
+    solid(paths[0], BLUE)
+    window.set_model("colour_a")
+    wait_done(qtbot, window)
+    assert labels(window) == {"f000.png": "bird", "f001.png": "automobile", "f002.png": "bird"}
+    assert "bird" in window.preview.title.text()
+    picture = window.preview.image.pixmap().toImage()
+    assert picture.pixelColor(picture.width() // 2, picture.height() // 2).blue() > 200  # the new file, not the old
+
+
+def test_sort_in_move_mode_and_its_undo_take_the_rows_with_the_files(qtbot, window, tmp_path):
+    paths = [str(p) for p in colours(tmp_path / "imgs", 6)]
+    load(qtbot, window, [tmp_path / "imgs"])
+    window.select_row(1)
+    dialog = window.show_organize_dialog()
+    dialog.set_options(dst=tmp_path / "sorted", mode="move")
+    dialog.sort()
+    assert dialog.wait(30) and dialog.report is not None, dialog.last_error
+    rows = window.results_model.results()
+    assert [r.path for r in rows] == [os.path.join(tmp_path, "sorted", r.label, os.path.basename(p))
+                                      for r, p in zip(rows, paths)]
+    assert all(os.path.isfile(r.path) for r in rows) and window.counts_label.text() == "6 files"
+    assert window.selected_result().path == rows[1].path and window.preview.image.has_image()
+    dialog.undo()
+    assert dialog.wait(30) and dialog.undo_report.restored == 6
+    assert [r.path for r in window.results_model.results()] == paths
+    assert window.selected_result().path == paths[1]
+    dialog.close()
+
+
+def test_the_counts_say_what_the_table_shows_the_moment_a_filter_is_dropped(qtbot, window, models_dir, tmp_path):
+    write_model(models_dir, "pets", class_names=("cat", "dog", "hamster"), test_accuracy=0.7)
+    window.reload_models()
+    colours(tmp_path / "imgs", 30)
+    load(qtbot, window, [tmp_path / "imgs"])
+    window.class_filter.setCurrentIndex(window.class_filter.findData("bird"))
+    window.search.setText("f01")
+    assert window.proxy.rowCount() == 3 and window.counts_label.text() == "3 of 30 shown"
+    window.set_model("pets")  # no "bird": the class filter goes, the search stays; the rows are re-classified
+    assert window.class_filter.currentData() is None and window.proxy.rowCount() == 10
+    assert window.counts_label.text().startswith("10 of 30 shown")  # before the first new answer arrives
+    wait_done(qtbot, window)
+    assert window.counts_label.text() == "10 of 30 shown"
