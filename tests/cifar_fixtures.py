@@ -42,3 +42,17 @@ def make_archive(path: Path, per_batch: int = 10) -> bytes:
         tar.add(staging / ARCHIVE_DIR_NAME, arcname=ARCHIVE_DIR_NAME)
     path.write_bytes(buffer.getvalue())
     return buffer.getvalue()
+
+
+class StopAfter:
+    """A Keras callback that interrupts fit after ``epoch`` epochs, as Ctrl+C would (the checkpoint is written)."""
+
+    def __new__(cls, epoch: int):
+        import keras
+
+        class Stop(keras.callbacks.Callback):
+            def on_epoch_end(self, index, logs=None):
+                if index + 1 == epoch:
+                    raise KeyboardInterrupt
+
+        return Stop()

@@ -3,6 +3,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -10,12 +11,12 @@ import onnxruntime as ort
 import pytest
 
 from cifar10.registry import validate_onnx
-from cifar_fixtures import write_dataset
+from cifar_fixtures import StopAfter, write_dataset
 from training import fast_cnn, models
 from training.data import load_cifar10
 from training.export import float32_copy
 from training.precision import resolve_precision
-from training.train import TrainSettings, train
+from training.train import TrainSettings, resume, train
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +195,42 @@ def test_recipe_trains_on_all_images_and_exports_with_flip_shift_tta(tiny_cifar,
     assert meta[contract.META_CONTRACT] == "3" and "cross-fitted" in card["calibration"]["fitted_on"]
     np.testing.assert_allclose(probs, calibrated(expected, float(meta[contract.META_TEMPERATURE])), atol=1e-4)
     np.testing.assert_array_equal(probs.argmax(1), expected.argmax(1))
+
+
+def test_a_stopped_run_resumes_where_it_stopped_and_ends_as_the_uninterrupted_one(tiny_cifar, tmp_path):
+    """fast_cnn's recipe is resumable like train.py's fit: weights, Muon's and SGD's momentum buffers, the step
+    count behind the schedule and the batches' random state are in the per-epoch checkpoint."""
+    settings = TrainSettings.for_model("fast_cnn", epochs=3, batch_size=100, precision="float32")
+    straight = train(settings, data_dir=tiny_cifar, out=tmp_path / "straight", test_curve=True)
+    events = []
+    with pytest.raises(KeyboardInterrupt):
+        train(settings, data_dir=tiny_cifar, out=tmp_path / "runs", test_curve=True, callbacks=[StopAfter(1)],
+              progress=events.append)
+    assert events[0]["event"] == "run" and events[0]["resumable"]
+    assert events[-1]["event"] == "stopped" and events[-1]["epochs_done"] == 1
+    run_dir = Path(events[-1]["run_dir"])
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "unfinished"
+
+    resumed_events = []
+    assert resume(run_dir, progress=resumed_events.append) == run_dir
+    assert [e["epoch"] for e in resumed_events if e["event"] == "epoch"] == [2, 3]  # the remaining epochs only
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "finished" and record["epochs_run"] == 3 and record["checkpoint"] == "final.keras"
+    assert [(s["first_epoch"], s["last_epoch"]) for s in record["resumed"]] == [(1, 1), (2, 3)]
+    assert not (run_dir / "checkpoint.npz").exists()
+
+    def rows(folder):
+        lines = (folder / "history.csv").read_text().splitlines()
+        return [{key: float(value) for key, value in zip(lines[0].split(","), line.split(",")) if value != "NA"}
+                for line in lines[1:]]
+    want, got = rows(straight), rows(run_dir)
+    assert [row["epoch"] for row in got] == [0, 1, 2]  # each epoch once
+    for a, b in zip(want, got):
+        for key in ("loss", "accuracy", "test_accuracy"):
+            assert a[key] == pytest.approx(b[key], abs=1e-4), (key, a, b)
+    final = [w.numpy() for w in keras.models.load_model(run_dir / "final.keras").weights]
+    for a, b in zip([w.numpy() for w in keras.models.load_model(straight / "final.keras").weights], final):
+        np.testing.assert_allclose(a, b, atol=1e-4)
 
 
 def test_recipe_refuses_what_it_would_ignore(tiny_cifar, tmp_path):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from cifar10_cli import main as cli
-from cifar_fixtures import write_dataset
+from cifar_fixtures import StopAfter, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 # Augmentation off: with it, two uninterrupted runs of the same seed already differ slightly (the augmentation
@@ -132,20 +132,6 @@ def test_kill_9_after_epoch_2_of_4_then_resume_trains_epochs_3_and_4_only(home):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (f"cifar10: error: --resume {run_dir}: that run is already "
                                                       f"finished; export it with cifar10 export {run_dir}")
-
-
-class StopAfter:
-    """A Keras callback that interrupts fit after ``epoch`` epochs, as Ctrl+C would (the checkpoint is written)."""
-
-    def __new__(cls, epoch: int):
-        import keras
-
-        class Stop(keras.callbacks.Callback):
-            def on_epoch_end(self, index, logs=None):
-                if index + 1 == epoch:
-                    raise KeyboardInterrupt
-
-        return Stop()
 
 
 def interrupted_run(home: Path, data_dir: Path, epochs_done: int = 1, **overrides) -> Path:

@@ -167,12 +167,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     ``tracked``: the callbacks whose state is saved (the list's order is the checkpoint's); ``augmenter``: the
     tf.data augmentation layers (their seed states); ``resume_from``: a :class:`Checkpoint` to continue;
-    ``elapsed_before``: seconds of this stage before fit (loading the data); ``stages``: earlier stages."""
+    ``elapsed_before``: seconds of this stage before fit (loading the data); ``stages``: earlier stages;
+    ``data_state``: a function that returns the input pipeline's state as JSON-ready values, stored as the
+    checkpoint's ``data`` (a recipe's own batches: fast_cnn's random generator; may be set after creation)."""
 
     def __init__(self, run_dir: Path, *, tracked, epochs: int, augmenter=None, resume_from: "Checkpoint | None" = None,
-                 stage_started: float, stage: dict, stages: list[dict] | None = None, exclude_seconds=None):
+                 stage_started: float, stage: dict, stages: list[dict] | None = None, exclude_seconds=None,
+                 data_state=None):
         super().__init__()
         self.run_dir, self.tracked, self.epochs, self.augmenter = Path(run_dir), list(tracked), epochs, augmenter
+        self.data_state = data_state
         self.resume_from = resume_from
         self.history: dict[str, list] = {k: list(v) for k, v in (resume_from.history if resume_from else {}).items()}
         self.stage_started, self.stage, self.stages = stage_started, stage, list(stages or [])
@@ -197,6 +201,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "history": self.history, "callbacks": callback_states(self.tracked),
             "stages": self.stages + [self.stage],
             "python_random": _python_state(),
+            "data": self.data_state() if self.data_state is not None else None,
             "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         arrays = {f"model_{i}": np.asarray(v) for i, v in enumerate(self.model.variables)}
@@ -241,6 +246,7 @@ class Checkpoint:
         self.history = self.state["history"]
         self.callbacks = self.state["callbacks"]
         self.stages = self.state["stages"]
+        self.data = self.state.get("data")  # EpochCheckpoint's data_state, if it had one
 
     def _values(self, prefix: str) -> list[np.ndarray]:
         count = sum(1 for k in self.arrays if k.startswith(prefix))

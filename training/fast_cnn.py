@@ -180,6 +180,16 @@ class FlipShiftBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return len(self.labels) // self.batch_size
 
+    def state(self) -> dict:
+        """Where the batches are (JSON-ready): the random generator and the batches served. Taken at an epoch's
+        end (Keras asks for no batch beyond the epoch: tests/test_fast_cnn.py), :meth:`restore` into batches
+        made anew with the same seed makes them go on exactly as the uninterrupted run's."""
+        return {"rng": self.rng.bit_generator.state, "batches_served": self.batches_served}
+
+    def restore(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.batches_served = int(state["batches_served"])  # the next batch draws the next epoch's order
+
     def __getitem__(self, index: int):
         # Epochs are counted here, not in on_epoch_end: Keras may fetch ahead of the epoch boundary.
         epoch, position = divmod(self.batches_served, len(self))
@@ -234,10 +244,16 @@ def recipe_loss() -> keras.losses.Loss:
     return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2, reduction="sum")
 
 
-def fit_fast_cnn(model: keras.Model, data, settings, callbacks: list | None = None, verbose: int = 2) -> dict:
+def fit_fast_cnn(model: keras.Model, data, settings, callbacks: list | None = None, verbose: int = 2, *,
+                 checkpoint=None, keeper=None) -> dict:
     """airbench94_muon's recipe on ``data.train`` (uint8 images): whitening init, Muon + SGD, a linear
     decay of every learning rate to 0, label-smoothed cross-entropy summed over the batch. Trains
-    ``model`` in place; returns the Keras history dict."""
+    ``model`` in place; returns the Keras history dict (of this run's epochs).
+
+    Resumable (``cifar10 train --resume``): ``keeper``, the per-epoch checkpoint callback among ``callbacks``,
+    also stores the batches' random state; ``checkpoint`` (a :class:`training.checkpoint.Checkpoint`) puts the
+    weights, Muon's and SGD's momentum buffers, the step count (which drives the schedule and the whitening
+    bias's steps) and the batches back as they were after its epoch, and fit goes on from there."""
     fixed = {"optimizer": "muon", "lr_schedule": "linear", "early_stopping_patience": 0}
     for key, value in fixed.items():
         if getattr(settings, key) != value:
@@ -261,8 +277,17 @@ def fit_fast_cnn(model: keras.Model, data, settings, callbacks: list | None = No
     trainer = logits_model(model)
     trainer.compile(optimizer=optimizer, loss=recipe_loss(),
                     metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    if keeper is not None:
+        keeper.data_state = batches.state
+    if checkpoint is not None:  # everything back as it was after the checkpoint's epoch
+        checkpoint.check_model(trainer, settings.model)
+        checkpoint.restore_model(trainer)
+        checkpoint.restore_optimizer(trainer)
+        checkpoint.restore_random()
+        batches.restore(checkpoint.data)
     feed = as_tf_dataset(batches) if keras.backend.backend() == "tensorflow" else batches
-    history = trainer.fit(feed, epochs=settings.epochs, shuffle=False,  # the batches shuffle themselves
+    history = trainer.fit(feed, epochs=settings.epochs, initial_epoch=checkpoint.epochs_done if checkpoint else 0,
+                          shuffle=False,  # the batches shuffle themselves
                           callbacks=callbacks or [], verbose=verbose)
     return history.history
 

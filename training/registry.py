@@ -48,6 +48,17 @@ class ModelSpec:
     # `cifar10 train --weights imagenet|none`.
     pretrained: bool = False
 
+    @property
+    def resumable(self) -> bool:
+        """Whether ``cifar10 train --resume`` can continue a run of it: train.py's own fit can, and so can a
+        recipe whose fit takes ``checkpoint`` (what to continue from) and ``keeper`` (the per-epoch
+        checkpoint callback, :class:`training.checkpoint.EpochCheckpoint`)."""
+        if self.fit is None:
+            return True
+        import inspect
+
+        return {"checkpoint", "keeper"} <= set(inspect.signature(self.fit).parameters)
+
 
 _REGISTRY: dict[str, ModelSpec] = {}
 

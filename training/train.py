@@ -26,7 +26,7 @@ import tensorflow as tf
 from cifar10.contract import IMAGE_SIZE
 from cifar10.errors import UserFacingError
 from training import models
-from training.checkpoint import (BEST, CHECKPOINT, FINISHED, UNFINISHED, BestCheckpoint, EpochCheckpoint,
+from training.checkpoint import (BEST, CHECKPOINT, FINISHED, HISTORY, UNFINISHED, BestCheckpoint, EpochCheckpoint,
                                  atomic_write_json, is_finished, load_checkpoint, read_record)
 from training.data import json_ready, load_cifar10, load_training_data  # noqa: F401  (load_cifar10: for callers)
 from training.export import check_name_free, export_run
@@ -236,7 +236,7 @@ def resumable_record(run_dir) -> dict:
     except (KeyError, ValueError) as exc:
         raise UserFacingError(f"--resume {run_dir}: its model {record['model']!r} is not registered any more "
                               f"({exc})") from None
-    if spec.fit is not None:
+    if not spec.resumable:
         raise UserFacingError(f"--resume {run_dir}: {record['model']} trains with its own recipe in one go and "
                               "cannot be resumed; start it again")
     return record
@@ -316,7 +316,7 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
         run_dir = Path(out) / f"{settings.export_name}-{stamp}"
         run_dir.mkdir(parents=True, exist_ok=True)
         start_record, checkpoint = None, None
-    resumable = spec.fit is None
+    resumable = spec.resumable
     epochs_done = checkpoint.epochs_done if checkpoint else 0
     stages = checkpoint.stages if checkpoint else []
     stage = {"started": _now(), "command": command, "first_epoch": epochs_done + 1, "last_epoch": epochs_done,
@@ -350,44 +350,52 @@ def _train(settings: TrainSettings, *, data_dir=None, out: Path = Path("runs"), 
         reporting.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: print(
             f"Epoch {epoch + 1}/{settings.epochs}: " + ", ".join(f"{k} {float(v):.4f}" for k, v in (logs or {}).items()),
             file=sys.stderr, flush=True)))
-    if spec.fit is not None:
-        # The model's own recipe, with a fixed schedule: its final weights are the result.
-        history = spec.fit(model, data, settings, verbose=verbose,
-                           callbacks=curve + [keras.callbacks.CSVLogger(run_dir / "history.csv")] + reporting
-                           + list(callbacks or []))
-        checkpoint_file = "final.keras"
-        model.save(run_dir / checkpoint_file)
+    resumed = checkpoint is not None
+    if spec.fit is not None:  # a recipe's own fit: its history and, if resumable, the per-epoch checkpoint
+        tracked = curve + [keras.callbacks.CSVLogger(run_dir / HISTORY, append=resumed)]
     else:
-        model.compile(optimizer=make_optimizer(settings.optimizer, settings.lr),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        augmenter = (make_augmenter(settings.seed, settings.shift_px, settings.image_size) if settings.augment
-                     else None)
-        train_ds = make_dataset(data.train.x, data.train.y, settings.batch_size, shuffle=True,
-                                augmenter=augmenter, seed=settings.seed, skip_epochs=epochs_done)
-        val_ds = make_dataset(data.val.x, data.val.y, 512, shuffle=False)
-        if checkpoint is not None:  # everything back as it was after the checkpoint's epoch
-            checkpoint.check_model(model, settings.model)
-            checkpoint.restore_model(model)
-            checkpoint.restore_optimizer(model)
-            checkpoint.restore_augmenter(augmenter)
-            checkpoint.restore_random()
-            checkpoint.restore_history_csv(run_dir)
-        tracked = curve + make_callbacks(settings, run_dir, append=checkpoint is not None)
-        keeper = EpochCheckpoint(run_dir, tracked=tracked, epochs=settings.epochs, augmenter=augmenter,
-                                 resume_from=checkpoint, stage_started=started, stage=stage, stages=stages,
-                                 exclude_seconds=lambda: sum(c.seconds for c in curve))
-        stopped_early = bool(checkpoint and checkpoint.state.get("stop_training"))
-        if epochs_done < settings.epochs and not stopped_early:
-            try:
+        tracked = curve + make_callbacks(settings, run_dir, append=resumed)
+    keeper = EpochCheckpoint(run_dir, tracked=tracked, epochs=settings.epochs, resume_from=checkpoint,
+                             stage_started=started, stage=stage, stages=stages,
+                             exclude_seconds=lambda: sum(c.seconds for c in curve)) if resumable else None
+    if resumed:
+        checkpoint.restore_history_csv(run_dir)
+    fit_callbacks = tracked + ([keeper] if keeper else []) + reporting + list(callbacks or [])
+    try:
+        if spec.fit is not None:
+            # The model's own recipe, with a fixed schedule: its final weights are the result.
+            resuming = {"checkpoint": checkpoint, "keeper": keeper} if resumable else {}
+            history = spec.fit(model, data, settings, verbose=verbose, callbacks=fit_callbacks, **resuming)
+            checkpoint_file = "final.keras"
+            model.save(run_dir / checkpoint_file)
+        else:
+            model.compile(optimizer=make_optimizer(settings.optimizer, settings.lr),
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            augmenter = (make_augmenter(settings.seed, settings.shift_px, settings.image_size) if settings.augment
+                         else None)
+            keeper.augmenter = augmenter
+            train_ds = make_dataset(data.train.x, data.train.y, settings.batch_size, shuffle=True,
+                                    augmenter=augmenter, seed=settings.seed, skip_epochs=epochs_done)
+            val_ds = make_dataset(data.val.x, data.val.y, 512, shuffle=False)
+            if resumed:  # everything back as it was after the checkpoint's epoch
+                checkpoint.check_model(model, settings.model)
+                checkpoint.restore_model(model)
+                checkpoint.restore_optimizer(model)
+                checkpoint.restore_augmenter(augmenter)
+                checkpoint.restore_random()
+            stopped_early = bool(resumed and checkpoint.state.get("stop_training"))
+            if epochs_done < settings.epochs and not stopped_early:
                 model.fit(train_ds, validation_data=val_ds if len(data.val) else None, epochs=settings.epochs,
                           initial_epoch=epochs_done,
                           shuffle=False,  # train_ds shuffles itself (Keras would warn that it ignores shuffle)
-                          callbacks=tracked + [keeper] + reporting + list(callbacks or []), verbose=verbose)
-            except KeyboardInterrupt:
-                _say_stopped(run_dir, keeper.epochs_done, settings.epochs, progress)
-                raise
-        history = keeper.history
-        checkpoint_file = BEST
+                          callbacks=fit_callbacks, verbose=verbose)
+            checkpoint_file = BEST
+    except KeyboardInterrupt:
+        if keeper is not None:
+            _say_stopped(run_dir, keeper.epochs_done, settings.epochs, progress)
+        raise
+    if keeper is not None:
+        history = keeper.history  # with a resumed run's earlier epochs
     wall_time = time.perf_counter() - started - sum(c.seconds for c in curve)
     earlier = sum(s.get("wall_time_s", 0.0) for s in stages)  # the stages before a resume
     stage.update(last_epoch=len(history["loss"]), wall_time_s=round(wall_time, 1))
