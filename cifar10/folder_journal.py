@@ -26,6 +26,7 @@ import secrets
 import shutil
 import stat
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -308,6 +309,29 @@ def read_journal(path: str | os.PathLike, error: type[Exception] = JournalError)
                             "the journal was edited or damaged, so nothing was changed") from None
             records.append(record)
     return records
+
+
+@dataclass
+class StepState:
+    """One journalled step with what is known about it: begun, done, undone."""
+
+    begin: dict
+    done: dict | None = None
+    undone: bool = False
+
+
+def steps_of(records: list[dict]) -> dict[str, StepState]:
+    """The ``begin`` records by id (in journal order), each with its ``done`` and ``undone`` records."""
+    steps: dict[str, StepState] = {}
+    for record in records:
+        op, step_id = record.get("op"), str(record.get("id"))
+        if op == "begin":
+            steps[step_id] = StepState(record)
+        elif op == "done" and step_id in steps:
+            steps[step_id].done = record
+        elif op == "undone" and step_id in steps:
+            steps[step_id].undone = True
+    return steps
 
 
 # --- the trust rules -------------------------------------------------------------------------------------------

@@ -64,8 +64,8 @@ from typing import Callable, Iterable
 from cifar10 import folder_journal
 from cifar10.contract import CLASS_NAMES
 from cifar10.evaluation import is_unsure
-from cifar10.folder_journal import (check_binding, folder_binding, is_plain_path, path_in_folders,
-                                    sha256_of, shown)
+from cifar10.folder_journal import (StepState, check_binding, folder_binding, is_plain_path, path_in_folders,
+                                    sha256_of, shown, steps_of)
 from cifar10.folder_journal import copy_verified as _copy_verified
 from cifar10.folder_journal import fsync_dir as _fsync_dir
 from cifar10.folder_journal import is_regular_file as _is_regular_file
@@ -173,30 +173,9 @@ def read_journal(dst_root: str | os.PathLike) -> list[dict]:
     return folder_journal.read_journal(Path(dst_root) / JOURNAL_NAME, OrganizeError)
 
 
-@dataclass
-class StepState:
-    """One journalled step with what is known about it: begun, done, undone."""
-
-    begin: dict
-    done: dict | None = None
-    undone: bool = False
-
-
 def journal_steps(records: list[dict]) -> tuple[dict[str, StepState], list[dict]]:
     """Steps by id (in journal order) and the ``mkdir`` records (as written: see :func:`trusted_journal`)."""
-    steps: dict[str, StepState] = {}
-    mkdirs: list[dict] = []
-    for record in records:
-        op, step_id = record.get("op"), str(record.get("id"))
-        if op == "begin":
-            steps[step_id] = StepState(record)
-        elif op == "done" and step_id in steps:
-            steps[step_id].done = record
-        elif op == "undone" and step_id in steps:
-            steps[step_id].undone = True
-        elif op == "mkdir":
-            mkdirs.append(record)
-    return steps, mkdirs
+    return steps_of(records), [record for record in records if record.get("op") == "mkdir"]
 
 
 # --- the trust rules -------------------------------------------------------------------------------------------
