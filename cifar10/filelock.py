@@ -18,14 +18,18 @@ class LockBusy(OSError):
 
 
 class FileLock:
-    def __init__(self, path: str | os.PathLike, *, mode: int = 0o644):
+    def __init__(self, path: str | os.PathLike, *, mode: int = 0o644, follow_symlinks: bool = True):
+        """``follow_symlinks=False``: a symbolic link at ``path`` is refused (OSError), never opened: a link
+        planted there could otherwise make the holder write its state into any file."""
         self.path = Path(path)
         self.mode = mode
+        self._flags = 0 if follow_symlinks else getattr(os, "O_NOFOLLOW", 0)
         self._fd: int | None = None
 
     def acquire(self) -> "FileLock":
         for _ in range(20):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0),
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+                         | self._flags,
                          self.mode)
             try:
                 _lock(fd)

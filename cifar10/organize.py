@@ -54,29 +54,27 @@ from __future__ import annotations
 
 import errno
 import functools
-import hashlib
-import hmac
-import json
 import os
-import secrets
-import shutil
-import stat
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from cifar10 import folder_journal
 from cifar10.contract import CLASS_NAMES
 from cifar10.evaluation import is_unsure
-from cifar10.filelock import FileLock, LockBusy
+from cifar10.folder_journal import (StepState, check_binding, folder_binding, is_plain_path, path_in_folders,
+                                    sha256_of, shown, steps_of)
+from cifar10.folder_journal import copy_verified as _copy_verified
+from cifar10.folder_journal import fsync_dir as _fsync_dir
+from cifar10.folder_journal import is_regular_file as _is_regular_file
+from cifar10.folder_journal import part_path as _part_path  # noqa: F401 (tests derive a step's part name)
 from cifar10.inference import Classifier, Result, classify_files, iter_image_files
 from cifar10.options import ORGANIZE_MODES
 
 JOURNAL_NAME = ".cifar10-organize.jsonl"
 UNSURE_DIR = "_unsure"
-PART_SUFFIX = ".cifar10-part"
 # 2: run lines bind the journal to DST (real path, st_dev/st_ino, key) and name the sources; lines are ASCII.
 JOURNAL_VERSION = 2
 # Held (an OS file lock) while a run or an undo works on DST, so two of them never interleave their steps in
@@ -85,47 +83,14 @@ JOURNAL_VERSION = 2
 LOCK_NAME = ".cifar10-organize.lock"
 MODES = ORGANIZE_MODES
 GROUP = 32  # steps per group commit of the journal (one fsync for their begin lines, one for their done lines)
-_CHUNK = 1 << 20
 _NAME_MAX = 255  # bytes in one file name (ext4, XFS, APFS, NTFS in UTF-16 units)
 # A copy or move that fails with one of these stops the run: the next file would fail the same way.
 _STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
 SYMLINK_NOT_MOVED = "symbolic link: not moved; move the file it points to"
 
 
-class OrganizeError(RuntimeError):
+class OrganizeError(folder_journal.JournalError):
     """The journal or the destination is not usable; the message says what to do."""
-
-
-def shown(path: str | os.PathLike) -> str:
-    """``path`` as text any terminal or label can show: bytes that are not UTF-8 (a name like b'caf\\xe9.png',
-    held by Python as lone surrogates) appear as ``\\xe9``."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-# --- small durable file-system helpers -------------------------------------------------------------------
-
-def _fsync_dir(path: str | os.PathLike) -> None:
-    """Make a rename/create in ``path`` durable (POSIX; a no-op where directories cannot be opened)."""
-    if sys.platform == "win32":
-        return
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def tree_digest(root: str | os.PathLike) -> dict[str, str]:
@@ -143,57 +108,6 @@ def tree_digest(root: str | os.PathLike) -> dict[str, str]:
             out[os.path.relpath(path, root)] = ("LINK -> " + os.readlink(path) if os.path.islink(path)
                                                 else sha256_of(path))
     return out
-
-
-def _is_regular_file(path: str) -> bool:
-    """A regular file itself, not a link to one (what organize writes into DST)."""
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
-
-
-def _copy_verified(src: str, dst: str, *, sync_dir: bool = True) -> tuple[int, str]:
-    """Copy ``src`` to a temporary file beside ``dst``, fsync, re-read and compare, rename to ``dst``.
-
-    Never overwrites: raises FileExistsError if ``dst`` appeared meanwhile. Returns (size, sha256).
-    """
-    part = _part_path(dst)
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        with open(src, "rb") as fin, open(part, "xb") as fout:
-            while chunk := fin.read(_CHUNK):
-                digest.update(chunk)
-                fout.write(chunk)
-                size += len(chunk)
-            fout.flush()
-            os.fsync(fout.fileno())
-        try:
-            shutil.copystat(src, part)  # keep the modification time (photo tools sort by it)
-        except OSError:
-            pass
-        if sha256_of(part) != digest.hexdigest():
-            raise OSError(f"the copy of {shown(src)} does not read back identical; nothing was changed")
-        if os.path.lexists(dst):
-            raise FileExistsError(dst)
-        os.replace(part, dst)
-    except BaseException:
-        try:
-            os.unlink(part)
-        except OSError:
-            pass
-        raise
-    if sync_dir:
-        _fsync_dir(os.path.dirname(dst))
-    return size, digest.hexdigest()
-
-
-def _part_path(dst: str) -> str:
-    """The temporary name a copy to ``dst`` is written under: short (31 bytes) whatever the length of ``dst``'s
-    name, hidden, and derived from it, so recover/undo find the one that belongs to a journalled step."""
-    head, tail = os.path.split(dst)
-    return os.path.join(head, f".{hashlib.sha1(os.fsencode(tail)).hexdigest()[:16]}{PART_SUFFIX}")
 
 
 def _same_file_system(src: str, dst_dir: str) -> bool:
@@ -244,177 +158,24 @@ def free_name(folder: str, name: str, taken: set[str] | None = None) -> str:
 
 # --- the journal ---------------------------------------------------------------------------------------------
 
-class _DestinationLock:
-    """An exclusive, non-blocking lock on ``DST/.cifar10-organize.lock`` (:class:`cifar10.filelock.FileLock`).
-    The file's content is DST's key (:meth:`key`, :meth:`new_key`)."""
+class Journal(folder_journal.Journal):
+    """Append-only JSON lines in ``DST/.cifar10-organize.jsonl`` (:class:`cifar10.folder_journal.Journal`); every
+    line is fsynced before it counts. Holds DST's lock (:data:`LOCK_NAME`) from creation to :meth:`close`."""
 
     def __init__(self, dst_root: str | os.PathLike):
-        self.path = Path(dst_root) / LOCK_NAME
-        self._lock = FileLock(self.path, mode=0o600)
-        try:
-            self._lock.acquire()
-        except LockBusy:
-            raise OrganizeError(f"another `cifar10 organize` (or its --undo) is working on {shown(dst_root)} right "
-                                "now: wait for it to finish, then run this again") from None
-        except OSError as exc:
-            raise OrganizeError(f"cannot create {shown(self.path)}: {exc.strerror or exc}") from None
-        self._fd = self._lock.fd
-
-    def key(self) -> str:
-        os.lseek(self._fd, 0, os.SEEK_SET)
-        return os.read(self._fd, 256).decode("ascii", "replace").strip()
-
-    def new_key(self) -> str:
-        """A fresh random key, written (fsynced) before any journal line names it."""
-        key = secrets.token_hex(16)
-        try:
-            os.ftruncate(self._fd, 0)
-            os.lseek(self._fd, 0, os.SEEK_SET)
-            os.write(self._fd, key.encode("ascii"))
-            os.fsync(self._fd)
-        except OSError as exc:
-            raise OrganizeError(f"cannot write {shown(self.path)}: {exc.strerror or exc}") from None
-        return key
-
-    def release(self) -> None:
-        self._lock.release()
-
-
-def _read_key(dst_root: str | os.PathLike) -> str:
-    try:
-        with open(Path(dst_root) / LOCK_NAME, "rb") as f:
-            return f.read(256).decode("ascii", "replace").strip()
-    except OSError:
-        return ""
-
-
-class Journal:
-    """Append-only JSON lines in ``DST/.cifar10-organize.jsonl``; every line is fsynced before it counts.
-    Holds DST's lock (:data:`LOCK_NAME`) from creation to :meth:`close`."""
-
-    def __init__(self, dst_root: str | os.PathLike):
-        self.path = Path(dst_root) / JOURNAL_NAME
-        self._fd = None
-        self._lock = _DestinationLock(dst_root)
-
-    def write(self, record: dict) -> None:
-        self.write_many([record])
-
-    def write_many(self, records: list[dict]) -> None:
-        """Append the records and fsync once (a group commit): all of them count, or (crash) a prefix.
-
-        A write or fsync that fails (a full disk) is cut away again and raises OrganizeError: no torn line is
-        left for the next run to append to."""
-        if not records:
-            return
-        data = "".join(json.dumps(r, ensure_ascii=True) + "\n" for r in records).encode("ascii")
-        try:
-            if self._fd is None:
-                new = not self.path.exists()
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0),
-                                   0o644)
-                _cut_torn_line(self._fd)
-                if new:
-                    _fsync_dir(self.path.parent)
-            size = os.fstat(self._fd).st_size
-        except OSError as exc:
-            raise OrganizeError(f"cannot write the journal {shown(self.path)}: {exc.strerror or exc}") from None
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
-            os.fsync(self._fd)
-        except OSError as exc:
-            try:
-                os.ftruncate(self._fd, size)
-                os.fsync(self._fd)
-            except OSError:
-                pass  # a torn line that is left is cut away before the next write (and ignored when read)
-            raise OrganizeError(f"cannot write the journal {shown(self.path)}: {exc.strerror or exc}") from None
-
-    def key(self) -> str:
-        return self._lock.key()
-
-    def new_key(self) -> str:
-        return self._lock.new_key()
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        self._lock.release()
-
-    def records(self) -> list[dict]:
-        return read_journal(self.path.parent)
-
-
-def _cut_torn_line(fd: int) -> None:
-    """Truncate the journal back to its last complete line: a line cut off (crash, full disk) was never acted
-    on (begin lines are fsynced before their step), and the next line must not be glued to it."""
-
-    def read_at(offset: int, count: int) -> bytes:
-        os.lseek(fd, offset, os.SEEK_SET)  # appends still go to the end (O_APPEND)
-        return os.read(fd, count)
-
-    size = os.fstat(fd).st_size
-    if size == 0 or read_at(size - 1, 1) == b"\n":
-        return
-    end = size
-    while end > 0:
-        start = max(0, end - 65536)
-        cut = read_at(start, end - start).rfind(b"\n")
-        if cut >= 0:
-            os.ftruncate(fd, start + cut + 1)
-            return
-        end = start
-    os.ftruncate(fd, 0)
+        super().__init__(Path(dst_root) / JOURNAL_NAME, Path(dst_root) / LOCK_NAME, error=OrganizeError,
+                         busy=f"another `cifar10 organize` (or its --undo) is working on {shown(dst_root)} right "
+                              "now: wait for it to finish, then run this again")
 
 
 def read_journal(dst_root: str | os.PathLike) -> list[dict]:
-    """Every complete line of the journal (a line cut off by a crash is ignored: it was never acted on)."""
-    path = Path(dst_root) / JOURNAL_NAME
-    if not path.exists():
-        return []
-    records = []
-    with open(path, "rb") as f:
-        for line in f:
-            if not line.endswith(b"\n"):
-                break  # the last line was being written when the process died
-            try:
-                record = json.loads(line.decode("utf-8", "surrogateescape"))
-                if not isinstance(record, dict):
-                    raise ValueError
-            except ValueError:
-                raise OrganizeError(f"{shown(path)}: line {len(records) + 1} is not a journal record; "
-                                    "the journal was edited or damaged, so nothing was changed") from None
-            records.append(record)
-    return records
-
-
-@dataclass
-class StepState:
-    """One journalled step with what is known about it: begun, done, undone."""
-
-    begin: dict
-    done: dict | None = None
-    undone: bool = False
+    """Every complete line of DST's journal (a line cut off by a crash is ignored: it was never acted on)."""
+    return folder_journal.read_journal(Path(dst_root) / JOURNAL_NAME, OrganizeError)
 
 
 def journal_steps(records: list[dict]) -> tuple[dict[str, StepState], list[dict]]:
     """Steps by id (in journal order) and the ``mkdir`` records (as written: see :func:`trusted_journal`)."""
-    steps: dict[str, StepState] = {}
-    mkdirs: list[dict] = []
-    for record in records:
-        op, step_id = record.get("op"), str(record.get("id"))
-        if op == "begin":
-            steps[step_id] = StepState(record)
-        elif op == "done" and step_id in steps:
-            steps[step_id].done = record
-        elif op == "undone" and step_id in steps:
-            steps[step_id].undone = True
-        elif op == "mkdir":
-            mkdirs.append(record)
-    return steps, mkdirs
+    return steps_of(records), [record for record in records if record.get("op") == "mkdir"]
 
 
 # --- the trust rules -------------------------------------------------------------------------------------------
@@ -428,51 +189,16 @@ class TrustedJournal:
     mkdirs: list[dict]
 
 
-def _dst_identity(dst_root: str) -> tuple[str, int, int]:
-    st = os.stat(dst_root)
-    return os.path.realpath(dst_root), st.st_dev, st.st_ino
-
-
-def _run_binding(dst_root: str) -> dict:
-    real, dev, ino = _dst_identity(dst_root)
-    return {"dst": dst_root, "dst_real": real, "dst_dev": dev, "dst_ino": ino}
-
-
-def _is_plain_path(path) -> bool:
-    return isinstance(path, str) and os.path.isabs(path) and os.path.normpath(path) == path and "\0" not in path
-
-
 def _dst_path_ok(path, dst_real: str, depth: int, realpath=os.path.realpath) -> bool:
     """``path`` is ``DST/<folder>`` (depth 1) or ``DST/<folder>/<name>`` (depth 2), with no ``..`` and no symbolic
     link between DST and the file (a link there could send an undo anywhere)."""
-    if not _is_plain_path(path):
+    if not is_plain_path(path):
         return False
     folder = path if depth == 1 else os.path.dirname(path)
     if os.path.basename(path) in ("", ".", ".."):
         return False
     return (realpath(os.path.dirname(folder)) == dst_real
             and realpath(folder) == os.path.join(dst_real, os.path.basename(folder)))
-
-
-def _src_path_ok(path, sources: list, realpath=os.path.realpath) -> bool:
-    """``path`` is one of the files the user named, or lies in one of the folders they named (also after
-    following links: a folder replaced by a link to elsewhere does not count)."""
-    if not _is_plain_path(path):
-        return False
-    for root in sources:
-        if not _is_plain_path(root):
-            continue
-        if path == root:
-            return True
-        if path.startswith(root.rstrip(os.sep) + os.sep):
-            real_root = realpath(root)
-            real_parent = realpath(os.path.dirname(path))
-            try:
-                if os.path.commonpath([real_root, real_parent]) == real_root:
-                    return True
-            except ValueError:  # another drive
-                continue
-    return False
 
 
 def trusted_journal(dst_root: str | os.PathLike, records: list[dict] | None = None) -> TrustedJournal:
@@ -511,22 +237,11 @@ def trusted_journal(dst_root: str | os.PathLike, records: list[dict] | None = No
             "this folder, rename the journal first")
     if any(r["version"] > JOURNAL_VERSION for r in runs.values()):
         raise refuse("it was written by a newer cifar10; use that version to go on or undo")
-    real, dev, ino = _dst_identity(dst_root)
-    key = _read_key(dst_root)
+    real = os.path.realpath(dst_root)
+    key = folder_journal.read_key(Path(dst_root) / LOCK_NAME)
     realpath = functools.lru_cache(maxsize=None)(os.path.realpath)  # thousands of steps share a few folders
     for run in runs.values():
-        if run.get("dst_real") != real:
-            if (run.get("dst_dev"), run.get("dst_ino")) == (dev, ino):
-                raise refuse(f"this folder was moved or renamed since it was sorted (it was "
-                             f"{shown(str(run.get('dst_real')))}): move it back there to undo or go on")
-            raise refuse(f"it was written for another folder ({shown(str(run.get('dst_real')))}): this folder is a "
-                         "copy of it, or the journal was put here; delete the journal to use this as a plain folder")
-        if (run.get("dst_dev"), run.get("dst_ino")) != (dev, ino):
-            raise refuse("it was written for another folder that was at this path (this one is a copy, or was "
-                         "restored from a backup); delete the journal to use this as a plain folder")
-        if not key or not hmac.compare_digest(os.fsencode(str(run.get("key", ""))), os.fsencode(key)):
-            raise refuse(f"it does not match this folder's key in {LOCK_NAME} (the journal was copied or edited, "
-                         "or the lock file was deleted)")
+        check_binding(run, dst_root, key, prefix="dst", lock_name=LOCK_NAME, done="sorted", refuse=refuse)
         if run.get("mode") not in MODES or not isinstance(run.get("sources"), list):
             raise refuse(f"run {run.get('run')} is not a valid record")
     for step_id, state in steps.items():
@@ -536,7 +251,7 @@ def trusted_journal(dst_root: str | os.PathLike, records: list[dict] | None = No
             raise refuse(f"step {shown(step_id)} belongs to no run of this folder")
         if not _dst_path_ok(begin.get("dst"), real, 2, realpath):
             raise refuse(f"step {shown(step_id)} writes outside this folder ({shown(str(begin.get('dst')))})")
-        if not _src_path_ok(begin.get("src"), run["sources"], realpath):
+        if not path_in_folders(begin.get("src"), run["sources"], realpath):
             raise refuse(f"step {shown(step_id)} reads {shown(str(begin.get('src')))}, which is not in the sources "
                          "that run was given")
     for record in mkdirs:
@@ -785,7 +500,7 @@ def execute(plan: Plan, *, on_progress: Callable[[int, int], None] | None = None
             key = journal.key() if trusted.runs else journal.new_key()
             journal.write({"op": "run", "run": run_id, "version": JOURNAL_VERSION, "mode": plan.mode,
                            "model": plan.model, "min_confidence": plan.min_confidence, "sources": plan.sources,
-                           **_run_binding(plan.dst_root), "key": key,
+                           **folder_binding(plan.dst_root, "dst"), "key": key,
                            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "steps": total, "created_dst": created})
             if on_progress is not None:
                 on_progress(0, total)
@@ -823,9 +538,7 @@ def _remove_part(state: StepState) -> None:
     """The temporary file of a step that was begun but not done: its name derives from the journalled
     destination, and it was never renamed into place, so nothing refers to it."""
     if state.done is None:
-        part = _part_path(state.begin["dst"])
-        if _is_regular_file(part):
-            os.unlink(part)
+        folder_journal.remove_part(state.begin["dst"])
 
 
 def _recover(journal: Journal, trusted: TrustedJournal, report: Report, *, force_copy: bool = False) -> int:
@@ -978,8 +691,6 @@ def _undo_step(state: StepState) -> str | None:
     if mode == "copy":
         return f"{shown(dst)}: kept: the original is gone ({shown(src)})"
     os.makedirs(os.path.dirname(src), exist_ok=True)
-    back_part = _part_path(src)  # left by an undo killed while copying this file back across file systems
-    if _is_regular_file(back_part):
-        os.unlink(back_part)
+    folder_journal.remove_part(src)  # left by an undo killed while copying this file back across file systems
     _move(dst, src)
     return None

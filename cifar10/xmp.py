@@ -10,8 +10,10 @@
 
 An existing sidecar is merged, not replaced: every other property, tag and namespace stays as it was;
 the keyword written by an earlier run (recorded in ``cifar10:Label``) is replaced by the new label, a
-keyword the user added is never removed. The sidecar is written to a temporary file and renamed over
-the old one, so a crash never leaves half a sidecar. The image file itself is never opened for writing.
+keyword the user added is never removed. The sidecar is written to a temporary file, fsynced, read back and
+renamed over the old one, so a crash never leaves half a sidecar. The image file itself is never opened for
+writing. ``cifar10 classify --xmp`` journals every sidecar and keeps its previous bytes before writing it, so
+``cifar10 classify --xmp-undo FOLDER`` puts them back (:mod:`cifar10.xmp_journal`).
 
 Why the standard library (``xml.etree.ElementTree``) and not a metadata library: measured on
 2026-11-29 with the maintained candidates:
@@ -29,10 +31,12 @@ wrapper is written back. Python's expat refuses entity-expansion bombs (expat >=
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+from cifar10.folder_journal import install_verified, shown
 
 NS_X = "adobe:ns:meta/"
 NS_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -62,11 +66,12 @@ def _q(ns: str, name: str) -> str:
     return f"{{{ns}}}{name}"
 
 
-def _parse(path: Path) -> tuple[ET.Element, dict[str, str]]:
-    """The x:xmpmeta (or bare rdf:RDF) root of an existing sidecar, and its prefix -> namespace map."""
+def _parse(path: Path, data: bytes | None = None) -> tuple[ET.Element, dict[str, str]]:
+    """The x:xmpmeta (or bare rdf:RDF) root of an existing sidecar (its bytes ``data``, else read from ``path``),
+    and its prefix -> namespace map."""
     prefixes: dict[str, str] = {}
     try:
-        events = ET.iterparse(str(path), events=("start-ns", "end"))
+        events = ET.iterparse(io.BytesIO(data) if data is not None else str(path), events=("start-ns", "end"))
         root = None
         for event, item in events:
             if event == "start-ns":
@@ -75,12 +80,12 @@ def _parse(path: Path) -> tuple[ET.Element, dict[str, str]]:
             else:
                 root = item
     except ET.ParseError as exc:
-        raise XmpError(f"{path}: not valid XML ({exc}); left untouched") from None
+        raise XmpError(f"{shown(path)}: not valid XML ({exc}); left untouched") from None
     except OSError as exc:
-        raise XmpError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise XmpError(f"{shown(path)}: cannot read ({exc.strerror or exc})") from None
     if root is None or root.tag not in (_q(NS_X, "xmpmeta"), _q(NS_RDF, "RDF")):
-        raise XmpError(f"{path}: not an XMP sidecar (its root element is {root.tag if root is not None else 'none'}); "
-                       "left untouched")
+        raise XmpError(f"{shown(path)}: not an XMP sidecar (its root element is "
+                       f"{root.tag if root is not None else 'none'}); left untouched")
     return root, prefixes
 
 
@@ -153,19 +158,13 @@ def _get_simple(description: ET.Element, ns: str, name: str) -> str | None:
     return description.get(_q(ns, name))
 
 
-def write_sidecar(image_path: str | os.PathLike, label: str, confidence: float, model: str) -> Path:
-    """Write or merge ``<image>.xmp`` with ``label`` as a keyword; returns the sidecar path.
-
-    Raises :class:`XmpError` when an existing sidecar is not XMP (it is then left as it was) and OSError
-    when the folder is not writable. The image itself is only checked to exist, never opened.
-    """
-    image_path = Path(image_path)
-    if not image_path.is_file():
-        raise XmpError(f"{image_path}: no such image file")
-    path = sidecar_path(image_path)
+def merged_sidecar(path: str | os.PathLike, old: bytes | None, label: str, confidence: float, model: str) -> bytes:
+    """The bytes of sidecar ``path`` with ``label`` as a keyword: ``old`` (its current bytes) merged, or a new one
+    (``old`` None). Raises :class:`XmpError` when ``old`` is not XMP. Touches no file."""
+    path = Path(path)
     prefixes: dict[str, str] = {}
-    if path.exists():
-        root, prefixes = _parse(path)
+    if old is not None:
+        root, prefixes = _parse(path, old)
     else:
         root = _new_root()
     description = _description(root)
@@ -175,7 +174,24 @@ def write_sidecar(image_path: str | os.PathLike, label: str, confidence: float, 
     _set_simple(description, NS_CIFAR10, "Label", label)
     _set_simple(description, NS_CIFAR10, "Confidence", f"{confidence:.4f}")
     _set_simple(description, NS_CIFAR10, "Model", model)
-    _write_atomically(path, root, prefixes)
+    return _serialise(root, prefixes)
+
+
+def write_sidecar(image_path: str | os.PathLike, label: str, confidence: float, model: str) -> Path:
+    """Write or merge ``<image>.xmp`` with ``label`` as a keyword, without a journal; returns the sidecar path.
+    (``cifar10 classify --xmp`` goes through :mod:`cifar10.xmp_journal`, which journals and backs up first.)
+
+    Raises :class:`XmpError` when an existing sidecar is not XMP (it is then left as it was) and OSError
+    when the folder is not writable. The image itself is only checked to exist, never opened.
+    """
+    image_path = Path(image_path)
+    if not image_path.is_file():
+        raise XmpError(f"{shown(image_path)}: no such image file")
+    path = sidecar_path(image_path)
+    old = path.read_bytes() if path.exists() else None
+    data = merged_sidecar(path, old, label, confidence, model)
+    mode = (path.stat().st_mode & 0o7777) if old is not None else None
+    install_verified([data], str(path), replace=True, mode=mode)
     return path
 
 
@@ -198,7 +214,7 @@ def read_keywords(path: str | os.PathLike) -> dict:
             "model": _get_simple(description, NS_CIFAR10, "Model")}
 
 
-def _write_atomically(path: Path, root: ET.Element, prefixes: dict[str, str]) -> None:
+def _serialise(root: ET.Element, prefixes: dict[str, str]) -> bytes:
     # Keep the sidecar's own prefixes (ElementTree would otherwise write ns0:, ns1:, ...).
     for prefix, uri in {**KNOWN_PREFIXES, **prefixes}.items():
         if prefix and not prefix.startswith("ns") and not prefix.startswith("xml"):
@@ -208,40 +224,4 @@ def _write_atomically(path: Path, root: ET.Element, prefixes: dict[str, str]) ->
                 pass
     ET.indent(root, space=" ")
     body = ET.tostring(root, encoding="unicode")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(XPACKET_BEGIN + body + XPACKET_END)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            try:
-                os.chmod(tmp, path.stat().st_mode & 0o7777)
-            except OSError:
-                pass
-        else:
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def tag_results(results, model: str, problems: list[str]):
-    """Pass ``results`` through, writing a sidecar for each classified one (``cifar10 classify --xmp``).
-
-    A sidecar that cannot be written is reported in ``problems`` (path: reason) and the run goes on.
-    """
-    for result in results:
-        if not result.error:
-            try:
-                write_sidecar(result.path, result.label, result.confidence, model)
-            except (XmpError, OSError) as exc:
-                problems.append(f"{sidecar_path(result.path)}: {exc}")
-        yield result
+    return (XPACKET_BEGIN + body + XPACKET_END).encode("utf-8")

@@ -8,6 +8,7 @@ import time
 from typing import Iterable, Iterator
 
 from cifar10.errors import UserFacingError
+from cifar10.folder_journal import JournalError
 from cifar10.inference import Classifier, ProviderError, Result, classify_files, iter_image_files, looks_like_image
 from cifar10.paths import model_dirs
 from cifar10.registry import ModelError, ModelInfo, best_model, discover_models, find_model
@@ -64,6 +65,8 @@ def list_models() -> int:
 
 
 def run(args) -> int:
+    if getattr(args, "xmp_undo", None) is not None:
+        return run_xmp_undo(args)
     if args.list_models:
         return list_models()
     if not args.paths:
@@ -105,8 +108,30 @@ def run(args) -> int:
         raise fail(f"no images found in {', '.join(args.paths)}")
 
     model = choose_model(args.model)
+    tagging = _open_tagging(args.paths, model) if getattr(args, "xmp", False) else None
+    try:
+        return _classify(args, model, files, tagging)
+    except JournalError as exc:  # --xmp: the disk is full (one line, naming the undo)
+        raise fail(str(exc)) from None
+    finally:
+        if tagging is not None:
+            tagging.close()
+
+
+def _open_tagging(paths, model: ModelInfo):
+    """``--xmp``: the journal of each folder named, locked and checked before anything is classified."""
+    from cifar10.xmp_journal import Tagging
+
+    try:
+        return Tagging(paths, model.name)
+    except JournalError as exc:
+        raise fail(str(exc)) from None
+
+
+def _classify(args, model: ModelInfo, files: list[str], tagging) -> int:
+    engine = getattr(args, "engine", "local")
     if engine == "ray":  # the actors load the model; the driver only ships it
-        return _run_to_output(args, model, None, files)
+        return _run_to_output(args, model, None, files, tagging)
     try:
         classifier = Classifier(model, provider=args.provider)
     except ProviderError as exc:
@@ -118,7 +143,7 @@ def run(args) -> int:
         raise fail(f"cannot load {model.onnx_path}: {first}") from None
 
     if args.output is not None:  # journaled, so that --resume can continue a killed run
-        return _run_to_output(args, model, classifier, files)
+        return _run_to_output(args, model, classifier, files, tagging)
 
     stats = {"done": 0, "total": 0, "failed": 0, "unsure": 0}
     start = time.perf_counter()
@@ -139,11 +164,8 @@ def run(args) -> int:
     print(f"model {model.name} ({model.knows}, {model.image_size} px; {_pct(model.test_accuracy)} test accuracy), "
           f"provider {classifier.provider}", file=sys.stderr)
     results = counted(classify_files(classifier, files, batch_size=args.batch_size, on_progress=on_progress))
-    xmp_problems: list[str] = []
-    if getattr(args, "xmp", False):
-        from cifar10.xmp import tag_results
-
-        results = tag_results(results, model.name, xmp_problems)
+    if tagging is not None:
+        results = tagging.tag(results)
     try:
         if args.output is not None:
             count = write_results(results, args.output, top_k=args.top_k, meta=export_metadata(model))
@@ -160,14 +182,12 @@ def run(args) -> int:
           f"{stats['failed']:,} could not be classified{where}", file=sys.stderr)
     print(unsure_summary(stats["unsure"], count - stats["failed"], classifier.threshold is not None,
                          model.num_classes), file=sys.stderr)
-    if getattr(args, "xmp", False):
-        for problem in xmp_problems:
-            print(f"warning: no sidecar: {problem}", file=sys.stderr)
-        print(f"XMP sidecars written: {count - stats['failed'] - len(xmp_problems)} (<image>.xmp)", file=sys.stderr)
+    if tagging is not None:
+        _tagging_summary(tagging)
     return EXIT_SOME_FAILED if stats["failed"] else EXIT_OK
 
 
-def _run_to_output(args, model: ModelInfo, classifier, files: list[str]) -> int:
+def _run_to_output(args, model: ModelInfo, classifier, files: list[str], tagging=None) -> int:
     from cifar10.classify_output import run_to_output
 
     print(f"model {model.name} ({model.knows}, {model.image_size} px; {_pct(model.test_accuracy)} test accuracy)"
@@ -190,28 +210,55 @@ def _run_to_output(args, model: ModelInfo, classifier, files: list[str]) -> int:
           file=sys.stderr)
     has_open_set = classifier.threshold is not None if classifier is not None else run.scored > 0
     print(unsure_summary(run.unsure, run.rows - run.failed, has_open_set, model.num_classes), file=sys.stderr)
-    if getattr(args, "xmp", False):
-        _sidecars_from(args.output, model)
+    if tagging is not None:
+        _sidecars_from(args.output, tagging)
     return EXIT_SOME_FAILED if run.failed else EXIT_OK
 
 
-def _sidecars_from(output, model: ModelInfo) -> None:
-    """``--xmp`` with ``--output``: a sidecar for every classified row of the results file."""
+def _sidecars_from(output, tagging) -> None:
+    """``--xmp`` with ``--output``: a sidecar for every classified row of the results file (inside the folders
+    named on the command line)."""
     from cifar10.results_io import read_results
-    from cifar10.xmp import XmpError, write_sidecar
 
-    written, problems = 0, []
     for row in read_results(output):
-        if row["error"] or not row["label"]:
-            continue
-        try:
-            write_sidecar(row["path"], row["label"], row["confidence"], model.name)
-            written += 1
-        except (XmpError, OSError) as exc:
-            problems.append(f"{row['path']}.xmp: {exc}")
-    for problem in problems:
-        print(f"warning: no sidecar: {problem}", file=sys.stderr)
-    print(f"XMP sidecars written: {written} (<image>.xmp)", file=sys.stderr)
+        if not row["error"] and row["label"]:
+            tagging.add(row["path"], row["label"], row["confidence"])
+    tagging.flush()
+    _tagging_summary(tagging)
+
+
+def _tagging_summary(tagging) -> None:
+    from cifar10.xmp_journal import undo_command
+
+    for problem in tagging.problems:
+        print(f"warning: no sidecar: {display_text(problem)}", file=sys.stderr)
+    undo = "; ".join(f"`{undo_command(folder)}`" for folder in tagging.journaled_folders)
+    print(f"XMP sidecars written: {tagging.written} (<image>.xmp)" + (f"; undo with {undo}" if undo else ""),
+          file=sys.stderr)
+
+
+def run_xmp_undo(args) -> int:
+    """``cifar10 classify --xmp-undo FOLDER``: put back the sidecars ``--xmp`` wrote or changed in FOLDER."""
+    from cifar10_cli.organize import say
+    from cifar10.xmp_journal import STATE_DIR, undo
+
+    if args.paths or getattr(args, "xmp", False) or args.output is not None:
+        raise fail("--xmp-undo FOLDER takes no other paths, no --xmp and no --output")
+    folder = os.path.abspath(args.xmp_undo)
+    try:
+        report = undo(folder)
+    except (JournalError, OSError) as exc:
+        why = f"{exc.filename}: {exc.strerror or exc}" if isinstance(exc, OSError) and exc.filename else str(exc)
+        raise fail(why) from None
+    for problem in report.problems:
+        say(f"not undone: {problem}")
+    summary = ", ".join([f"put back {plural(report.restored, 'earlier sidecar')}"]
+                        + [f"removed {plural(report.removed, 'sidecar')} cifar10 had created"] * bool(report.removed))
+    if not report.journal_removed:
+        summary += (f"; {len(report.problems)} left as they are (listed above): the journal and the earlier versions "
+                    f"stay in {os.path.join(folder, STATE_DIR)}; run --xmp-undo again once that is fixed")
+    say(summary, err=True)
+    return EXIT_SOME_FAILED if report.problems else EXIT_OK
 
 
 def unsure_summary(unsure: int, classified: int, has_open_set: bool, num_classes: int | None = None) -> str:

@@ -563,7 +563,11 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
                         "unfinished run's journal over)")
     p.add_argument("--xmp", action="store_true",
                    help="also write an XMP sidecar next to each image (photo.jpg.xmp: the label as a keyword and the "
-                        "confidence; merged into an existing sidecar; the image is never touched)")
+                        "confidence; merged into an existing sidecar; the image is never touched). Journaled in "
+                        "FOLDER/.cifar10-xmp/ with the earlier sidecars, for --xmp-undo")
+    p.add_argument("--xmp-undo", type=Path, metavar="FOLDER",
+                   help="put back the XMP sidecars --xmp wrote in FOLDER (the folder that was classified) as they "
+                        "were; a sidecar changed since is left as it is; then exit")
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("sweep", help="grid or random search over `cifar10 train` options on Ray Tune (ASHA early "
