@@ -168,7 +168,7 @@ class Labelling(QObject):
             action = None
             if inside:
                 action = self.book.move(inside, label)
-                self._follow_moves(action.done)
+                self.session.follow_moves(action.done)  # the rows go with the files, keeping place and answer
             if outside:
                 action = self.book.add(outside, label)
         except LabelError as exc:
@@ -182,13 +182,6 @@ class Labelling(QObject):
         if self.next_dialog is not None and self.next_dialog.isVisible():
             self.next_dialog.refresh()
         return action
-
-    def _follow_moves(self, done) -> None:
-        """Rows of moved dataset pictures follow their file to its new place."""
-        moved = [(src, dst) for src, dst in done if self.session.result(src) is not None]
-        if moved:
-            self.session.remove([src for src, _ in moved])
-            self.session.add_paths([dst for _, dst in moved])
 
     def new_class(self, name: str | None = None, correct: bool = False):
         if self.book is None:
@@ -217,7 +210,7 @@ class Labelling(QObject):
             return None
         if action is not None:
             if action.kind == "move":
-                self._follow_moves([(dst, src) for src, dst in action.done])
+                self.session.follow_moves([(dst, src) for src, dst in action.done])
             self.session.message.emit(f"Undone: {len(action.done)} picture(s) {action.kind} to {action.label}", 5000)
         self.changed.emit()
         return action

@@ -207,3 +207,31 @@ def test_check_labels_can_be_cancelled_and_closing_its_dialog_cancels_it(qtbot, 
     again.close()
     qtbot.waitUntil(lambda: not labelling.checker.running, timeout=60000)
     assert again.progress.format() == "Cancelled" and "done" not in [e["event"] for e in again.events]
+
+
+def test_a_correction_keeps_the_row_in_place_with_its_answer(qtbot, window, tmp_path):
+    """"This is actually" on a dataset picture moves the file to another class folder: its row follows it where
+    it stands, with the answer it had (the same bytes: nothing is read again), and Undo takes it back."""
+    dataset = tmp_path / "dataset"
+    paths = [photo(dataset / cls / f"{cls}_{i}.png", colour, i)
+             for cls, colour in (("cat", (200, 60, 40)), ("dog", (40, 170, 60))) for i in range(3)]
+    labelling = window.labelling
+    labelling.set_dataset(dataset)
+    window.add_paths([dataset])
+    qtbot.waitUntil(lambda: not window.busy and len(window.results_model.results()) == 6, timeout=60000)
+    before = window.results_model.results()
+    wrong = next(p for p in paths if p.name == "cat_1.png")
+    row = [r.path for r in before].index(str(wrong))
+    answer = before[row]
+    select(window, wrong)
+    labelling.label_selected("dog", correct=True)
+    moved = dataset / "dog" / "cat_1.png"
+    assert moved.is_file() and not wrong.exists()
+    assert not window.busy  # nothing to classify again: the file is the same
+    after = window.results_model.results()
+    assert [r.path for r in after] == [str(moved) if r.path == str(wrong) else r.path for r in before]
+    assert after[row].label == answer.label and after[row].probabilities == pytest.approx(answer.probabilities)
+    assert window.selected_result().path == str(moved)
+    labelling.undo()
+    assert wrong.is_file() and not moved.exists() and not window.busy
+    assert [r.path for r in window.results_model.results()] == [r.path for r in before]
