@@ -23,13 +23,14 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from cifar10.errors import UserFacingError
 from cifar10.image_folders import list_class_folders, reserved_names
 from cifar10.organize import OrganizeError, Plan, Report, Step, class_folder_name, execute, free_name, undo
 
 LABELLING = "labelling"  # the journal's "model" field for these runs
+Progress = Callable[[int, int], None]  # (done, total) files of one action
 
 
 class LabelError(UserFacingError):
@@ -86,20 +87,20 @@ class LabelBook:
             raise LabelError(f"{label!r} cannot be a class folder name: use letters, digits, spaces, '-' or '_'")
         return label
 
-    def add(self, paths: Sequence[str], label: str) -> Action:
+    def add(self, paths: Sequence[str], label: str, *, on_progress: Progress | None = None) -> Action:
         """Copy ``paths`` into ``DATASET/<label>/`` (created when new); pictures already in that class are
         skipped. Pictures that are in another class folder of the dataset are copied too (use :meth:`move` to
-        correct those)."""
-        return self._run("copy", paths, label)
+        correct those). ``on_progress(done, total)``: as :func:`cifar10.organize.execute` reports it."""
+        return self._run("copy", paths, label, on_progress)
 
-    def move(self, paths: Sequence[str], label: str) -> Action:
+    def move(self, paths: Sequence[str], label: str, *, on_progress: Progress | None = None) -> Action:
         """Move dataset pictures into ``DATASET/<label>/`` (a label correction); others raise LabelError."""
         outside = [p for p in paths if not self.contains(p)]
         if outside:
             raise LabelError(f"{outside[0]} is not in the dataset {self.root}: add it to a class instead")
-        return self._run("move", paths, label)
+        return self._run("move", paths, label, on_progress)
 
-    def _run(self, mode: str, paths: Sequence[str], label: str) -> Action:
+    def _run(self, mode: str, paths: Sequence[str], label: str, on_progress: Progress | None = None) -> Action:
         label = self.check_label(label)
         paths = [os.path.abspath(os.fspath(p)) for p in paths]
         paths = [p for p in dict.fromkeys(paths) if self.class_of(p) != label]
@@ -113,21 +114,21 @@ class LabelBook:
             taken.add(name.lower())
             plan.steps.append(Step(path, label, name, label, 1.0))
         try:
-            report: Report = execute(plan)
+            report: Report = execute(plan, on_progress=on_progress)
         except OrganizeError as exc:
             raise LabelError(str(exc)) from None
         action = Action("add" if mode == "copy" else "move", label, report.run_id, report.done, report.problems)
         self.actions.append(action)
         return action
 
-    def undo_last(self) -> Action | None:
+    def undo_last(self, *, on_progress: Progress | None = None) -> Action | None:
         """Reverse the newest action not undone yet (None when there is none); LabelError when a step could not
         be undone without losing a file (it stays, and is named)."""
         action = next((a for a in reversed(self.actions) if not a.undone and a.run_id), None)
         if action is None:
             return None
         try:
-            report = undo(self.root, run=action.run_id)
+            report = undo(self.root, run=action.run_id, on_progress=on_progress)
         except OrganizeError as exc:
             raise LabelError(str(exc)) from None
         if report.problems:

@@ -5,6 +5,10 @@ accuracy, per-class precision and recall and the confusion matrix, computed by t
 ``cifar10 evaluate --folder`` (:mod:`cifar10.evaluation`), so the numbers are the CLI's. Clicking a
 matrix cell filters the image table to exactly the images of that true class predicted as that class;
 Unreadable and Unsure list those apart.
+
+The model is read again from disk each time an evaluation starts (:func:`desktop_app.session.open_model_as_now`):
+one re-trained or copied over under the same name since the dialog took it is evaluated as it is now, and the
+dialog takes its classes; a model file that is gone is said in one line.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QFileDialo
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from cifar10.evaluation import Evaluation, evaluate_folder, is_unsure, write_report
-from cifar10.inference import Classifier
 from cifar10.registry import ModelInfo
 from desktop_app.background import BackgroundTask
+from desktop_app.session import model_key, open_model_as_now
 from desktop_app.results_model import COL_CLASS, COL_FILE, HEADERS, RESULT_ROLE, SORT_ROLE, THUMB_SIZE, ResultsModel
 
 COL_TRUE = len(HEADERS)  # the images table's extra column: the true class (the folder)
@@ -64,9 +68,11 @@ class _EvaluatedImages(ResultsModel):
 SHORT = {"automobile": "auto", "airplane": "plane"}
 
 
-def _evaluate_task(model: ModelInfo, provider: str, folder: str, *, on_progress, should_stop) -> Evaluation:
-    classifier = Classifier(model, provider=provider)
-    return evaluate_folder(classifier, folder, on_progress=on_progress, should_stop=should_stop, keep_images=True)
+def _evaluate_task(model: ModelInfo, provider: str, folder: str, *, on_progress, should_stop):
+    """(the model as it is now, its ModelKey, the Evaluation)."""
+    model, classifier, key = open_model_as_now(model, provider)
+    return model, key, evaluate_folder(classifier, folder, on_progress=on_progress, should_stop=should_stop,
+                                       keep_images=True)
 
 
 class _PathFilter(QSortFilterProxyModel):
@@ -94,6 +100,7 @@ class EvaluationDialog(QDialog):
                  start_dir: str = "", models: list[ModelInfo] | None = None):
         super().__init__(parent)
         self.model, self.provider, self.start_dir = model, provider, start_dir
+        self.model_key = model_key(model)  # the file version the dialog shows; a newer one is taken when used
         self.labels = labels = tuple(model.labels)  # the true classes the folder names stand for
         n = len(labels)
         self.evaluation: Evaluation | None = None
@@ -127,7 +134,7 @@ class EvaluationDialog(QDialog):
         self.task = BackgroundTask(self)
         self.cancel_button.clicked.connect(self.task.cancel)
         self.task.progress.connect(self._on_progress)
-        self.task.succeeded.connect(self.show_evaluation)
+        self.task.succeeded.connect(self._on_evaluated)
         self.task.failed.connect(self._on_failed)
         self.task.finished.connect(lambda: self._set_running(False))
 
@@ -240,7 +247,15 @@ class EvaluationDialog(QDialog):
         """Evaluate with another model (the matrix takes its classes); the shown results are cleared."""
         if model is self.model or self.task.busy:
             return
-        self.model, self.labels = model, tuple(model.labels)
+        self._take_model(model)
+        self.summary.setText(f"Evaluate <b>{model.name}</b>: subfolder names are the true classes ("
+                             + ", ".join(self.labels) + ").")
+        if self.folder_edit.text().strip() and os.path.isdir(self.folder_edit.text().strip()):
+            self.evaluate(self.folder_edit.text())
+
+    def _take_model(self, model: ModelInfo) -> None:
+        """Show ``model``: its classes in the matrix, its name in the title and the picker; results cleared."""
+        self.model, self.model_key, self.labels = model, model_key(model), tuple(model.labels)
         n = len(self.labels)
         self.setWindowTitle(f"Evaluate {model.name} on a labelled folder")
         self.matrix.clear()
@@ -254,12 +269,11 @@ class EvaluationDialog(QDialog):
         self.evaluation = None
         self.export_button.setEnabled(False)
         index = self.model_box.findData(model.name)
-        if index >= 0 and index != self.model_box.currentIndex():
-            self.model_box.setCurrentIndex(index)
-        self.summary.setText(f"Evaluate <b>{model.name}</b>: subfolder names are the true classes ("
-                             + ", ".join(self.labels) + ").")
-        if self.folder_edit.text().strip() and os.path.isdir(self.folder_edit.text().strip()):
-            self.evaluate(self.folder_edit.text())
+        if index >= 0:
+            self.models[index] = model  # (a newer version of the file: the picker's entry is this one now)
+            self.model_box.setItemText(index, model.label)
+            if index != self.model_box.currentIndex():
+                self.model_box.setCurrentIndex(index)
 
     def export_report(self, path) -> None:
         """Write the evaluation as `cifar10 evaluate --folder … -o report.json` does (the same JSON)."""
@@ -322,6 +336,16 @@ class EvaluationDialog(QDialog):
         self.summary.setText(f"<span style='color:#b22'>{message}</span>")
 
     # --- showing -------------------------------------------------------------------------------------
+    def _on_evaluated(self, made) -> None:
+        model, key, evaluation = made
+        note = ""
+        if key != self.model_key or tuple(model.labels) != self.labels:  # re-trained or copied over since
+            self._take_model(model)
+            note = (f" <b>{model.name}</b> changed on disk since this dialog took it: evaluated as it is now "
+                    f"(its classes: {', '.join(self.labels)}).")
+        self.show_evaluation(evaluation)
+        self.summary.setText(self.summary.text() + note)
+
     def show_evaluation(self, evaluation: Evaluation) -> None:
         self.evaluation = evaluation
         m = evaluation.metrics

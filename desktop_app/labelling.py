@@ -7,7 +7,10 @@ Folder…):
   ``DATASET/<class>/``; "This Is Actually ▸" does the same for pictures from elsewhere and *moves* a picture
   that already is in the dataset to the right class (a correction); "New Class…" asks for a name and adds the
   selection to it. Every action goes through :class:`cifar10.labelling.LabelBook` (organize's journal:
-  verified copies, no overwrite); Labels ▸ Undo reverses the newest one.
+  verified copies, no overwrite); Labels ▸ Undo reverses the newest one. The copies run on a worker
+  (:class:`desktop_app.background.BackgroundTask`, superqt) with their progress in the status bar, so hundreds
+  of large photos never freeze the window: while one runs the labelling actions are disabled, and an Undo pressed
+  meanwhile waits for it, then undoes it.
 * "Retrain" trains the instant model (``efficientnet_lite0_linear``, or the linear model the current one was
   trained as) on the dataset in a child process (`cifar10 train`, TensorFlow never loads into the app), saves
   it as ``<dataset>-instant`` and switches to it: the rows re-classify with the new model. Cached features
@@ -27,6 +30,7 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSize, Qt, Signal
@@ -36,6 +40,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QInputDia
 
 from cifar10.labelling import LabelBook, LabelError, label_next_order
 from cifar10.paths import model_file_stem, user_models_dir
+from desktop_app.background import BackgroundTask
 from desktop_app.train_process import (INSTANT_MODEL_OF, TrainProcess, prune_retrain_runs, retrain_runs_dir,
                                        train_arguments)
 from desktop_app.widgets import message_box
@@ -49,9 +54,32 @@ IMPROVE_FROM_PER_CLASS = 1000
 THUMB = 64
 
 
+def _label_task(book: LabelBook, steps: list[tuple[str, list[str], str]], *, on_progress, should_stop):
+    """On the worker: each step (``"move"`` or ``"copy"``, paths, class) as one journaled action, in order.
+    Returns (actions done, the LabelError that stopped it or "")."""
+    total, base, actions = sum(len(paths) for _, paths, _ in steps), 0, []
+    for mode, paths, label in steps:
+        run = book.move if mode == "move" else book.add
+        try:
+            actions.append(run(paths, label, on_progress=lambda done, _n, base=base: on_progress(base + done, total)))
+        except LabelError as exc:
+            return actions, str(exc)
+        base += len(paths)
+    return actions, ""
+
+
+def _undo_task(book: LabelBook, *, on_progress, should_stop):
+    """On the worker: undo the newest action. Returns (the action or None, the LabelError's text or "")."""
+    try:
+        return book.undo_last(on_progress=on_progress), ""
+    except LabelError as exc:
+        return None, str(exc)
+
+
 class Labelling(QObject):
     changed = Signal()             # dataset, classes or undo state changed (menus rebuild)
-    labelled = Signal(object)      # cifar10.labelling.Action
+    labelled = Signal(object)      # cifar10.labelling.Action (the last of a labelling run), once it is done
+    undone = Signal(object)        # the Action Undo reversed (None: nothing to undo), once it is done
     retrain_finished = Signal(object)  # TrainOutcome
     issues_ready = Signal(object)  # list[dict] rows of the label-issues CSV (not after a cancelled check)
 
@@ -70,6 +98,16 @@ class Labelling(QObject):
         self._issues_csv = ""
         self.next_dialog: LabelNextDialog | None = None
         self.check_dialog: CheckLabelsDialog | None = None
+        # Copies, moves and undos run on a worker, one at a time; what the running one is and its outcome:
+        self.task = BackgroundTask(self)
+        self.task.progress.connect(self._on_progress)
+        self.task.succeeded.connect(lambda value: setattr(self, "_outcome", (value, "")))
+        self.task.failed.connect(lambda text: setattr(self, "_outcome", (None, text)))
+        self.task.finished.connect(self._on_task_finished)
+        self._running: dict | None = None   # {"kind": "label" | "undo", "label": ..., "verb": ..., "count": ...}
+        self._outcome: tuple = (None, "")
+        self._undos = 0                       # Undo pressed while a task ran: undone once it is over
+        self.last_undone = None               # the action the last Undo reversed (None: there was none)
 
         def action(text, slot, shortcut=None):
             act = QAction(text, window)
@@ -124,8 +162,21 @@ class Labelling(QObject):
     def classes(self) -> list[str]:
         return self.book.classes() if self.book else []
 
+    @property
+    def busy(self) -> bool:
+        """A copy, move or undo is under way (on the worker)."""
+        return self.task.busy
+
+    def wait(self, timeout_s: float = 60.0) -> bool:
+        """Process events until the labelling under way, and the Undos waiting for it, are over (scripts, tests)."""
+        deadline = time.perf_counter() + timeout_s
+        while self.busy and time.perf_counter() < deadline:
+            self.task.wait(deadline - time.perf_counter())  # its end may start a waiting Undo
+        return not self.busy
+
     def _rebuild(self) -> None:
         has = self.book is not None
+        free = has and not self.busy  # one labelling at a time: the next waits until this one is done
         for menu, correct in ((self.add_menu, False), (self.actually_menu, True)):
             menu.clear()
             for n, name in enumerate(self.classes, 1):
@@ -133,10 +184,12 @@ class Labelling(QObject):
                 act.triggered.connect(lambda _=False, name=name, correct=correct: self.label_selected(name, correct))
             menu.addSeparator()
             menu.addAction("New Class…").triggered.connect(lambda _=False, c=correct: self.new_class(correct=c))
-            menu.setEnabled(has)
-        for act in (self.new_class_action, self.retrain_action, self.label_next_action, self.check_action):
-            act.setEnabled(has)
-        self.undo_action.setEnabled(bool(self.book and self.book.can_undo))
+            menu.setEnabled(free)
+        for act in (self.new_class_action, self.retrain_action, self.check_action, *self.key_actions):
+            act.setEnabled(free)  # (retrain and check read the dataset: not while pictures land in it)
+        self.label_next_action.setEnabled(has)
+        self.dataset_action.setEnabled(not self.busy)
+        self.undo_action.setEnabled(bool(self.book and (self.book.can_undo or self.busy)))
 
     def _extend_row_menu(self, menu: QMenu) -> QMenu:
         if self.book is not None:
@@ -154,41 +207,89 @@ class Labelling(QObject):
         if self.book is not None and 0 < n <= len(classes):
             self.label_selected(classes[n - 1])
 
-    def label_selected(self, label: str, correct: bool = False, paths: list[str] | None = None):
+    def label_selected(self, label: str, correct: bool = False, paths: list[str] | None = None) -> bool:
         """Add the selected pictures (or ``paths``) to class ``label``; ``correct``: "This is actually" (dataset
-        pictures move to that class, others are copied). Returns the Action (None on an error, shown)."""
-        if self.book is None:
-            return None
+        pictures move to that class, others are copied). The files are copied on the worker: False when it
+        cannot start (no dataset, nothing selected, or another labelling still running); when it is done,
+        ``labelled`` brings the action (an error is shown)."""
+        if self.book is None or self.busy:
+            return False
         paths = list(paths if paths is not None else self.selected_paths())
         if not paths:
-            return None
-        try:
-            inside = [p for p in paths if self.book.contains(p)] if correct else []
-            outside = [p for p in paths if p not in inside]
-            action = None
-            if inside:
-                action = self.book.move(inside, label)
-                self._follow_moves(action.done)
-            if outside:
-                action = self.book.add(outside, label)
-        except LabelError as exc:
-            message_box(self.window, QMessageBox.Icon.Warning, "Could not label", str(exc)).open()
-            return None
-        verb = "moved to" if correct and inside else "added to"
-        self.session.message.emit(f"{len(paths)} picture{'s' * (len(paths) != 1)} {verb} {label} "
-                                  f"({self.book.root})", 5000)
+            return False
+        inside = [p for p in paths if self.book.contains(p)] if correct else []
+        outside = [p for p in paths if p not in inside]
+        steps = [("move", inside, label)] * bool(inside) + [("copy", outside, label)] * bool(outside)
+        verb = "moved to" if inside else "added to"
+        self._start("label", _label_task, steps, label=label, verb=verb, count=len(paths))
+        return True
+
+    def move_to_suggested(self, rows: list[dict]) -> bool:
+        """Check Labels: move each picture to its suggested class (one action per class; journaled), on the
+        worker; the moved pictures leave ``issues`` when it is done. False when it cannot start now."""
+        if self.book is None or self.busy or not rows:
+            return False
+        by_class: dict[str, list[str]] = {}
+        for row in rows:
+            by_class.setdefault(row["suggested_label"], []).append(row["path"])
+        self._start("label", _label_task, [("move", paths, label) for label, paths in by_class.items()],
+                    label=", ".join(by_class), verb="moved to", count=len(rows))
+        return True
+
+    def _start(self, kind: str, task, *args, **about) -> None:
+        self._running, self._outcome = {"kind": kind, **about}, (None, "")
+        self.session.message.emit(self._progress_text(0, about.get("count", 0)), 0)
+        self.task.start(task, self.book, *args)
+        self.changed.emit()  # the labelling actions wait while it runs
+
+    def _progress_text(self, done: int, total: int) -> str:
+        running = self._running or {}
+        if running.get("kind") == "undo":
+            return f"Undoing: {done} / {total} pictures…" if total else "Undoing…"
+        verb = "Moving" if running.get("verb") == "moved to" else "Adding"
+        return f"{verb} pictures to {running.get('label')}: {done} / {total}…"
+
+    def _on_progress(self, done: int, total: int) -> None:
+        if self._running is not None:
+            total = self._running.get("count") or total
+            self.session.message.emit(self._progress_text(min(done, total), total), 0)
+
+    def _on_task_finished(self) -> None:
+        """The worker is done (busy is False now): the rows follow moved files, the status bar says what was
+        done, the menus come back, and an Undo pressed meanwhile runs."""
+        running, (value, failure) = self._running or {}, self._outcome
+        self._running, self._outcome = None, (None, "")
+        result, error = value if value is not None else (None, failure)
+        if running.get("kind") == "undo":
+            self._finish_undo(result, error)
+        else:
+            self._finish_label(result or [], error, running)
+        if self._undos and self.book is not None:
+            self._undos -= 1
+            self.undo()
         self.changed.emit()
-        self.labelled.emit(action)
+
+    def _finish_label(self, actions: list, error: str, running: dict) -> None:
+        moved = set()
+        for action in actions:
+            if action.kind == "move":
+                self.session.follow_moves(action.done)  # the rows go with the files, keeping place and answer
+                moved |= {src for src, _ in action.done}
+        if moved:  # a corrected picture is no suspect of Check Labels any more
+            self.issues = [row for row in self.issues if row["path"] not in moved]
+            if self.check_dialog is not None and self.check_dialog.isVisible():
+                self.check_dialog.show_issues(self.issues)
+        if error:
+            self.session.message.emit("", 0)
+            message_box(self.window, QMessageBox.Icon.Warning, "Could not label", error).open()
+        else:
+            count = running.get("count", 0)
+            self.session.message.emit(f"{count} picture{'s' * (count != 1)} {running.get('verb')} "
+                                      f"{running.get('label')} ({self.book.root})", 5000)
+        if actions:
+            self.labelled.emit(actions[-1])
         if self.next_dialog is not None and self.next_dialog.isVisible():
             self.next_dialog.refresh()
-        return action
-
-    def _follow_moves(self, done) -> None:
-        """Rows of moved dataset pictures follow their file to its new place."""
-        moved = [(src, dst) for src, dst in done if self.session.result(src) is not None]
-        if moved:
-            self.session.remove([src for src, _ in moved])
-            self.session.add_paths([dst for _, dst in moved])
 
     def new_class(self, name: str | None = None, correct: bool = False):
         if self.book is None:
@@ -199,6 +300,8 @@ class Labelling(QObject):
                 return None
         if self.selected_paths():
             return self.label_selected(name, correct)
+        if self.busy:
+            return None
         try:  # nothing selected: an empty class folder, to label into later
             (Path(self.book.root) / self.book.check_label(name)).mkdir(parents=True, exist_ok=True)
         except LabelError as exc:
@@ -207,20 +310,31 @@ class Labelling(QObject):
         self.changed.emit()
         return None
 
-    def undo(self):
+    def undo(self) -> bool:
+        """Labels ▸ Undo: reverse the newest action, on the worker (``undone`` brings it, ``last_undone`` keeps
+        it). Pressed while a labelling runs, it waits for it and then undoes it. False without a dataset."""
         if self.book is None:
-            return None
-        try:
-            action = self.book.undo_last()
-        except LabelError as exc:
-            message_box(self.window, QMessageBox.Icon.Warning, "Could not undo", str(exc)).open()
-            return None
-        if action is not None:
+            return False
+        if self.busy:
+            self._undos += 1
+            self.session.message.emit("Undo waits for the labelling under way…", 0)
+            return True
+        self.last_undone = None
+        self._start("undo", _undo_task)
+        return True
+
+    def _finish_undo(self, action, error: str) -> None:
+        self.last_undone = action
+        if error:
+            self.session.message.emit("", 0)
+            message_box(self.window, QMessageBox.Icon.Warning, "Could not undo", error).open()
+        elif action is None:
+            self.session.message.emit("Nothing to undo", 5000)
+        else:
             if action.kind == "move":
-                self._follow_moves([(dst, src) for src, dst in action.done])
+                self.session.follow_moves([(dst, src) for src, dst in action.done])
             self.session.message.emit(f"Undone: {len(action.done)} picture(s) {action.kind} to {action.label}", 5000)
-        self.changed.emit()
-        return action
+        self.undone.emit(action)
 
     # --- retrain ------------------------------------------------------------------------------------------
     def model_name(self) -> str:
@@ -229,7 +343,7 @@ class Labelling(QObject):
 
     def retrain(self, model: str | None = None) -> bool:
         """Train the instant model on the dataset in a child process; False when it cannot start now."""
-        if self.book is None or self.process.running:
+        if self.book is None or self.process.running or self.busy:
             return False
         if len(self.classes) < 2:
             message_box(self.window, QMessageBox.Icon.Information, "Retrain",
@@ -294,7 +408,7 @@ class Labelling(QObject):
 
     def check_labels(self, model: str | None = None) -> bool:
         """Start `cifar10 label-issues` on the dataset (results: ``issues_ready``)."""
-        if self.book is None or self.checker.running:
+        if self.book is None or self.checker.running or self.busy:
             return False
         current = self.session.model.card.get("model") if self.session.model is not None else None
         model = model or (current if current in LINEAR_MODELS else INSTANT_MODEL)
@@ -332,16 +446,6 @@ class Labelling(QObject):
         self.check_dialog.show()
         self.check_labels(model)
         return self.check_dialog
-
-    def move_to_suggested(self, rows: list[dict]):
-        """Check Labels: move each picture to its suggested class (one action per class; journaled)."""
-        by_class: dict[str, list[str]] = {}
-        for row in rows:
-            by_class.setdefault(row["suggested_label"], []).append(row["path"])
-        actions = [self.label_selected(label, True, paths) for label, paths in by_class.items()]
-        moved = {src for a in actions if a is not None for src, _ in a.done}
-        self.issues = [row for row in self.issues if row["path"] not in moved]
-        return actions
 
 
 def read_issues(path: str) -> list[dict]:
@@ -438,6 +542,7 @@ class CheckLabelsDialog(QDialog):
         for widget in (self.status, self.progress, self.list, buttons):
             layout.addWidget(widget)
         labelling.issues_ready.connect(self.show_issues)
+        labelling.changed.connect(self._update_move)  # not while a labelling runs
         self.resize(560, 560)
 
     def show_event(self, event: dict) -> None:
@@ -472,10 +577,12 @@ class CheckLabelsDialog(QDialog):
         self.status.setText(f"{len(rows)} picture{'s' * (len(rows) != 1)} may be in the wrong class folder, most "
                             "suspicious first. Moving one is journaled: Labels ▸ Undo Labelling puts it back."
                             if rows else "No suspects: every picture agrees with its class folder.")
-        self.move_button.setEnabled(bool(rows))
+        self._update_move()
+
+    def _update_move(self) -> None:
+        self.move_button.setEnabled(self.list.count() > 0 and not self.labelling.busy)
 
     def move_selected(self) -> None:
         rows = [item.data(Qt.ItemDataRole.UserRole) for item in self.list.selectedItems()]
         if rows:
-            self.labelling.move_to_suggested(rows)
-            self.show_issues(self.labelling.issues)
+            self.labelling.move_to_suggested(rows)  # the list shows the rest once the moves are done

@@ -4,6 +4,10 @@ Preview classifies the sources and lists every file with the folder it would go 
 Sort carries the plan out under the journal (copy or move); Undo puts back everything a sort into that
 destination did, also after a run that was killed half-way. All the work is :mod:`cifar10.organize`,
 the same code as the command line, on a worker thread with progress and Cancel.
+
+The model is the one the window had when the dialog opened, read again from disk each time a preview starts
+(:func:`desktop_app.session.open_model_as_now`): a model re-trained or copied over under the same name since
+sorts into its new class folders, and a preview made with the file's older version is not carried out.
 """
 
 from __future__ import annotations
@@ -15,17 +19,19 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDoubleSpi
                                QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget, QProgressBar, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from cifar10.inference import Classifier
 from cifar10.organize import (JOURNAL_NAME, UNSURE_DIR, Plan, Report, UndoReport, execute, plan_organize, read_journal,
                               shown as displayable, undo)
 from cifar10.registry import ModelInfo
 from desktop_app.background import BackgroundTask
+from desktop_app.session import model_key, open_model_as_now
 
 
 def _plan_task(model: ModelInfo, provider: str, sources: list[str], dst: str, mode: str, min_confidence: float, *,
-               on_progress, should_stop) -> Plan:
-    return plan_organize(Classifier(model, provider=provider), sources, dst, mode=mode, min_confidence=min_confidence,
-                         on_progress=on_progress, should_stop=should_stop)
+               on_progress, should_stop):
+    """(the model as it is now, its ModelKey, the Plan)."""
+    model, classifier, key = open_model_as_now(model, provider)
+    return model, key, plan_organize(classifier, sources, dst, mode=mode, min_confidence=min_confidence,
+                                     on_progress=on_progress, should_stop=should_stop)
 
 
 def _execute_task(plan: Plan, *, on_progress, should_stop) -> Report:
@@ -43,7 +49,10 @@ class OrganizeDialog(QDialog):
                  sources: list[str] | None = None, start_dir: str = ""):
         super().__init__(parent)
         self.model, self.provider, self.start_dir = model, provider, start_dir
+        self.model_key = model_key(model)  # the file version the dialog knows; a newer one is noted when used
         self.plan: Plan | None = None
+        self.plan_key = None  # the model file version the plan was made with
+        self.model_note = ""  # "<model> changed on disk since…": said with the plan and the sort it made
         self.report: Report | None = None
         self.undo_report: UndoReport | None = None
         self.last_error = ""
@@ -197,8 +206,15 @@ class OrganizeDialog(QDialog):
                         self.min_confidence.value() / 100)
 
     def sort(self) -> None:
-        """Carry out the plan (making it first if there is none)."""
+        """Carry out the plan (making it first if there is none). A plan made with an older version of the model
+        file (re-trained or copied over since the preview) is dropped, not carried out."""
         if self.task.busy:
+            return
+        if self.plan is not None and model_key(self.model) != self.plan_key:
+            self.plan = None
+            self.preview_table.setRowCount(0)
+            self._on_failed(f"{self.model.name} changed on disk since the preview: nothing was sorted. Press Sort "
+                            "again to sort with the model as it is now (or Preview first).")
             return
         if self.plan is None:
             self._after_plan = "sort"
@@ -225,8 +241,14 @@ class OrganizeDialog(QDialog):
         return self.task.wait(timeout_s) if ok and self.task.busy else ok
 
     # --- results -------------------------------------------------------------------------------------
-    def _on_plan(self, plan: Plan) -> None:
-        self.plan = plan
+    def _on_plan(self, made) -> None:
+        model, key, plan = made
+        self.model_note = ""
+        if key != self.model_key:  # re-trained or copied over since the dialog took it: said with this plan
+            self.model, self.model_key = model, key
+            self.model_note = (f"{model.name} changed on disk since this dialog took it: its classes now are "
+                               f"{', '.join(model.labels)}. ")
+        self.plan, self.plan_key = plan, key
         rows = [(step.src, os.path.join(step.folder, step.name), step.label, f"{step.confidence:.1%}", step.reason)
                 for step in plan.steps]
         stays = "stays where it is" if plan.mode == "move" else "not copied"
@@ -256,7 +278,7 @@ class OrganizeDialog(QDialog):
         if plan.pending:
             notes.append(f"{plan.pending} step(s) of an interrupted sort will be finished first")
         verb = "copy" if plan.mode == "copy" else "move"
-        self.summary.setText(f"Would {verb} {len(plan.steps)} files into {plan.dst_root}: {counts}."
+        self.summary.setText(self.model_note + f"Would {verb} {len(plan.steps)} files into {plan.dst_root}: {counts}."
                              + (" " + "; ".join(notes) + "." if notes else "") + " Press Sort to do it.")
         if self._after_plan == "sort":
             self._after_plan = None
@@ -271,7 +293,7 @@ class OrganizeDialog(QDialog):
         self.report = report
         plan = self.plan
         past = "Copied" if plan.mode == "copy" else "Moved"
-        text = f"{past} {len(report.done)} files into {plan.dst_root}."
+        text = self.model_note + f"{past} {len(report.done)} files into {plan.dst_root}."
         if report.recovered:
             text += f" Finished {report.recovered} step(s) an interrupted sort had begun."
         if report.cancelled:

@@ -22,8 +22,8 @@ from typing import Callable, NamedTuple, Protocol, Sequence
 
 from psygnal import Signal
 
-from cifar10.inference import Result
-from cifar10.registry import ModelError, ModelInfo, best_model, discover_models, find_model
+from cifar10.inference import Classifier, Result
+from cifar10.registry import ModelError, ModelInfo, best_model, discover_models, find_model, load_model_info
 from desktop_app.jobs import Job, path_key
 
 ERRORS_ONLY = "__errors__"
@@ -50,6 +50,22 @@ def model_key(model: ModelInfo) -> ModelKey:
 
     mtime, size = stamp(model.onnx_path)
     return ModelKey(path_key(str(model.onnx_path)), mtime, size, stamp(model.card_path)[0])
+
+
+def open_model_as_now(model: ModelInfo, provider: str = "auto"):
+    """The model file as it is on disk now, loaded: (ModelInfo, Classifier, ModelKey). A dialog that took its
+    ModelInfo earlier calls it when the user starts (Sort, Evaluate): a model re-trained or copied over under
+    the same name since brings its new classes, never the old ones. ModelError (one line, naming the model)
+    when the file is gone or cannot be used, or when it changed again while it was being loaded."""
+    key = model_key(model)
+    try:
+        info = load_model_info(model.onnx_path)
+        classifier = Classifier(info, provider=provider)
+    except ModelError as exc:
+        raise ModelError(f"The model {model.name} cannot be used as it is on disk now: {exc}") from None
+    if model_key(info) != key:
+        raise ModelError(f"The model {model.name} changed on disk while it was being loaded: start again")
+    return info, classifier, key
 
 
 def unsure_row_text(result: Result) -> str:

@@ -54,6 +54,18 @@ def select(window, *paths):
     view.setCurrentIndex(view.proxy.index(rows[0], 0)) if len(rows) == 1 else None
 
 
+def wait_labelled(qtbot, labelling):
+    """Until the labelling copies, moves and undos under way (on a worker) are done."""
+    assert labelling.wait(60)
+
+
+def undo(qtbot, labelling):
+    """Labels ▸ Undo, waited for: the action it undid (None: there was none)."""
+    assert labelling.undo()
+    wait_labelled(qtbot, labelling)
+    return labelling.last_undone
+
+
 def retrain(qtbot, labelling, model="test_linear"):
     assert labelling.retrain(model)
     qtbot.waitUntil(lambda: not labelling.process.running, timeout=TIMEOUT_MS)
@@ -92,10 +104,12 @@ def test_add_correct_new_class_retrain_and_undo(qtbot, window, tmp_path, monkeyp
     # Key 1 adds the selection to the first class (cat): a verified copy, the original stays.
     select(window, red)
     labelling.key_actions[0].trigger()
+    wait_labelled(qtbot, labelling)
     assert (dataset / "cat" / "red.png").read_bytes() == red.read_bytes() and red.exists()
     # "This is actually ▸ dog" on a picture from elsewhere copies it into dog/.
     select(window, green)
     next(a for a in labelling.actually_menu.actions() if a.text() == "dog").trigger()
+    wait_labelled(qtbot, labelling)
     assert (dataset / "dog" / "green.png").exists() and green.exists()
     # ... and on a dataset picture it moves it (a correction); its row follows the file.
     wrong = dataset / "cat" / "cat_00.jpg"
@@ -103,16 +117,18 @@ def test_add_correct_new_class_retrain_and_undo(qtbot, window, tmp_path, monkeyp
     qtbot.waitUntil(lambda: not window.busy and len(window.results_model.results()) == 4, timeout=60000)
     select(window, wrong)
     labelling.label_selected("frog", correct=True)
+    wait_labelled(qtbot, labelling)
     assert not wrong.exists() and (dataset / "frog" / "cat_00.jpg").exists()
     qtbot.waitUntil(lambda: not window.busy, timeout=60000)
     assert window.session.result(str(dataset / "frog" / "cat_00.jpg")) is not None
-    assert labelling.undo().kind == "move"  # undo: back to cat/, and the row with it
+    assert undo(qtbot, labelling).kind == "move"  # undo: back to cat/, and the row with it
     assert wrong.exists() and not (dataset / "frog" / "cat_00.jpg").exists()
     qtbot.waitUntil(lambda: not window.busy, timeout=60000)
 
     # New class… with the purple picture, then Retrain: the rows re-classify with four classes.
     select(window, purple)
     labelling.new_class("plum")
+    wait_labelled(qtbot, labelling)
     monkeypatch.setattr("desktop_app.labelling.IMPROVE_FROM_PER_CLASS", 1)  # so this tiny folder is "large enough"
     assert (dataset / "plum" / "purple.png").exists() and labelling.classes == [*CLASSES, "plum"]
     assert [a.text() for a in labelling.add_menu.actions()][:4] == ["cat\t1", "dog\t2", "frog\t3", "plum\t4"]
@@ -130,10 +146,10 @@ def test_add_correct_new_class_retrain_and_undo(qtbot, window, tmp_path, monkeyp
     assert labelling.retrain_text.endswith("fine-tuning should do better: Models ▸ Train on a Folder… ▸ Improve (minutes)")
 
     # Undo reverses the newest action first: the new class's picture, then the other additions.
-    assert labelling.undo().label == "plum" and not (dataset / "plum").exists()
-    assert labelling.undo().label == "dog" and not (dataset / "dog" / "green.png").exists()
-    assert labelling.undo().label == "cat" and not (dataset / "cat" / "red.png").exists()
-    assert labelling.undo() is None and not labelling.undo_action.isEnabled()
+    assert undo(qtbot, labelling).label == "plum" and not (dataset / "plum").exists()
+    assert undo(qtbot, labelling).label == "dog" and not (dataset / "dog" / "green.png").exists()
+    assert undo(qtbot, labelling).label == "cat" and not (dataset / "cat" / "red.png").exists()
+    assert undo(qtbot, labelling) is None and not labelling.undo_action.isEnabled()
     assert not (dataset / JOURNAL_NAME).exists() and red.exists() and green.exists() and purple.exists()
 
 
@@ -153,6 +169,7 @@ def test_label_next_orders_unlabelled_pictures_by_uncertainty(qtbot, window, tmp
     assert margins == sorted(margins)  # most unsure first
     first = dialog.paths()[0]
     labelling.key_actions[0].trigger()  # the first one is selected in the table: 1 labels it
+    wait_labelled(qtbot, labelling)
     assert (dataset / "cat" / first.rsplit("/", 1)[1]).exists()
     assert dialog.paths() == [p for p in (str(between), str(sure)) if p != first]
 
@@ -178,11 +195,14 @@ def test_check_labels_lists_planted_mistakes_and_moves_them(qtbot, window, tmp_p
     for i in range(2):
         dialog.list.item(i).setSelected(True)
     dialog.move_button.click()
+    assert not dialog.move_button.isEnabled()  # one labelling at a time
+    wait_labelled(qtbot, labelling)
     for wrong, true in planted.items():
         assert not wrong.exists() and (dataset / true / wrong.name).exists()
     assert dialog.list.count() == len(rows) - 2
     labelling.undo()
-    labelling.undo()
+    labelling.undo()  # pressed while the first Undo runs: it waits for it
+    wait_labelled(qtbot, labelling)
     assert all(p.exists() for p in planted)
 
 
@@ -207,3 +227,90 @@ def test_check_labels_can_be_cancelled_and_closing_its_dialog_cancels_it(qtbot, 
     again.close()
     qtbot.waitUntil(lambda: not labelling.checker.running, timeout=60000)
     assert again.progress.format() == "Cancelled" and "done" not in [e["event"] for e in again.events]
+
+
+def test_a_correction_keeps_the_row_in_place_with_its_answer(qtbot, window, tmp_path):
+    """"This is actually" on a dataset picture moves the file to another class folder: its row follows it where
+    it stands, with the answer it had (the same bytes: nothing is read again), and Undo takes it back."""
+    dataset = tmp_path / "dataset"
+    paths = [photo(dataset / cls / f"{cls}_{i}.png", colour, i)
+             for cls, colour in (("cat", (200, 60, 40)), ("dog", (40, 170, 60))) for i in range(3)]
+    labelling = window.labelling
+    labelling.set_dataset(dataset)
+    window.add_paths([dataset])
+    qtbot.waitUntil(lambda: not window.busy and len(window.results_model.results()) == 6, timeout=60000)
+    before = window.results_model.results()
+    wrong = next(p for p in paths if p.name == "cat_1.png")
+    row = [r.path for r in before].index(str(wrong))
+    answer = before[row]
+    select(window, wrong)
+    labelling.label_selected("dog", correct=True)
+    wait_labelled(qtbot, labelling)
+    moved = dataset / "dog" / "cat_1.png"
+    assert moved.is_file() and not wrong.exists()
+    assert not window.busy  # nothing to classify again: the file is the same
+    after = window.results_model.results()
+    assert [r.path for r in after] == [str(moved) if r.path == str(wrong) else r.path for r in before]
+    assert after[row].label == answer.label and after[row].probabilities == pytest.approx(answer.probabilities)
+    assert window.selected_result().path == str(moved)
+    undo(qtbot, labelling)
+    assert wrong.is_file() and not moved.exists() and not window.busy
+    assert [r.path for r in window.results_model.results()] == [r.path for r in before]
+
+
+def test_labelling_many_large_pictures_keeps_the_window_responsive(qtbot, window, tmp_path):
+    """Add to Class copies and verifies every file: on a worker, with progress in the status bar. The window's
+    event loop keeps running, further labelling waits (its actions are disabled), Undo pressed meanwhile undoes
+    it once it is done, and the files land byte for byte as before."""
+    import hashlib
+
+    from PySide6.QtCore import QTimer
+
+    def sha256(path):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    dataset = tmp_path / "dataset"
+    for cls in ("cat", "dog"):
+        (dataset / cls).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    paths = []
+    for i in range(150):  # "large photos": 512 KiB each (the copy does not decode them)
+        path = photos / f"IMG_{i:04d}.jpg"
+        path.write_bytes(rng.bytes(512 * 1024))
+        paths.append(path)
+    sums = {p.name: sha256(p) for p in paths}
+    labelling = window.labelling
+    labelling.set_dataset(dataset)
+    messages, labelled = [], []
+    window.session.message.connect(lambda text, ms: messages.append(text))
+    labelling.labelled.connect(labelled.append)
+    ticks = []
+    timer = QTimer(window)
+    timer.setInterval(5)
+    timer.timeout.connect(lambda: ticks.append(labelling.busy))
+    timer.start()
+
+    assert labelling.label_selected("cat", paths=[str(p) for p in paths])
+    # The action returned before the copy was done: its result comes later, and labelling waits meanwhile.
+    assert labelling.busy and labelled == []
+    assert not labelling.add_menu.isEnabled() and not labelling.key_actions[0].isEnabled()
+    assert not labelling.label_selected("dog", paths=[str(paths[0])])
+    wait_labelled(qtbot, labelling)
+    timer.stop()
+    assert ticks.count(True) >= 3  # the event loop ran while the files were copied
+    assert len(labelled) == 1 and labelled[0].label == "cat" and len(labelled[0].done) == 150
+    assert any("/ 150" in text for text in messages)  # progress in the status bar
+    assert messages[-1].startswith("150 pictures added to cat")
+    assert labelling.add_menu.isEnabled() and labelling.key_actions[0].isEnabled()
+    assert {p.name: sha256(p) for p in (dataset / "cat").iterdir()} == sums
+    assert {p.name: sha256(p) for p in paths} == sums  # the originals stay as they were
+
+    # Undo while another labelling copies: it waits for it, then undoes it (the newest action).
+    assert labelling.label_selected("dog", paths=[str(p) for p in paths[:60]])
+    assert labelling.undo() and labelling.busy
+    wait_labelled(qtbot, labelling)
+    assert labelling.last_undone is not None and labelling.last_undone.label == "dog"
+    assert not any((dataset / "dog").glob("*.jpg"))
+    assert {p.name: sha256(p) for p in (dataset / "cat").iterdir()} == sums

@@ -367,3 +367,72 @@ def test_the_counts_say_what_the_table_shows_the_moment_a_filter_is_dropped(qtbo
     assert window.counts_label.text().startswith("10 of 30 shown")  # before the first new answer arrives
     wait_done(qtbot, window)
     assert window.counts_label.text() == "10 of 30 shown"
+
+
+# --- Sort and Evaluate use the model file as it is when they start ----------------------------------------------
+
+KINDS = tuple(f"kind{i}" for i in range(10))  # ten classes again, other names: red kind0, green kind1, blue kind2
+
+
+def replace_model(models_dir, name="colour_a", class_names=KINDS):
+    """Re-trained in a terminal under the same name, with other classes (the session's timer has not looked yet)."""
+    os.remove(models_dir / f"{name}.onnx")
+    write_model(models_dir, name, test_accuracy=0.7, class_names=class_names)
+
+
+def test_sort_uses_the_model_as_it_is_when_it_starts(qtbot, window, models_dir, tmp_path):
+    colours(tmp_path / "imgs", 6)
+    dialog = window.show_organize_dialog()
+    dialog.set_sources([tmp_path / "imgs"])
+    dialog.set_options(dst=tmp_path / "sorted", mode="copy")
+    replace_model(models_dir)
+    dialog.sort()
+    assert dialog.wait(30) and dialog.report is not None, dialog.last_error
+    assert sorted(p.name for p in (tmp_path / "sorted").iterdir() if p.is_dir()) == ["kind0", "kind1", "kind2"]
+    assert dialog.model.labels == KINDS and "changed on disk" in dialog.summary.text()
+    dialog.close()
+
+
+def test_sort_refuses_a_preview_made_with_a_model_replaced_since(qtbot, window, models_dir, tmp_path):
+    colours(tmp_path / "imgs", 6)
+    dialog = window.show_organize_dialog()
+    dialog.set_sources([tmp_path / "imgs"])
+    dialog.set_options(dst=tmp_path / "sorted", mode="copy")
+    dialog.preview()
+    assert dialog.wait(30) and dialog.plan is not None, dialog.last_error
+    assert {where.split(os.sep)[-2] for where in dialog.preview_rows().values()} == {"airplane", "automobile", "bird"}
+    replace_model(models_dir)
+    dialog.sort()  # the preview's folders are the old model's: nothing is sorted, the preview goes
+    assert dialog.wait(30) and dialog.report is None and not (tmp_path / "sorted").exists()
+    assert "changed on disk since the preview" in dialog.summary.text() and dialog.preview_rows() == {}
+    dialog.sort()  # again: planned and sorted with the model as it is now
+    assert dialog.wait(30) and dialog.report is not None, dialog.last_error
+    assert sorted(p.name for p in (tmp_path / "sorted").iterdir() if p.is_dir()) == ["kind0", "kind1", "kind2"]
+    # A model file that is gone: a clear line, nothing sorted.
+    os.remove(models_dir / "colour_a.onnx")
+    dialog.set_options(dst=tmp_path / "sorted2")
+    dialog.sort()
+    assert dialog.wait(30) and not (tmp_path / "sorted2").exists()
+    assert "colour_a" in dialog.last_error and "not found" in dialog.last_error
+    dialog.close()
+
+
+def test_evaluate_uses_the_model_as_it_is_when_it_starts(qtbot, window, models_dir, tmp_path):
+    folder = tmp_path / "lab"
+    for i, rgb in enumerate((RED, GREEN, BLUE)):
+        solid(folder / KINDS[i] / f"{i}.png", rgb)
+    dialog = window.show_evaluation_dialog()
+    assert dialog.labels == window.current_model.labels != KINDS
+    replace_model(models_dir)
+    dialog.evaluate(str(folder))
+    assert dialog.wait(30) and dialog.evaluation is not None, dialog.last_error
+    assert dialog.evaluation.classes == KINDS and dialog.labels == KINDS
+    assert dialog.evaluation.metrics["accuracy"] == 1.0
+    assert [dialog.matrix.verticalHeaderItem(i).text() for i in range(dialog.matrix.rowCount())] == list(KINDS)
+    assert "changed on disk" in dialog.summary.text()
+    # Gone: a clear line, no report of the old model.
+    os.remove(models_dir / "colour_a.onnx")
+    dialog.evaluate(str(folder))
+    assert dialog.wait(30) and dialog.evaluation is None
+    assert "colour_a" in dialog.last_error and "not found" in dialog.last_error
+    dialog.close()
