@@ -34,7 +34,7 @@ Progress = Callable[[int, int], None]  # (done, total) files of one action
 
 
 class LabelError(UserFacingError):
-    pass
+    action: "Action | None" = None  # an action stopped part-way (a full disk): what it did, kept for undo_last
 
 
 @dataclass
@@ -113,11 +113,17 @@ class LabelBook:
             name = free_name(target, os.path.basename(path), taken)
             taken.add(name.lower())
             plan.steps.append(Step(path, label, name, label, 1.0))
+        kind = "add" if mode == "copy" else "move"
         try:
             report: Report = execute(plan, on_progress=on_progress)
         except OrganizeError as exc:
-            raise LabelError(str(exc)) from None
-        action = Action("add" if mode == "copy" else "move", label, report.run_id, report.done, report.problems)
+            partial = exc.report
+            error = LabelError(str(exc))
+            if partial is not None and partial.run_id and partial.done:  # stopped part-way: undoable like the rest
+                error.action = Action(kind, label, partial.run_id, partial.done, partial.problems)
+                self.actions.append(error.action)
+            raise error from None
+        action = Action(kind, label, report.run_id, report.done, report.problems)
         self.actions.append(action)
         return action
 

@@ -90,7 +90,10 @@ SYMLINK_NOT_MOVED = "symbolic link: not moved; move the file it points to"
 
 
 class OrganizeError(folder_journal.JournalError):
-    """The journal or the destination is not usable; the message says what to do."""
+    """The journal or the destination is not usable; the message says what to do. ``report``: when a run
+    stopped part-way (a full disk), what it did until then (journalled: undo(run=report.run_id) reverses it)."""
+
+    report: "Report | None" = None
 
 
 def tree_digest(root: str | os.PathLike) -> dict[str, str]:
@@ -514,9 +517,11 @@ def execute(plan: Plan, *, on_progress: Callable[[int, int], None] | None = None
             journal.write({"op": "end", "run": run_id, "done": len(report.done), "cancelled": report.cancelled})
         except (OrganizeError, OSError) as exc:
             why = str(exc) if isinstance(exc, OrganizeError) else f"{exc.strerror or exc}"
-            raise OrganizeError(f"{why}; stopped after {len(report.done)} of {total} files {verb}: "
-                                f"`cifar10 organize --undo {shown(plan.dst_root)}` puts them back, or free some space "
-                                "and run the same command again to go on") from None
+            error = OrganizeError(f"{why}; stopped after {len(report.done)} of {total} files {verb}: "
+                                  f"`cifar10 organize --undo {shown(plan.dst_root)}` puts them back, or free some "
+                                  "space and run the same command again to go on")
+            error.report = report
+            raise error from None
     finally:
         journal.close()
     return report

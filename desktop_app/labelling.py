@@ -63,6 +63,8 @@ def _label_task(book: LabelBook, steps: list[tuple[str, list[str], str]], *, on_
         try:
             actions.append(run(paths, label, on_progress=lambda done, _n, base=base: on_progress(base + done, total)))
         except LabelError as exc:
+            if exc.action is not None:  # stopped part-way: what it did is kept (and undoable) like the rest
+                actions.append(exc.action)
             return actions, str(exc)
         base += len(paths)
     return actions, ""

@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDoubleSpi
                                QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget, QProgressBar, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from cifar10.organize import (JOURNAL_NAME, UNSURE_DIR, Plan, Report, UndoReport, execute, plan_organize, read_journal,
-                              shown as displayable, undo)
+from cifar10.organize import (JOURNAL_NAME, UNSURE_DIR, OrganizeError, Plan, Report, UndoReport, execute,
+                              plan_organize, read_journal, shown as displayable, undo)
 from cifar10.registry import ModelInfo
 from desktop_app.background import BackgroundTask
 from desktop_app.session import model_key, open_model_as_now
@@ -35,7 +35,13 @@ def _plan_task(model: ModelInfo, provider: str, sources: list[str], dst: str, mo
 
 
 def _execute_task(plan: Plan, *, on_progress, should_stop) -> Report:
-    return execute(plan, on_progress=on_progress, should_stop=should_stop)
+    try:
+        return execute(plan, on_progress=on_progress, should_stop=should_stop)
+    except OrganizeError as exc:
+        if exc.report is None or not exc.report.done:
+            raise
+        exc.report.error = str(exc)  # stopped part-way: the files moved until then, for the rows to follow
+        return exc.report
 
 
 def _undo_task(dst: str, *, on_progress, should_stop) -> UndoReport:
@@ -102,7 +108,7 @@ class OrganizeDialog(QDialog):
         dst_row.addWidget(choose_dst)
         form.addRow("Into:", dst_row)
         form.addRow("Mode:", self.mode)
-        form.addRow(f"Unsure below:", self.min_confidence)
+        form.addRow("Unsure below:", self.min_confidence)
 
         self.preview_table = QTableWidget(0, 4, self)
         self.preview_table.setHorizontalHeaderLabels(["File", "Goes to", "Class", "Confidence"])
@@ -300,6 +306,10 @@ class OrganizeDialog(QDialog):
             text += " Cancelled: Sort again to go on, or Undo."
         if report.problems:
             text += f" {len(report.problems)} left alone: " + "; ".join(report.problems[:3])
+        error = getattr(report, "error", "")
+        if error:
+            self.last_error = error
+            text = f"<span style='color:#b22'>{error}</span> " + text
         self.summary.setText(text + " Undo puts everything back.")
         self.plan = None  # a second Sort plans again (nothing is done twice: the journal knows)
         if plan.mode == "move" and report.done:

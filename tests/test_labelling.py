@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -9,6 +11,7 @@ from PIL import Image
 from cifar10.labelling import LabelBook, LabelError, label_next_order
 from cifar10.organize import JOURNAL_NAME
 from cifar10.results import Result
+from test_organize_faults import noise_photos, small_disk  # noqa: F401 (small_disk: a fixture, a real 2 MiB tmpfs)
 
 
 def picture(path, colour):
@@ -76,3 +79,23 @@ def test_a_split_dataset_gets_new_pictures_in_its_train_folder(tmp_path):
     assert book.classes() == ["cat"]
     book.add([picture(tmp_path / "new.png", 30)], "dog")
     assert (data / "train" / "dog" / "new.png").exists() and book.classes() == ["cat", "dog"]
+
+
+def test_a_full_disk_stops_part_way_and_what_was_copied_is_undoable(tmp_path, small_disk):
+    """A labelling copy that fills the disk: one clear error, the copies made until then are an action of the
+    book (the app's Undo reverses them), the originals never change."""
+    import hashlib
+
+    photos = noise_photos(tmp_path / "photos", 14)  # 14 x ~197 KB into a 2 MiB disk: about 10 fit
+    originals = sorted(photos.rglob("*.png"))
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in originals}
+    book = LabelBook(small_disk / "dataset")
+    with pytest.raises(LabelError, match="No space left on device") as stopped:
+        book.add(originals, "noise")
+    action = stopped.value.action
+    copied = [dst for _, dst in action.done]
+    assert 0 < len(copied) < 14 and book.can_undo and book.actions == [action]
+    assert all(hashlib.sha256(open(dst, "rb").read()).hexdigest() == before[Path(src)] for src, dst in action.done)
+    assert book.undo_last() is action
+    assert not list((small_disk / "dataset").rglob("*.png"))  # every copy taken back
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in originals} == before

@@ -424,3 +424,19 @@ def test_the_summary_counts_what_was_done(world, models, capsys, monkeypatch):
     assert "gone since it was classified" in out
     assert "copied 3 files: airplane 2, bird 1" in err and "1 of the 4 planned files were not copied" in err
     assert organize("--undo", dst) == 0 and not dst.exists()
+
+
+def test_the_apps_sort_task_returns_what_a_full_disk_let_it_move(tmp_path, small_disk):
+    """The desktop Sort's worker: a move that fills the disk returns the files moved until then (the window's
+    rows follow them) with the one-line error, instead of only the error."""
+    from cifar10.organize import Plan, Step
+    from desktop_app.organize_dialog import _execute_task
+
+    src = noise_photos(tmp_path / "shots", 14)
+    photos = sorted(src.rglob("*.png"))
+    plan = Plan(str(small_disk / "sorted"), "move", "test", 0.0, [str(src)],
+                [Step(str(p), "noise", p.name, "noise", 1.0) for p in photos])
+    report = _execute_task(plan, on_progress=lambda *_: None, should_stop=lambda: False)
+    assert "No space left on device" in report.error and "--undo" in report.error
+    assert 0 < len(report.done) < 14
+    assert all(not Path(s).exists() and Path(d).is_file() for s, d in report.done)
