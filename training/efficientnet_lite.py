@@ -276,13 +276,16 @@ def imagenet_backbone(weights: str | None, image_size: int, resolution: int | No
     return inputs, x, base
 
 
+# The fine-tuning recipe both transfer models share (they differ in resolution and epochs only).
+TRANSFER_RECIPE = dict(pretrained=True, batch_size=64, optimizer="adamw", lr=5e-4, augment=True, shift_px=4,
+                       lr_schedule="cosine", tta="flip", image_size=128)
+
+
 @register_model("efficientnet_lite0_transfer",
                 summary="EfficientNet-Lite0 (Google's ImageNet weights, ported from PyTorch), whole backbone "
                 "fine-tuned, new head GAP-Dropout.2-Dense; CIFAR-10's 32 px upsampled to 112 px in the graph, "
                 "folder data at 128 px as it is",
-                # Proposed, not yet measured on CIFAR-10: docs/efficientnet_lite.md gives the CPU throughput.
-                pretrained=True, epochs=5, batch_size=64, optimizer="adamw", lr=5e-4, augment=True, shift_px=4,
-                lr_schedule="cosine", tta="flip", image_size=128)
+                epochs=5, **TRANSFER_RECIPE)
 def efficientnet_lite0_transfer(weights: str | None = "imagenet", num_classes: int = NUM_CLASSES,
                                 image_size: int = IMAGE_SIZE, resolution: int | None = None,
                                 drop_connect_rate: float = 0.0) -> keras.Model:
@@ -306,8 +309,7 @@ HIGH_RESOLUTION = 160  # efficientnet_lite0_transfer_160: CIFAR-10 upsampled to 
                 summary="efficientnet_lite0_transfer with CIFAR-10 upsampled to 160 px instead of 112 (about twice "
                 "the compute a picture) and 6 epochs: the attempt at >= 0.96 (docs/efficientnet_lite.md); folder "
                 "data as efficientnet_lite0_transfer",
-                pretrained=True, epochs=6, batch_size=64, optimizer="adamw", lr=5e-4, augment=True, shift_px=4,
-                lr_schedule="cosine", tta="flip", image_size=128)
+                epochs=6, **TRANSFER_RECIPE)
 def efficientnet_lite0_transfer_160(weights: str | None = "imagenet", num_classes: int = NUM_CLASSES,
                                     image_size: int = IMAGE_SIZE) -> keras.Model:
     """:func:`efficientnet_lite0_transfer` whose backbone sees CIFAR-10's 32 px pictures at 160 px."""
