@@ -45,6 +45,7 @@ class Action:
     done: list[tuple[str, str]] = field(default_factory=list)   # (source, destination)
     problems: list[str] = field(default_factory=list)
     undone: bool = False
+    stopped: bool = False                       # asked to stop part-way: ``done`` is what it did (undoable)
 
 
 class LabelBook:
@@ -87,20 +88,25 @@ class LabelBook:
             raise LabelError(f"{label!r} cannot be a class folder name: use letters, digits, spaces, '-' or '_'")
         return label
 
-    def add(self, paths: Sequence[str], label: str, *, on_progress: Progress | None = None) -> Action:
+    def add(self, paths: Sequence[str], label: str, *, on_progress: Progress | None = None,
+            should_stop: Callable[[], bool] | None = None) -> Action:
         """Copy ``paths`` into ``DATASET/<label>/`` (created when new); pictures already in that class are
         skipped. Pictures that are in another class folder of the dataset are copied too (use :meth:`move` to
-        correct those). ``on_progress(done, total)``: as :func:`cifar10.organize.execute` reports it."""
-        return self._run("copy", paths, label, on_progress)
+        correct those). ``on_progress(done, total)``: as :func:`cifar10.organize.execute` reports it;
+        ``should_stop()`` true stops it after the group of files under way (organize.GROUP; the action is
+        ``stopped``, and undoable)."""
+        return self._run("copy", paths, label, on_progress, should_stop)
 
-    def move(self, paths: Sequence[str], label: str, *, on_progress: Progress | None = None) -> Action:
+    def move(self, paths: Sequence[str], label: str, *, on_progress: Progress | None = None,
+             should_stop: Callable[[], bool] | None = None) -> Action:
         """Move dataset pictures into ``DATASET/<label>/`` (a label correction); others raise LabelError."""
         outside = [p for p in paths if not self.contains(p)]
         if outside:
             raise LabelError(f"{outside[0]} is not in the dataset {self.root}: add it to a class instead")
-        return self._run("move", paths, label, on_progress)
+        return self._run("move", paths, label, on_progress, should_stop)
 
-    def _run(self, mode: str, paths: Sequence[str], label: str, on_progress: Progress | None = None) -> Action:
+    def _run(self, mode: str, paths: Sequence[str], label: str, on_progress: Progress | None = None,
+             should_stop: Callable[[], bool] | None = None) -> Action:
         label = self.check_label(label)
         paths = [os.path.abspath(os.fspath(p)) for p in paths]
         paths = [p for p in dict.fromkeys(paths) if self.class_of(p) != label]
@@ -115,7 +121,7 @@ class LabelBook:
             plan.steps.append(Step(path, label, name, label, 1.0))
         kind = "add" if mode == "copy" else "move"
         try:
-            report: Report = execute(plan, on_progress=on_progress)
+            report: Report = execute(plan, on_progress=on_progress, should_stop=should_stop)
         except OrganizeError as exc:
             partial = exc.report
             error = LabelError(str(exc))
@@ -123,7 +129,7 @@ class LabelBook:
                 error.action = Action(kind, label, partial.run_id, partial.done, partial.problems)
                 self.actions.append(error.action)
             raise error from None
-        action = Action(kind, label, report.run_id, report.done, report.problems)
+        action = Action(kind, label, report.run_id, report.done, report.problems, stopped=report.cancelled)
         self.actions.append(action)
         return action
 

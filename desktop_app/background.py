@@ -42,6 +42,11 @@ class BackgroundTask(QObject):
         self._worker = worker
         worker.start()
 
+    @property
+    def stopping(self) -> bool:
+        """Asked to stop (cancel), and not over yet."""
+        return self._worker is not None and self._stop.is_set()
+
     def cancel(self) -> None:
         self._stop.set()
 

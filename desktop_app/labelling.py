@@ -10,7 +10,8 @@ Folder…):
   verified copies, no overwrite); Labels ▸ Undo reverses the newest one. The copies run on a worker
   (:class:`desktop_app.background.BackgroundTask`, superqt) with their progress in the status bar, so hundreds
   of large photos never freeze the window: while one runs the labelling actions are disabled, and an Undo pressed
-  meanwhile waits for it, then undoes it.
+  meanwhile waits for it, then undoes it. Labels ▸ Stop Labelling stops a copy or move after the files in hand
+  (what it did stays, undoable); closing the window meanwhile asks (Stop and Close / Keep Working).
 * "Retrain" trains the instant model (``efficientnet_lite0_linear``, or the linear model the current one was
   trained as) on the dataset in a child process (`cifar10 train`, TensorFlow never loads into the app), saves
   it as ``<dataset>-instant`` and switches to it: the rows re-classify with the new model. Cached features
@@ -59,9 +60,12 @@ def _label_task(book: LabelBook, steps: list[tuple[str, list[str], str]], *, on_
     Returns (actions done, the LabelError that stopped it or "")."""
     total, base, actions = sum(len(paths) for _, paths, _ in steps), 0, []
     for mode, paths, label in steps:
+        if should_stop():  # Stop Labelling between two classes: the ones done stay (and are undoable)
+            break
         run = book.move if mode == "move" else book.add
         try:
-            actions.append(run(paths, label, on_progress=lambda done, _n, base=base: on_progress(base + done, total)))
+            actions.append(run(paths, label, on_progress=lambda done, _n, base=base: on_progress(base + done, total),
+                               should_stop=should_stop))
         except LabelError as exc:
             if exc.action is not None:  # stopped part-way: what it did is kept (and undoable) like the rest
                 actions.append(exc.action)
@@ -120,6 +124,7 @@ class Labelling(QObject):
         self.dataset_action = action("Dataset Folder…", self.choose_dataset)
         self.new_class_action = action("New Class…", lambda: self.new_class())
         self.undo_action = action("Undo Labelling", self.undo, QKeySequence.StandardKey.Undo)
+        self.stop_action = action("Stop Labelling", self.stop)
         self.retrain_action = action("Retrain (Instant Model)", lambda: self.retrain(), "Ctrl+R")
         self.label_next_action = action("Label Next…", self.show_label_next)
         self.check_action = action("Check Labels…", lambda: self.show_check_labels())
@@ -136,7 +141,7 @@ class Labelling(QObject):
             self.key_actions.append(act)
         labels_menu = window.menuBar().addMenu("&Labels")
         for item in (self.dataset_action, None, self.add_menu, self.actually_menu, self.new_class_action, None,
-                     self.undo_action, self.retrain_action, None, self.label_next_action, self.check_action):
+                     self.undo_action, self.stop_action, self.retrain_action, None, self.label_next_action, self.check_action):
             if item is None:
                 labels_menu.addSeparator()
             elif isinstance(item, QMenu):
@@ -169,6 +174,55 @@ class Labelling(QObject):
         """A copy, move or undo is under way (on the worker)."""
         return self.task.busy
 
+    @property
+    def stoppable(self) -> bool:
+        """A copy or move is under way and not asked to stop yet (an Undo always runs to its end)."""
+        return self.busy and (self._running or {}).get("kind") == "label" and not self.task.stopping
+
+    def stop(self) -> bool:
+        """Labels ▸ Stop Labelling: the copy or move under way stops after the files in hand (organize's
+        group); what it did stays in the dataset, journaled, and Undo Labelling reverses it. False when there
+        is nothing to stop."""
+        if not self.stoppable:
+            return False
+        self._undos = 0  # a stop is not an undo: an Undo pressed meanwhile would now reverse the stopped part
+        self._running["stopped"] = True
+        self.task.cancel()
+        self.session.message.emit("Stopping the labelling after the pictures in hand…", 0)
+        self.changed.emit()
+        return True
+
+    def close_ok(self) -> bool:
+        """The window is closing: a copy, move or undo under way asks first (Stop and Close / Keep Working);
+        Stop and Close stops a copy or move after the files in hand (an undo runs to its end), waits for
+        the worker, and returns True; Keep Working returns False (the window stays open)."""
+        if not self.busy:
+            return True
+        kind = (self._running or {}).get("kind")
+        box = QMessageBox(QMessageBox.Icon.Question, "Stop labelling?",
+                          "Pictures are still being undone." if kind == "undo"
+                          else "Pictures are still being copied into the dataset.", parent=self.window)
+        box.setObjectName("labelling_close_question")
+        box.setInformativeText("Stop and Close stops after the pictures in hand: those done stay in "
+                               f"{self.book.root if self.book else 'the dataset'}, journaled "
+                               "(`cifar10 organize --undo DATASET` reverses them)." if kind != "undo" else
+                               "Stop and Close waits for the undo to finish (a few seconds), then closes.")
+        stop = box.addButton("Stop and Close", QMessageBox.ButtonRole.AcceptRole)
+        go_on = box.addButton("Keep Working", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(go_on)
+        box.setEscapeButton(go_on)
+        box.exec()
+        clicked = box.clickedButton()
+        box.deleteLater()
+        if clicked is not stop:
+            return False
+        self._undos = 0
+        if kind != "undo":
+            self._running["stopped"] = True
+            self.task.cancel()
+        self.wait(120)
+        return not self.busy
+
     def wait(self, timeout_s: float = 60.0) -> bool:
         """Process events until the labelling under way, and the Undos waiting for it, are over (scripts, tests)."""
         deadline = time.perf_counter() + timeout_s
@@ -192,6 +246,7 @@ class Labelling(QObject):
         self.label_next_action.setEnabled(has)
         self.dataset_action.setEnabled(not self.busy)
         self.undo_action.setEnabled(bool(self.book and (self.book.can_undo or self.busy)))
+        self.stop_action.setEnabled(self.stoppable)
 
     def _extend_row_menu(self, menu: QMenu) -> QMenu:
         if self.book is not None:
@@ -284,6 +339,10 @@ class Labelling(QObject):
         if error:
             self.session.message.emit("", 0)
             message_box(self.window, QMessageBox.Icon.Warning, "Could not label", error).open()
+        elif running.get("stopped") or any(action.stopped for action in actions):
+            done = sum(len(action.done) for action in actions)
+            self.session.message.emit(f"Stopped: {done} of {running.get('count', 0)} pictures {running.get('verb')} "
+                                      f"{running.get('label')} (Labels ▸ Undo Labelling reverses them)", 0)
         else:
             count = running.get("count", 0)
             self.session.message.emit(f"{count} picture{'s' * (count != 1)} {running.get('verb')} "

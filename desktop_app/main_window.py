@@ -282,6 +282,9 @@ class MainWindow(QMainWindow):
         if not self.training.close_ok():  # a run in the Train dialog: Stop and Keep Progress, or stay open
             event.ignore()
             return
+        if not self.labelling.close_ok():  # pictures being copied into a dataset: Stop and Close, or stay open
+            event.ignore()
+            return
         self._model_check.stop()
         self.session.cancel()
         ClassifyRunner.wait_all(5000)

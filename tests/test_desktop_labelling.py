@@ -314,3 +314,64 @@ def test_labelling_many_large_pictures_keeps_the_window_responsive(qtbot, window
     assert labelling.last_undone is not None and labelling.last_undone.label == "dog"
     assert not any((dataset / "dog").glob("*.jpg"))
     assert {p.name: sha256(p) for p in (dataset / "cat").iterdir()} == sums
+
+
+def test_stop_labelling_and_closing_the_window_during_a_copy(qtbot, window, tmp_path):
+    """Labels ▸ Stop Labelling stops a long copy after the files in hand: what was copied is byte-identical,
+    the status bar says how many of how many, and Undo takes them back. Closing the window while pictures are
+    copied asks: Keep Working keeps the window and the copy going, Stop and Close stops it, waits for the
+    worker and closes; every file in the dataset then is a verified copy of its original."""
+    import hashlib
+
+    from test_desktop_train import answer_replace_question
+
+    def sha256(path):
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+    dataset = tmp_path / "dataset"
+    (dataset / "cat").mkdir(parents=True)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(200):
+        path = photos / f"IMG_{i:04d}.jpg"
+        path.write_bytes(rng.bytes(512 * 1024))
+        paths.append(path)
+    sums = {str(p): sha256(p) for p in paths}
+    labelling = window.labelling
+    labelling.set_dataset(dataset)
+    messages, labelled = [], []
+    window.session.message.connect(lambda text, ms: messages.append(text))
+    labelling.labelled.connect(labelled.append)
+
+    assert not labelling.stop_action.isEnabled() and not labelling.stop()  # nothing to stop
+    assert labelling.label_selected("cat", paths=[str(p) for p in paths])
+    assert labelling.stop_action.isEnabled()
+    qtbot.waitUntil(lambda: any(m.startswith("Adding pictures to cat: ") and not m.startswith("Adding pictures to "
+                                                                                            "cat: 0 /")
+                                for m in messages), timeout=60_000)  # some pictures copied
+    assert labelling.stop() and not labelling.stop_action.isEnabled()  # asked once
+    wait_labelled(qtbot, labelling)
+    action = labelled[-1]
+    copied = sorted((dataset / "cat").glob("*.jpg"))
+    assert action.stopped and len(action.done) == len(copied) < 200
+    assert all(sha256(dst) == sums[src] for src, dst in action.done)
+    assert messages[-1].startswith(f"Stopped: {len(copied)} of 200 pictures added to cat")
+    assert undo(qtbot, labelling) is action and not list((dataset / "cat").glob("*.jpg"))
+
+    # Closing the window during a copy: Keep Working keeps both going.
+    assert labelling.label_selected("cat", paths=[str(p) for p in paths])
+    asked = answer_replace_question(qtbot, "Keep Working", "labelling_close_question")
+    window.close()
+    assert asked == ["Pictures are still being copied into the dataset."]
+    assert window.isVisible()
+    # Stop and Close: the copy stops after the files in hand, the window closes once the worker is done.
+    assert window.isVisible() and labelling.busy
+    asked = answer_replace_question(qtbot, "Stop and Close", "labelling_close_question")
+    window.close()
+    assert asked and not window.isVisible() and not labelling.busy
+    done = [pair for action in labelling.book.actions[-1:] for pair in action.done]
+    assert sorted(dst for _, dst in done) == sorted(str(p) for p in (dataset / "cat").glob("*.jpg"))
+    assert all(sha256(dst) == sums[src] for src, dst in done)
+    assert {str(p): sha256(p) for p in paths} == sums  # the originals never change

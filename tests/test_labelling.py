@@ -99,3 +99,28 @@ def test_a_full_disk_stops_part_way_and_what_was_copied_is_undoable(tmp_path, sm
     assert book.undo_last() is action
     assert not list((small_disk / "dataset").rglob("*.png"))  # every copy taken back
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in originals} == before
+
+
+def test_a_stopped_copy_keeps_what_it_did_as_an_undoable_action(tmp_path):
+    """should_stop() turning true part-way (Labels ▸ Stop Labelling): the copy stops at a group boundary, the
+    pictures copied so far are byte-identical and form one action marked stopped, the rest are not copied,
+    and undo_last takes back exactly those; the originals never change."""
+    import hashlib
+
+    from cifar10.organize import GROUP
+
+    photos = noise_photos(tmp_path / "photos", 3 * GROUP, side=32)
+    originals = sorted(photos.rglob("*.png"))
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in originals}
+    book = LabelBook(tmp_path / "dataset")
+    progress: list[int] = []
+    action = book.add(originals, "noise", on_progress=lambda done, total: progress.append(done),
+                      should_stop=lambda: bool(progress) and progress[-1] >= GROUP)
+    copied = sorted((tmp_path / "dataset" / "noise").glob("*.png"))
+    assert action.stopped and len(action.done) == GROUP == len(copied) and book.actions == [action]
+    assert all(hashlib.sha256(Path(dst).read_bytes()).hexdigest() == before[Path(src)] for src, dst in action.done)
+    assert book.can_undo and book.undo_last() is action
+    assert not list((tmp_path / "dataset").rglob("*.png"))
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in originals} == before
+    again = book.add(originals[:3], "noise")  # a later action is not stopped
+    assert not again.stopped and len(again.done) == 3
