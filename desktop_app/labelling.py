@@ -44,7 +44,7 @@ from cifar10.paths import model_file_stem, user_models_dir
 from desktop_app.background import BackgroundTask
 from desktop_app.train_process import (INSTANT_MODEL_OF, TrainProcess, prune_retrain_runs, retrain_runs_dir,
                                        train_arguments)
-from desktop_app.widgets import message_box
+from desktop_app.widgets import ask, message_box
 
 INSTANT_MODEL = INSTANT_MODEL_OF["efficientnet_lite0_transfer"]
 LINEAR_MODELS = tuple(INSTANT_MODEL_OF.values())
@@ -141,7 +141,8 @@ class Labelling(QObject):
             self.key_actions.append(act)
         labels_menu = window.menuBar().addMenu("&Labels")
         for item in (self.dataset_action, None, self.add_menu, self.actually_menu, self.new_class_action, None,
-                     self.undo_action, self.stop_action, self.retrain_action, None, self.label_next_action, self.check_action):
+                     self.undo_action, self.stop_action, self.retrain_action, None, self.label_next_action,
+                     self.check_action):
             if item is None:
                 labels_menu.addSeparator()
             elif isinstance(item, QMenu):
@@ -199,22 +200,18 @@ class Labelling(QObject):
         if not self.busy:
             return True
         kind = (self._running or {}).get("kind")
-        box = QMessageBox(QMessageBox.Icon.Question, "Stop labelling?",
-                          "Pictures are still being undone." if kind == "undo"
-                          else "Pictures are still being copied into the dataset.", parent=self.window)
-        box.setObjectName("labelling_close_question")
-        box.setInformativeText("Stop and Close stops after the pictures in hand: those done stay in "
-                               f"{self.book.root if self.book else 'the dataset'}, journaled "
-                               "(`cifar10 organize --undo DATASET` reverses them)." if kind != "undo" else
-                               "Stop and Close waits for the undo to finish (a few seconds), then closes.")
-        stop = box.addButton("Stop and Close", QMessageBox.ButtonRole.AcceptRole)
-        go_on = box.addButton("Keep Working", QMessageBox.ButtonRole.RejectRole)
-        box.setDefaultButton(go_on)
-        box.setEscapeButton(go_on)
-        box.exec()
-        clicked = box.clickedButton()
-        box.deleteLater()
-        if clicked is not stop:
+        undoing = kind == "undo"
+        doing = "undone" if undoing else "moved" if self._running.get("verb") == "moved to" else "copied"
+        answer = ask(self.window, "labelling_close_question", "Stop labelling?",
+                     f"Pictures are still being {doing}" + ("." if undoing else " into the dataset."),
+                     "Stop and Close waits for the undo to finish (a few seconds), then closes." if undoing else
+                     "Stop and Close stops after the pictures in hand: those done stay in "
+                     f"{self.book.root if self.book else 'the dataset'}, journaled (`cifar10 organize --undo "
+                     "DATASET` reverses them).",
+                     [("Stop and Close", QMessageBox.ButtonRole.AcceptRole),
+                      ("Keep Working", QMessageBox.ButtonRole.RejectRole)],
+                     default="Keep Working", escape="Keep Working")
+        if answer != "Stop and Close":
             return False
         self._undos = 0
         if kind != "undo":

@@ -34,6 +34,7 @@ from desktop_app.background import BackgroundTask
 from desktop_app.train_process import (DEFAULT_MODEL, FOLDER_MODELS, TrainOutcome, TrainProcess, default_runs_dir,
                                        discard_run, instant_run, model_note, resume_arguments, retrain_runs_dir,
                                        train_arguments)
+from desktop_app.widgets import ask
 
 ERROR_COLOUR, WARNING_COLOUR = QColor(178, 34, 34), QColor(176, 110, 0)
 
@@ -292,19 +293,12 @@ class TrainDialog(QDialog):
 
     def confirm_replace(self, name: str) -> bool:
         """Ask whether to replace the model ``name`` in the target folder; True only for Replace."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Replace the model?",
-                          f"A model named “{name}” is already in {self.target_folder}.", parent=self)
-        box.setObjectName("replace_question")
-        box.setInformativeText("Replace it with the model this training makes? The old one is deleted when the "
-                               "new one is saved. To keep both, choose Keep and change “Save as”.")
-        replace = box.addButton("Replace", QMessageBox.ButtonRole.DestructiveRole)
-        keep = box.addButton("Keep", QMessageBox.ButtonRole.RejectRole)
-        box.setDefaultButton(keep)
-        box.setEscapeButton(keep)
-        box.exec()
-        agreed = box.clickedButton() is replace
-        box.deleteLater()
-        return agreed
+        return ask(self, "replace_question", "Replace the model?",
+                   f"A model named “{name}” is already in {self.target_folder}.",
+                   "Replace it with the model this training makes? The old one is deleted when the new one is "
+                   "saved. To keep both, choose Keep and change “Save as”.",
+                   [("Replace", QMessageBox.ButtonRole.DestructiveRole), ("Keep", QMessageBox.ButtonRole.RejectRole)],
+                   default="Keep", escape="Keep") == "Replace"
 
     # --- training ------------------------------------------------------------------------------------
     @property
@@ -377,21 +371,17 @@ class TrainDialog(QDialog):
     def ask_stop(self, *, closing: bool = False) -> bool | None:
         """The question of Cancel Training (``closing``: of closing the dialog, without Discard): True = stop and
         keep progress, False = stop and discard, None = keep training."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Stop training?",
-                          "Training is still running." if closing else "Stop training?", parent=self)
-        box.setObjectName("close_question" if closing else "stop_question")
-        box.setInformativeText(f"{self._epochs_text()}. Stop and Keep Progress keeps them (a checkpoint is saved "
-                               "after every epoch): Models ▸ Resume Training… continues later with the remaining "
-                               "epochs." + ("" if closing else " Stop and Discard deletes this run's progress."))
-        keep = box.addButton("Stop and Keep Progress", QMessageBox.ButtonRole.AcceptRole)
-        discard = None if closing else box.addButton("Stop and Discard", QMessageBox.ButtonRole.DestructiveRole)
-        go_on = box.addButton("Keep Training", QMessageBox.ButtonRole.RejectRole)
-        box.setDefaultButton(keep)
-        box.setEscapeButton(go_on)
-        box.exec()
-        clicked = box.clickedButton()
-        box.deleteLater()
-        return True if clicked is keep else False if (discard is not None and clicked is discard) else None
+        buttons = [("Stop and Keep Progress", QMessageBox.ButtonRole.AcceptRole)]
+        if not closing:
+            buttons.append(("Stop and Discard", QMessageBox.ButtonRole.DestructiveRole))
+        buttons.append(("Keep Training", QMessageBox.ButtonRole.RejectRole))
+        answer = ask(self, "close_question" if closing else "stop_question", "Stop training?",
+                     "Training is still running." if closing else "Stop training?",
+                     f"{self._epochs_text()}. Stop and Keep Progress keeps them (a checkpoint is saved after every "
+                     "epoch): Models ▸ Resume Training… continues later with the remaining epochs."
+                     + ("" if closing else " Stop and Discard deletes this run's progress."),
+                     buttons, default="Stop and Keep Progress", escape="Keep Training")
+        return {"Stop and Keep Progress": True, "Stop and Discard": False}.get(answer)
 
     def confirm_stop_for_close(self) -> bool:
         """Before the dialog or the window closes: True when nothing runs any more (the user chose Stop and Keep

@@ -20,6 +20,22 @@ def message_box(parent: QWidget, icon: QMessageBox.Icon, title: str, text: str) 
     return box
 
 
+def ask(parent: QWidget, name: str, title: str, text: str, detail: str,
+        buttons: list[tuple[str, QMessageBox.ButtonRole]], *, default: str, escape: str) -> str:
+    """A question with named buttons, answered before it returns (``exec``): the text of the button clicked
+    (``escape``'s when the box is closed otherwise). ``name`` is the box's objectName (tests answer it)."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, parent=parent)
+    box.setObjectName(name)
+    box.setInformativeText(detail)
+    made = {label: box.addButton(label, role) for label, role in buttons}
+    box.setDefaultButton(made[default])
+    box.setEscapeButton(made[escape])
+    box.exec()
+    clicked = box.clickedButton()
+    box.deleteLater()
+    return next((label for label, button in made.items() if button is clicked), escape)
+
+
 def array_to_qimage(rgb: np.ndarray) -> QImage:
     """uint8 [H, W, 3] -> QImage (owning a copy of the pixels)."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
