@@ -507,7 +507,7 @@ def _undo_step(folder: str, begin: dict) -> str:
     if existed and digest == old_sha:
         return "as it was"  # put back by an undo that was killed, or never written
     if digest != new_sha:
-        return f"{shown(sidecar)}: left as it is: changed since it was tagged{backup}"
+        return f"{shown(sidecar)}: left as it is: changed since it was tagged{backup}{_nested_hint(folder, sidecar)}"
     if not existed:
         os.unlink(sidecar)
         return "removed"
@@ -517,6 +517,23 @@ def _undo_step(folder: str, begin: dict) -> str:
         return f"{shown(sidecar)}: left as tagged: its backup {shown(path)} is missing or damaged"
     install_verified([data], sidecar, replace=True, sync_dir=False, mode=os.stat(sidecar).st_mode & 0o7777)
     return "restored"
+
+
+def _nested_hint(folder: str, sidecar: str) -> str:
+    """When a folder between ``folder`` and the sidecar has a journal of its own (``--xmp`` was run on it too, after
+    or before this run), the way out of a "changed since": that run's undo first, then this one again (each undo
+    puts back only the bytes it wrote, so the two converge on the sidecar from before either run). Only the
+    journal's existence is read: it is a hint, never acted on."""
+    inner = os.path.dirname(sidecar)
+    nested = []
+    while inner != folder and inner.startswith(folder.rstrip(os.sep) + os.sep):
+        if is_regular_file(_journal_path(inner)):
+            nested.append(inner)
+        inner = os.path.dirname(inner)
+    if not nested:
+        return ""
+    return (f"; {shown(nested[0])} has an XMP journal of its own: if a run there tagged it after this one, "
+            f"`{undo_command(nested[0])}` first, then this undo again")
 
 
 def _remove_parts(folder: str, steps: Iterable[StepState]) -> None:

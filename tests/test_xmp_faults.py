@@ -452,3 +452,22 @@ def test_a_second_run_on_the_same_folder_waits_its_turn(world, models, tmp_path,
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)
     assert main(["classify", "--xmp-undo", str(photos)]) == 0
+
+
+def test_nested_runs_undone_outer_first_say_so_and_converge(world, models, tmp_path):
+    """`--xmp photos` then `--xmp photos/trip` (a re-run on a subfolder: its own journal). Undoing the outer one
+    first leaves trip's sidecar (changed since by the inner run) and names the inner journal's undo; doing that,
+    then the outer undo again, brings back every sidecar byte for byte."""
+    photos, trip, before = world / "photos", world / "photos" / "trip", tree(world)
+    assert cli(models, tmp_path, photos, "--xmp", "--model", "colour_a").returncode == 1  # broken.jpg
+    assert cli(models, tmp_path, trip, "--xmp", "--model", "colour_b").returncode == 0
+    outer = cli(models, tmp_path, "--xmp-undo", photos)
+    assert outer.returncode == 1
+    assert (f"{trip / 'green.png.xmp'}: left as it is: changed since it was tagged" in outer.stdout
+            and f"{trip} has an XMP journal of its own" in outer.stdout
+            and f"`cifar10 classify --xmp-undo {trip}` first, then this undo again" in outer.stdout)
+    assert read_keywords(trip / "green.png.xmp")["subject"] == ["family", "ship"]  # left as the inner run wrote
+    assert cli(models, tmp_path, "--xmp-undo", trip).returncode == 0
+    again = cli(models, tmp_path, "--xmp-undo", photos)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert tree(world) == before
