@@ -638,7 +638,8 @@ def build_parser(prog: str = "cifar10") -> argparse.ArgumentParser:
     p.add_argument("--examples", "--samples-dir", dest="examples", type=Path, metavar="DIR",
                    help="your own example pictures, all shown (default: the studio's samples of the classes the "
                         "models know)")
-    p.add_argument("--force", action="store_true", help="replace the contents of a non-empty OUT_DIR (keeps .git)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a Space export-space wrote in OUT_DIR before (only its unchanged files; keeps .git)")
     p.set_defaults(func=cmd_export_space)
     return parser
 

@@ -141,8 +141,66 @@ def test_export_refuses_bad_targets(models_dir, tmp_path):
     (busy / "old.txt").write_text("x")
     with pytest.raises(SpaceExportError, match="not empty"):
         export_space("static", busy, models_dir=models_dir)
-    export_space("static", busy, models_dir=models_dir, force=True)
-    assert (busy / ".git").is_dir() and not (busy / "old.txt").exists() and (busy / "index.html").is_file()
+    with pytest.raises(SpaceExportError, match="old.txt"):  # --force never removes a file it did not write
+        export_space("static", busy, models_dir=models_dir, force=True)
+    assert sorted(p.name for p in busy.iterdir()) == [".git", "old.txt"]
+
+
+def _tree(root: Path) -> dict[str, str]:
+    import hashlib
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def test_force_replaces_only_what_an_export_wrote(models_dir, tmp_path):
+    """--force on a folder: the files an earlier export wrote (its record, bytes unchanged) are replaced, and in a
+    git clone the Space's README.md and .gitattributes; a file of the user's, a file changed since, a link, or a
+    record planted to list other files stop it with one error naming them, before anything is removed."""
+    import json
+    import os
+
+    from web.space import RECORD
+
+    space = tmp_path / "space"
+    first = export_space("static", space, models_dir=models_dir)
+    assert set(json.loads((space / RECORD).read_text())["files"]) == set(first["files"])
+    export_space("gradio", space, models_dir=models_dir, force=True)  # another kind over it: only its files left
+    assert (space / "app.py").is_file() and not (space / "index.html").exists() and not (space / "ort").exists()
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's")
+    cases = {"notes.txt": lambda: (space / "notes.txt").write_text("mine"),
+             "app.py": lambda: (space / "app.py").write_text("edited after the export"),
+             "photos": lambda: os.symlink(tmp_path / "elsewhere", space / "photos", target_is_directory=True)}
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "cat.jpg").write_bytes(b"jpeg")
+    for name, make in cases.items():
+        export_space("gradio", space, models_dir=models_dir, force=True)
+        make()
+        before = _tree(space)
+        with pytest.raises(SpaceExportError, match=f"changed since it did: {name}") as refused:
+            export_space("static", space, models_dir=models_dir, force=True)
+        assert "Nothing was removed" in str(refused.value)
+        assert _tree(space) == before and (tmp_path / "elsewhere" / "cat.jpg").read_bytes() == b"jpeg"
+        (space / name).unlink()
+    # A planted record: entries for files outside, or with another file's sha256, give no licence to remove.
+    export_space("gradio", space, models_dir=models_dir, force=True)
+    (space / "notes.txt").write_text("mine")
+    record = json.loads((space / RECORD).read_text())
+    record["files"].update({"../victim.txt": _tree(tmp_path)["victim.txt"], "notes.txt": "0" * 64})
+    (space / RECORD).write_text(json.dumps(record))
+    with pytest.raises(SpaceExportError, match="notes.txt"):
+        export_space("static", space, models_dir=models_dir, force=True)
+    assert (space / "notes.txt").read_text() == "mine" and victim.read_text() == "the user's"
+
+    # A fresh clone of a Space: .git, README.md and .gitattributes (Hugging Face's) are fine with --force.
+    clone = tmp_path / "clone"
+    (clone / ".git").mkdir(parents=True)
+    (clone / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (clone / "README.md").write_text("---\ntitle: mine\n---\n")
+    (clone / ".gitattributes").write_text("*.onnx filter=lfs\n")
+    export_space("static", clone, models_dir=models_dir, force=True)
+    assert (clone / ".git" / "HEAD").read_text() == "ref: refs/heads/main\n" and (clone / "index.html").is_file()
 
 
 def test_cli_export_space_and_web_parser(models_dir, tmp_path, capsys):

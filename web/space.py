@@ -17,6 +17,7 @@ Gradio and Docker Spaces need paid hardware or ZeroGPU nowadays; static Spaces a
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
@@ -32,6 +33,13 @@ from cifar10.registry import ModelInfo, discover_models
 from web.common import model_dirs, sample_images, sample_label
 
 KINDS = ("static", "gradio", "streamlit")
+# What an export wrote (relative path -> sha256 of its bytes), so that --force replaces only those files, and only
+# while they are unchanged. Read as a list of what may be removed, never as orders: a path in it counts only when
+# the file found at that path in OUT_DIR has that very sha256.
+RECORD = ".cifar10-space.json"
+# A Space's own files in a fresh clone (Hugging Face writes them): --force may replace them when OUT_DIR is a git
+# clone (git keeps their earlier versions).
+CLONE_FILES = ("README.md", ".gitattributes")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # The Spaces' README bodies (string.Template ${...} fields), the Gradio Space's app.py and the Dockerfile.
 TEMPLATES_DIR = Path(__file__).resolve().parent / "space_templates"
@@ -149,13 +157,79 @@ def _prepare_out(out_dir: Path, force: bool) -> None:
         raise SpaceExportError(f"{out_dir} exists and is not a folder")
     if out_dir.is_dir() and any(p.name != ".git" for p in out_dir.iterdir()):
         if not force:
-            raise SpaceExportError(f"{out_dir} is not empty; choose an empty folder or pass --force to replace "
-                                   "its contents (a .git folder is kept, so a cloned Space can be updated)")
-        for p in out_dir.iterdir():
-            if p.name == ".git":
-                continue
-            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+            raise SpaceExportError(f"{out_dir} is not empty; choose an empty folder, or pass --force to replace a "
+                                   "Space export-space wrote there (its files only; a .git folder is kept, so a "
+                                   "cloned Space can be updated)")
+        _remove_own_files(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_record(out_dir: Path) -> dict[str, str]:
+    path = out_dir / RECORD
+    try:
+        if path.is_symlink() or not path.is_file():
+            return {}
+        files = json.loads(path.read_text(encoding="utf-8")).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
+
+
+def _remove_own_files(out_dir: Path) -> None:
+    """--force: remove what an earlier export wrote into ``out_dir`` (each file listed in its RECORD and still
+    holding the bytes written), and in a git clone the Space's own README.md and .gitattributes; then the folders
+    left empty. Anything else there (a file of the user's, one changed since, a link) stops it before a file is
+    removed, naming them."""
+    record, clone = _read_record(out_dir), (out_dir / ".git").is_dir()
+    removable: list[Path] = []
+    folders: list[Path] = []
+    foreign: list[str] = []
+    for root, dirs, files in os.walk(out_dir):
+        here = Path(root)
+        if here == out_dir:
+            dirs[:] = [d for d in dirs if d != ".git"]
+        for name in list(dirs):
+            if (here / name).is_symlink():  # never followed, never removed
+                foreign.append((here / name).relative_to(out_dir).as_posix())
+                dirs.remove(name)
+            else:
+                folders.append(here / name)
+        for name in files:
+            path = here / name
+            rel = path.relative_to(out_dir).as_posix()
+            if path.is_symlink() or not path.is_file():
+                foreign.append(rel)
+            elif rel == RECORD or (clone and rel in CLONE_FILES) or record.get(rel) == _sha256(path):
+                removable.append(path)
+            else:
+                foreign.append(rel)
+    if foreign:
+        shown_names = ", ".join(sorted(foreign)[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise SpaceExportError(f"{out_dir} holds files export-space did not write there, or that changed since it "
+                               f"did: {shown_names}. --force replaces only a Space export-space wrote (and a "
+                               "cloned Space's README.md and .gitattributes): move those files, or choose an "
+                               "empty folder. Nothing was removed.")
+    for path in removable:
+        path.unlink()
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()  # only when empty: nothing but what was removed above was in it
+        except OSError:
+            pass
+
+
+def _write_record(out_dir: Path, paths: Sequence[Path]) -> None:
+    files = {p.relative_to(out_dir).as_posix(): _sha256(p) for p in paths}
+    (out_dir / RECORD).write_text(json.dumps({"written_by": "cifar10 export-space", "files": files}, indent=1,
+                                             sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _copy_models(models: Sequence[ModelInfo], dest: Path) -> list[dict]:
@@ -271,6 +345,7 @@ def export_space(kind: str, out_dir: str | os.PathLike, *, models_dir: str | os.
     writer(out, chosen, samples, title, description)
     (out / ".gitattributes").write_text(GITATTRIBUTES, encoding="utf-8")
     paths = [p for p in out.rglob("*") if p.is_file() and ".git" not in p.relative_to(out).parts]
+    _write_record(out, paths)
     first = lightest_good_model(chosen)
     return {"kind": kind, "out_dir": str(out), "models": [m.name for m in chosen], "skipped": errors,
             "default": first.name if first else None, "title": title,
