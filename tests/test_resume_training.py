@@ -204,3 +204,32 @@ def test_checkpoint_writes_survive_kill_9(tmp_path):
         target.unlink()
         for leftover in tmp_path.glob(".checkpoint.npz.*"):  # a torn temporary file: never read
             leftover.unlink()
+
+
+def test_a_killed_run_of_a_recipe_that_cannot_resume_is_not_offered(home):
+    """The instant model trains in one go (seconds) and keeps no run record until it is done: killed, its folder
+    is not an unfinished run, so Models ▸ Resume Training (unfinished_runs) does not list it, and `--resume` on it
+    says it is not a training run folder."""
+    from cifar10.run_folders import unfinished_runs
+    from test_train_folder import write_folder
+
+    data = write_folder(home / "pets", per_class=6)
+    runs = home / "runs"
+    child = subprocess.Popen([sys.executable, "-m", "cifar10_cli", "train", "--data", str(data), "--model",
+                              "test_linear", "--out", str(runs), "--no-export", "--progress", "json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=home, env=child_env())
+    try:
+        for line in child.stdout:
+            event = json.loads(line)
+            if event["event"] == "run":
+                os.kill(child.pid, signal.SIGKILL)
+                run_dir = Path(event["run_dir"])
+                break
+    finally:
+        child.kill()
+        child.wait(60)
+    assert run_dir.is_dir() and not (run_dir / "run.json").exists()
+    assert unfinished_runs(runs) == []
+    result = subprocess.run([sys.executable, "-m", "cifar10_cli", "train", "--resume", str(run_dir)],
+                            capture_output=True, text=True, cwd=home, env=child_env(), timeout=600)
+    assert result.returncode == 2 and "no readable run.json there (not a training run folder)" in result.stderr
