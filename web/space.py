@@ -17,7 +17,6 @@ Gradio and Docker Spaces need paid hardware or ZeroGPU nowadays; static Spaces a
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cifar10 import contract
+from cifar10.folder_journal import sha256_of
 from cifar10.registry import ModelInfo, discover_models
 from web.common import model_dirs, sample_images, sample_label
 
@@ -164,14 +164,6 @@ def _prepare_out(out_dir: Path, force: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _read_record(out_dir: Path) -> dict[str, str]:
     path = out_dir / RECORD
     try:
@@ -207,7 +199,7 @@ def _remove_own_files(out_dir: Path) -> None:
             rel = path.relative_to(out_dir).as_posix()
             if path.is_symlink() or not path.is_file():
                 foreign.append(rel)
-            elif rel == RECORD or (clone and rel in CLONE_FILES) or record.get(rel) == _sha256(path):
+            elif rel == RECORD or (clone and rel in CLONE_FILES) or record.get(rel) == sha256_of(path):
                 removable.append(path)
             else:
                 foreign.append(rel)
@@ -227,7 +219,7 @@ def _remove_own_files(out_dir: Path) -> None:
 
 
 def _write_record(out_dir: Path, paths: Sequence[Path]) -> None:
-    files = {p.relative_to(out_dir).as_posix(): _sha256(p) for p in paths}
+    files = {p.relative_to(out_dir).as_posix(): sha256_of(p) for p in paths}
     (out_dir / RECORD).write_text(json.dumps({"written_by": "cifar10 export-space", "files": files}, indent=1,
                                              sort_keys=True) + "\n", encoding="utf-8")
 
