@@ -302,13 +302,13 @@ def efficientnet_lite0_transfer(weights: str | None = "imagenet", num_classes: i
     return classifier_head(inputs, x, "efficientnet_lite0_transfer", num_classes)
 
 
-HIGH_RESOLUTION = 160  # efficientnet_lite0_transfer_160: CIFAR-10 upsampled to this (issue 29's >= 0.96 attempt)
+HIGH_RESOLUTION = 160  # efficientnet_lite0_transfer_160: CIFAR-10 upsampled to this (0.9645; 112 px: 0.9503)
 
 
 @register_model("efficientnet_lite0_transfer_160",
                 summary="efficientnet_lite0_transfer with CIFAR-10 upsampled to 160 px instead of 112 (about twice "
-                "the compute a picture) and 6 epochs: the attempt at >= 0.96 (docs/efficientnet_lite.md); folder "
-                "data as efficientnet_lite0_transfer",
+                "the compute a picture) and 6 epochs: 0.9645 test accuracy, 79 min on a 2-core CPU "
+                "(docs/efficientnet_lite.md); folder data as efficientnet_lite0_transfer",
                 epochs=6, **TRANSFER_RECIPE)
 def efficientnet_lite0_transfer_160(weights: str | None = "imagenet", num_classes: int = NUM_CLASSES,
                                     image_size: int = IMAGE_SIZE) -> keras.Model:
