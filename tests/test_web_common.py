@@ -166,6 +166,11 @@ def test_force_replaces_only_what_an_export_wrote(models_dir, tmp_path):
     assert set(json.loads((space / RECORD).read_text())["files"]) == set(first["files"])
     export_space("gradio", space, models_dir=models_dir, force=True)  # another kind over it: only its files left
     assert (space / "app.py").is_file() and not (space / "index.html").exists() and not (space / "ort").exists()
+    # What a --force killed half-way leaves (some of its files removed, the record removed last): a rerun goes on.
+    for name in sorted(json.loads((space / RECORD).read_text())["files"])[::2]:
+        (space / name).unlink()
+    export_space("gradio", space, models_dir=models_dir, force=True)
+    assert (space / "app.py").is_file() and (space / RECORD).is_file()
 
     victim = tmp_path / "victim.txt"
     victim.write_text("the user's")
@@ -192,6 +197,12 @@ def test_force_replaces_only_what_an_export_wrote(models_dir, tmp_path):
     with pytest.raises(SpaceExportError, match="notes.txt"):
         export_space("static", space, models_dir=models_dir, force=True)
     assert (space / "notes.txt").read_text() == "mine" and victim.read_text() == "the user's"
+    (space / "notes.txt").unlink()
+    odd = os.fsdecode(b"caf\xe9 notes.txt")  # a name that is not UTF-8: named readably, left alone
+    (space / odd).write_text("mine")
+    with pytest.raises(SpaceExportError, match=r"did: caf\\xe9 notes.txt\."):
+        export_space("static", space, models_dir=models_dir, force=True)
+    assert (space / odd).read_text() == "mine"
 
     # A fresh clone of a Space: .git, README.md and .gitattributes (Hugging Face's) are fine with --force.
     clone = tmp_path / "clone"

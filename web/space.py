@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cifar10 import contract
-from cifar10.folder_journal import sha256_of
+from cifar10.folder_journal import sha256_of, shown
 from cifar10.registry import ModelInfo, discover_models
 from web.common import model_dirs, sample_images, sample_label
 
@@ -204,13 +204,14 @@ def _remove_own_files(out_dir: Path) -> None:
             else:
                 foreign.append(rel)
     if foreign:
-        shown_names = ", ".join(sorted(foreign)[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise SpaceExportError(f"{out_dir} holds files export-space did not write there, or that changed since it "
+        shown_names = ", ".join(shown(name) for name in sorted(foreign)[:5]) + \
+            (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise SpaceExportError(f"{shown(out_dir)} holds files export-space did not write there, or that changed since it "
                                f"did: {shown_names}. --force replaces only a Space export-space wrote (and a "
                                "cloned Space's README.md and .gitattributes): move those files, or choose an "
                                "empty folder. Nothing was removed.")
-    for path in removable:
-        path.unlink()
+    for path in sorted(removable, key=lambda p: p == out_dir / RECORD):  # the record last: killed half-way,
+        path.unlink()                                                     # a rerun still knows the rest
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
         try:
             folder.rmdir()  # only when empty: nothing but what was removed above was in it
