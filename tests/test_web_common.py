@@ -210,8 +210,12 @@ def test_force_replaces_only_what_an_export_wrote(models_dir, tmp_path):
     (clone / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     (clone / "README.md").write_text("---\ntitle: mine\n---\n")
     (clone / ".gitattributes").write_text("*.onnx filter=lfs\n")
+    (clone / "drafts").mkdir()  # an empty folder of the user's stays too
     export_space("static", clone, models_dir=models_dir, force=True)
     assert (clone / ".git" / "HEAD").read_text() == "ref: refs/heads/main\n" and (clone / "index.html").is_file()
+    assert (clone / "drafts").is_dir()
+    export_space("static", clone, models_dir=models_dir, force=True)
+    assert (clone / "drafts").is_dir() and (clone / "models").is_dir()
 
 
 def test_cli_export_space_and_web_parser(models_dir, tmp_path, capsys):

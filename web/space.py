@@ -182,7 +182,6 @@ def _remove_own_files(out_dir: Path) -> None:
     removed, naming them."""
     record, clone = _read_record(out_dir), (out_dir / ".git").is_dir()
     removable: list[Path] = []
-    folders: list[Path] = []
     foreign: list[str] = []
     for root, dirs, files in os.walk(out_dir):
         here = Path(root)
@@ -192,8 +191,6 @@ def _remove_own_files(out_dir: Path) -> None:
             if (here / name).is_symlink():  # never followed, never removed
                 foreign.append((here / name).relative_to(out_dir).as_posix())
                 dirs.remove(name)
-            else:
-                folders.append(here / name)
         for name in files:
             path = here / name
             rel = path.relative_to(out_dir).as_posix()
@@ -206,15 +203,18 @@ def _remove_own_files(out_dir: Path) -> None:
     if foreign:
         shown_names = ", ".join(shown(name) for name in sorted(foreign)[:5]) + \
             (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise SpaceExportError(f"{shown(out_dir)} holds files export-space did not write there, or that changed since it "
-                               f"did: {shown_names}. --force replaces only a Space export-space wrote (and a "
+        raise SpaceExportError(f"{shown(out_dir)} holds files export-space did not write there, or that changed "
+                               f"since it did: {shown_names}. --force replaces only a Space export-space wrote (and a "
                                "cloned Space's README.md and .gitattributes): move those files, or choose an "
                                "empty folder. Nothing was removed.")
     for path in sorted(removable, key=lambda p: p == out_dir / RECORD):  # the record last: killed half-way,
         path.unlink()                                                     # a rerun still knows the rest
-    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+    # The folders that held removed files, deepest first, when that left them empty (a folder of the user's,
+    # even an empty one, stays).
+    held = {parent for path in removable for parent in path.parents if out_dir in parent.parents}
+    for folder in sorted(held, key=lambda p: len(p.parts), reverse=True):
         try:
-            folder.rmdir()  # only when empty: nothing but what was removed above was in it
+            folder.rmdir()
         except OSError:
             pass
 
