@@ -199,9 +199,10 @@ class Labelling(QObject):
         the worker, and returns True; Keep Working returns False (the window stays open)."""
         if not self.busy:
             return True
-        kind = (self._running or {}).get("kind")
+        running = self._running or {}
+        kind = running.get("kind")
         undoing = kind == "undo"
-        doing = "undone" if undoing else "moved" if self._running.get("verb") == "moved to" else "copied"
+        doing = "undone" if undoing else "moved" if running.get("verb") == "moved to" else "copied"
         answer = ask(self.window, "labelling_close_question", "Stop labelling?",
                      f"Pictures are still being {doing}" + ("." if undoing else " into the dataset."),
                      "Stop and Close waits for the undo to finish (a few seconds), then closes." if undoing else

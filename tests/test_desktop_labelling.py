@@ -365,9 +365,8 @@ def test_stop_labelling_and_closing_the_window_during_a_copy(qtbot, window, tmp_
     asked = answer_replace_question(qtbot, "Keep Working", "labelling_close_question")
     window.close()
     assert asked == ["Pictures are still being copied into the dataset."]
-    assert window.isVisible()
-    # Stop and Close: the copy stops after the files in hand, the window closes once the worker is done.
     assert window.isVisible() and labelling.busy
+    # Stop and Close: the copy stops after the files in hand, the window closes once the worker is done.
     asked = answer_replace_question(qtbot, "Stop and Close", "labelling_close_question")
     window.close()
     assert asked and not window.isVisible() and not labelling.busy

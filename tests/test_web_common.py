@@ -156,9 +156,6 @@ def test_force_replaces_only_what_an_export_wrote(models_dir, tmp_path):
     """--force on a folder: the files an earlier export wrote (its record, bytes unchanged) are replaced, and in a
     git clone the Space's README.md and .gitattributes; a file of the user's, a file changed since, a link, or a
     record planted to list other files stop it with one error naming them, before anything is removed."""
-    import json
-    import os
-
     from web.space import RECORD
 
     space = tmp_path / "space"
