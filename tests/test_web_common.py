@@ -17,6 +17,7 @@ from PIL import Image
 
 from cifar10_cli import main as cli
 from onnx_fixtures import MAPPING_B, RED, expected_label, write_model
+from test_organize_faults import small_disk  # noqa: F401 (a fixture: a real 2 MiB tmpfs)
 from web import common
 from web.space import SpaceExportError, export_space
 from web_fixtures import png_bytes, sample_dir
@@ -299,3 +300,18 @@ def test_bars_beyond_twelve_classes_show_the_top_ten_and_other():
     assert [top for _, _, top in rows].count(True) == 1 and rows[-2][2]
     twelve = Result.from_probabilities("y", np.full(12, 1 / 12, np.float32), classes=names[:12])
     assert [name for name, _, _ in common.bars(twelve)] == list(names[:12])
+
+
+def test_a_full_disk_leaves_no_half_written_space(models_dir, small_disk):  # noqa: F811
+    """A static Space does not fit a real 2 MiB tmpfs (onnxruntime-web's wasm alone is larger): one error line
+    naming the cause, every file this export wrote is removed again, the clone's .git and a folder of the user's
+    stay as they were, and the same command fails the same way (nothing of a half Space blocks it)."""
+    clone = small_disk / "clone"
+    (clone / ".git").mkdir(parents=True)
+    (clone / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (clone / "drafts").mkdir()
+    before = _tree(clone)
+    for _ in range(2):
+        with pytest.raises(SpaceExportError, match="No space left on device; the files written so far were removed"):
+            export_space("static", clone, models_dir=models_dir, force=True)
+        assert _tree(clone) == before and sorted(p.name for p in clone.iterdir()) == [".git", "drafts"]

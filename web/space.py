@@ -219,6 +219,17 @@ def _remove_own_files(out_dir: Path) -> None:
             pass
 
 
+def _entries(out_dir: Path) -> tuple[set[Path], set[Path]]:
+    """(plain files, folders) under ``out_dir``, .git and links left out (never followed)."""
+    files, dirs = set(), set()
+    for root, subdirs, names in os.walk(out_dir):
+        here = Path(root)
+        subdirs[:] = [d for d in subdirs if not (here == out_dir and d == ".git") and not (here / d).is_symlink()]
+        dirs.update(here / d for d in subdirs)
+        files.update(here / name for name in names if (here / name).is_file() and not (here / name).is_symlink())
+    return files, dirs
+
+
 def _write_record(out_dir: Path, paths: Sequence[Path]) -> None:
     files = {p.relative_to(out_dir).as_posix(): sha256_of(p) for p in paths}
     (out_dir / RECORD).write_text(json.dumps({"written_by": "cifar10 export-space", "files": files}, indent=1,
@@ -334,11 +345,24 @@ def export_space(kind: str, out_dir: str | os.PathLike, *, models_dir: str | os.
         _check_vendor()
     out = Path(out_dir)
     _prepare_out(out, force)
+    before_files, before_dirs = _entries(out)  # nothing of ours is left in it now: what appears is this export's
     writer = {"static": _write_static, "gradio": _write_gradio, "streamlit": _write_streamlit}[kind]
-    writer(out, chosen, samples, title, description)
-    (out / ".gitattributes").write_text(GITATTRIBUTES, encoding="utf-8")
-    paths = [p for p in out.rglob("*") if p.is_file() and ".git" not in p.relative_to(out).parts]
-    _write_record(out, paths)
+    try:
+        writer(out, chosen, samples, title, description)
+        (out / ".gitattributes").write_text(GITATTRIBUTES, encoding="utf-8")
+        paths = sorted(_entries(out)[0] - before_files)
+        _write_record(out, paths)
+    except OSError as exc:  # a full disk, a read-only folder: one line, and no half-written Space left behind
+        files, dirs = _entries(out)
+        for path in files - before_files:
+            path.unlink(missing_ok=True)
+        for folder in sorted(dirs - before_dirs, key=lambda p: len(p.parts), reverse=True):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise SpaceExportError(f"could not write the Space into {shown(out)}: {exc.strerror or exc}; the files "
+                               "written so far were removed") from None
     first = lightest_good_model(chosen)
     return {"kind": kind, "out_dir": str(out), "models": [m.name for m in chosen], "skipped": errors,
             "default": first.name if first else None, "title": title,
